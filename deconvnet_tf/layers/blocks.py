@@ -1,0 +1,109 @@
+"""Convolution and deconvolution blocks (conv/deconv + BatchNorm + ReLU), and cropping."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+__all__ = ["conv_block", "deconv_block", "CropToReference"]
+
+
+def conv_block(
+    x,
+    filters: int,
+    kernel_size: int = 3,
+    *,
+    name: str,
+    padding: str = "same",
+    batchnorm: bool = True,
+    activation: bool = True,
+):
+    """Conv2D (+ BatchNorm) (+ ReLU), as separate named layers.
+
+    Layers are named ``name`` (the conv, e.g. ``block1_conv1`` as in keras.applications VGG16,
+    so pretrained weights load by name), ``name_bn`` and ``name_relu``. The conv keeps its bias
+    (pretrained VGG16 kernels come with one).
+
+    Args:
+        x: Input tensor.
+        filters: Output channels.
+        kernel_size: Square kernel size.
+        name: Name of the conv layer; the others derive from it.
+        padding: ``"same"`` or ``"valid"``.
+        batchnorm: Add BatchNormalization after the conv.
+        activation: Add a ReLU at the end.
+
+    Returns:
+        The output tensor.
+    """
+    x = keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name)(x)
+    if batchnorm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    if activation:
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return x
+
+
+def deconv_block(
+    x,
+    filters: int,
+    kernel_size: int = 3,
+    *,
+    name: str,
+    strides: int = 1,
+    padding: str = "same",
+    batchnorm: bool = True,
+    activation: bool = True,
+):
+    """Deconvolution block of the paper: Conv2DTranspose (+ BatchNorm) (+ ReLU).
+
+    Args:
+        x: Input tensor.
+        filters: Output channels.
+        kernel_size: Square kernel size (3 in the decoder, 7 for ``fc6_deconv``).
+        name: Name of the Conv2DTranspose layer; ``name_bn`` and ``name_relu`` follow.
+        strides: Upsampling stride of the transposed convolution.
+        padding: ``"same"`` or ``"valid"`` (``fc6_deconv`` is a 7x7 valid deconvolution).
+        batchnorm: Add BatchNormalization.
+        activation: Add a ReLU at the end.
+
+    Returns:
+        The output tensor.
+    """
+    x = keras.layers.Conv2DTranspose(
+        filters, kernel_size, strides=strides, padding=padding, name=name
+    )(x)
+    if batchnorm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    if activation:
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="deconvnet_tf")
+class CropToReference(keras.layers.Layer):
+    """Crops ``x`` to the spatial size of ``reference`` (top-left aligned), as FCN's crop.
+
+    Args:
+        **kwargs: Base ``keras.layers.Layer`` arguments.
+
+    Input shape:
+        ``[x, reference]``, both 4D, ``x`` at least as large as ``reference`` spatially.
+
+    Output shape:
+        ``(batch, reference_height, reference_width, x_channels)``.
+
+    Example:
+
+    >>> CropToReference()([np.zeros((1, 8, 8, 2)), np.zeros((1, 5, 6, 1))]).shape
+    (1, 5, 6, 2)
+    """
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = ops.shape(reference)
+        return x[:, : shape[1], : shape[2]]
+
+    def compute_output_shape(self, input_shape):
+        x_shape, ref_shape = input_shape
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])

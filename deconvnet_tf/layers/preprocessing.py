@@ -1,0 +1,63 @@
+"""The paper's input preprocessing as a layer: RGB -> BGR and subtract the VGG mean."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+__all__ = ["VGGPreprocessing", "DECONVNET_BGR_MEAN"]
+
+#: BGR mean of the original DeconvNet/VGG16 Caffe models.
+DECONVNET_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
+
+
+@keras.saving.register_keras_serializable(package="deconvnet_tf")
+class VGGPreprocessing(keras.layers.Layer):
+    """Turns raw RGB images (0..255, any dtype) into Caffe-VGG input: BGR minus the mean.
+
+    Putting this inside the model means exported models take raw uint8 RGB images.
+
+    Args:
+        mean: Per-channel mean to subtract, in the order of the *output* channels (BGR when
+            ``bgr=True``). Defaults to DeconvNet's (104.008, 116.669, 122.675).
+        bgr: Reverse the channel order (RGB -> BGR) before subtracting the mean.
+        **kwargs: Base ``keras.layers.Layer`` arguments.
+
+    Input shape:
+        ``(batch, height, width, 3)``, RGB values in [0, 255].
+
+    Output shape:
+        Same shape, in the layer's compute dtype.
+
+    Example:
+
+    >>> VGGPreprocessing()(np.full((1, 2, 2, 3), 255, "uint8"))[0, 0, 0]  # ~ [150.99, 138.33, 132.32]
+    """
+
+    def __init__(
+        self, mean: Sequence[float] = DECONVNET_BGR_MEAN, bgr: bool = True, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.mean = tuple(float(m) for m in mean)
+        if len(self.mean) != 3:
+            raise ValueError(f"`mean` must have 3 values (one per channel), got {mean!r}")
+        self.bgr = bool(bgr)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.bgr:
+            x = ops.flip(x, axis=-1)
+        return x - ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mean": self.mean, "bgr": self.bgr})
+        return config

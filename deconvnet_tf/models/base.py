@@ -1,0 +1,104 @@
+"""Behaviour shared by the DeconvNet and FCN model classes (config, validation, freezing)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from deconvnet_tf.layers import DECONVNET_BGR_MEAN
+from deconvnet_tf.models.presets import Architecture
+
+__all__ = ["SegmentationModel"]
+
+
+class SegmentationModel(keras.Model):
+    """Base class of the functional segmentation models of this package.
+
+    Subclasses build their graph in ``__init__`` and pass ``inputs``/``outputs`` to
+    :meth:`_init_functional`; this class stores the constructor arguments so that
+    ``get_config``/``from_config`` (and so ``.keras`` files) round-trip.
+    """
+
+    def _init_functional(
+        self,
+        inputs,
+        outputs,
+        *,
+        architecture: Architecture,
+        input_shape: Sequence[int | None],
+        output_activation: str | None,
+        mean: Sequence[float],
+        frozen_blocks: int,
+        **kwargs,
+    ):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.architecture = architecture
+        self.image_shape = tuple(input_shape)
+        self.output_activation = output_activation
+        self.mean = tuple(float(m) for m in mean)
+        self.frozen_blocks = int(frozen_blocks)
+        self._freeze(self.frozen_blocks)
+
+    @staticmethod
+    def _check_input_shape(arch: Architecture, input_shape, preset_name: str) -> tuple:
+        shape = tuple(None if d is None else int(d) for d in input_shape)
+        if len(shape) != 3 or shape[-1] not in (None, 3):
+            raise ValueError(
+                f"input_shape must be (height, width, 3) with height/width None or ints, got "
+                f"{tuple(input_shape)}"
+            )
+        minimum = arch.min_input_size()
+        for axis, size in zip(("height", "width"), shape[:2]):
+            if size is not None and size < minimum:
+                raise ValueError(
+                    f"Input {axis} {size} is too small for {preset_name}: after "
+                    f"{len(arch.blocks)} poolings fc6 needs a {arch.fc_kernel}x{arch.fc_kernel} "
+                    f"window; the minimum input size is {minimum}x{minimum}."
+                )
+        return shape
+
+    @staticmethod
+    def _output_head(x, activation: str | None):
+        if activation is None:
+            return x
+        if activation != "softmax":
+            raise ValueError(f"output_activation must be None or 'softmax', got {activation!r}")
+        return keras.layers.Softmax(name="probabilities", dtype="float32")(x)
+
+    def _freeze(self, blocks: int) -> None:
+        if not 0 <= blocks <= len(self.architecture.blocks):
+            raise ValueError(
+                f"frozen_blocks must be in [0, {len(self.architecture.blocks)}], got {blocks}"
+            )
+        prefixes = tuple(f"block{i}_conv" for i in range(1, blocks + 1))
+        for layer in self.layers:
+            if prefixes and layer.name.startswith(prefixes):
+                layer.trainable = False
+
+    @property
+    def min_input_size(self) -> int:
+        """Smallest height/width this model accepts."""
+        return self.architecture.min_input_size()
+
+    def _base_config(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture.to_dict(),
+            "input_shape": list(self.image_shape),
+            "output_activation": self.output_activation,
+            "mean": list(self.mean),
+            "frozen_blocks": self.frozen_blocks,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("trainable", None)
+        return cls(**config)
+
+
+def default_mean() -> tuple[float, float, float]:
+    """DeconvNet's BGR mean."""
+    return DECONVNET_BGR_MEAN
