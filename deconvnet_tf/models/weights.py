@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,9 @@ def _keras_vgg16_arrays(weights: str) -> dict[str, list[np.ndarray]]:
         for include_top in (False, True):
             candidate = keras.applications.VGG16(include_top=include_top, weights=None)
             try:
-                candidate.load_weights(str(path))
+                with warnings.catch_warnings():  # Keras warns per layer before raising
+                    warnings.simplefilter("ignore", UserWarning)
+                    candidate.load_weights(str(path))
             except Exception as err:  # noqa: BLE001 - reported below
                 errors.append(f"include_top={include_top}: {err}")
                 continue

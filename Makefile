@@ -1,0 +1,32 @@
+# Two commands on a fresh machine:  make demo   and   make test
+# Both create (or reuse) .venv and install the package with what it needs.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test test-tf test-jax install presets clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[jax,lite,dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/deconvnet-demo --output demo_output
+
+presets: $(STAMP)
+	$(VENV)/bin/deconvnet-presets
+
+# The suite runs on the TensorFlow backend, then the backend-portable tests (marker "jax")
+# again under KERAS_BACKEND=jax.
+test: $(STAMP)
+	$(PY) -m pytest -q
+	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -q -m jax
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

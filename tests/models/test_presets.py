@@ -1,0 +1,205 @@
+"""Every preset builds, runs forward and backward, and round-trips through .keras (both
+backends); the paper's network has the paper's size."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import deconvnet_tf
+from deconvnet_tf.models import (
+    PRESETS,
+    DeconvNet,
+    count_flops,
+    get_architecture,
+    with_unpooling,
+)
+from tests.conftest import BACKEND, requires_tf
+
+# A small input each preset accepts (>= its minimum size), used to keep the suite fast.
+TEST_SIZES = {
+    "deconvnet_vgg16": (224, 224),
+    "deconvnet_vgg16_slim": (72, 80),
+    "deconvnet_small": (72, 80),
+    "deconvnet_mobile": (40, 48),
+    "deconvnet_tiny": (24, 40),
+    "fcn32s_vgg16": (40, 48),
+    "fcn8s_vgg16": (40, 48),
+    "fcn8s_small": (40, 48),
+    "fcn8s_tiny": (24, 40),
+}
+
+
+def test_every_preset_has_a_test_size():
+    assert set(TEST_SIZES) == set(PRESETS) == set(deconvnet_tf.list_presets())
+
+
+def _train_step_changes_weights(model, x, y):
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = float(model.train_on_batch(x, y))
+    after = [np.array(w) for w in model.trainable_weights]
+    assert np.isfinite(loss)
+    changed = sum(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert changed == len(before), f"{len(before) - changed} trainable weights did not move"
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("preset", sorted(p for p in PRESETS if p != "deconvnet_vgg16"))
+def test_preset_forward_backward_save_load(tmp_path, rng, preset):
+    h, w = TEST_SIZES[preset]
+    kwargs = {"unpooling": "switch"} if PRESETS[preset].get("family", "deconvnet") == "deconvnet" and BACKEND != "tensorflow" else {}
+    model = deconvnet_tf.build_model(preset, num_classes=5, **kwargs)
+    x = rng.integers(0, 256, size=(2, h, w, 3)).astype("uint8")
+    y = rng.integers(0, 5, size=(2, h, w)).astype("int32")
+    out = np.asarray(model.predict(x, verbose=0))
+    assert out.shape == (2, h, w, 5) and out.dtype == np.float32 and np.all(np.isfinite(out))
+    _train_step_changes_weights(model, x, y)
+    path = tmp_path / f"{preset}.keras"
+    model.save(path)
+    loaded = deconvnet_tf.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.architecture == model.architecture
+    np.testing.assert_allclose(
+        np.asarray(loaded.predict(x, verbose=0)), np.asarray(model.predict(x, verbose=0)), atol=1e-5
+    )
+
+
+@pytest.mark.jax
+@pytest.mark.slow
+def test_paper_network_size_and_forward(rng):
+    kwargs = {} if BACKEND == "tensorflow" else {"unpooling": "switch"}
+    model = deconvnet_tf.build_model("deconvnet_vgg16", input_shape=(224, 224, 3), **kwargs)
+    assert model.count_params() == 251_839_061  # paper: 251.8M
+    assert round(count_flops(model) / 1e9, 1) == 65.5  # paper: 65.5 GFLOP per 224x224 image
+    x = rng.integers(0, 256, size=(1, 224, 224, 3)).astype("uint8")
+    out = np.asarray(model(x))
+    assert out.shape == (1, 224, 224, 21) and np.all(np.isfinite(out))
+    names = [layer.name for layer in model.layers]
+    for expected in ("fc6", "fc7", "fc6_deconv", "block5_unpool", "block1_deconv2", "score"):
+        assert expected in names
+    assert model.get_layer("fc6").kernel.shape == (7, 7, 512, 4096)
+    assert model.get_layer("fc6_deconv").kernel.shape == (7, 7, 512, 4096)
+    decoder = [model.get_layer(f"block{b}_deconv{i}").filters
+               for b in range(5, 0, -1) for i in range(1, 4) if f"block{b}_deconv{i}" in names]
+    assert decoder == [512, 512, 512, 512, 512, 256, 256, 256, 128, 128, 64, 64, 64]
+
+
+def test_paper_decoder_widths_from_architecture():
+    arch = get_architecture("deconvnet_vgg16")
+    assert [arch.decoder_filters(b) for b in range(5, 0, -1)] == [
+        [512, 512, 512], [512, 512, 256], [256, 256, 128], [128, 64], [64, 64]
+    ]
+
+
+@requires_tf
+@pytest.mark.parametrize("preset", ["deconvnet_tiny", "deconvnet_mobile"])
+def test_unpooling_variants_give_identical_outputs(rng, preset):
+    h, w = TEST_SIZES[preset]
+    argmax_model = deconvnet_tf.build_model(preset, unpooling="argmax")
+    switch_model = with_unpooling(argmax_model, "switch")
+    assert switch_model.unpooling == "switch"
+    for shape in [(2, h, w, 3), (1, h + 3, w + 5, 3)]:  # odd sizes too
+        x = rng.integers(0, 256, size=shape).astype("uint8")
+        np.testing.assert_array_equal(
+            np.asarray(argmax_model(x)), np.asarray(switch_model(x))
+        )
+    back = with_unpooling(switch_model, "argmax")
+    np.testing.assert_array_equal(np.asarray(back(x)), np.asarray(argmax_model(x)))
+
+
+@requires_tf
+def test_switch_model_trains_with_jit_compile(rng):
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3, unpooling="switch")
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    x = rng.integers(0, 256, size=(2, 24, 32, 3)).astype("uint8")
+    y = rng.integers(0, 3, size=(2, 24, 32))
+    assert np.isfinite(model.train_on_batch(x, y))
+
+
+@pytest.mark.jax
+def test_mixed_precision_model(rng, mixed_policy):
+    mixed_policy("mixed_bfloat16")
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3, unpooling="switch")
+    assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    x = rng.integers(0, 256, size=(2, 24, 32, 3)).astype("uint8")
+    y = rng.integers(0, 3, size=(2, 24, 32))
+    out = model(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"  # logits stay float32
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert np.isfinite(model.train_on_batch(x, y))
+
+
+@pytest.mark.jax
+def test_input_too_small_names_the_minimum():
+    with pytest.raises(ValueError, match=r"minimum input size is 193x193"):
+        deconvnet_tf.build_model("deconvnet_vgg16", input_shape=(160, 224, 3))
+    arch = get_architecture("deconvnet_vgg16", pool_padding="valid")
+    assert arch.min_input_size() == 224
+    with pytest.raises(ValueError, match="17x17"):
+        deconvnet_tf.build_model("deconvnet_tiny", input_shape=(16, 64, 3))
+
+
+@pytest.mark.jax
+def test_builder_argument_errors():
+    with pytest.raises(ValueError, match="Unknown preset 'nope'.*deconvnet_vgg16"):
+        deconvnet_tf.build_model("nope")
+    with pytest.raises(TypeError, match="unknown argument.*num_clases"):
+        deconvnet_tf.build_model("deconvnet_tiny", num_clases=3)
+    with pytest.raises(ValueError, match="unpooling must be one of"):
+        deconvnet_tf.build_model("deconvnet_tiny", unpooling="nearest")
+    with pytest.raises(ValueError, match="does not apply"):
+        deconvnet_tf.build_model("fcn8s_tiny", unpooling="switch")
+    with pytest.raises(ValueError, match="num_classes"):
+        deconvnet_tf.build_model("deconvnet_tiny", num_classes=0)
+    with pytest.raises(ValueError, match="input_shape"):
+        deconvnet_tf.build_model("deconvnet_tiny", input_shape=(32, 32, 4))
+
+
+@pytest.mark.jax
+def test_layer_names_follow_keras_applications_vgg16():
+    vgg = keras.applications.VGG16(include_top=False, weights=None)
+    model = deconvnet_tf.build_model("deconvnet_vgg16_slim", unpooling="switch")
+    vgg_convs = [l for l in vgg.layers if isinstance(l, keras.layers.Conv2D)]
+    for layer in vgg_convs:
+        ours = model.get_layer(layer.name)
+        assert ours.kernel.shape == layer.kernel.shape
+    for i in range(1, 6):
+        model.get_layer(f"block{i}_pool")
+
+
+@pytest.mark.jax
+def test_frozen_blocks():
+    model = deconvnet_tf.build_model("deconvnet_tiny", frozen_blocks=2, unpooling="switch")
+    assert not model.get_layer("block1_conv1").trainable
+    assert not model.get_layer("block2_conv1_bn").trainable
+    assert model.get_layer("block3_conv1").trainable
+    with pytest.raises(ValueError, match="frozen_blocks"):
+        deconvnet_tf.build_model("deconvnet_tiny", frozen_blocks=4)
+
+
+@pytest.mark.jax
+def test_softmax_head_and_fcn_family(rng):
+    model = deconvnet_tf.build_model("fcn8s_tiny", num_classes=4, output_activation="softmax")
+    x = rng.integers(0, 256, size=(1, 29, 37, 3)).astype("uint8")  # odd sizes are cropped back
+    p = np.asarray(model(x))
+    assert p.shape == (1, 29, 37, 4)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-5)
+    assert isinstance(deconvnet_tf.build_model("deconvnet_tiny", unpooling="switch"), DeconvNet)
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        deconvnet_tf.load_model(tmp_path / "missing.keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_text("not a zip")
+    with pytest.raises(ValueError, match="not a .keras model file"):
+        deconvnet_tf.load_model(bad)

@@ -1,0 +1,86 @@
+"""Forward-pass latency of a preset per pooling/unpooling implementation and backend.
+
+Prints a markdown table: median seconds per forward (batch 1 and 4 by default) for TF eager
+(argmax and switch pair), TF ``jit_compile`` (switch pair; MaxPoolWithArgmax has no XLA kernel)
+and JAX (switch pair, jitted by Keras ``predict_on_batch``), with GFLOP/s achieved. Each backend
+runs in its own subprocess (KERAS_BACKEND is fixed per process).
+
+    python tools/bench_forward.py --preset deconvnet_vgg16 --size 224 --batches 1 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+WORKER = r"""
+import json, os, statistics, sys, time
+import numpy as np, keras
+import deconvnet_tf
+from deconvnet_tf.models import count_flops
+args = json.loads(sys.argv[1])
+backend = keras.backend.backend()
+rows = []
+variants = [("argmax", False), ("switch", False), ("switch", True)] if backend == "tensorflow" else [("switch", True)]
+for unpooling, jit in variants:
+    model = deconvnet_tf.build_model(args["preset"], input_shape=(args["size"], args["size"], 3), unpooling=unpooling)
+    flops = count_flops(model)
+    if backend == "tensorflow":
+        import tensorflow as tf
+        fn = tf.function(lambda x: model(x, training=False), jit_compile=True) if jit else (lambda x: model(x, training=False))
+        run = lambda x: fn(x).numpy()
+    else:
+        import jax
+        fn = jax.jit(lambda tv, ntv, x: model.stateless_call(tv, ntv, x, training=False)[0])
+        tv = [v.value for v in model.trainable_variables]; ntv = [v.value for v in model.non_trainable_variables]
+        run = lambda x: np.asarray(fn(tv, ntv, x).block_until_ready())
+    for batch in args["batches"]:
+        x = np.random.default_rng(0).integers(0, 256, (batch, args["size"], args["size"], 3)).astype("float32")
+        t0 = time.perf_counter(); run(x); first = time.perf_counter() - t0
+        times = []
+        for _ in range(args["repeats"]):
+            t0 = time.perf_counter(); run(x); times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        label = {("argmax", False): "TF eager, argmax pair", ("switch", False): "TF eager, switch pair",
+                 ("switch", True): "TF jit_compile, switch pair" if backend == "tensorflow" else "JAX jit, switch pair"}[(unpooling, jit)]
+        rows.append({"impl": label, "batch": batch, "first_s": first, "median_s": med,
+                     "per_image_s": med / batch, "gflops": flops * batch / med / 1e9})
+    del model
+print("RESULT " + json.dumps(rows))
+"""
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="deconvnet_vgg16")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
+    args = parser.parse_args(argv)
+    payload = json.dumps(vars(args))
+    rows = []
+    for backend in args.backends:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+        proc = subprocess.run([sys.executable, "-c", WORKER, payload], env=env,
+                              capture_output=True, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows += json.loads(lines[-1][len("RESULT "):])
+    print(f"{args.preset} {args.size}x{args.size}, {os.cpu_count()} CPU cores, median of {args.repeats}")
+    print("| implementation | batch | first call s | median s | s/image | GFLOP/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['impl']} | {r['batch']} | {r['first_s']:.2f} | {r['median_s']:.3f} | "
+              f"{r['per_image_s']:.3f} | {r['gflops']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
