@@ -12,6 +12,7 @@ here (the argmax layers import it when they are built).
 """
 
 from deconvnet_tf.layers.argmax_pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from deconvnet_tf.layers.deconv import Deconv2D
 from deconvnet_tf.layers.blocks import CropToReference, conv_block, deconv_block
 from deconvnet_tf.layers.preprocessing import DECONVNET_BGR_MEAN, VGGPreprocessing
 from deconvnet_tf.layers.switch_pooling import SwitchMaxPooling2D, SwitchUnpooling2D
@@ -19,6 +20,7 @@ from deconvnet_tf.layers.switch_pooling import SwitchMaxPooling2D, SwitchUnpooli
 __all__ = [
     "DECONVNET_BGR_MEAN",
     "CropToReference",
+    "Deconv2D",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "SwitchMaxPooling2D",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from deconvnet_tf.layers.deconv import Deconv2D
+
 __all__ = ["conv_block", "deconv_block", "CropToReference"]
 
 
@@ -57,6 +59,9 @@ def deconv_block(
 ):
     """Deconvolution block of the paper: Conv2DTranspose (+ BatchNorm) (+ ReLU).
 
+    The transposed convolution is a :class:`~deconvnet_tf.layers.Deconv2D`: a
+    ``keras.layers.Conv2DTranspose`` with fast exact stride-1 paths, same weights.
+
     Args:
         x: Input tensor.
         filters: Output channels.
@@ -70,9 +75,7 @@ def deconv_block(
     Returns:
         The output tensor.
     """
-    x = keras.layers.Conv2DTranspose(
-        filters, kernel_size, strides=strides, padding=padding, name=name
-    )(x)
+    x = Deconv2D(filters, kernel_size, strides=strides, padding=padding, name=name)(x)
     if batchnorm:
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     if activation:
