@@ -89,6 +89,30 @@ def test_paper_network_size_and_forward(rng):
     assert decoder == [512, 512, 512, 512, 512, 256, 256, 256, 128, 128, 64, 64, 64]
 
 
+@pytest.mark.jax
+@pytest.mark.slow
+def test_paper_network_trains_and_round_trips(tmp_path, rng):
+    """The full network: one SGD step at 224x224 and a .keras round trip (1 GB file)."""
+    kwargs = {} if BACKEND == "tensorflow" else {"unpooling": "switch"}
+    model = deconvnet_tf.build_model("deconvnet_vgg16", **kwargs)
+    # Batch 2: at 224x224 fc6's output is 1x1, and BatchNorm over a batch of one value per
+    # channel outputs zeros, so fc6 would get no gradient at batch 1 (the paper uses 64).
+    x = rng.integers(0, 256, size=(2, 224, 224, 3)).astype("uint8")
+    y = rng.integers(0, 21, size=(2, 224, 224)).astype("int32")
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    fc6_before = np.array(model.get_layer("fc6").kernel)
+    assert np.isfinite(float(model.train_on_batch(x, y)))
+    assert not np.array_equal(fc6_before, np.array(model.get_layer("fc6").kernel))
+    del fc6_before
+    path = tmp_path / "paper.keras"
+    model.save(path)
+    loaded = deconvnet_tf.load_model(path)
+    np.testing.assert_array_equal(
+        np.asarray(loaded.get_layer("fc6_deconv").kernel), np.asarray(model.get_layer("fc6_deconv").kernel)
+    )
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-4)
+
+
 def test_paper_decoder_widths_from_architecture():
     arch = get_architecture("deconvnet_vgg16")
     assert [arch.decoder_filters(b) for b in range(5, 0, -1)] == [
