@@ -32,8 +32,8 @@ def _scenes(seeds, height, width):
 def run_demo(
     output: str | Path = "demo_output",
     preset: str = "deconvnet_tiny",
-    epochs: int = 8,
-    num_train: int = 48,
+    epochs: int = 30,
+    num_train: int = 64,
     size: tuple[int, int] = (96, 128),
     seed: int = 0,
     verbose: int = 1,
@@ -70,7 +70,8 @@ def run_demo(
     x_train, y_train = _scenes(range(seed, seed + num_train), h, w)
     x_test, y_test = _scenes(range(seed + 10_000, seed + 10_008), h, w)
 
-    model = deconvnet_tf.build_model(preset, num_classes=classes)
+    # BN momentum 0.9: the moving statistics keep up with a run of a few hundred steps.
+    model = deconvnet_tf.build_model(preset, num_classes=classes, bn_momentum=0.9)
     print(
         f"\n== Model {preset}: {model.count_params():,} parameters, "
         f"{count_flops(model, (h, w)) / 1e9:.3f} GFLOP per {h}x{w} image, unpooling="
@@ -84,12 +85,12 @@ def run_demo(
             print(f"argmax and switch unpooling give identical outputs: {same}")
 
     model.compile(
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.MeanIoU(classes, sparse_y_pred=False, name="mean_iou")],
     )
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=8, epochs=epochs, verbose=verbose)
+    model.fit(x_train, y_train, batch_size=8, epochs=epochs, verbose=2 if verbose else 0)
     train_seconds = time.perf_counter() - start
 
     logits = np.asarray(model.predict(x_test, verbose=0))
@@ -123,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deconvnet-demo", description=__doc__)
     parser.add_argument("--output", default="demo_output", help="output folder")
     parser.add_argument("--preset", default="deconvnet_tiny")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--num-train", type=int, default=48)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--num-train", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.num_train < 1:
         parser.error("--epochs and --num-train must be >= 1")
@@ -133,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.preset not in list_presets():
         parser.error(f"unknown --preset {args.preset!r}; available: {', '.join(list_presets())}")
-    run_demo(args.output, args.preset, args.epochs, args.num_train, seed=args.seed)
+    run_demo(
+        args.output, args.preset, args.epochs, args.num_train, seed=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ def conv_block(
     name: str,
     padding: str = "same",
     batchnorm: bool = True,
+    bn_momentum: float = 0.99,
     activation: bool = True,
 ):
     """Conv2D (+ BatchNorm) (+ ReLU), as separate named layers.
@@ -33,6 +34,7 @@ def conv_block(
         name: Name of the conv layer; the others derive from it.
         padding: ``"same"`` or ``"valid"``.
         batchnorm: Add BatchNormalization after the conv.
+        bn_momentum: Momentum of the BatchNorm moving statistics.
         activation: Add a ReLU at the end.
 
     Returns:
@@ -40,7 +42,7 @@ def conv_block(
     """
     x = keras.layers.Conv2D(filters, kernel_size, padding=padding, name=name)(x)
     if batchnorm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
     if activation:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x
@@ -55,6 +57,7 @@ def deconv_block(
     strides: int = 1,
     padding: str = "same",
     batchnorm: bool = True,
+    bn_momentum: float = 0.99,
     activation: bool = True,
 ):
     """Deconvolution block of the paper: Conv2DTranspose (+ BatchNorm) (+ ReLU).
@@ -70,6 +73,7 @@ def deconv_block(
         strides: Upsampling stride of the transposed convolution.
         padding: ``"same"`` or ``"valid"`` (``fc6_deconv`` is a 7x7 valid deconvolution).
         batchnorm: Add BatchNormalization.
+        bn_momentum: Momentum of the BatchNorm moving statistics.
         activation: Add a ReLU at the end.
 
     Returns:
@@ -77,7 +81,7 @@ def deconv_block(
     """
     x = Deconv2D(filters, kernel_size, strides=strides, padding=padding, name=name)(x)
     if batchnorm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
     if activation:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x

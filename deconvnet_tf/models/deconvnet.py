@@ -100,17 +100,17 @@ class DeconvNet(SegmentationModel):
             x, arch, lambda n: pool_cls(pool_size=2, strides=2, padding=arch.pool_padding, name=n)
         )
         bn = arch.batchnorm
-        x = conv_block(x, arch.fc_filters, arch.fc_kernel, padding="valid", name="fc6", batchnorm=bn)
-        x = conv_block(x, arch.fc_filters, 1, name="fc7", batchnorm=bn)
+        x = conv_block(x, arch.fc_filters, arch.fc_kernel, padding="valid", name="fc6", batchnorm=bn, bn_momentum=arch.bn_momentum)
+        x = conv_block(x, arch.fc_filters, 1, name="fc7", batchnorm=bn, bn_momentum=arch.bn_momentum)
         x = deconv_block(
             x, arch.encoder_filters()[-1], arch.fc_kernel, padding="valid", name="fc6_deconv",
-            batchnorm=bn,
+            batchnorm=bn, bn_momentum=arch.bn_momentum,
         )
         for i in range(len(arch.blocks), 0, -1):
             pool_input, _, switches = pools[i - 1]
             x = unpool_cls(name=f"block{i}_unpool")([x, switches, pool_input])
             for j, filters in enumerate(arch.decoder_filters(i), start=1):
-                x = deconv_block(x, filters, 3, name=f"block{i}_deconv{j}", batchnorm=bn)
+                x = deconv_block(x, filters, 3, name=f"block{i}_deconv{j}", batchnorm=bn, bn_momentum=arch.bn_momentum)
         x = keras.layers.Conv2D(arch.num_classes, 1, name="score", dtype="float32")(x)
         outputs = self._output_head(x, output_activation)
 

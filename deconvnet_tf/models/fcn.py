@@ -112,8 +112,8 @@ class FCN(SegmentationModel):
             arch,
             lambda n: keras.layers.MaxPooling2D(2, 2, padding=arch.pool_padding, name=n),
         )
-        x = conv_block(x, arch.fc_filters, arch.fc_kernel, name="fc6", batchnorm=bn)
-        x = conv_block(x, arch.fc_filters, 1, name="fc7", batchnorm=bn)
+        x = conv_block(x, arch.fc_filters, arch.fc_kernel, name="fc6", batchnorm=bn, bn_momentum=arch.bn_momentum)
+        x = conv_block(x, arch.fc_filters, 1, name="fc7", batchnorm=bn, bn_momentum=arch.bn_momentum)
         score = keras.layers.Conv2D(classes, 1, name="score_fr")(x)
 
         n_skips = {"fcn32s": 0, "fcn16s": 1, "fcn8s": 2}[arch.family]

@@ -39,6 +39,8 @@ class Architecture:
             last deconvolution of each decoder block keeps the encoder's width, because the next
             unpooling needs that many channels.
         batchnorm: BatchNorm after every conv/deconv (the paper's DeconvNet does this).
+        bn_momentum: Momentum of the BatchNorm moving statistics (Keras' 0.99 suits long
+            runs; short CPU runs track the weights better with ~0.9).
         pool_padding: ``"same"`` (Caffe's ceil mode: odd sizes keep their last row) or
             ``"valid"``.
         description: One line for tables and ``list_presets``.
@@ -52,6 +54,7 @@ class Architecture:
     encoder_width: float = 1.0
     decoder_width: float = 1.0
     batchnorm: bool = True
+    bn_momentum: float = 0.99
     pool_padding: str = "same"
     description: str = field(default="", compare=False)
 
@@ -77,6 +80,8 @@ class Architecture:
         for name in ("encoder_width", "decoder_width"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.bn_momentum) < 1.0:
+            raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum!r}")
         if self.pool_padding not in ("same", "valid"):
             raise ValueError(f"pool_padding must be 'same' or 'valid', got {self.pool_padding!r}")
 

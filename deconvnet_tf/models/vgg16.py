@@ -43,7 +43,7 @@ def vgg_encoder(x, arch: Architecture, make_pool: Callable[[str], keras.layers.L
         zip(arch.blocks, arch.encoder_filters()), start=1
     ):
         for j in range(1, convs + 1):
-            x = conv_block(x, filters, 3, name=f"block{i}_conv{j}", batchnorm=arch.batchnorm)
+            x = conv_block(x, filters, 3, name=f"block{i}_conv{j}", batchnorm=arch.batchnorm, bn_momentum=arch.bn_momentum)
         pool_input = x
         out = make_pool(f"block{i}_pool")(x)
         if isinstance(out, (list, tuple)):

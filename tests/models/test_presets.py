@@ -186,6 +186,10 @@ def test_builder_argument_errors():
         deconvnet_tf.build_model("deconvnet_tiny", num_classes=0)
     with pytest.raises(ValueError, match="input_shape"):
         deconvnet_tf.build_model("deconvnet_tiny", input_shape=(32, 32, 4))
+    with pytest.raises(ValueError, match="bn_momentum"):
+        deconvnet_tf.build_model("deconvnet_tiny", bn_momentum=1.5)
+    model = deconvnet_tf.build_model("deconvnet_tiny", bn_momentum=0.9, unpooling="switch")
+    assert model.get_layer("fc6_bn").momentum == 0.9
 
 
 @pytest.mark.jax

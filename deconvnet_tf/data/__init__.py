@@ -1,0 +1,1 @@
+"""Data: sources, augmentation, training crops and input pipelines."""

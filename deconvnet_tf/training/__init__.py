@@ -1,0 +1,1 @@
+"""Training: losses, metrics, configs, callbacks and the train() function."""

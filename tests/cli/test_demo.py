@@ -1,0 +1,36 @@
+"""deconvnet-demo runs end to end (shortened) and writes its picture and model."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import deconvnet_tf
+from deconvnet_tf.cli import demo
+
+
+def test_demo_end_to_end_short(tmp_path, capsys, monkeypatch):
+    # The preset table of the demo builds every preset; a shortened table keeps the test fast.
+    from deconvnet_tf.models import summary
+
+    real = summary.preset_summaries
+    monkeypatch.setattr(summary, "preset_summaries",
+                        lambda num_classes=21: real(["deconvnet_tiny"], (64, 64), num_classes))
+    result = demo.run_demo(tmp_path, epochs=2, num_train=8, size=(48, 64), verbose=0)
+    out = capsys.readouterr().out
+    assert "argmax and switch unpooling give identical outputs: True" in out
+    assert "mean IoU" in out and str(result["picture"]) in out
+    picture = cv2.imread(str(result["picture"]))
+    assert picture.shape[0] == 3 * 48 and picture.shape[1] > 4 * 64
+    assert 0.0 <= result["mean_iou"] <= 1.0
+    model = deconvnet_tf.load_model(result["model"])
+    assert model.output_shape[-1] == 5
+
+
+def test_demo_cli_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        demo.main(["--preset", "nope"])
+    assert "unknown --preset 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.main(["--epochs", "0"])
