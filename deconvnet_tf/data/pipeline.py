@@ -1,0 +1,91 @@
+"""tf.data input pipelines for training and evaluation."""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["make_pipeline", "pipeline_throughput"]
+
+MODES = ("crop", "whole")
+
+
+def make_pipeline(
+    dataset,
+    *,
+    mode: str = "crop",
+    batch_size: int = 8,
+    crop_size: tuple[int, int] = (224, 224),
+    training: bool = True,
+    ignore_label: int = 255,
+    shuffle_buffer: int = 256,
+    cache: bool = True,
+    deterministic: bool = False,
+    seed: int = 0,
+    scale: tuple[float, float] | None = (0.75, 1.25),
+    flip: bool = True,
+    jitter: bool = True,
+):
+    """Batches ``(image, label)`` pairs for Keras ``fit``/``evaluate``.
+
+    Args:
+        dataset: ``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))``.
+        mode: ``"crop"``: training crops of ``crop_size`` (random scale, crop with padding,
+            flip, colour jitter when ``training``; a centre crop otherwise). ``"whole"``: whole
+            images, padded at the bottom/right to ``crop_size`` when smaller and centre-cropped
+            when larger, no augmentation (evaluation at native size uses batch 1 instead).
+        batch_size: Batch size (the last partial batch is kept unless training).
+        crop_size: ``(height, width)`` of the batched images.
+        training: Shuffle, augment and repeat.
+        ignore_label: Label of padded pixels.
+        shuffle_buffer: Shuffle buffer size.
+        cache: Cache decoded examples in memory before the random ops.
+        deterministic: Keep element order fixed (reproducible batches given ``seed``).
+        seed: Seed of shuffling and augmentation.
+        scale, flip, jitter: Augmentation options of ``"crop"`` training.
+
+    Returns:
+        A dataset of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.
+    """
+    import tensorflow as tf
+
+    from deconvnet_tf.data import augment as aug
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    height, width = int(crop_size[0]), int(crop_size[1])
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    ds = dataset.with_options(options)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    counter = tf.data.Dataset.counter(start=seed * 1_000_003)
+    ds = tf.data.Dataset.zip((ds, counter))
+
+    def transform(example, index):
+        image, label = example
+        if mode == "crop" and training:
+            op_seed = tf.stack([tf.cast(index, tf.int32), tf.constant(seed, tf.int32)])
+            image, label = aug.augment(image, label, op_seed, crop_size=(height, width),
+                                       ignore_label=ignore_label, scale=scale, flip=flip,
+                                       jitter=jitter)
+        else:
+            image, label = aug.center_crop(image, label, height, width, ignore_label)
+        return image, tf.cast(label, tf.int32)
+
+    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def pipeline_throughput(dataset, num_batches: int = 20) -> float:
+    """Images per second a batched pipeline delivers (after one warm-up batch)."""
+    iterator = iter(dataset)
+    next(iterator)
+    images = 0
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        batch = next(iterator)
+        images += int(batch[0].shape[0])
+    return images / (time.perf_counter() - start)

@@ -1,0 +1,72 @@
+"""Callbacks: atomic ``.keras`` checkpoints and the paper's step-decay learning rate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+__all__ = ["AtomicModelCheckpoint", "save_model_atomic", "step_decay"]
+
+
+def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Saves ``model`` to ``path`` through a temporary file and ``os.replace``.
+
+    A crash while saving leaves the previous file intact (never a half-written model).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+class AtomicModelCheckpoint(keras.callbacks.Callback):
+    """Writes ``last.keras`` after every epoch and ``best.keras`` when ``monitor`` improves.
+
+    Args:
+        directory: Folder of the checkpoints.
+        monitor: Metric name in the epoch logs (e.g. ``"val_mean_iou"``); falls back to
+            ``"mean_iou"``/``"loss"`` when absent.
+        mode: ``"max"`` or ``"min"``.
+    """
+
+    def __init__(self, directory: str | os.PathLike, monitor: str = "val_mean_iou", mode: str = "max"):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.mode = mode
+        self.best: float | None = None
+
+    def _value(self, logs):
+        for key in (self.monitor, "mean_iou", "loss"):
+            if key in logs:
+                mode = self.mode if key != "loss" else "min"
+                return float(logs[key]), mode
+        return None, self.mode
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        save_model_atomic(self.model, self.directory / "last.keras")
+        value, mode = self._value(logs)
+        if value is None:
+            return
+        better = self.best is None or (value > self.best if mode == "max" else value < self.best)
+        if better:
+            self.best = value
+            save_model_atomic(self.model, self.directory / "best.keras")
+
+
+def step_decay(initial: float, every: int, factor: float):
+    """``LearningRateScheduler`` function: ``initial * factor ** (epoch // every)``."""
+
+    def schedule(epoch, lr=None):
+        if every <= 0:
+            return float(initial)
+        return float(initial * factor ** (epoch // every))
+
+    return schedule

@@ -1,0 +1,115 @@
+"""train(): outputs, resume after kill -9, class weights, bf16 + XLA, MirroredStrategy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deconvnet_tf
+from deconvnet_tf.training.config import TrainConfig
+from deconvnet_tf.training.train import train
+from tests.conftest import requires_tf
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = requires_tf  # tf.data input pipelines
+
+
+def tiny_config(tmp_path, **changes) -> TrainConfig:
+    base = dict(preset="deconvnet_tiny", output=str(tmp_path / "run"), epochs=2, batch_size=4,
+                crop_size=[48, 64], optimizer="adam", learning_rate=3e-3, bn_momentum=0.9,
+                synthetic_train=8, synthetic_val=4, synthetic_size=[48, 64], steps_per_epoch=2,
+                checkpoint_every=1, deterministic=True)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def test_train_writes_everything(tmp_path):
+    config = tiny_config(tmp_path)
+    result = train(config, verbose=0)
+    out = Path(config.output)
+    assert TrainConfig.load(out / "config.json") == config
+    for name in ("model.keras", "checkpoints/last.keras", "checkpoints/best.keras", "log.csv"):
+        assert (out / name).is_file(), name
+    assert any((out / "tensorboard").rglob("events.out.tfevents*"))
+    assert not (out / "backup").exists()  # removed after a finished run
+    assert len(result.history["loss"]) == 2 and all(np.isfinite(result.history["loss"]))
+    assert "val_mean_iou" in result.history
+    model = deconvnet_tf.load_model(result.model_path)
+    assert model.output_shape[-1] == 5
+
+
+def test_resume_after_kill_9(tmp_path):
+    """kill -9 in the middle of epoch 2, then the same command continues from the backup."""
+    config = tiny_config(tmp_path, epochs=3, steps_per_epoch=4)
+    config_path = config.save(tmp_path / "config.json")
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys, keras
+        from deconvnet_tf.training.config import TrainConfig
+        from deconvnet_tf.training.train import train
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+            def on_train_batch_end(self, batch, logs=None):
+                if self.epoch == 1 and batch == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        extra = [Kill()] if sys.argv[1] == "kill" else []
+        train(TrainConfig.load({str(config_path)!r}), verbose=0, callbacks=extra)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    first = subprocess.run([sys.executable, "-c", script, "kill"], env=env, capture_output=True, text=True)
+    assert first.returncode == -9, first.stderr[-3000:]
+    out = Path(config.output)
+    meta = json.loads((out / "backup" / "training_metadata.json").read_text())
+    assert meta["epoch"] == 1  # the backup taken mid-epoch 2 (0-based 1)
+    assert not (out / "model.keras").exists()
+    second = subprocess.run([sys.executable, "-c", script, "resume"], env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / "log.csv"))]
+    assert epochs == [0, 1, 2]  # epoch 0 from the first run, then 1 and 2: nothing redone twice
+    assert (out / "model.keras").is_file()
+
+
+def test_class_weights_bf16_and_xla(tmp_path):
+    config = tiny_config(tmp_path, epochs=1, class_weighting="median_frequency",
+                         mixed_precision=True, jit_compile=True, val_split="")
+    result = train(config, verbose=0)
+    assert np.isfinite(result.history["loss"][0])
+    model = deconvnet_tf.load_model(result.model_path)
+    assert model.unpooling == "switch"  # jit_compile picked the XLA-friendly pair
+    import keras
+
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+
+
+def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
+    config = tiny_config(tmp_path, epochs=1, strategy="mirrored", val_split="")
+    config_path = config.save(tmp_path / "config.json")
+    script = textwrap.dedent(
+        f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from deconvnet_tf.training.config import TrainConfig
+        from deconvnet_tf.training.train import train
+        import numpy as np
+        result = train(TrainConfig.load({str(config_path)!r}), verbose=0)
+        print("replicas", result.replicas)
+        print("loss", result.history["loss"][0])
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "replicas 2" in proc.stdout
+    loss = float(proc.stdout.split("loss")[-1])
+    assert np.isfinite(loss)
