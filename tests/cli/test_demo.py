@@ -18,6 +18,7 @@ def test_demo_end_to_end_short(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(summary, "preset_summaries",
                         lambda num_classes=21: real(["deconvnet_tiny"], (64, 64), num_classes))
     result = demo.run_demo(tmp_path, epochs=2, num_train=8, size=(48, 64), verbose=0)
+    assert (tmp_path / "run" / "config.json").is_file() and result["metrics"].is_file()
     out = capsys.readouterr().out
     assert "argmax and switch unpooling give identical outputs: True" in out
     assert "mean IoU" in out and str(result["picture"]) in out
