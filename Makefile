@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[jax,lite,dev]"
+	$(PY) -m pip install --quiet -e ".[jax,lite,crf,dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

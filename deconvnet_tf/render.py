@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["colorize", "make_palette", "overlay", "save_png", "side_by_side"]
+__all__ = ["colorize", "make_palette", "overlay", "save_png", "save_prediction", "side_by_side"]
 
 
 def make_palette(num_classes: int = 256) -> np.ndarray:
@@ -81,3 +81,56 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     tmp.write_bytes(data.tobytes())
     os.replace(tmp, path)
     return path
+
+
+def save_prediction(
+    output: str | os.PathLike,
+    stem: str,
+    image: np.ndarray,
+    label: np.ndarray,
+    probabilities: np.ndarray | None = None,
+    palette: np.ndarray | None = None,
+) -> dict[str, Path]:
+    """Writes the per-image outputs shared by ``deconvnet-predict`` and ``deconvnet-lite-predict``.
+
+    Files (all written atomically):
+
+    * ``<output>/<stem>.png``: the class-index label map (8-bit, pixel = class id);
+    * ``<output>/<stem>_color.png``: the label map in the class palette;
+    * ``<output>/<stem>_overlay.png``: the palette blended over the photo;
+    * ``<output>/<stem>_probs.npy``: class probabilities ``(H, W, C)`` as float16, when given.
+
+    Args:
+        output: Output folder (created).
+        stem: File name stem of the input image.
+        image: RGB photo ``(H, W, 3)`` uint8.
+        label: Class-index map ``(H, W)``.
+        probabilities: Optional ``(H, W, C)`` class probabilities.
+        palette: ``(C, 3)`` uint8 RGB colours (default: :func:`make_palette`).
+
+    Returns:
+        The paths written, keyed ``label``, ``color``, ``overlay`` and (optionally) ``probs``.
+    """
+    output = Path(output)
+    label = np.asarray(label)
+    if label.ndim != 2 or label.shape != np.asarray(image).shape[:2]:
+        raise ValueError(f"save_prediction({stem!r}): label {label.shape} must be (H, W) of the "
+                         f"image {np.asarray(image).shape[:2]}")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f"save_prediction({stem!r}): class ids must be in [0, 255] for an 8-bit PNG")
+    paths = {
+        "label": save_png(output / f"{stem}.png", label.astype(np.uint8)),
+        "color": save_png(output / f"{stem}_color.png", colorize(label, palette)),
+        "overlay": save_png(output / f"{stem}_overlay.png", overlay(image, label, palette=palette)),
+    }
+    if probabilities is not None:
+        probs = np.asarray(probabilities)
+        if probs.shape[:2] != label.shape:
+            raise ValueError(f"save_prediction({stem!r}): probabilities {probs.shape} do not match "
+                             f"the label map {label.shape}")
+        path = output / f"{stem}_probs.npy"
+        tmp = path.with_name(f".{path.name}.tmp.npy")
+        np.save(tmp, probs.astype(np.float16))
+        os.replace(tmp, path)
+        paths["probs"] = path
+    return paths
