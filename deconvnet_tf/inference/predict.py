@@ -1,0 +1,335 @@
+"""Whole-image prediction: model loading, one code path from any image size to class
+probabilities at that size.
+
+Everything that turns "a model" into class probabilities goes through :class:`Predictor`:
+
+* a Keras model of this package (``.keras`` file or in memory): logits are turned into
+  probabilities with a softmax; images smaller than ``model.min_input_size`` are padded at the
+  bottom/right with the mean colour (zero after the model's preprocessing) and the scores cropped
+  back; a model built with a fixed input size gets the image resized to it and the scores resized
+  back (bilinear);
+* an exported SavedModel folder (``deconvnet_tf.export.saved_model.load_saved_model``: uint8
+  images in, probabilities out);
+* any callable ``f(batch (N, H, W, 3)) -> scores (N, H, W, C)`` wrapped in a :class:`Predictor`
+  (tests, other runtimes).
+
+NumPy/OpenCV code; Keras is imported only when a Keras model is loaded or wrapped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Predictor",
+    "as_predictor",
+    "check_image",
+    "list_images",
+    "load_predictor",
+    "predict_image",
+    "predict_images",
+    "read_image",
+    "softmax",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax in float32."""
+    scores = np.asarray(scores, np.float32)
+    shifted = scores - scores.max(axis=axis, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=axis, keepdims=True)
+    return shifted
+
+
+def _normalise(probabilities: np.ndarray) -> np.ndarray:
+    probabilities = np.clip(np.asarray(probabilities, np.float32), 0.0, None)
+    total = probabilities.sum(-1, keepdims=True)
+    return probabilities / np.maximum(total, 1e-12)
+
+
+@dataclass
+class Predictor:
+    """A model seen as ``batch of RGB images -> class scores``, plus what is needed to feed it.
+
+    Args:
+        fn: ``fn(batch) -> scores``: ``batch`` is ``(N, H, W, 3)`` RGB (dtype ``input_dtype``,
+            values 0..255), ``scores`` is ``(N, H, W, C)`` at the batch's size.
+        outputs: ``"logits"`` (a softmax gives probabilities) or ``"probabilities"``.
+        min_input_size: Smallest height/width ``fn`` accepts; smaller images are padded.
+        input_size: ``(height, width)`` when ``fn`` only takes one size (images are resized to
+            it and the scores resized back), else ``None``.
+        pad_rgb: Colour used for padding (the model's mean colour: zero after preprocessing).
+        input_dtype: ``"float32"`` or ``"uint8"``.
+        name: Shown in messages.
+
+    Example:
+        >>> fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits")
+        >>> predict_image(fake, np.zeros((5, 7, 3), np.uint8)).shape
+        (5, 7, 2)
+    """
+
+    fn: Callable[[np.ndarray], Any]
+    outputs: str = "logits"
+    min_input_size: int = 1
+    input_size: tuple[int, int] | None = None
+    pad_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    input_dtype: str = "float32"
+    name: str = "model"
+
+    def __post_init__(self):
+        if self.outputs not in ("logits", "probabilities"):
+            raise ValueError(f"Predictor.outputs must be 'logits' or 'probabilities', got "
+                             f"{self.outputs!r}")
+        if self.input_dtype not in ("float32", "uint8"):
+            raise ValueError(f"Predictor.input_dtype must be 'float32' or 'uint8', got "
+                             f"{self.input_dtype!r}")
+
+    def scores(self, batch: np.ndarray) -> np.ndarray:
+        """Raw outputs ``(N, H, W, C)`` float32 of ``fn`` on a batch of the size it accepts."""
+        batch = np.asarray(batch)
+        if batch.ndim != 4 or batch.shape[-1] != 3:
+            raise ValueError(f"{self.name}: expected a (N, H, W, 3) batch, got {batch.shape}")
+        if self.input_dtype == "uint8":
+            batch = np.clip(np.round(batch), 0, 255).astype(np.uint8)
+        else:
+            batch = batch.astype(np.float32)
+        out = np.asarray(self.fn(batch), np.float32)
+        if out.ndim != 4 or out.shape[:3] != batch.shape[:3]:
+            raise ValueError(f"{self.name}: scores of shape {out.shape} do not match the input "
+                             f"batch {batch.shape[:3]} (expected (N, H, W, C))")
+        return out
+
+    def to_probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Softmax of logits, or renormalised probabilities, along the last axis."""
+        return softmax(scores) if self.outputs == "logits" else _normalise(scores)
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """Brings one image to a size the model takes; returns it and the inverse for scores.
+
+        Returns:
+            ``(model_image (h, w, 3) float32, back)`` where ``back(scores (h, w, C))`` gives the
+            scores at the image's own ``(H, W)``.
+        """
+        import cv2
+
+        image = check_image(image)
+        height, width = image.shape[:2]
+        if self.input_size is not None:
+            th, tw = self.input_size
+            resized = cv2.resize(image.astype(np.float32), (tw, th), interpolation=cv2.INTER_LINEAR)
+
+            def back(scores):
+                return _resize_scores(scores, height, width)
+
+            return resized, back
+        minimum = int(self.min_input_size or 1)
+        pad_h, pad_w = max(0, minimum - height), max(0, minimum - width)
+        if not (pad_h or pad_w):
+            return image.astype(np.float32), lambda scores: scores
+        padded = np.empty((height + pad_h, width + pad_w, 3), np.float32)
+        padded[...] = np.asarray(self.pad_rgb, np.float32)
+        padded[:height, :width] = image
+        return padded, lambda scores: scores[:height, :width]
+
+
+def _resize_scores(scores: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a ``(h, w, C)`` score map (any C) to ``(height, width, C)``."""
+    import cv2
+
+    scores = np.asarray(scores, np.float32)
+    if scores.shape[:2] == (height, width):
+        return scores
+    channels = scores.shape[-1]
+    parts = [cv2.resize(np.ascontiguousarray(scores[..., i:i + 512]), (width, height),
+                        interpolation=cv2.INTER_LINEAR) for i in range(0, channels, 512)]
+    parts = [p[..., None] if p.ndim == 2 else p for p in parts]
+    return np.concatenate(parts, -1)
+
+
+def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """Checks an RGB image ``(H, W, 3)`` with values 0..255 and returns it as an array."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"{what}: expected an RGB image (H, W, 3), got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{what}: empty image of shape {image.shape}")
+    return image
+
+
+def _keras_predictor(model) -> Predictor:
+    shape = tuple(model.input_shape)[1:3] if getattr(model, "input_shape", None) else (None, None)
+    fixed = tuple(int(d) for d in shape) if all(d is not None for d in shape) else None
+    mean_bgr = tuple(getattr(model, "mean", (0.0, 0.0, 0.0)))
+    outputs = "probabilities" if getattr(model, "output_activation", None) == "softmax" else "logits"
+    return Predictor(
+        fn=model.predict_on_batch,
+        outputs=outputs,
+        min_input_size=int(getattr(model, "min_input_size", 1) or 1),
+        input_size=fixed,
+        pad_rgb=tuple(float(v) for v in mean_bgr[::-1]),
+        name=getattr(model, "name", "model"),
+    )
+
+
+def load_predictor(path: str | os.PathLike) -> Predictor:
+    """Loads a trained model as a :class:`Predictor`.
+
+    Args:
+        path: A ``.keras`` file (``deconvnet_tf.load_model``) or an exported SavedModel folder
+            (``deconvnet_tf.export.saved_model.load_saved_model``).
+
+    Returns:
+        The predictor.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is neither a ``.keras`` file nor a SavedModel folder.
+        ImportError: A SavedModel folder, but this installation cannot load SavedModels.
+
+    Example:
+        >>> predictor = load_predictor("runs/camvid/model.keras")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Model not found: {str(path)!r}")
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ValueError(f"{str(path)!r} is a folder but not a SavedModel (no saved_model.pb)"
+                             "; pass a .keras file or an exported SavedModel folder")
+        try:
+            from deconvnet_tf.export.saved_model import load_saved_model
+        except ImportError as err:
+            raise ImportError(
+                f"Cannot load the SavedModel {str(path)!r}: this installation has no "
+                f"deconvnet_tf.export.saved_model ({err}); use the .keras file instead"
+            ) from err
+        fn = load_saved_model(path)
+        return Predictor(
+            fn=fn,
+            outputs="probabilities",
+            min_input_size=int(getattr(fn, "min_input_size", 1) or 1),
+            input_size=getattr(fn, "input_size", None),
+            pad_rgb=tuple(getattr(fn, "mean_rgb", (122.675, 116.669, 104.008))),
+            input_dtype="uint8",
+            name=path.name,
+        )
+    from deconvnet_tf.models import load_model
+
+    return _keras_predictor(load_model(path))
+
+
+def as_predictor(model: Any) -> Predictor:
+    """A :class:`Predictor` from a predictor, a Keras model, or a model path.
+
+    Raises:
+        TypeError: ``model`` is none of those.
+    """
+    if isinstance(model, Predictor):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_predictor(model)
+    if hasattr(model, "predict_on_batch") and hasattr(model, "input_shape"):
+        return _keras_predictor(model)
+    raise TypeError(f"Expected a Predictor, a Keras model or a model path, got "
+                    f"{type(model).__name__}; wrap other callables in Predictor(fn, ...)")
+
+
+def predict_images(
+    model: Any, images: Sequence[np.ndarray], *, batch_size: int = 1
+) -> list[np.ndarray]:
+    """Class probabilities of several RGB images, each at its own size.
+
+    Images that reach the model at the same size are batched together (``batch_size`` at a time).
+
+    Args:
+        model: A :class:`Predictor`, a Keras model or a model path.
+        images: RGB images ``(H, W, 3)`` (uint8 or float 0..255), any sizes.
+        batch_size: Images per model call.
+
+    Returns:
+        One ``(H, W, C)`` float32 probability map per image (sums to 1 along the class axis).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    predictor = as_predictor(model)
+    prepared = [predictor.prepare(im) for im in images]
+    results: list[np.ndarray | None] = [None] * len(prepared)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, (array, _) in enumerate(prepared):
+        groups.setdefault(array.shape[:2], []).append(index)
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            scores = predictor.scores(np.stack([prepared[i][0] for i in chunk]))
+            for i, score in zip(chunk, scores):
+                results[i] = predictor.to_probabilities(prepared[i][1](score))
+    return results  # type: ignore[return-value]
+
+
+def predict_image(model: Any, image: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(H, W, C)`` float32 of one RGB image at its own size.
+
+    Args:
+        model: A :class:`Predictor`, a Keras model or a model path.
+        image: RGB image ``(H, W, 3)``, values 0..255.
+
+    Returns:
+        Probabilities at the image's size (softmax of the model's logits).
+
+    Example:
+        >>> model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5)  # doctest: +SKIP
+        >>> predict_image(model, np.zeros((10, 20, 3), np.uint8)).shape        # doctest: +SKIP
+        (10, 20, 5)
+    """
+    return predict_images(model, [image])[0]
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as RGB uint8 ``(H, W, 3)`` (grey and RGBA are converted).
+
+    Raises:
+        ValueError: The file cannot be read as an image.
+    """
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"Cannot read image {str(path)!r}: missing, corrupt or not an image")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def list_images(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expands image files and folders (non-recursive, sorted) into a list of image paths.
+
+    Raises:
+        FileNotFoundError: An input does not exist.
+        ValueError: A folder holds no images, or a file is not an image type.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in folder {str(item)!r}")
+            paths += found
+        elif item.is_file():
+            if item.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"{str(item)!r} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"Input not found: {str(item)!r}")
+    return paths

@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""The paper's Table 1 on any dataset split: FCN-8s, DeconvNet (whole image), DeconvNet
+(instance-wise), DeconvNet + CRF, EDeconvNet, EDeconvNet + CRF, per-class IoU and mean IoU.
+
+    python tools/paper_table.py --deconvnet runs/dn/model.keras --fcn runs/fcn/model.keras \
+        --data /path/to/camvid_360x480 --split test --output table.json
+
+A thin CLI over ``deconvnet_tf.inference.compare.compare_methods``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="paper_table", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deconvnet", required=True, help="DeconvNet .keras file / SavedModel")
+    parser.add_argument("--fcn", help="FCN-8s .keras file / SavedModel (for FCN and EDeconvNet)")
+    parser.add_argument("--data", required=True, help="dataset root in the folder layout")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--methods", nargs="+", help="subset of: fcn8s deconvnet_whole deconvnet "
+                        "deconvnet_crf edeconvnet edeconvnet_crf (default: all the models allow)")
+    parser.add_argument("--limit", type=int, help="only the first N images")
+    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--edge", choices=["hed", "gradient"], default="hed")
+    parser.add_argument("--proposals", choices=["edgeboxes", "selective_search"],
+                        default="edgeboxes")
+    parser.add_argument("--min-box", type=int, default=16)
+    parser.add_argument("--enlarge", type=float, default=1.2)
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--aggregate", choices=["max", "mean"], default="max")
+    parser.add_argument("--ensemble-method", choices=["mean", "product"], default="mean")
+    parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet")
+    parser.add_argument("--proposal-cache", help="folder to cache proposals per image")
+    parser.add_argument("--output", help="also write the results as JSON here")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+
+    from deconvnet_tf.data.folder import DatasetError
+    from deconvnet_tf.inference.compare import compare_methods
+    from deconvnet_tf.inference.pipeline import InferenceOptions
+
+    options = InferenceOptions(
+        ensemble_method=args.ensemble_method, crf_preset=args.crf_preset,
+        input_size=args.input_size, batch_size=args.batch_size, aggregate=args.aggregate,
+        proposals=dict(method=args.proposals, edge=args.edge, top_k=args.top_k,
+                       min_size=args.min_box, enlarge=args.enlarge,
+                       cache_dir=args.proposal_cache))
+    try:
+        result = compare_methods(args.deconvnet, args.data, args.split, fcn=args.fcn,
+                                 methods=args.methods, limit=args.limit, options=options,
+                                 progress=not args.quiet)
+    except (DatasetError, FileNotFoundError, ValueError, ImportError) as err:
+        print(f"paper_table: error: {err}", file=sys.stderr)
+        return 2
+    print(result.table())
+    print("\nSeconds per image: " + ", ".join(f"{k} {v:.3f}" for k, v in result.seconds.items())
+          + f" ({result.num_images} images)")
+    if args.output:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+        print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
