@@ -19,10 +19,18 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deconvnet-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="dataset root in the folder layout (default: generated shapes)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset root: folder layout or PASCAL VOC (default: "
+                     "generated shapes)")
+    src.add_argument("--tfds", help="TensorFlow Datasets name: oxford_iiit_pet, "
+                     "cityscapes/semantic_segmentation, camvid_segmentation, voc2012_segmentation "
+                     "(--set tfds_manual_dir=DIR to build from local files)")
     p.add_argument("--preset", help="model preset (deconvnet-presets lists them)")
     p.add_argument("--output", help="run folder: checkpoints, logs, config, model")
-    p.add_argument("--stage", choices=["crop", "whole"], help="training input (crop: random crops)")
+    p.add_argument("--stage", choices=["crop", "whole", "stage1", "stage2", "two_stage"],
+                   help="training input: crop (random crops), whole (whole images), stage1 "
+                   "(object-centred instance crops), stage2 (proposal windows), two_stage "
+                   "(stage1 then stage2 initialised from it)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--config", help="JSON file of config fields")
@@ -51,13 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig.load(args.config) if args.config else TrainConfig()
         flags = {
-            "data": args.data, "preset": args.preset, "output": args.output, "stage": args.stage,
+            "data": args.data, "tfds": args.tfds, "preset": args.preset, "output": args.output, "stage": args.stage,
             "epochs": args.epochs, "batch_size": args.batch_size,
             "encoder_weights": args.encoder_weights, "mixed_precision": args.mixed_precision,
             "jit_compile": args.jit_compile, "strategy": args.strategy,
         }
         data = config.to_dict()
         data.update({k: v for k, v in flags.items() if v is not None})
+        if args.tfds is not None:
+            data["data"] = None
+        elif args.data is not None:
+            data["tfds"] = None
         if data.get("encoder_weights") in ("None", "none", ""):
             data["encoder_weights"] = None
         config = TrainConfig.from_dict(data, source="command line").with_overrides(args.set)
@@ -66,16 +78,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.training.evaluate import evaluate, save_report
-    from deconvnet_tf.training.train import resolve_dataset_root, train
+    from deconvnet_tf.training.train import open_data_source, train
 
     try:
         result = train(config, verbose=2 if args.quiet else "auto")
-    except (DatasetError, FileNotFoundError) as err:
+    except (DatasetError, ConfigError, FileNotFoundError) as err:
         print(f"deconvnet-train: error: {err}", file=sys.stderr)
         return 2
     print(f"Model: {result.model_path}")
     if not args.no_eval and config.val_split:
-        report = evaluate(result.model_path, resolve_dataset_root(config), config.val_split)
+        report = evaluate(result.model_path, split=config.val_split, source=open_data_source(config),
+                          progress=not args.quiet)
         paths = save_report(report, result.output / "eval")
         print(report.table())
         print(f"Metrics: {paths['metrics']}  Confusion matrix: {paths['confusion']}")

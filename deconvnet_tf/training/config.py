@@ -13,7 +13,8 @@ from typing import Any
 
 __all__ = ["TrainConfig", "ConfigError"]
 
-STAGES = ("whole", "crop")
+STAGES = ("whole", "crop", "stage1", "stage2", "two_stage")
+STAGE2_PROPOSALS = ("jitter", "edgeboxes")
 OPTIMIZERS = ("sgd", "adam")
 CLASS_WEIGHTING = ("none", "median_frequency")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -30,12 +31,35 @@ class TrainConfig:
     Attributes:
         preset: Model preset (``deconvnet_tf.list_presets()``).
         output: Folder for checkpoints, logs, the resolved config and the final model.
-        data: Root of a dataset in the folder layout (``<root>/<split>/images`` ...), or
-            ``None`` for the generated default (``synthetic``).
+        data: Root of a dataset in the folder layout (``<root>/<split>/images`` ...) or of
+            PASCAL VOC (``VOCdevkit``/``VOC2012``), or ``None`` for the generated default
+            (``synthetic``) unless ``tfds`` is set.
+        tfds: TensorFlow Datasets name instead of ``data`` (``oxford_iiit_pet``,
+            ``cityscapes/semantic_segmentation``, ``camvid_segmentation``,
+            ``voc2012_segmentation``).
+        tfds_data_dir: TFDS data directory (``None``: TFDS's default).
+        tfds_manual_dir: TFDS manual directory (Cityscapes zips, CamVid or VOC folders).
+        tfds_download: Let TFDS download missing data (off: nothing downloads at run time).
+        sbd_root: SBD folder (``benchmark_RELEASE``) for VOC's ``train_aug`` split.
         train_split: Split used for training.
         val_split: Split used for validation (``""`` for none).
-        stage: ``"crop"`` (random scale/crop/flip/jitter crops, e.g. CamVid) or ``"whole"``
-            (whole images centre-cropped/padded to ``crop_size``, no augmentation).
+        stage: ``"crop"`` (random scale/crop/flip/jitter crops, e.g. CamVid), ``"whole"``
+            (whole images centre-cropped/padded to ``crop_size``, no augmentation),
+            ``"stage1"`` (the paper's object-centred instance crops), ``"stage2"`` (windows of
+            proposals / jittered boxes overlapping objects) or ``"two_stage"`` (stage 1 for
+            ``stage1_epochs``, then stage 2 for ``epochs`` initialised from stage 1; each in a
+            subfolder ``stage1/``, ``stage2/`` of ``output``).
+        stage1_epochs: Epochs of stage 1 in ``two_stage`` (``None``: ``epochs``).
+        window_size: Stage 1/2: object windows are warped to this size (paper: 250), then
+            randomly cropped to ``crop_size`` (224).
+        box_scale: Stage 1/2: enlargement of object / proposal boxes about their centre.
+        min_object_pixels: Stage 1/2: smaller objects are skipped.
+        background_class: Stage 1/2: the background class (stage 1 relabels other objects to it).
+        stage2_proposals: ``"jitter"`` (jittered ground-truth boxes) or ``"edgeboxes"``
+            (``deconvnet_tf.inference.proposals.propose_boxes``).
+        stage2_min_iou: Stage 2 keeps windows with IoU >= this with a ground-truth object.
+        stage2_windows_per_object: Jittered candidates per object (``"jitter"``).
+        init_from: A ``.keras`` model whose weights initialise the model (same architecture).
         epochs: Epochs.
         batch_size: Global batch size.
         crop_size: ``[height, width]`` of training crops.
@@ -71,7 +95,21 @@ class TrainConfig:
     data: str | None = None
     train_split: str = "train"
     val_split: str = "val"
+    tfds: str | None = None
+    tfds_data_dir: str | None = None
+    tfds_manual_dir: str | None = None
+    tfds_download: bool = False
+    sbd_root: str | None = None
     stage: str = "crop"
+    stage1_epochs: int | None = None
+    window_size: int = 250
+    box_scale: float = 1.2
+    min_object_pixels: int = 16
+    background_class: int = 0
+    stage2_proposals: str = "jitter"
+    stage2_min_iou: float = 0.5
+    stage2_windows_per_object: int = 4
+    init_from: str | None = None
     epochs: int = 10
     batch_size: int = 8
     crop_size: list[int] = field(default_factory=lambda: [224, 224])
@@ -113,13 +151,15 @@ class TrainConfig:
         if self.preset not in list_presets():
             fail("preset", f"unknown {self.preset!r}; available: {', '.join(list_presets())}")
         for name, choices in (("stage", STAGES), ("optimizer", OPTIMIZERS),
-                              ("class_weighting", CLASS_WEIGHTING), ("strategy", STRATEGIES)):
+                              ("class_weighting", CLASS_WEIGHTING), ("strategy", STRATEGIES),
+                              ("stage2_proposals", STAGE2_PROPOSALS)):
             if getattr(self, name) not in choices:
                 fail(name, f"must be one of {choices}, got {getattr(self, name)!r}")
-        for name in ("epochs", "batch_size", "checkpoint_every", "synthetic_train", "synthetic_val"):
+        for name in ("epochs", "batch_size", "checkpoint_every", "synthetic_train", "synthetic_val",
+                     "stage2_windows_per_object", "min_object_pixels"):
             if int(getattr(self, name)) < 1:
                 fail(name, f"must be >= 1, got {getattr(self, name)!r}")
-        for name in ("steps_per_epoch", "validation_steps", "num_classes"):
+        for name in ("steps_per_epoch", "validation_steps", "num_classes", "stage1_epochs"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 fail(name, f"must be >= 1 or null, got {value!r}")
@@ -127,6 +167,19 @@ class TrainConfig:
             value = getattr(self, name)
             if len(value) != 2 or min(int(v) for v in value) < 16:
                 fail(name, f"must be [height, width] with both >= 16, got {value!r}")
+        if self.data is not None and self.tfds is not None:
+            fail("tfds", "give either data (a folder) or tfds (a TFDS name), not both")
+        if self.stage in ("stage1", "stage2", "two_stage"):
+            if self.tfds is not None:
+                fail("stage", f"{self.stage} crops need a file-based dataset (data), not tfds")
+            if max(int(v) for v in self.crop_size) > self.window_size:
+                fail("crop_size", f"{self.crop_size} is larger than window_size {self.window_size}")
+        if not self.box_scale > 0:
+            fail("box_scale", f"must be > 0, got {self.box_scale!r}")
+        if not 0 < self.stage2_min_iou <= 1:
+            fail("stage2_min_iou", f"must be in (0, 1], got {self.stage2_min_iou!r}")
+        if self.window_size < 16:
+            fail("window_size", f"must be >= 16, got {self.window_size!r}")
         if not self.learning_rate > 0:
             fail("learning_rate", f"must be > 0, got {self.learning_rate!r}")
         if not 0 <= self.momentum < 1:

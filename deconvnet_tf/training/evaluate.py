@@ -15,61 +15,111 @@ from deconvnet_tf.training.metrics import SegmentationReport, report_from_confus
 __all__ = ["evaluate", "predict_native", "save_report"]
 
 
-def predict_native(model: keras.Model, image: np.ndarray) -> np.ndarray:
+def predict_native(model: keras.Model, image: np.ndarray,
+                   input_size: tuple[int, int] | None = None) -> np.ndarray:
     """Class scores ``(H, W, C)`` of one RGB image at its own size.
 
-    Images smaller than the model's minimum input are padded at the bottom/right (with the
+    The network runs on the image as it is, or resized (bilinear) to ``input_size`` (or to
+    the model's fixed input size, if it has one); the scores are then resized back to the
+    image's native resolution (bilinear), so metrics are always computed at native size.
+    Inputs smaller than the model's minimum size are padded at the bottom/right (with the
     VGG mean colour, i.e. zeros after preprocessing) and the scores cropped back.
+
+    Args:
+        model: A segmentation model (logits or probabilities out).
+        image: ``(H, W, 3)`` RGB image.
+        input_size: ``(height, width)`` to run the network at, or ``None``.
+
+    Returns:
+        ``(H, W, C)`` float32 scores.
     """
+    import cv2
+
     height, width = image.shape[:2]
+    fixed = tuple(model.input_shape[1:3]) if getattr(model, "input_shape", None) else (None, None)
+    if input_size is None and None not in fixed:
+        input_size = fixed
+    net_input = image
+    if input_size is not None and tuple(input_size) != (height, width):
+        net_input = cv2.resize(image, (int(input_size[1]), int(input_size[0])),
+                               interpolation=cv2.INTER_LINEAR)
+    in_h, in_w = net_input.shape[:2]
     minimum = getattr(model, "min_input_size", 1)
-    pad_h, pad_w = max(0, minimum - height), max(0, minimum - width)
-    batch = image[None]
+    pad_h, pad_w = max(0, minimum - in_h), max(0, minimum - in_w)
+    batch = net_input[None]
     if pad_h or pad_w:
         mean_rgb = np.array(getattr(model, "mean", (0, 0, 0))[::-1], np.float32)
-        padded = np.broadcast_to(mean_rgb, (height + pad_h, width + pad_w, 3)).copy()
-        padded[:height, :width] = image
+        padded = np.broadcast_to(mean_rgb, (in_h + pad_h, in_w + pad_w, 3)).copy()
+        padded[:in_h, :in_w] = net_input
         batch = padded[None]
-    scores = np.asarray(model.predict_on_batch(batch.astype(np.float32)))[0]
-    return scores[:height, :width]
+    scores = np.asarray(model.predict_on_batch(batch.astype(np.float32)), np.float32)[0]
+    scores = scores[:in_h, :in_w]
+    if (in_h, in_w) != (height, width):
+        channels = scores.shape[-1]
+        scores = np.concatenate(
+            [np.atleast_3d(cv2.resize(scores[..., c : c + 256], (width, height),
+                                      interpolation=cv2.INTER_LINEAR))
+             for c in range(0, channels, 256)], axis=-1)
+    return scores
 
 
 def evaluate(
     model: keras.Model | str | os.PathLike,
-    data: str | os.PathLike,
+    data: str | os.PathLike | None = None,
     split: str = "val",
     *,
+    tfds: str | None = None,
+    source=None,
     limit: int | None = None,
     progress: bool = True,
+    input_size: tuple[int, int] | None = None,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
+
+    Args:
+        model: A model or the path of a ``.keras`` file.
+        data: Dataset root (folder layout or PASCAL VOC).
+        split: Split name.
+        tfds: A TFDS name instead of ``data`` (see ``deconvnet_tf.data.tfds_sources``).
+        source: An opened ``deconvnet_tf.data.sources.Source`` instead of ``data``/``tfds``.
+        limit: Evaluate only the first ``limit`` images.
+        progress: Show a progress bar.
+        input_size: Run the network at this ``(height, width)`` and resize the scores back
+            (``None``: each image at its own size).
+
+    Returns:
+        A :class:`SegmentationReport`.
+
+    Raises:
+        DatasetError: bad data (naming the file).
+        ValueError: the model predicts fewer classes than the dataset has.
 
     Uses ``keras.metrics.MeanIoU(ignore_class=...)`` for the confusion matrix; the report adds
     per-class IoU, global pixel accuracy and class-average accuracy.
 
-    Args:
-        model: A model or the path of a ``.keras`` file.
-        data: Dataset root in the folder layout.
-        split: Split name.
-        limit: Evaluate only the first ``limit`` images.
-        progress: Show a progress bar.
+    Example:
+
+    >>> report = evaluate("runs/camvid/model.keras", "/data/camvid_360x480", "val")
+    >>> print(report.table())
     """
-    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+    from deconvnet_tf.data.sources import open_source
     from deconvnet_tf.models import load_model
 
     if not isinstance(model, keras.Model):
         model = load_model(model)
-    info = read_meta(data)
-    examples = list_examples(data, split)[:limit]
+    if source is None:
+        source = open_source(data, tfds=tfds)
+    info = source.info
+    total = source.num_examples(split)
+    total = total if limit is None else min(limit, total)
     num_classes = int(model.output_shape[-1])
     if num_classes < info.num_classes:
-        raise ValueError(f"The model predicts {num_classes} classes but {str(data)!r} has "
+        raise ValueError(f"The model predicts {num_classes} classes but {source.name!r} has "
                          f"{info.num_classes}")
     metric = keras.metrics.MeanIoU(num_classes=num_classes, ignore_class=info.ignore_label)
-    bar = keras.utils.Progbar(len(examples), unit_name="image") if progress else None
-    for i, (image_path, label_path) in enumerate(examples, 1):
-        image, label = load_example(image_path, label_path)
-        pred = predict_native(model, image).argmax(-1)
+    bar = keras.utils.Progbar(total, unit_name="image") if progress else None
+    for i, (image, label) in enumerate(source.numpy_examples(split, limit=limit), 1):
+        pred = predict_native(model, image, input_size).argmax(-1)
         metric.update_state(label.astype(np.int32), pred.astype(np.int32))
         if bar is not None:
             bar.update(i)

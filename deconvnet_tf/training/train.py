@@ -12,12 +12,14 @@ import numpy as np
 
 from deconvnet_tf.training.config import TrainConfig
 
-__all__ = ["TrainResult", "train", "resolve_dataset_root"]
+__all__ = ["TrainResult", "train", "resolve_dataset_root", "open_data_source"]
 
 
 @dataclass
 class TrainResult:
-    """What a run produced."""
+    """What a run produced: the run folder, the final model, the Keras history (of the last
+    stage), class names, the ignore label, the number of replicas, and per-stage histories
+    of a two-stage run (``None`` for a stage 1 kept from an earlier run)."""
 
     output: Path
     model_path: Path
@@ -25,11 +27,18 @@ class TrainResult:
     class_names: tuple[str, ...]
     ignore_label: int
     replicas: int = 1
+    stage_histories: dict | None = None  # two_stage: {"stage1": ..., "stage2": ...}
 
 
 def resolve_dataset_root(config: TrainConfig) -> Path:
     """The dataset folder of ``config``: ``config.data``, or the generated default (written
-    once under ``<output>/synthetic_data``)."""
+    once under ``<output>/synthetic_data``).
+
+    Raises:
+        ValueError: ``config`` uses a TFDS dataset (no folder).
+    """
+    if config.tfds is not None:
+        raise ValueError(f"config uses the TFDS dataset {config.tfds!r}, not a folder")
     if config.data is not None:
         return Path(config.data)
     from deconvnet_tf.data.synthetic import write_synthetic_dataset
@@ -96,6 +105,49 @@ def _optimizer(config: TrainConfig):
     return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum, weight_decay=wd)
 
 
+def open_data_source(config: TrainConfig):
+    """The data source of ``config``: ``tfds``, ``data`` (folder layout or VOC), or the generated
+    default (:func:`resolve_dataset_root`)."""
+    from deconvnet_tf.data.sources import open_source
+
+    if config.tfds is not None:
+        return open_source(tfds=config.tfds, tfds_data_dir=config.tfds_data_dir,
+                           manual_dir=config.tfds_manual_dir, download=config.tfds_download)
+    return open_source(resolve_dataset_root(config), sbd_root=config.sbd_root)
+
+
+def _proposal_fn(config: TrainConfig):
+    """``boxes_fn(image)`` for stage 2, or ``None`` for jittered ground-truth boxes."""
+    if config.stage2_proposals == "jitter":
+        return None
+    try:
+        from deconvnet_tf.inference.proposals import propose_boxes
+    except ImportError as err:
+        from deconvnet_tf.training.config import ConfigError
+
+        raise ConfigError(f"config field 'stage2_proposals': {config.stage2_proposals!r} needs "
+                          f"deconvnet_tf.inference.proposals ({err}); use 'jitter'") from err
+    method = config.stage2_proposals
+    return lambda image: propose_boxes(image, method=method, top_k=50)
+
+
+def _task(strategy) -> tuple[str | None, int]:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return None, 0
+    return resolver.task_type, int(resolver.task_id or 0)
+
+
+def _copy_atomic(src: Path, dst: Path) -> Path:
+    import os
+    import shutil
+
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
 def train(
     config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None
 ) -> TrainResult:
@@ -105,7 +157,11 @@ def train(
     for resuming: re-running the same command after a crash or ``kill -9`` continues from the
     last backup, taken every ``checkpoint_every`` steps and at each epoch end),
     ``checkpoints/last.keras`` and ``best.keras`` (atomic), ``log.csv``, ``tensorboard/`` and
-    ``model.keras`` (the final model, atomic).
+    ``model.keras`` (the final model, atomic). With ``stage="two_stage"`` the two stages run
+    in ``stage1/`` and ``stage2/`` (stage 2 initialised from ``stage1/model.keras``; a finished
+    stage 1 is not redone when the command is re-run) and ``model.keras`` is stage 2's model.
+    Under ``strategy="multiworker"`` workers other than the chief write to
+    ``<output>/worker<i>/``.
 
     Args:
         config: The run's configuration.
@@ -114,44 +170,108 @@ def train(
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        DatasetError: bad input data (the message names the file).
+        ConfigError: a setting that cannot be used (e.g. unavailable proposals).
+
+    Example:
+
+    >>> result = train(TrainConfig(preset="deconvnet_tiny", output="runs/shapes", epochs=2))
     """
-    from deconvnet_tf.data.folder import folder_dataset, list_examples, read_meta, validate_examples
+    # MultiWorkerMirroredStrategy must exist before other TensorFlow work in the process.
+    strategy = _strategy(config.strategy)
+    if config.stage != "two_stage":
+        return _train_single(config, strategy, verbose, callbacks)
+    import dataclasses
+
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    config.save(output / "config.json")
+    data = config.data
+    if data is None and config.tfds is None:
+        data = str(resolve_dataset_root(config))
+    stage1 = dataclasses.replace(config, stage="stage1", output=str(output / "stage1"), data=data,
+                                 epochs=config.stage1_epochs or config.epochs)
+    first = output / "stage1" / "model.keras"
+    result1 = None
+    if not first.is_file():  # a finished stage 1 is kept when the command is re-run
+        result1 = _train_single(stage1, strategy, verbose, callbacks)
+        first = result1.model_path
+    stage2 = dataclasses.replace(config, stage="stage2", output=str(output / "stage2"), data=data,
+                                 init_from=str(first))
+    result2 = _train_single(stage2, strategy, verbose, callbacks)
+    model_path = result2.model_path
+    if result2.output == output / "stage2":  # the chief (or a single process)
+        model_path = _copy_atomic(result2.model_path, output / "model.keras")
+    stages = {"stage1": result1.history if result1 is not None else None, "stage2": result2.history}
+    return TrainResult(output, model_path, dict(result2.history), result2.class_names,
+                       result2.ignore_label, result2.replicas, stages)
+
+
+def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainResult:
+    from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
     from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.models import build_model
+    from deconvnet_tf.models import build_model, load_model
     from deconvnet_tf.training.callbacks import AtomicModelCheckpoint, save_model_atomic, step_decay
     from deconvnet_tf.training.losses import SegmentationCrossEntropy, median_frequency_weights
     from deconvnet_tf.training.metrics import mean_iou_metric
 
     output = Path(config.output)
+    task_type, task_id = _task(strategy)
+    if task_type is not None and task_type not in ("chief",) and not (task_type == "worker" and task_id == 0):
+        output = output / f"{task_type}{task_id}"  # non-chief workers: their own folder
     output.mkdir(parents=True, exist_ok=True)
     config.save(output / "config.json")
     keras.utils.set_random_seed(config.seed)
     _set_precision(config.mixed_precision)
 
-    root = resolve_dataset_root(config)
-    info = read_meta(root)
+    source = open_data_source(config)
+    info = source.info
     num_classes = config.num_classes or info.num_classes
     ignore = info.ignore_label if info.ignore_label is not None else 255
-    train_examples = list_examples(root, config.train_split)
-    pixel_counts, image_pixels = validate_examples(train_examples, info)
     class_weights = None
-    if config.class_weighting == "median_frequency":
-        class_weights = median_frequency_weights(pixel_counts, image_pixels)
-        class_weights = np.pad(class_weights, (0, num_classes - len(class_weights))).tolist()
+    if config.tfds is None or config.class_weighting != "none":
+        pixel_counts, image_pixels = source.validate(config.train_split)
+        if config.class_weighting == "median_frequency":
+            class_weights = median_frequency_weights(pixel_counts, image_pixels)
+            class_weights = np.pad(class_weights, (0, num_classes - len(class_weights))).tolist()
 
     pipeline_args = dict(batch_size=config.batch_size, crop_size=tuple(config.crop_size),
                          ignore_label=ignore, seed=config.seed, deterministic=config.deterministic)
-    train_ds = make_pipeline(folder_dataset(root, config.train_split, validate=False),
-                             mode=config.stage, training=True, **pipeline_args)
+    if config.stage in ("stage1", "stage2"):
+        records = source.records(config.train_split)
+        object_args = dict(ignore_label=ignore, background=config.background_class,
+                           box_scale=config.box_scale, min_pixels=config.min_object_pixels)
+        if config.stage == "stage1":
+            windows = stage1_windows(records, **object_args)
+        else:
+            windows = stage2_windows(records, boxes_fn=_proposal_fn(config), min_iou=config.stage2_min_iou,
+                                     per_object=config.stage2_windows_per_object, seed=config.seed,
+                                     **object_args)
+        train_ds = make_window_pipeline(records, windows, stage=config.stage,
+                                        window_size=config.window_size,
+                                        background=config.background_class, **pipeline_args)
+        num_train = len(windows)
+    else:
+        train_ds = make_pipeline(source.dataset(config.train_split), mode=config.stage,
+                                 training=True, **pipeline_args)
+        num_train = source.num_examples(config.train_split)
     val_ds = None
     if config.val_split:
-        val_examples = list_examples(root, config.val_split)
-        validate_examples(val_examples, info)
-        val_ds = make_pipeline(folder_dataset(root, config.val_split, validate=False),
-                               mode="whole", training=False, **pipeline_args)
-    steps = config.steps_per_epoch or max(1, math.ceil(len(train_examples) / config.batch_size))
+        if config.tfds is None:
+            source.validate(config.val_split)
+        val_ds = make_pipeline(source.dataset(config.val_split), mode="whole", training=False,
+                               **pipeline_args)
+    if task_type is not None:
+        import tensorflow as tf
 
-    strategy = _strategy(config.strategy)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(options)
+        val_ds = val_ds.with_options(options) if val_ds is not None else None
+    steps = config.steps_per_epoch or max(1, math.ceil(num_train / config.batch_size))
+
     unpooling = config.unpooling or ("switch" if config.jit_compile else None)
     overrides = {} if config.bn_momentum is None else {"bn_momentum": config.bn_momentum}
     if unpooling is not None and not config.preset.startswith("fcn"):
@@ -161,6 +281,13 @@ def train(
         model = build_model(config.preset, num_classes=num_classes,
                             encoder_weights=config.encoder_weights,
                             frozen_blocks=config.frozen_blocks, **overrides)
+        if config.init_from:
+            source_model = load_model(config.init_from)
+            try:
+                model.set_weights(source_model.get_weights())
+            except ValueError as err:
+                raise ValueError(f"init_from {config.init_from!r} does not match preset "
+                                 f"{config.preset!r} with {num_classes} classes: {err}") from err
         model.compile(
             optimizer=_optimizer(config),
             loss=SegmentationCrossEntropy(num_classes, ignore, class_weights),

@@ -1,0 +1,269 @@
+"""A ``keras.utils.PyDataset`` input pipeline over the folder layout: no TensorFlow needed.
+
+The backend-portable twin of :func:`deconvnet_tf.data.pipeline.make_pipeline`: same arguments
+where they mean the same thing, same batches (``images uint8 (B, h, w, 3)``, ``labels int32
+(B, h, w)``), same augmentation (:mod:`deconvnet_tf.data.augment_np`, NumPy/OpenCV). Keras
+``fit``/``evaluate`` take it on every backend; on JAX it is how training reads a dataset
+folder without TensorFlow installed.
+
+Batches are a pure function of ``(seed, batch index)``: a training batch ``i`` holds the
+examples at positions ``i * batch_size ... (i + 1) * batch_size - 1`` of an endless stream of
+per-epoch permutations, each augmented with a generator seeded by ``(seed, position)``. So any
+number of workers (threads or processes) give the same batches in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from deconvnet_tf.data import augment_np as aug
+from deconvnet_tf.data.folder import list_examples, load_example, read_meta, validate_examples
+
+__all__ = ["FolderPyDataset", "make_pydataset"]
+
+MODES = ("crop", "whole")
+
+
+class FolderPyDataset(keras.utils.PyDataset):
+    """Batches of one split of a dataset folder for Keras ``fit``/``evaluate``/``predict``.
+
+    Training datasets are endless (``num_batches`` is ``None``; pass ``steps_per_epoch`` to
+    ``fit``): shuffled every pass, augmented in ``"crop"`` mode, the last partial batch of a
+    pass continues into the next one. Evaluation datasets (``training=False``) hold
+    ``ceil(n / batch_size)`` batches in file order, the last one possibly smaller.
+
+    Args:
+        root: Dataset root in the folder layout (see :mod:`deconvnet_tf.data.folder`).
+        split: Split name (``<root>/<split>.txt``).
+        mode: ``"crop"``: training crops of ``crop_size`` (random scale, crop with padding,
+            flip, colour jitter when ``training``; a centre crop otherwise). ``"whole"``: whole
+            images padded at the bottom/right to ``crop_size`` when smaller and centre-cropped
+            when larger, no augmentation.
+        batch_size: Batch size.
+        crop_size: ``(height, width)`` of the batched images.
+        training: Shuffle, augment and repeat.
+        ignore_label: Label of padded pixels (0..255: labels are 8-bit).
+        seed: Seed of shuffling and augmentation.
+        scale: ``(min, max)`` random scale factors of ``"crop"`` training, or ``None``.
+        flip: Random horizontal flips in ``"crop"`` training.
+        jitter: Random colour jitter in ``"crop"`` training.
+        cache: Keep decoded examples in memory after their first read (per worker process).
+        validate: Read every example once now and fail with an error naming the file on bad
+            input (unreadable, size mismatch, label values outside the classes).
+        workers: Keras ``PyDataset`` workers (threads, or processes with
+            ``use_multiprocessing``).
+        use_multiprocessing: Use processes instead of threads for ``workers > 1``.
+        max_queue_size: Batches prepared ahead by the workers.
+
+    Raises:
+        ValueError: On a bad argument (naming it).
+        deconvnet_tf.data.folder.DatasetError: On a bad dataset folder (naming the file).
+
+    Example:
+
+    >>> ds = FolderPyDataset("data/camvid_360x480", "train", batch_size=8, crop_size=(224, 224),
+    ...                      ignore_label=11)
+    >>> images, labels = ds[0]        # (8, 224, 224, 3) uint8, (8, 224, 224) int32
+    >>> model.fit(ds, steps_per_epoch=46, epochs=10)
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        *,
+        mode: str = "crop",
+        batch_size: int = 8,
+        crop_size: Sequence[int] = (224, 224),
+        training: bool = True,
+        ignore_label: int = 255,
+        seed: int = 0,
+        scale: tuple[float, float] | None = (0.75, 1.25),
+        flip: bool = True,
+        jitter: bool = True,
+        cache: bool = True,
+        validate: bool = True,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ):
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
+                         max_queue_size=max_queue_size)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if len(crop_size) != 2 or min(int(s) for s in crop_size) < 1:
+            raise ValueError(f"crop_size must be (height, width) with both >= 1, got {crop_size!r}")
+        if not 0 <= int(ignore_label) <= 255:
+            raise ValueError(f"ignore_label must be in [0, 255] (8-bit labels), got {ignore_label!r}")
+        if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
+            raise ValueError(f"scale must be None or (min, max) with 0 < min <= max, got {scale!r}")
+        self.root = os.fspath(root)
+        self.split = split
+        self.mode = mode
+        self.batch_size = int(batch_size)
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.training = bool(training)
+        self.ignore_label = int(ignore_label)
+        self.seed = int(seed)
+        self.scale = None if scale is None else (float(scale[0]), float(scale[1]))
+        self.flip = bool(flip)
+        self.jitter = bool(jitter)
+        self.cache = bool(cache)
+        self.examples = list_examples(root, split)
+        if validate:
+            validate_examples(self.examples, read_meta(root))
+        self._decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._orders: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    # The lock cannot be pickled (use_multiprocessing sends the dataset to worker processes).
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state["_decoded"], state["_orders"] = {}, {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def num_examples(self) -> int:
+        """Examples in the split."""
+        return len(self.examples)
+
+    @property
+    def num_batches(self) -> int | None:
+        """``None`` (endless) when training, else ``ceil(num_examples / batch_size)``."""
+        if self.training:
+            return None
+        return math.ceil(self.num_examples / self.batch_size)
+
+    def steps_per_pass(self) -> int:
+        """Batches of one pass over the split (``fit``'s ``steps_per_epoch`` for an epoch)."""
+        return max(1, math.ceil(self.num_examples / self.batch_size))
+
+    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.cache:
+            item = self._decoded.get(index)
+            if item is not None:
+                return item
+        item = load_example(*self.examples[index])
+        if self.cache:
+            with self._lock:
+                self._decoded[index] = item
+        return item
+
+    def _order(self, epoch: int) -> np.ndarray:
+        order = self._orders.get(epoch)
+        if order is None:
+            order = np.random.default_rng([self.seed, 0x5EED, epoch]).permutation(self.num_examples)
+            with self._lock:
+                if len(self._orders) > 4:  # batches only ever straddle two passes
+                    self._orders.pop(min(self._orders))
+                self._orders[epoch] = order
+        return order
+
+    def _example(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        height, width = self.crop_size
+        if not self.training:
+            image, label = self._load(position)
+            return aug.center_crop(image, label, height, width, self.ignore_label)
+        epoch, offset = divmod(position, self.num_examples)
+        image, label = self._load(int(self._order(epoch)[offset]))
+        if self.mode == "crop":
+            rng = np.random.default_rng([self.seed, position])
+            return aug.augment(image, label, rng, crop_size=self.crop_size,
+                               ignore_label=self.ignore_label, scale=self.scale, flip=self.flip,
+                               jitter=self.jitter)
+        return aug.center_crop(image, label, height, width, self.ignore_label)
+
+    def __getitem__(self, index: int):
+        """Batch ``index``: ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.
+
+        Raises:
+            IndexError: For a negative index, or past the end of an evaluation dataset.
+        """
+        index = int(index)
+        start = index * self.batch_size
+        stop = start + self.batch_size
+        if not self.training:
+            if index < 0 or start >= self.num_examples:
+                raise IndexError(f"batch {index} out of range: {self.num_batches} batches")
+            stop = min(stop, self.num_examples)
+        elif index < 0:
+            raise IndexError(f"batch index must be >= 0, got {index}")
+        height, width = self.crop_size
+        images = np.empty((stop - start, height, width, 3), np.uint8)
+        labels = np.empty((stop - start, height, width), np.int32)
+        for row, position in enumerate(range(start, stop)):
+            images[row], labels[row] = self._example(position)
+        return images, labels
+
+
+def make_pydataset(
+    root: str | os.PathLike,
+    split: str,
+    *,
+    mode: str = "crop",
+    batch_size: int = 8,
+    crop_size: Sequence[int] = (224, 224),
+    training: bool = True,
+    ignore_label: int = 255,
+    seed: int = 0,
+    scale: tuple[float, float] | None = (0.75, 1.25),
+    flip: bool = True,
+    jitter: bool = True,
+    cache: bool = True,
+    validate: bool = True,
+    workers: int = 1,
+    use_multiprocessing: bool = False,
+    max_queue_size: int = 10,
+    deterministic: bool | None = None,
+    shuffle_buffer: int | None = None,
+) -> FolderPyDataset:
+    """A :class:`FolderPyDataset`, with the arguments of ``make_pipeline``.
+
+    ``deterministic`` and ``shuffle_buffer`` are accepted so that callers can pass the same
+    keyword arguments as to :func:`deconvnet_tf.data.pipeline.make_pipeline`; they change
+    nothing here (batches are always reproducible from ``seed``; every pass is a full
+    permutation).
+
+    Args:
+        root: Dataset root in the folder layout.
+        split: Split name.
+        mode, batch_size, crop_size, training, ignore_label, seed, scale, flip, jitter, cache,
+            validate, workers, use_multiprocessing, max_queue_size: See
+            :class:`FolderPyDataset`.
+        deterministic: Ignored (always deterministic).
+        shuffle_buffer: Ignored (full shuffle).
+
+    Returns:
+        A ``keras.utils.PyDataset`` of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.
+
+    Raises:
+        ValueError: On a bad argument.
+        deconvnet_tf.data.folder.DatasetError: On a bad dataset folder (naming the file).
+
+    Example:
+
+    >>> train_ds = make_pydataset(root, "train", batch_size=8, crop_size=(224, 224),
+    ...                           ignore_label=11, seed=0)
+    >>> val_ds = make_pydataset(root, "val", mode="whole", training=False, batch_size=8,
+    ...                         crop_size=(360, 480), ignore_label=11)
+    """
+    del deterministic, shuffle_buffer
+    return FolderPyDataset(
+        root, split, mode=mode, batch_size=batch_size, crop_size=crop_size, training=training,
+        ignore_label=ignore_label, seed=seed, scale=scale, flip=flip, jitter=jitter, cache=cache,
+        validate=validate, workers=workers, use_multiprocessing=use_multiprocessing,
+        max_queue_size=max_queue_size,
+    )

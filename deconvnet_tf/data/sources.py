@@ -1,0 +1,283 @@
+"""One interface over the data sources: folder layout, PASCAL VOC (+SBD) and TensorFlow Datasets.
+
+Every source gives, per split, a ``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8
+(H, W))``, NumPy examples (for evaluation at native resolution), a validation pass with class
+statistics (for median-frequency weights) and, for file-based sources, :class:`Record` lists
+with instance masks (for the paper's stage-1/stage-2 object crops).
+
+Example:
+
+>>> source = open_source("/data/camvid_360x480")          # folder layout
+>>> source = open_source("/data/VOCdevkit", sbd_root="/data/benchmark_RELEASE")
+>>> source = open_source(tfds="oxford_iiit_pet")
+>>> ds = source.dataset("train")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deconvnet_tf.data.folder import DatasetError, DatasetInfo
+
+__all__ = ["Record", "Source", "RecordSource", "open_source", "load_record", "validate_records",
+           "records_dataset", "label_statistics"]
+
+_LABEL_FORMATS = ("png", "index_png", "sbd_mat")
+_INSTANCE_FORMATS = ("png16", "index_png", "sbd_mat")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One example on disk.
+
+    Attributes:
+        image: Image file (JPEG/PNG, RGB after decoding).
+        label: Label file.
+        label_format: ``"png"`` (8-bit greyscale class indices), ``"index_png"`` (palette or
+            greyscale PNG read as raw indices, e.g. VOC) or ``"sbd_mat"`` (SBD ``GTcls``).
+        instances: Instance-id file or ``None`` (0 = no instance).
+        instances_format: ``"png16"`` (8/16-bit greyscale ids), ``"index_png"`` (VOC
+            ``SegmentationObject``; 255 = boundary, read as 0) or ``"sbd_mat"`` (``GTinst``).
+    """
+
+    image: Path
+    label: Path
+    label_format: str = "png"
+    instances: Path | None = None
+    instances_format: str = "png16"
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"Cannot read image {str(path)!r}: missing, corrupt or not an image")
+    return image[..., ::-1].copy()
+
+
+def _read_indices(path: Path, fmt: str, what: str) -> np.ndarray:
+    import cv2
+
+    from deconvnet_tf.data.voc import read_index_png, read_sbd_mat
+
+    if fmt == "index_png":
+        return read_index_png(path)
+    if fmt == "sbd_mat":
+        return read_sbd_mat(path, "GTcls" if what == "label" else "GTinst")
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DatasetError(f"Cannot read {what} {str(path)!r}: missing, corrupt or not a PNG")
+    if array.ndim != 2:
+        raise DatasetError(f"{what.capitalize()} {str(path)!r} has shape {array.shape}: expected "
+                           "a single-channel PNG of indices")
+    return array
+
+
+def load_record(record: Record, *, instances: bool = False):
+    """Reads one record: ``(image uint8 RGB (H, W, 3), label uint8 (H, W))``, plus
+    ``instances int32 (H, W)`` (or ``None``) when ``instances``.
+
+    Raises:
+        DatasetError: unreadable file or a size mismatch, naming the files.
+    """
+    image = _read_image(record.image)
+    label = _read_indices(record.label, record.label_format, "label")
+    if label.shape != image.shape[:2]:
+        raise DatasetError(f"Size mismatch: image {str(record.image)!r} is "
+                           f"{image.shape[0]}x{image.shape[1]} but label {str(record.label)!r} is "
+                           f"{label.shape[0]}x{label.shape[1]}")
+    label = label.astype(np.uint8)
+    if not instances:
+        return image, label
+    inst = None
+    if record.instances is not None:
+        inst = _read_indices(record.instances, record.instances_format, "instances").astype(np.int32)
+        if record.instances_format == "index_png":
+            inst[inst == 255] = 0  # VOC object boundaries
+        if inst.shape != label.shape:
+            raise DatasetError(f"Size mismatch: instances {str(record.instances)!r} is "
+                               f"{inst.shape[0]}x{inst.shape[1]} but label {str(record.label)!r} is "
+                               f"{label.shape[0]}x{label.shape[1]}")
+    return image, label, inst
+
+
+def label_statistics(label: np.ndarray, info: DatasetInfo, name: str = "label"):
+    """Class pixel counts of one label; raises naming ``name`` on out-of-range values."""
+    values = np.bincount(label.ravel(), minlength=256)
+    bad = [int(v) for v in np.flatnonzero(values) if v >= info.num_classes and v != info.ignore_label]
+    if bad:
+        raise DatasetError(f"Label {name!r} has value(s) {bad[:5]} outside [0, {info.num_classes}) "
+                           f"that are not the ignore label ({info.ignore_label})")
+    counts = values[: info.num_classes]
+    return counts, (counts > 0) * label.size
+
+
+def validate_records(records: list[Record], info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Reads every record once, checks it (naming the file) and returns ``(pixel_counts,
+    image_pixels)`` per class (what median-frequency balancing needs)."""
+    if not records:
+        raise DatasetError(f"No examples in {str(info.root)!r}: the split is empty")
+    counts = np.zeros(info.num_classes, np.int64)
+    image_pixels = np.zeros(info.num_classes, np.int64)
+    for record in records:
+        _, label = load_record(record)
+        c, p = label_statistics(label, info, str(record.label))
+        counts += c
+        image_pixels += p
+    return counts, image_pixels
+
+
+def records_dataset(records: list[Record]):
+    """``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))`` over records.
+
+    8-bit greyscale PNG labels decode in TensorFlow; palette PNG / ``.mat`` labels go through
+    NumPy (PIL / SciPy) in parallel ``tf.numpy_function`` calls.
+    """
+    import tensorflow as tf
+
+    if not records:
+        raise DatasetError("No examples: the split is empty")
+    images = tf.constant([str(r.image) for r in records])
+    labels = tf.constant([str(r.label) for r in records])
+    formats = {r.label_format for r in records}
+
+    def read_label_np(path, fmt):
+        return _read_indices(Path(path.decode()), fmt.decode(), "label").astype(np.uint8)
+
+    def decode(image_path, label_path, fmt):
+        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+        if formats == {"png"}:
+            label = tf.io.decode_png(tf.io.read_file(label_path), channels=1)[..., 0]
+        else:
+            label = tf.numpy_function(read_label_np, [label_path, fmt], tf.uint8, stateful=False)
+        return tf.ensure_shape(image, (None, None, 3)), tf.ensure_shape(label, (None, None))
+
+    fmts = tf.constant([r.label_format for r in records])
+    return tf.data.Dataset.from_tensor_slices((images, labels, fmts)).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class Source:
+    """A segmentation data source (base class). ``info`` has class names and the ignore label."""
+
+    info: DatasetInfo
+    name: str = "source"
+
+    def records(self, split: str) -> list[Record]:
+        """Examples on disk (file-based sources only; needed by stage-1/stage-2 crops)."""
+        raise DatasetError(f"{self.name}: object crops (stage1/stage2) need a file-based source "
+                           "(--data: folder layout or PASCAL VOC)")
+
+    def num_examples(self, split: str) -> int:
+        raise NotImplementedError
+
+    def dataset(self, split: str):
+        """``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))``."""
+        raise NotImplementedError
+
+    def numpy_examples(self, split: str, limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(image, label)`` NumPy pairs, in split order."""
+        raise NotImplementedError
+
+    def validate(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Checks every example of ``split`` (clear errors) and returns class statistics."""
+        counts = np.zeros(self.info.num_classes, np.int64)
+        image_pixels = np.zeros(self.info.num_classes, np.int64)
+        n = 0
+        for i, (_, label) in enumerate(self.numpy_examples(split)):
+            c, p = label_statistics(label, self.info, f"{self.name}:{split}[{i}]")
+            counts += c
+            image_pixels += p
+            n += 1
+        if n == 0:
+            raise DatasetError(f"{self.name}: split '{split}' is empty")
+        return counts, image_pixels
+
+
+class RecordSource(Source):
+    """A source of files on disk (folder layout or PASCAL VOC)."""
+
+    def __init__(self, info: DatasetInfo, records_fn, name: str):
+        self.info = info
+        self._records_fn = records_fn
+        self.name = name
+        self._cache: dict[str, list[Record]] = {}
+
+    def records(self, split):
+        if split not in self._cache:
+            self._cache[split] = self._records_fn(split)
+        return self._cache[split]
+
+    def num_examples(self, split):
+        return len(self.records(split))
+
+    def dataset(self, split):
+        return records_dataset(self.records(split))
+
+    def numpy_examples(self, split, limit=None):
+        for record in self.records(split)[:limit]:
+            yield load_record(record)
+
+    def validate(self, split):
+        return validate_records(self.records(split), self.info)
+
+
+def _folder_records(root: Path, split: str) -> list[Record]:
+    from deconvnet_tf.data.folder import list_examples
+
+    records = []
+    for image, label in list_examples(root, split):
+        inst = root / split / "instances" / label.name
+        records.append(Record(image, label, "png", inst if inst.is_file() else None, "png16"))
+    return records
+
+
+def open_source(
+    data: str | os.PathLike | None = None,
+    *,
+    tfds: str | None = None,
+    sbd_root: str | os.PathLike | None = None,
+    tfds_data_dir: str | None = None,
+    manual_dir: str | None = None,
+    download: bool = False,
+) -> Source:
+    """Opens a data source.
+
+    Args:
+        data: A folder-layout root (with ``meta.json``) or a PASCAL VOC root (``VOCdevkit``,
+            ``VOC2012``); mutually exclusive with ``tfds``.
+        tfds: A TensorFlow Datasets name (see :mod:`deconvnet_tf.data.tfds_sources`).
+        sbd_root: SBD folder for VOC's ``train_aug`` split.
+        tfds_data_dir: TFDS data directory.
+        manual_dir: TFDS manual directory (Cityscapes, CamVid, VOC builders).
+        download: Allow TFDS to download (off by default: nothing downloads at run time).
+
+    Raises:
+        DatasetError: neither or both of ``data``/``tfds``, or an unrecognised folder.
+    """
+    from deconvnet_tf.data import voc
+
+    if (data is None) == (tfds is None):
+        raise DatasetError("give exactly one of a dataset folder (data) or a TFDS name (tfds)")
+    if tfds is not None:
+        from deconvnet_tf.data.tfds_sources import TFDSSource
+
+        return TFDSSource(tfds, data_dir=tfds_data_dir, manual_dir=manual_dir, download=download)
+    root = Path(data)
+    if not root.is_dir():
+        raise DatasetError(f"Dataset root {str(root)!r} is not a directory")
+    voc_root = voc.find_voc_root(root)
+    if voc_root is not None and not (root / "meta.json").is_file():
+        return RecordSource(voc.voc_info(voc_root),
+                            lambda split: voc.voc_records(voc_root, split, sbd_root=sbd_root),
+                            f"VOC {voc_root}")
+    from deconvnet_tf.data.folder import read_meta
+
+    info = read_meta(root)
+    return RecordSource(info, lambda split: _folder_records(root, split), str(root))
