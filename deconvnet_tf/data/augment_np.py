@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["random_scale", "pad_to_size", "random_crop", "center_crop", "random_flip",
-           "color_jitter", "augment"]
+           "adjust_brightness", "adjust_contrast", "adjust_saturation", "color_jitter", "augment"]
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
@@ -95,6 +95,33 @@ def random_flip(image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
     return image, label
 
 
+def adjust_brightness(x: np.ndarray, delta: float) -> np.ndarray:
+    """``tf.image.adjust_brightness`` on float images: adds ``delta``."""
+    return x + np.float32(delta)
+
+
+def adjust_contrast(x: np.ndarray, factor: float) -> np.ndarray:
+    """``tf.image.adjust_contrast``: scales each channel about its mean over the image."""
+    mean = x.mean(axis=(-3, -2), keepdims=True)
+    return (x - mean) * np.float32(factor) + mean
+
+
+def adjust_saturation(x: np.ndarray, factor: float) -> np.ndarray:
+    """``tf.image.adjust_saturation`` on float RGB: HSV saturation times ``factor``, clipped to
+    1, hue and value kept.
+
+    With hue and value fixed, scaling the saturation moves every channel towards (or away
+    from) the largest one, ``V``: ``c' = V - (V - c) * f``, where ``f`` is capped at
+    ``V / (V - min)`` (saturation 1). Pixels with ``V <= 0`` have no saturation to change.
+    """
+    value = x.max(axis=-1, keepdims=True)
+    spread = value - x.min(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cap = np.where(spread > 0, value / np.maximum(spread, 1e-12), np.inf)
+    f = np.where(value > 0, np.minimum(np.float32(factor), cap), 1.0).astype(np.float32)
+    return value - (value - x) * f
+
+
 def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.2,
                  contrast: float = 0.2, saturation: float = 0.2) -> np.ndarray:
     """Random brightness/contrast/saturation of the image only (uint8 in, uint8 out).
@@ -102,21 +129,12 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float 
     As ``tf.image``'s ``random_brightness`` (add a delta in ``[-b, b]`` on the 0..1 scale),
     ``random_contrast`` (scale each channel about its image mean by a factor in
     ``[1 - c, 1 + c]``) and ``random_saturation`` (scale HSV saturation by a factor in
-    ``[1 - s, 1 + s]``, saturation clipped to 1), in that order, then round and clip.
+    ``[1 - s, 1 + s]``), in that order, then round and clip.
     """
     x = image.astype(np.float32) / 255.0
-    x = x + np.float32(rng.uniform(-brightness, brightness))
-    mean = x.mean(axis=(0, 1), keepdims=True)
-    x = (x - mean) * np.float32(rng.uniform(1 - contrast, 1 + contrast)) + mean
-    factor = np.float32(rng.uniform(1 - saturation, 1 + saturation))
-    # Scaling HSV saturation with hue and value fixed moves every channel towards/away from
-    # the max channel V: c' = V - (V - c) * f, with f capped where saturation would pass 1.
-    value = x.max(axis=-1, keepdims=True)
-    spread = value - x.min(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cap = np.where(spread > 0, value / np.maximum(spread, 1e-12), np.inf)
-    f = np.where(value > 0, np.minimum(factor, cap), 1.0).astype(np.float32)
-    x = value - (value - x) * f
+    x = adjust_brightness(x, rng.uniform(-brightness, brightness))
+    x = adjust_contrast(x, rng.uniform(1 - contrast, 1 + contrast))
+    x = adjust_saturation(x, rng.uniform(1 - saturation, 1 + saturation))
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
