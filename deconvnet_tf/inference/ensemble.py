@@ -24,9 +24,10 @@ def combine_probabilities(
 
     Args:
         maps: Probability maps of equal shape ``(H, W, C)``.
-        method: ``"mean"`` (weighted arithmetic mean) or ``"product"`` (weighted geometric
-            mean, i.e. the product of probabilities renormalised per pixel).
-        weights: One weight per map (default: equal).
+        method: ``"mean"`` (weighted arithmetic mean) or ``"product"`` (the product of the
+            probabilities, each raised to its weight, renormalised per pixel).
+        weights: One weight per map (default: all 1): mixing weights for ``"mean"`` (scaled to
+            sum to 1), exponents for ``"product"``.
 
     Returns:
         ``(H, W, C)`` float32 probabilities that sum to 1 per pixel.
@@ -50,10 +51,10 @@ def combine_probabilities(
     weights = np.ones(len(arrays)) if weights is None else np.asarray(weights, np.float64)
     if weights.shape != (len(arrays),) or np.any(weights < 0) or weights.sum() <= 0:
         raise ValueError(f"weights must be {len(arrays)} non-negative numbers, not all 0")
-    weights = weights / weights.sum()
     if method == "mean":
+        weights = weights / weights.sum()
         out = sum(float(w) * a for w, a in zip(weights, arrays))
-    else:
+    else:  # prod_i p_i ** w_i, renormalised (in log space)
         log = sum(float(w) * np.log(np.maximum(a, 1e-12)) for w, a in zip(weights, arrays))
         log -= log.max(-1, keepdims=True)
         out = np.exp(log)
