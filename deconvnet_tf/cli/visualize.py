@@ -1,0 +1,101 @@
+"""``deconvnet-visualize``: Zeiler-Fergus deconvnet projections of one layer's units, as a PNG grid.
+
+Scans ``--input`` (an image or a folder of images) for the ``--top-k`` strongest activations of
+a channel (``--channel K``) or of the N channels with the strongest mean activation
+(``--top-channels N``, one row each), projects each back to pixel space (``--mode deconvnet``:
+Zeiler & Fergus' deconvnet; ``gradient``: saliency; ``guided``: guided backpropagation) and
+writes each projection beside the image patch under the unit's receptive field, like the
+paper's Figure 2.
+
+``--model`` is a ``.keras`` file (any functional CNN of conv, BatchNorm, ReLU and max pooling;
+this project's models load without custom objects) or ``vgg16`` for
+``keras.applications.VGG16(weights=None)`` (random weights, offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from deconvnet_tf.cli._common import select_backend
+
+__all__ = ["main"]
+
+PROG = "deconvnet-visualize"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a channel index >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a channel index >= 0, got {value}")
+    return value
+
+
+def _load(spec: str):
+    if spec == "vgg16":
+        import keras
+
+        return keras.applications.VGG16(weights=None)
+    from deconvnet_tf import load_model
+
+    return load_model(spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help=".keras model file, or 'vgg16'")
+    parser.add_argument("--layer", required=True, help="layer name, e.g. block5_conv3")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--channel", type=_non_negative, help="the channel (feature map) to show")
+    which.add_argument("--top-channels", type=_positive, metavar="N",
+                       help="show the N channels with the strongest mean activation")
+    parser.add_argument("--input", required=True, help="an image file or a folder of images")
+    parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--mode", choices=["deconvnet", "gradient", "guided"], default="deconvnet")
+    parser.add_argument("--top-k", type=_positive, default=9,
+                        help="strongest activations per channel (default 9)")
+    parser.add_argument("--batch-size", type=_positive, default=8)
+    parser.add_argument("--tile", type=_positive, help="tile side in pixels (default: from the "
+                        "receptive field, 48..112)")
+    parser.add_argument("--backend", choices=["tensorflow", "jax"])
+    args = parser.parse_args(argv)
+    if not args.output.lower().endswith(".png"):
+        parser.error(f"--output {args.output!r}: expected a .png file name")
+    select_backend(args.backend)
+
+    from deconvnet_tf.visualize import VisualizationError, visualize
+
+    try:
+        model = _load(args.model)
+        result = visualize(
+            model, args.layer, args.input, args.output, channel=args.channel,
+            top_channels=args.top_channels, k=args.top_k, mode=args.mode,
+            batch_size=args.batch_size, tile=args.tile,
+        )
+    except (VisualizationError, FileNotFoundError, ValueError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    for row in result.channels:
+        best = ", ".join(f"{it.source}@{it.position}={it.value:.3g}" for it in row.items[:3])
+        print(f"{args.layer} channel {row.channel}: mean {row.mean_activation:.4g}, "
+              f"{len(row.items)} shown (strongest: {best})")
+    print(f"Wrote {result.path} ({args.mode}, {result.num_images} images scanned)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
