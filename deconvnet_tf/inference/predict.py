@@ -214,12 +214,15 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
                 f"deconvnet_tf.export.saved_model ({err}); use the .keras file instead"
             ) from err
         fn = load_saved_model(path)
+        metadata = getattr(fn, "metadata", None)
+        mean_bgr = getattr(metadata, "mean_bgr", None) or (104.008, 116.669, 122.675)
+        fixed = getattr(fn, "fixed_size", None)
         return Predictor(
             fn=fn,
             outputs="probabilities",
             min_input_size=int(getattr(fn, "min_input_size", 1) or 1),
-            input_size=getattr(fn, "input_size", None),
-            pad_rgb=tuple(getattr(fn, "mean_rgb", (122.675, 116.669, 104.008))),
+            input_size=tuple(int(v) for v in fixed) if fixed else None,
+            pad_rgb=tuple(float(v) for v in list(mean_bgr)[::-1]),
             input_dtype="uint8",
             name=path.name,
         )

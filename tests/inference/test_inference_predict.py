@@ -132,3 +132,24 @@ def test_list_and_read_images(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="Cannot read image"):
         read_image(tmp_path / "broken.png")
+
+
+def test_load_predictor_reads_saved_model_exports(tmp_path, tiny, rng):
+    saved_model = pytest.importorskip(
+        "deconvnet_tf.export.saved_model", reason="the SavedModel exporter is a separate module")
+    from tests.conftest import BACKEND
+
+    if BACKEND != "tensorflow":
+        pytest.skip("SavedModel export needs the TensorFlow backend")
+    saved_model.export_saved_model(tiny, tmp_path / "sm")
+    predictor = load_predictor(tmp_path / "sm")
+    assert predictor.outputs == "probabilities" and predictor.input_dtype == "uint8"
+    assert predictor.min_input_size == tiny.min_input_size
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predict_image(predictor, image), predict_image(tiny, image),
+                               atol=1e-5)
+    small = image[:9]  # padded up to 17 rows with the mean colour, rounded for uint8 input
+    padded = np.broadcast_to(np.round(np.array(tiny.mean[::-1])), (17, 30, 3)).copy()
+    padded[:9] = small
+    expected = softmax(np.asarray(tiny.predict_on_batch(padded[None].astype("float32")))[0, :9])
+    np.testing.assert_allclose(predict_image(predictor, small), expected, atol=1e-5)
