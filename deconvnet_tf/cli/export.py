@@ -1,0 +1,111 @@
+"""``deconvnet-export``: SavedModel or TFLite export of a trained model (thin CLI over
+:mod:`deconvnet_tf.export`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_DIR = Path("saved_models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``deconvnet-export``."""
+    parser = argparse.ArgumentParser(
+        prog="deconvnet-export",
+        description="Export a .keras model as a SavedModel (serving signature on raw uint8 RGB) "
+                    "or as TFLite that runs on the stock LiteRT interpreter (builtin ops only).",
+    )
+    parser.add_argument("--model", required=True,
+                        help=".keras model file or a training run folder (with model.keras)")
+    parser.add_argument("--format", choices=("saved_model", "tflite"), default="tflite",
+                        help="export format (default: tflite)")
+    parser.add_argument("--output", default=None,
+                        help="output directory (saved_model) or .tflite file (default: "
+                             "saved_models/<name>/ or saved_models/<name>[_<quantize>].tflite)")
+    parser.add_argument("--quantize", choices=("none", "fp16", "dynamic", "int8"), default="none",
+                        help="TFLite quantisation: none (fp32), fp16 weights, dynamic-range int8 "
+                             "weights, or full-integer int8 (calibrated)")
+    parser.add_argument("--input-size", default=None, metavar="HxW",
+                        help="fixed input size, e.g. 224x224, or 'dynamic' (default: dynamic "
+                             "height/width unless the model was built with a fixed size)")
+    parser.add_argument("--representative-data", default=None, metavar="DIR",
+                        help="int8 calibration images: a dataset folder (train split) or a "
+                             "folder of images (default: generated scenes)")
+    parser.add_argument("--calibration-count", type=int, default=32,
+                        help="number of int8 calibration images (default 32)")
+    names = parser.add_mutually_exclusive_group()
+    names.add_argument("--class-names", default=None,
+                       help="comma-separated class names (default: from the run's dataset "
+                            "meta.json when found, else class_<i>)")
+    names.add_argument("--meta", default=None, help="a dataset meta.json with 'classes'")
+    parser.add_argument("--allow-flex", action="store_true",
+                        help="keep the argmax pooling and allow TensorFlow (Flex) ops: for "
+                             "comparison only, does NOT run on the stock LiteRT interpreter")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``deconvnet-export``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.format == "saved_model" and (args.quantize != "none" or args.allow_flex):
+        parser.error("--quantize and --allow-flex apply to --format tflite only")
+    if args.calibration_count < 1:
+        parser.error(f"--calibration-count must be >= 1, got {args.calibration_count}")
+    model_path = Path(args.model)
+    if not model_path.exists():
+        parser.error(f"--model {args.model!r}: no such file")
+    class_names = args.meta
+    if args.class_names is not None:
+        class_names = [n.strip() for n in args.class_names.split(",")]
+
+    from deconvnet_tf.export import (
+        ExportError,
+        export_saved_model,
+        export_tflite,
+        read_metadata,
+        tflite_name,
+    )
+
+    try:
+        from deconvnet_tf.export._common import resolve_model
+
+        model, _ = resolve_model(model_path)
+        model_file = model_path / "model.keras" if model_path.is_dir() else model_path
+        if class_names is None:
+            from deconvnet_tf.export._common import resolve_class_names
+
+            class_names = resolve_class_names(model, None, model_file)
+        if args.format == "saved_model":
+            output = Path(args.output) if args.output else DEFAULT_DIR / model.name
+            path = export_saved_model(model, output, input_size=args.input_size,
+                                      class_names=class_names)
+            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            print(f"SavedModel: {path}/ ({size / 2**20:.2f} MiB); signature serving_default: "
+                  "images uint8 [B, H, W, 3] -> probabilities, labels")
+        else:
+            name = tflite_name(model.name + ("_flex" if args.allow_flex else ""), args.quantize)
+            output = Path(args.output) if args.output else DEFAULT_DIR / name
+            path = export_tflite(model, output, quantize=args.quantize,
+                                 input_size=args.input_size,
+                                 representative_data=args.representative_data,
+                                 allow_flex=args.allow_flex, class_names=class_names,
+                                 calibration_count=args.calibration_count)
+            meta = read_metadata(path)
+            stock = ("builtin ops only: runs on stock LiteRT" if meta.builtins_only else
+                     "NEEDS Flex ops: does not run on stock LiteRT")
+            print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size / 2**20:.2f} MiB), "
+                  f"input {meta.input_shape}, {len(meta.ops)} op kinds, {stock}")
+            print(f"metadata: {path.with_suffix('.json')}")
+    except (ExportError, OSError) as err:
+        print(f"deconvnet-export: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""SavedModel export with a serving signature that takes raw uint8 RGB images, and a loader
+that turns an exported directory back into a predictor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deconvnet_tf.export._common import (
+    ExportError,
+    atomic_replace_dir,
+    model_family,
+    parse_input_size,
+    require_tensorflow,
+    resolve_class_names,
+    resolve_model,
+    serving_function,
+)
+from deconvnet_tf.lite.metadata import ModelMetadata, read_metadata, write_metadata
+
+__all__ = ["SavedModelPredictor", "export_saved_model", "load_saved_model", "saved_model_info"]
+
+SIGNATURE = "serving_default"
+
+
+def write_archive(model, directory: Path, input_shape: list, *,
+                  split_preprocessing: bool = False) -> None:
+    """Writes ``model`` as a SavedModel with ``serving_default(images uint8 input_shape)``."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        SIGNATURE, serving_function(model, split_preprocessing=split_preprocessing),
+        input_signature=[tf.TensorSpec(input_shape, tf.uint8, name="images")],
+    )
+    archive.write_out(str(directory), verbose=False)
+
+
+def export_saved_model(
+    model,
+    output: str | os.PathLike,
+    *,
+    input_size=None,
+    class_names=None,
+) -> Path:
+    """Exports a segmentation model as a TensorFlow SavedModel directory.
+
+    The ``serving_default`` signature takes ``images``: uint8 RGB ``[batch, H, W, 3]`` (raw
+    pixels; RGB->BGR and the mean subtraction are inside) and returns ``probabilities``
+    (float32 ``[batch, H, W, C]``) and ``labels`` (int32 ``[batch, H, W]``). The metadata
+    sidecar goes to ``<output>/assets/deconvnet_metadata.json``. The directory is written to
+    a temporary sibling and renamed into place, so a failed export leaves no half-written
+    directory (and keeps an older export).
+
+    Args:
+        model: A Keras model of this package or a ``.keras`` path / run folder.
+        output: Target directory.
+        input_size: ``None`` (any size; or the model's fixed size), ``(H, W)`` or ``"HxW"``.
+        class_names: Class names, a ``meta.json`` path, or ``None`` (found next to the
+            model's run folder when possible, else ``class_<i>``).
+
+    Returns:
+        ``output`` as a Path.
+
+    Raises:
+        ExportError: Not on the TensorFlow backend, bad input size or class names.
+
+    Example:
+
+    >>> export_saved_model("runs/shapes/model.keras", "saved_models/shapes")
+    >>> predictor = load_saved_model("saved_models/shapes")
+    >>> probabilities = predictor(images)          # uint8 [B, H, W, 3] -> [B, H, W, C]
+    """
+    require_tensorflow()
+    model, model_path = resolve_model(model)
+    size = parse_input_size(input_size, model)
+    names = resolve_class_names(model, class_names, model_path)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+    shape = [None, *(size if size else (None, None)), 3]
+    try:
+        write_archive(model, tmp, shape)
+        meta = ModelMetadata.create(
+            model.name, model_family(model), names, input_shape=shape,
+            min_input_size=int(getattr(model, "min_input_size", 1)),
+            mean_bgr=list(getattr(model, "mean", (104.008, 116.669, 122.675))),
+            format="saved_model", quantize="none", builtins_only=False,
+            extra={"signature": SIGNATURE,
+                   "unpooling": getattr(model, "unpooling", None)},
+        )
+        write_metadata(tmp, meta)
+        atomic_replace_dir(tmp, output)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return output
+
+
+def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    from deconvnet_tf.lite.runtime import _resize as resize
+
+    return resize(array, height, width)
+
+
+class SavedModelPredictor:
+    """A loaded SavedModel export: ``predictor(images) -> probabilities``.
+
+    Args:
+        path: A directory written by :func:`export_saved_model`.
+
+    Attributes:
+        metadata: The :class:`~deconvnet_tf.lite.ModelMetadata` of the export (or ``None``).
+        fixed_size: ``(H, W)`` for a fixed-size export, else ``None``.
+        num_classes: Number of classes.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        require_tensorflow()
+        import tensorflow as tf
+
+        path = Path(path)
+        if not (path / "saved_model.pb").is_file():
+            raise ExportError(f"{str(path)!r} is not a SavedModel directory (no saved_model.pb)")
+        self.path = path
+        self._loaded = tf.saved_model.load(str(path))
+        if SIGNATURE not in self._loaded.signatures:
+            raise ExportError(f"{str(path)!r} has no {SIGNATURE!r} signature (signatures: "
+                              f"{sorted(self._loaded.signatures)})")
+        self._fn = self._loaded.signatures[SIGNATURE]
+        spec = self._fn.structured_input_signature[1]["images"]
+        dims = spec.shape.as_list()
+        self.fixed_size = (dims[1], dims[2]) if dims[1] and dims[2] else None
+        self.metadata = read_metadata(path, required=False)
+        self.num_classes = int(self._fn.structured_outputs["probabilities"].shape[-1])
+        self.min_input_size = self.metadata.min_input_size if self.metadata else 1
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names (``class_<i>`` when the export has no metadata)."""
+        if self.metadata is not None:
+            return list(self.metadata.class_names)
+        return [f"class_{i}" for i in range(self.num_classes)]
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Calls the signature as is: ``{"probabilities", "labels"}`` as NumPy arrays."""
+        import tensorflow as tf
+
+        out = self._fn(images=tf.constant(np.asarray(images, np.uint8)))
+        return {k: v.numpy() for k, v in out.items()}
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities of a batch of raw RGB images.
+
+        Args:
+            images: uint8 ``[B, H, W, 3]`` (or one ``[H, W, 3]`` image).
+
+        Returns:
+            float32 ``[B, H, W, C]`` (``[H, W, C]`` for a single image). A fixed-size export
+            gets the images resized to its input and the probabilities resized back
+            (bilinear).
+        """
+        images = np.asarray(images)
+        single = images.ndim == 3
+        if single:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected uint8 images [B, H, W, 3], got shape {images.shape}")
+        if images.dtype != np.uint8:
+            images = np.clip(np.round(images.astype(np.float32)), 0, 255).astype(np.uint8)
+        height, width = images.shape[1:3]
+        target = self.fixed_size
+        if target is None and min(height, width) < self.min_input_size:
+            scale = self.min_input_size / min(height, width)
+            target = (max(self.min_input_size, round(height * scale)),
+                      max(self.min_input_size, round(width * scale)))
+        if target is None or tuple(target) == (height, width):
+            probs = self.run(images)["probabilities"]
+        else:
+            resized = np.stack([_resize(im, *target) for im in images])
+            probs = self.run(resized)["probabilities"]
+            probs = np.stack([_resize(p, height, width) for p in probs])
+        return probs[0] if single else probs
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(label int32 (H, W), probabilities float32 (H, W, C))`` of one RGB image."""
+        probs = self(np.asarray(image)[None])[0]
+        return np.argmax(probs, axis=-1).astype(np.int32), probs
+
+
+def load_saved_model(path: str | os.PathLike) -> SavedModelPredictor:
+    """Loads a SavedModel export for prediction.
+
+    Args:
+        path: A directory written by :func:`export_saved_model` (``deconvnet-export
+            --format saved_model``).
+
+    Returns:
+        A :class:`SavedModelPredictor`: call it with uint8 RGB images ``[B, H, W, 3]`` to get
+        float32 probabilities ``[B, H, W, C]``; ``.predict(image)`` gives ``(label, probs)``,
+        ``.class_names`` and ``.metadata`` come from the export's sidecar.
+
+    Raises:
+        ExportError: Not a SavedModel directory, or no ``serving_default`` signature.
+    """
+    return SavedModelPredictor(path)
+
+
+def saved_model_info(path: str | os.PathLike) -> dict[str, Any]:
+    """Size on disk (bytes) of a SavedModel directory and its metadata."""
+    path = Path(path)
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return {"bytes": size, "metadata": read_metadata(path, required=False)}

@@ -1,0 +1,345 @@
+"""TFLite export that runs on the stock LiteRT interpreter: builtin ops only, fp32, fp16,
+dynamic-range or full-integer int8, with a metadata sidecar.
+
+DeconvNet's argmax pooling (``tf.nn.max_pool_with_argmax`` + ``tf.scatter_nd``) has no TFLite
+builtin; the exporter rebuilds the model with the switch pooling pair (same weights,
+identical outputs, rank <= 5 builtin ops) before converting, and checks the op list of the
+result.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from deconvnet_tf.export._common import (
+    ExportError,
+    model_family,
+    parse_input_size,
+    require_tensorflow,
+    resolve_class_names,
+    resolve_model,
+)
+from deconvnet_tf.lite.metadata import ModelMetadata, write_metadata
+
+__all__ = [
+    "QUANTIZE_CHOICES",
+    "check_builtins_only",
+    "export_tflite",
+    "non_builtin_ops",
+    "representative_images",
+    "tflite_op_names",
+]
+
+QUANTIZE_CHOICES = ("none", "fp16", "dynamic", "int8")
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - ai-edge-litert is the 'lite' extra
+        from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+def _model_bytes(model: str | os.PathLike | bytes) -> bytes:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model)
+    path = Path(model)
+    if not path.is_file():
+        raise ExportError(f"TFLite model {str(path)!r} not found")
+    return path.read_bytes()
+
+
+def tflite_op_names(model: str | os.PathLike | bytes) -> set[str]:
+    """The operator names a ``.tflite`` flatbuffer uses.
+
+    Builtins are named as in the TFLite schema (``CONV_2D``, ``ARG_MAX``, ...); custom ops by
+    their custom code (Flex ops as ``Flex<TFOp>``, e.g. ``FlexMaxPoolWithArgmax``), prefixed
+    ``CUSTOM:``. Parsed from the flatbuffer's operator codes with the TFLite schema, so it
+    sees every subgraph.
+
+    Args:
+        model: A path or the model bytes.
+
+    Raises:
+        ExportError: Missing file or not a TFLite flatbuffer.
+    """
+    schema = _schema()
+    data = _model_bytes(model)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ExportError("not a TFLite flatbuffer (no 'TFL3' identifier)")
+    root = schema.Model.GetRootAsModel(data, 0)
+    codes = {value: name for name, value in vars(schema.BuiltinOperator).items()
+             if not name.startswith("_")}
+    names = set()
+    for i in range(root.OperatorCodesLength()):
+        code = root.OperatorCodes(i)
+        # Schema v3a: builtin codes > 127 live in builtin_code, small ones in both fields.
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        name = codes.get(builtin, f"BUILTIN_{builtin}")
+        if name == "CUSTOM":
+            custom = code.CustomCode()
+            name = "CUSTOM:" + (custom.decode() if custom else "?")
+        names.add(name)
+    return names
+
+
+def non_builtin_ops(model: str | os.PathLike | bytes) -> set[str]:
+    """The ops of a ``.tflite`` model that the stock LiteRT interpreter lacks (Flex, custom)."""
+    return {name for name in tflite_op_names(model) if name.startswith(("CUSTOM:", "BUILTIN_"))
+            or "Flex" in name}
+
+
+def check_builtins_only(model: str | os.PathLike | bytes) -> set[str]:
+    """Returns the op names, or raises when the model needs Flex or custom ops.
+
+    Raises:
+        ExportError: The model uses ops outside the TFLite builtins.
+    """
+    ops = tflite_op_names(model)
+    bad = {name for name in ops if name.startswith(("CUSTOM:", "BUILTIN_")) or "Flex" in name}
+    if bad:
+        raise ExportError(f"TFLite model needs non-builtin ops {sorted(bad)}: it will not run on "
+                          "the stock LiteRT interpreter")
+    return ops
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ExportError(f"representative data: cannot read image {str(path)!r}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _fit(image: np.ndarray, size: tuple[int, int] | None, minimum: int) -> np.ndarray:
+    import cv2
+
+    height, width = image.shape[:2]
+    if size is None:
+        if min(height, width) >= minimum:
+            return image
+        scale = minimum / min(height, width)
+        size = (max(minimum, round(height * scale)), max(minimum, round(width * scale)))
+    if (height, width) == tuple(size):
+        return image
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def representative_images(
+    data=None,
+    *,
+    count: int = 32,
+    input_size: tuple[int, int] | None = None,
+    min_size: int = 1,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Calibration images for full-integer quantisation, as uint8 RGB ``(H, W, 3)``.
+
+    Args:
+        data: ``None`` (the embedded default: generated scenes of
+            :mod:`deconvnet_tf.data.synthetic`), a dataset folder (``<root>/train.txt`` etc.,
+            the train split is used, else ``val``), a plain folder of images, or an iterable
+            of RGB arrays.
+        count: Number of images (at most; spread evenly over a dataset split).
+        input_size: Resize to this ``(H, W)`` (fixed-size exports); ``None`` keeps each
+            image's size (scaled up to ``min_size`` where smaller).
+        min_size: The network's minimum input size.
+        seed: Seed of the generated scenes.
+
+    Raises:
+        ExportError: A folder without images, or arrays that are not ``(H, W, 3)``.
+    """
+    if count < 1:
+        raise ExportError(f"calibration count must be >= 1, got {count}")
+    if data is None:
+        from deconvnet_tf.data.synthetic import make_scene
+
+        height, width = input_size or (max(96, min_size), max(128, min_size))
+        images = [make_scene(seed + i, height, width)[0] for i in range(count)]
+    elif isinstance(data, (str, os.PathLike)):
+        root = Path(data)
+        if not root.is_dir():
+            raise ExportError(f"--representative-data {str(root)!r} is not a directory")
+        split = next((s for s in ("train", "val", "test") if (root / f"{s}.txt").is_file()), None)
+        if split is not None:
+            from deconvnet_tf.data.folder import list_examples
+
+            paths = [image for image, _ in list_examples(root, split)]
+        else:
+            suffixes = (".jpg", ".jpeg", ".png", ".bmp")
+            paths = sorted(p for p in root.iterdir() if p.suffix.lower() in suffixes)
+            if not paths:
+                paths = sorted(p for p in (root / "images").glob("*")
+                               if p.suffix.lower() in suffixes) if (root / "images").is_dir() else []
+        if not paths:
+            raise ExportError(f"--representative-data {str(root)!r}: no images (a dataset "
+                              "folder with train.txt, or a folder of .jpg/.png files)")
+        step = max(1, len(paths) // count)
+        images = [_read_rgb(p) for p in paths[::step][:count]]
+    else:
+        images = []
+        for i, image in enumerate(data):
+            image = np.asarray(image)
+            if image.ndim != 3 or image.shape[-1] != 3:
+                raise ExportError(f"representative data item {i}: expected (H, W, 3) RGB, got "
+                                  f"{image.shape}")
+            images.append(np.clip(image, 0, 255).astype(np.uint8))
+            if len(images) >= count:
+                break
+        if not images:
+            raise ExportError("representative data is empty")
+    return [_fit(image, input_size, min_size) for image in images]
+
+
+def _converter(saved_model_dir: Path, quantize: str, allow_flex: bool, calibration):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+        def dataset():
+            for image in calibration:
+                yield {"images": image[None]}
+
+        converter.representative_dataset = dataset
+    if allow_flex:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    return converter
+
+
+def export_tflite(
+    model,
+    output: str | os.PathLike,
+    *,
+    quantize: str = "none",
+    input_size=None,
+    representative_data=None,
+    allow_flex: bool = False,
+    class_names=None,
+    calibration_count: int = 32,
+) -> Path:
+    """Converts a segmentation model to a ``.tflite`` file plus its ``.json`` metadata sidecar.
+
+    The model gets one signature ``serving_default``: input ``images`` uint8 RGB
+    ``[1, H, W, 3]`` (raw pixels, preprocessing inside), outputs ``probabilities`` float32
+    ``[1, H, W, C]`` and ``labels`` int32 ``[1, H, W]`` (argmax of the logits). Quantised
+    models keep these input/output types: ``int8`` is full-integer inside (every op int8,
+    calibrated on ``representative_data``) with a uint8 image input and dequantised float
+    probabilities.
+
+    Unless ``allow_flex``, DeconvNets are rebuilt with the switch pooling pair (same weights)
+    and the result must contain TFLite builtin ops only: otherwise the export fails and
+    nothing is written.
+
+    Args:
+        model: A Keras model of this package or a ``.keras`` path / run folder.
+        output: Target ``.tflite`` path (written atomically; the sidecar is
+            ``output.with_suffix(".json")``).
+        quantize: ``"none"`` (fp32), ``"fp16"`` (fp16 weights), ``"dynamic"`` (int8 weights,
+            float activations) or ``"int8"`` (full integer).
+        input_size: ``None`` (dynamic H and W, resized at run time; or the model's fixed
+            size), ``(H, W)`` or ``"HxW"`` for a fixed input.
+        representative_data: Calibration data for ``int8`` (see :func:`representative_images`;
+            ``None``: generated scenes).
+        allow_flex: Keep the argmax pooling and allow TensorFlow (Flex) ops: for comparison
+            only; such a model does NOT run on the stock LiteRT interpreter.
+        class_names: Class names, a ``meta.json`` path, or ``None`` (looked up next to the
+            model, else ``class_<i>``).
+        calibration_count: Number of calibration images for ``int8``.
+
+    Returns:
+        The written ``.tflite`` path.
+
+    Raises:
+        ExportError: Bad argument, conversion failure, or non-builtin ops in the result.
+
+    Example:
+
+    >>> path = export_tflite("runs/shapes/model.keras", "saved_models/shapes_int8.tflite",
+    ...                      quantize="int8", input_size="96x128")
+    >>> sorted(tflite_op_names(path))[:3]
+    """
+    require_tensorflow()
+    if quantize not in QUANTIZE_CHOICES:
+        raise ExportError(f"--quantize {quantize!r}: expected one of {QUANTIZE_CHOICES}")
+    model, model_path = resolve_model(model)
+    size = parse_input_size(input_size, model)
+    names = resolve_class_names(model, class_names, model_path)
+    output = Path(output)
+    if output.suffix != ".tflite":
+        raise ExportError(f"--output {str(output)!r}: a TFLite export must end in .tflite")
+
+    from deconvnet_tf.models import DeconvNet, with_unpooling
+
+    unpooling = None
+    if isinstance(model, DeconvNet):
+        unpooling = "argmax" if allow_flex else "switch"
+        model = with_unpooling(model, unpooling)
+    minimum = int(getattr(model, "min_input_size", 1))
+    calibration = None
+    if quantize == "int8":
+        calibration = representative_images(representative_data, count=calibration_count,
+                                            input_size=size, min_size=minimum)
+    shape = [1, *(size if size else (None, None)), 3]
+
+    from deconvnet_tf.export.saved_model import write_archive
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="deconvnet_export_") as tmp:
+        saved = Path(tmp) / "saved_model"
+        write_archive(model, saved, shape, split_preprocessing=True)
+        converter = _converter(saved, quantize, allow_flex, calibration)
+        try:
+            data = converter.convert()
+        except Exception as err:  # the converter raises several error types
+            raise ExportError(f"TFLite conversion of {model.name} ({quantize}) failed: "
+                              f"{str(err)[-2000:]}") from err
+    seconds = time.perf_counter() - started
+    ops = tflite_op_names(data)
+    bad = non_builtin_ops(data)
+    if bad and not allow_flex:
+        raise ExportError(f"TFLite model of {model.name} needs non-builtin ops {sorted(bad)}: it "
+                          "would not run on the stock LiteRT interpreter; nothing was written")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp_path.write_bytes(data)
+        meta = ModelMetadata.create(
+            model.name, model_family(model), names, input_shape=shape,
+            min_input_size=minimum,
+            mean_bgr=list(getattr(model, "mean", (104.008, 116.669, 122.675))),
+            format="tflite", quantize=quantize, builtins_only=not bad, ops=sorted(ops),
+            extra={
+                "signature": "serving_default",
+                "unpooling": unpooling,
+                "convert_seconds": round(seconds, 2),
+                "calibration_images": len(calibration) if calibration else 0,
+                "note": ("Flex model for comparison: needs the TensorFlow Select ops runtime, "
+                         "NOT the stock LiteRT interpreter") if bad else
+                        "builtin ops only: runs on the stock LiteRT interpreter",
+            },
+        )
+        write_metadata(output, meta)
+        os.replace(tmp_path, output)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return output
