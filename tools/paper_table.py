@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fcn", help="FCN-8s .keras file / SavedModel (for FCN and EDeconvNet)")
     parser.add_argument("--data", required=True, help="dataset root in the folder layout")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--methods", nargs="+", help="subset of: fcn8s deconvnet_whole deconvnet "
+    parser.add_argument("--methods", nargs="+", help="subset of: fcn8s deconvnet_whole "
+                        "deconvnet_whole_crf deconvnet "
                         "deconvnet_crf edeconvnet edeconvnet_crf (default: all the models allow)")
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--top-k", type=int, default=50)

@@ -1,5 +1,5 @@
 """One table for the paper's comparison (Noh et al. 2015, Table 1): FCN-8s, DeconvNet on the
-whole image, DeconvNet instance-wise, + CRF, EDeconvNet, EDeconvNet + CRF, scored on a dataset
+whole image (+ CRF), DeconvNet instance-wise, + CRF, EDeconvNet, EDeconvNet + CRF, scored on a dataset
 split with the same mean IoU as ``deconvnet-evaluate`` (``keras.metrics.MeanIoU`` with the void
 label ignored)."""
 
@@ -17,6 +17,7 @@ __all__ = ["METHODS", "MethodComparison", "compare_methods"]
 METHODS: dict[str, str] = {
     "fcn8s": "FCN-8s",
     "deconvnet_whole": "DeconvNet (whole image)",
+    "deconvnet_whole_crf": "DeconvNet (whole image) + CRF",
     "deconvnet": "DeconvNet (instance-wise)",
     "deconvnet_crf": "DeconvNet + CRF",
     "edeconvnet": "EDeconvNet",
@@ -33,7 +34,8 @@ class MethodComparison:
         class_names: Dataset classes.
         reports: Method key -> :class:`~deconvnet_tf.training.metrics.SegmentationReport`.
         seconds: Stage -> mean seconds per image: ``deconvnet_whole``, ``deconvnet_instance``
-            (proposals + crops), ``fcn8s``, ``deconvnet_crf``, ``edeconvnet_crf`` (the CRFs).
+            (proposals + crops), ``fcn8s``, and the CRFs (``deconvnet_whole_crf``,
+            ``deconvnet_crf``, ``edeconvnet_crf``).
         num_images: Images scored.
         settings: What was run (for the record).
     """
@@ -143,8 +145,7 @@ def compare_methods(
         image, label = load_example(image_path, label_path)
         probs: dict[str, np.ndarray] = {}
         need = set(methods)
-        if need & {"deconvnet_whole", "deconvnet", "deconvnet_crf", "edeconvnet",
-                   "edeconvnet_crf"}:
+        if need - {"fcn8s"}:
             probs["deconvnet_whole"] = timed("deconvnet_whole", predict_image, deconvnet, image)
         if need & {"deconvnet", "deconvnet_crf", "edeconvnet", "edeconvnet_crf"}:
             probs["deconvnet"] = timed(
@@ -157,7 +158,7 @@ def compare_methods(
         if need & {"edeconvnet", "edeconvnet_crf"}:
             probs["edeconvnet"] = combine_probabilities([probs["deconvnet"], probs["fcn8s"]],
                                                         options.ensemble_method)
-        for key in ("deconvnet_crf", "edeconvnet_crf"):
+        for key in ("deconvnet_whole_crf", "deconvnet_crf", "edeconvnet_crf"):
             if key in need:
                 probs[key] = timed(key, dense_crf, image, probs[key[: -len("_crf")]],
                                    **crf_kwargs)

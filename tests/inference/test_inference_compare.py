@@ -49,14 +49,20 @@ def test_compare_methods_scores_every_method_like_evaluate(setup):
     assert len(table.splitlines()) == 2 + len(METHODS)
     assert "| EDeconvNet + CRF |" in table and "**mean IoU**" in table
     assert set(result.seconds) == {"deconvnet_whole", "deconvnet_instance", "fcn8s",
-                                   "deconvnet_crf", "edeconvnet_crf"}
+                                   "deconvnet_whole_crf", "deconvnet_crf", "edeconvnet_crf"}
     assert json.loads(json.dumps(result.to_dict()))["methods"]["edeconvnet"]["name"] == "EDeconvNet"
 
 
 def test_compare_methods_without_fcn_and_bad_methods(setup):
     _, data, deconvnet, _ = setup
     result = compare_methods(deconvnet, data, "val", options=FAST, limit=1, progress=False)
-    assert list(result.reports) == ["deconvnet_whole", "deconvnet", "deconvnet_crf"]
+    assert list(result.reports) == ["deconvnet_whole", "deconvnet_whole_crf", "deconvnet",
+                                    "deconvnet_crf"]
+    crf_only = compare_methods(deconvnet, data, "val", methods=["deconvnet_whole_crf"],
+                               limit=1, progress=False)
+    np.testing.assert_array_equal(crf_only.reports["deconvnet_whole_crf"].confusion,
+                                  result.reports["deconvnet_whole_crf"].confusion)
+    assert set(crf_only.seconds) == {"deconvnet_whole", "deconvnet_whole_crf"}
     with pytest.raises(ValueError, match="need an FCN"):
         compare_methods(deconvnet, data, methods=["edeconvnet"], progress=False)
     with pytest.raises(ValueError, match="Unknown method"):
