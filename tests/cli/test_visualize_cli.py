@@ -1,0 +1,104 @@
+"""deconvnet-visualize: in-process runs on a saved tiny DeconvNet, and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deconvnet_tf
+from deconvnet_tf.cli import visualize as cli
+from deconvnet_tf.render import save_png
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("viz")
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3)
+    path = root / "tiny.keras"
+    model.save(path)
+    rng = np.random.default_rng(0)
+    images = root / "images"
+    for i in range(4):
+        save_png(images / f"im{i}.png", rng.integers(0, 256, (24, 32, 3)).astype("uint8"))
+    return root, path, images
+
+
+def test_cli_writes_a_grid(setup, capsys):
+    import cv2
+
+    root, model, images = setup
+    out = root / "grid.png"
+    rc = cli.main(["--model", str(model), "--layer", "block2_conv1_relu", "--channel", "3",
+                   "--input", str(images), "--output", str(out), "--top-k", "4"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "block2_conv1_relu channel 3" in text and f"Wrote {out}" in text and "4 images" in text
+    grid = cv2.imread(str(out))
+    assert grid is not None and grid.shape[2] == 3 and grid.shape[0] > 48
+
+
+def test_cli_top_channels_from_one_file_in_guided_mode(setup, capsys):
+    root, model, images = setup
+    out = root / "channels.png"
+    rc = cli.main(["--model", str(model), "--layer", "block3_conv2", "--top-channels", "2",
+                   "--input", str(images / "im0.png"), "--output", str(out), "--mode", "guided",
+                   "--top-k", "3"])
+    assert rc == 0 and out.is_file()
+    assert capsys.readouterr().out.count("block3_conv2 channel") == 2
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--layer", "nope", "--channel", "0"], "no layer named 'nope'. Layers that can be projected: preprocessing, block1_conv1"),
+        (["--layer", "block1_conv1", "--channel", "99"], "channel 99 is out of range for layer 'block1_conv1', which has 8 channels"),
+        (["--layer", "block1_conv1", "--top-channels", "9"], "top_channels must be in 1..8"),
+    ],
+)
+def test_cli_library_errors_exit_2(setup, capsys, extra, message):
+    root, model, images = setup
+    rc = cli.main(["--model", str(model), "--input", str(images), "--output", str(root / "x.png"), *extra])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deconvnet-visualize: error: ") and message in err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--layer", "block1_conv1", "--channel", "0", "--top-channels", "2"], "not allowed with argument"),
+        (["--layer", "block1_conv1"], "one of the arguments --channel --top-channels is required"),
+        (["--layer", "block1_conv1", "--channel", "0", "--mode", "occlusion"], "invalid choice"),
+        (["--layer", "block1_conv1", "--channel", "0", "--top-k", "0"], "expected a positive integer"),
+    ],
+)
+def test_cli_usage_errors(setup, capsys, argv, message):
+    root, model, images = setup
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--model", str(model), "--input", str(images), "--output", str(root / "x.png"), *argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_bad_paths(setup, capsys):
+    root, model, images = setup
+    assert cli.main(["--model", str(root / "missing.keras"), "--layer", "a", "--channel", "0",
+                     "--input", str(images), "--output", str(root / "x.png")]) == 2
+    assert "Model file not found" in capsys.readouterr().err
+    assert cli.main(["--model", str(model), "--layer", "block1_conv1", "--channel", "0",
+                     "--input", str(root / "nothing"), "--output", str(root / "x.png")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--model", str(model), "--layer", "block1_conv1", "--channel", "0",
+                  "--input", str(images), "--output", str(root / "x.jpg")])
+    assert "expected a .png file name" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_vgg16_by_name(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    save_png(tmp_path / "a.png", rng.integers(0, 256, (100, 120, 3)).astype("uint8"))
+    out = tmp_path / "vgg.png"
+    rc = cli.main(["--model", "vgg16", "--layer", "block2_conv2", "--channel", "7",
+                   "--input", str(tmp_path / "a.png"), "--output", str(out), "--top-k", "2"])
+    assert rc == 0 and out.is_file()
