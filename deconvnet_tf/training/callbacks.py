@@ -7,18 +7,40 @@ from pathlib import Path
 
 import keras
 
-__all__ = ["AtomicModelCheckpoint", "save_model_atomic", "step_decay"]
+__all__ = ["AtomicModelCheckpoint", "save_model_atomic", "set_batchnorm_sync", "step_decay"]
+
+
+def set_batchnorm_sync(model: keras.Model, synchronized: bool) -> list:
+    """Sets ``synchronized`` of every ``BatchNormalization`` layer of ``model`` (cross-replica
+    statistics under a ``tf.distribute`` strategy; TensorFlow only).
+
+    Returns:
+        The layers whose setting changed (to restore them).
+    """
+    changed = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized != synchronized:
+            layer.synchronized = synchronized
+            changed.append(layer)
+    return changed
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     """Saves ``model`` to ``path`` through a temporary file and ``os.replace``.
 
-    A crash while saving leaves the previous file intact (never a half-written model).
+    A crash while saving leaves the previous file intact (never a half-written model). Saved
+    files always have per-device BatchNorm (``synchronized=False``), which loads on every
+    backend, also when the model trains with synchronised BatchNorm.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
+    synced = set_batchnorm_sync(model, False)
+    try:
+        model.save(tmp)
+    finally:
+        for layer in synced:
+            layer.synchronized = True
     os.replace(tmp, path)
     return path
 

@@ -80,6 +80,9 @@ class TrainConfig:
         mixed_precision: bfloat16 on CPU, float16 with loss scaling on GPU.
         jit_compile: XLA-compile the train step.
         strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
+        sync_batchnorm: Under a ``mirrored``/``multiworker`` strategy, compute BatchNorm batch
+            statistics over all replicas (identical moving statistics everywhere; saved
+            models keep the portable per-device setting).
         steps_per_epoch: Limit the steps of an epoch (``None``: the whole split).
         validation_steps: Limit the validation steps.
         checkpoint_every: Save a resumable backup every this many steps (besides each epoch).
@@ -128,6 +131,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     strategy: str = "default"
+    sync_batchnorm: bool = True
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     checkpoint_every: int = 50
