@@ -145,6 +145,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "decoder_width": 0.5,
         "description": "VGG16 encoder (pretrained weights load), 3x3 fc 1024, half-width decoder",
     },
+    "deconvnet_vgg16_compact": {
+        "blocks": ((64, 2), (128, 2), (256, 3)),
+        "fc_filters": 128,
+        "fc_kernel": 3,
+        "decoder_width": 0.5,
+        "description": "VGG16 blocks 1-3 (pretrained weights load), 3x3 fc 128, half-width "
+        "decoder: the shipped CamVid/Horse models",
+    },
     "deconvnet_small": {
         "encoder_width": 0.5,
         "fc_filters": 512,
@@ -179,6 +187,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fc_filters": 512,
         "fc_kernel": 3,
         "description": "FCN-8s on the deconvnet_small backbone",
+    },
+    "fcn8s_vgg16_compact": {
+        "family": "fcn8s",
+        "blocks": ((64, 2), (128, 2), (256, 3)),
+        "fc_filters": 128,
+        "fc_kernel": 3,
+        "description": "FCN-8s on the deconvnet_vgg16_compact backbone (the ensemble partner)",
     },
     "fcn8s_tiny": {
         "family": "fcn8s",

@@ -22,6 +22,8 @@ TEST_SIZES = {
     "deconvnet_vgg16": (224, 224),
     "deconvnet_vgg16_slim": (72, 80),
     "deconvnet_small": (72, 80),
+    "deconvnet_vgg16_compact": (40, 48),
+    "fcn8s_vgg16_compact": (40, 48),
     "deconvnet_mobile": (40, 48),
     "deconvnet_tiny": (24, 40),
     "fcn32s_vgg16": (40, 48),
