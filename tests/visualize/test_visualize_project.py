@@ -218,7 +218,7 @@ def test_receptive_field_box_by_hand():
     assert receptive_field(model, "pool", (2, 3), (9, 9)) == Box(2, 8, 4, 9)
 
 
-@pytest.mark.parametrize("mode", [pytest.param("deconvnet", marks=pytest.mark.jax), "gradient", "guided"])
+@pytest.mark.parametrize("mode", ["deconvnet", "gradient", "guided"])
 def test_projection_is_zero_outside_the_receptive_field(rng, mode):
     model = _randomize(deconvnet_tf.build_model("deconvnet_tiny", num_classes=3, unpooling="switch"), rng)
     x = rng.uniform(0, 255, (1, 40, 40, 3)).astype("float32")

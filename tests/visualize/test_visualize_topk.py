@@ -40,21 +40,22 @@ def images(rng):
 @pytest.mark.jax
 def test_top_k_picks_each_images_strongest_unit_and_crops_its_field(images):
     model = _tiny_cnn()
-    rows = top_k(model, "relu2", images, channel=3, k=4, batch_size=3)
+    rows = top_k(model, "relu2", images, channel=3, k=4, batch_size=4)
     assert len(rows) == 1 and rows[0].channel == 3 and rows[0].num_images == 7
     items = rows[0].items
-    act = Projector(model, "relu2").activations(images)[..., 3]
+    projector = Projector(model, "relu2")
+    act = projector.activations(images)[..., 3]
     best = act.reshape(7, -1).max(axis=1)
     order = np.argsort(-best, kind="stable")[:4]
     assert [it.image_index for it in items] == list(order)       # one per image, strongest first
-    for it in items:
+    full = projector.project(images[order], 3, select=[it.position for it in items])
+    for it, proj in zip(items, full):
         assert it.value == pytest.approx(best[it.image_index], rel=1e-5)
         assert act[(it.image_index, *it.position)] == pytest.approx(it.value, rel=1e-5)
         assert it.source == f"#{it.image_index}"
         np.testing.assert_array_equal(it.patch, images[it.image_index][it.box.slices()])
-        full = Projector(model, "relu2").project(images[it.image_index], 3, select=it.position)[0]
-        np.testing.assert_allclose(it.projection, full[it.box.slices()], rtol=1e-5, atol=1e-6)
-        assert np.abs(full).sum() == pytest.approx(np.abs(it.projection).sum(), rel=1e-5)
+        np.testing.assert_allclose(it.projection, proj[it.box.slices()], rtol=1e-5, atol=1e-6)
+        assert np.abs(proj).sum() == pytest.approx(np.abs(it.projection).sum(), rel=1e-5)
 
 
 def test_top_channels_are_those_with_the_strongest_mean(images):
