@@ -102,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"input {meta.input_shape}, {len(meta.ops)} op kinds, {stock}")
             print(f"metadata: {path.with_suffix('.json')}")
     except (ExportError, OSError) as err:
-        print(f"deconvnet-export: error: {err}", file=sys.stderr)
-        return 2
+        parser.error(str(err))
     return 0
 
 

@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         written = predict_paths(segmenter, images, args.output, save_probabilities=args.save_probs)
     except ValueError as err:
-        print(f"deconvnet-lite-predict: error: {err}", file=sys.stderr)
-        return 2
+        parser.error(str(err))
     seconds = time.perf_counter() - started
     for paths in written:
         print(paths["label"])

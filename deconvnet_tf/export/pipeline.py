@@ -11,7 +11,7 @@ import numpy as np
 
 from deconvnet_tf.export._common import parse_input_size, resolve_class_names, resolve_model
 from deconvnet_tf.export.saved_model import export_saved_model
-from deconvnet_tf.export.tflite import QUANTIZE_CHOICES, ExportError, export_tflite
+from deconvnet_tf.export.tflite import QUANTIZE_CHOICES, ExportError, export_tflite_variants
 
 __all__ = ["ExportResult", "export_all", "tflite_name"]
 
@@ -133,14 +133,16 @@ def export_all(
                                                 input_size=size, class_names=names)
         result.seconds["saved_model"] = time.perf_counter() - started
         result.sizes["saved_model"] = _dir_size(result.saved_model)
-    for q in quantize:
-        started = time.perf_counter()
-        path = export_tflite(model, output_dir / tflite_name(model.name, q), quantize=q,
-                             input_size=size, representative_data=representative_data,
-                             class_names=names)
-        result.seconds[q] = time.perf_counter() - started
-        result.sizes[q] = path.stat().st_size
-        result.tflite[q] = path
+    if quantize:
+        from deconvnet_tf.lite.metadata import read_metadata
+
+        written = export_tflite_variants(
+            model, {q: output_dir / tflite_name(model.name, q) for q in quantize},
+            input_size=size, representative_data=representative_data, class_names=names)
+        for q, path in written.items():
+            result.tflite[q] = path
+            result.sizes[q] = path.stat().st_size
+            result.seconds[q] = float(read_metadata(path).extra.get("convert_seconds", 0.0))
     if sample_images is not None:
         from deconvnet_tf.lite import LiteSegmenter
         from deconvnet_tf.render import save_prediction

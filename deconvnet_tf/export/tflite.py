@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +33,7 @@ __all__ = [
     "QUANTIZE_CHOICES",
     "check_builtins_only",
     "export_tflite",
+    "export_tflite_variants",
     "non_builtin_ops",
     "representative_images",
     "tflite_op_names",
@@ -277,15 +279,47 @@ def export_tflite(
     ...                      quantize="int8", input_size="96x128")
     >>> sorted(tflite_op_names(path))[:3]
     """
+    return export_tflite_variants(
+        model, {quantize: output}, input_size=input_size,
+        representative_data=representative_data, allow_flex=allow_flex,
+        class_names=class_names, calibration_count=calibration_count,
+    )[quantize]
+
+
+def export_tflite_variants(
+    model,
+    outputs: dict[str, str | os.PathLike],
+    *,
+    input_size=None,
+    representative_data=None,
+    allow_flex: bool = False,
+    class_names=None,
+    calibration_count: int = 32,
+) -> dict[str, Path]:
+    """Several quantisations of one model (one traced SavedModel converted once per variant).
+
+    Args:
+        model: A Keras model of this package or a ``.keras`` path / run folder.
+        outputs: ``{quantize: .tflite path}``.
+        input_size, representative_data, allow_flex, class_names, calibration_count: As in
+            :func:`export_tflite`.
+
+    Returns:
+        ``{quantize: written path}``.
+
+    Raises:
+        ExportError: As :func:`export_tflite`; variants converted before the failing one
+            stay written.
+    """
     require_tensorflow()
-    if quantize not in QUANTIZE_CHOICES:
-        raise ExportError(f"--quantize {quantize!r}: expected one of {QUANTIZE_CHOICES}")
+    for quantize, output in outputs.items():
+        if quantize not in QUANTIZE_CHOICES:
+            raise ExportError(f"--quantize {quantize!r}: expected one of {QUANTIZE_CHOICES}")
+        if Path(output).suffix != ".tflite":
+            raise ExportError(f"--output {str(output)!r}: a TFLite export must end in .tflite")
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)
     names = resolve_class_names(model, class_names, model_path)
-    output = Path(output)
-    if output.suffix != ".tflite":
-        raise ExportError(f"--output {str(output)!r}: a TFLite export must end in .tflite")
 
     from deconvnet_tf.models import DeconvNet, with_unpooling
 
@@ -295,24 +329,42 @@ def export_tflite(
         model = with_unpooling(model, unpooling)
     minimum = int(getattr(model, "min_input_size", 1))
     calibration = None
-    if quantize == "int8":
+    if "int8" in outputs:
         calibration = representative_images(representative_data, count=calibration_count,
                                             input_size=size, min_size=minimum)
     shape = [1, *(size if size else (None, None)), 3]
 
     from deconvnet_tf.export.saved_model import write_archive
 
-    started = time.perf_counter()
+    written = {}
     with tempfile.TemporaryDirectory(prefix="deconvnet_export_") as tmp:
         saved = Path(tmp) / "saved_model"
+        started = time.perf_counter()
         write_archive(model, saved, shape, split_preprocessing=True)
-        converter = _converter(saved, quantize, allow_flex, calibration)
-        try:
-            data = converter.convert()
-        except Exception as err:  # the converter raises several error types
-            raise ExportError(f"TFLite conversion of {model.name} ({quantize}) failed: "
-                              f"{str(err)[-2000:]}") from err
-    seconds = time.perf_counter() - started
+        trace_seconds = time.perf_counter() - started
+        for quantize, output in outputs.items():
+            started = time.perf_counter()
+            converter = _converter(saved, quantize, allow_flex, calibration)
+            try:
+                with warnings.catch_warnings():
+                    # int8 calibration runs TensorFlow's own (deprecated) tf.lite.Interpreter.
+                    warnings.filterwarnings("ignore",
+                                            message=".*tf.lite.Interpreter is deprecated")
+                    data = converter.convert()
+            except Exception as err:  # the converter raises several error types
+                raise ExportError(f"TFLite conversion of {model.name} ({quantize}) failed: "
+                                  f"{str(err)[-2000:]}") from err
+            seconds = trace_seconds + time.perf_counter() - started
+            written[quantize] = _write_tflite(
+                data, Path(output), model=model, names=names, shape=shape, minimum=minimum,
+                quantize=quantize, allow_flex=allow_flex, unpooling=unpooling,
+                seconds=seconds, calibration=calibration,
+            )
+    return written
+
+
+def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, quantize,
+                  allow_flex, unpooling, seconds, calibration) -> Path:
     ops = tflite_op_names(data)
     bad = non_builtin_ops(data)
     if bad and not allow_flex:
@@ -331,7 +383,7 @@ def export_tflite(
                 "signature": "serving_default",
                 "unpooling": unpooling,
                 "convert_seconds": round(seconds, 2),
-                "calibration_images": len(calibration) if calibration else 0,
+                "calibration_images": len(calibration) if quantize == "int8" else 0,
                 "note": ("Flex model for comparison: needs the TensorFlow Select ops runtime, "
                          "NOT the stock LiteRT interpreter") if bad else
                         "builtin ops only: runs on the stock LiteRT interpreter",
