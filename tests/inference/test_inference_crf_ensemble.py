@@ -18,6 +18,8 @@ from deconvnet_tf.inference.ensemble import combine_probabilities, predict_edeco
 from deconvnet_tf.inference.predict import Predictor, softmax
 
 
+pytestmark = pytest.mark.jax  # no TensorFlow needed: also runs under KERAS_BACKEND=jax
+
 def noisy_probabilities(label: np.ndarray, classes: int, seed: int = 0, noise: float = 1.6):
     """Probabilities that favour the true class, with strong per-pixel noise."""
     rng = np.random.default_rng(seed)

@@ -42,6 +42,7 @@ def ramp_image(height=40, width=50):
     return np.stack([x * 5 % 256, y * 6 % 256, (x + y) % 256], -1).astype(np.uint8)
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_crop_box_pads_outside_the_image_with_the_pad_colour():
     image = ramp_image()
     crop = crop_box(image, [-3, -2, 7, 8], (10, 10), pad_rgb=(1, 2, 3))
@@ -56,6 +57,7 @@ def test_crop_box_pads_outside_the_image_with_the_pad_colour():
         crop_box(image, [5, 5, 5, 9], (4, 4))
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_identity_model_returns_the_image_exactly_on_the_box():
     """Box size == input size: no resampling, so the pasted scores are the pixels themselves."""
     image = ramp_image()
@@ -75,6 +77,7 @@ def test_identity_model_returns_the_image_exactly_on_the_box():
     np.testing.assert_array_equal(identity.batches[1][0, 4:, 6:], image[0:12, 0:10])
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_scores_land_exactly_on_their_box_through_predict_instances():
     image = ramp_image()
     fake = Recorder(constant_logits(8.0, cls=2))
@@ -93,6 +96,7 @@ def test_scores_land_exactly_on_their_box_through_predict_instances():
     np.testing.assert_array_equal(probs[~inside], whole[~inside])  # uncovered: whole pass
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_warped_geometry_maps_crop_coordinates_back_to_image_coordinates():
     """A model that outputs each crop pixel's position: after the round trip through a 3x
     larger box, every image pixel reads (close to) its own position within the box."""
@@ -112,6 +116,7 @@ def test_warped_geometry_maps_crop_coordinates_back_to_image_coordinates():
     assert paste_region(values, [60, 0, 70, 10], (40, 50)) is None  # wholly outside
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_max_and_mean_aggregation_of_overlapping_boxes():
     maps = [np.full((4, 4, 2), [1.0, 5.0], np.float32), np.full((4, 4, 2), [3.0, 2.0], np.float32)]
     boxes = [[0, 0, 6, 6], [3, 3, 9, 9]]
@@ -129,6 +134,7 @@ def test_max_and_mean_aggregation_of_overlapping_boxes():
         aggregate_boxes(maps, boxes[:1], (10, 10))
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_no_boxes_falls_back_to_the_whole_image_pass():
     predictor = Predictor(constant_logits(3.0, cls=1), outputs="logits")
     image = ramp_image()
@@ -136,6 +142,7 @@ def test_no_boxes_falls_back_to_the_whole_image_pass():
     np.testing.assert_allclose(probs, predict_image(predictor, image))
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_predict_instances_rejects_bad_arguments():
     predictor = Predictor(constant_logits(1.0, 0), min_input_size=32)
     with pytest.raises(ValueError, match="minimum input size 32"):
@@ -155,6 +162,7 @@ def oracle_segmenter(batch):
     return out
 
 
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
 def test_instance_pipeline_end_to_end_on_known_objects():
     image = np.full((96, 128, 3), 40, np.uint8)
     image[20:60, 10:50] = (220, 30, 30)
