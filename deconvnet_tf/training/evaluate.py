@@ -123,7 +123,9 @@ def evaluate(
         metric.update_state(label.astype(np.int32), pred.astype(np.int32))
         if bar is not None:
             bar.update(i)
-    confusion = np.asarray(metric.total_cm)[: info.num_classes, : info.num_classes]
+    # Rows: the dataset's classes; columns: every class the model predicts (predictions past
+    # the dataset's classes are errors, not dropped).
+    confusion = np.asarray(metric.total_cm)[: info.num_classes]
     return report_from_confusion(confusion, info.class_names)
 
 
@@ -141,8 +143,8 @@ def save_report(report: SegmentationReport, output: str | os.PathLike) -> dict[s
     os.replace(tmp, json_path)
 
     cm = report.confusion
-    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     n = len(report.class_names)
+    rows = cm[:, :n] / np.maximum(cm.sum(1, keepdims=True), 1)
     cell, margin = 28, 120
     canvas = np.full((margin + n * cell, margin + n * cell, 3), 255, np.uint8)
     heat = cv2.applyColorMap((rows * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]

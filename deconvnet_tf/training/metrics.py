@@ -50,15 +50,20 @@ class SegmentationReport:
 
 
 def report_from_confusion(confusion, class_names) -> SegmentationReport:
-    """Builds the report from a ``(C, C)`` confusion matrix.
+    """Builds the report from a ``(C, K)`` confusion matrix, ``K >= C``.
 
+    Rows are the ``C`` ground-truth classes, columns the predicted classes; columns past ``C``
+    (a model with more outputs than the dataset has classes) count as errors of their row.
     Classes absent from both ground truth and prediction get IoU NaN and are left out of the
     means (as ``keras.metrics.MeanIoU`` does).
     """
     cm = np.asarray(confusion, np.float64)
-    tp = np.diag(cm)
+    n = len(class_names)
+    if cm.ndim != 2 or cm.shape[0] != n or cm.shape[1] < n:
+        raise ValueError(f"confusion must be ({n}, K >= {n}) for {n} classes, got {cm.shape}")
+    tp = np.diag(cm[:, :n])
     gt = cm.sum(1)
-    pred = cm.sum(0)
+    pred = cm[:, :n].sum(0)
     union = gt + pred - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, tp / union, np.nan)

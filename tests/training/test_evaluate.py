@@ -79,3 +79,28 @@ def test_train_and_evaluate_clis(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_cli.main(["--set", "epochs=zero"])
     assert "--set epochs" in capsys.readouterr().err
+
+
+def test_predict_native_resizes_scores_back():
+    import cv2
+
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=4)
+    image = np.random.default_rng(0).integers(0, 255, size=(30, 44, 3), dtype=np.uint8)
+    scores = predict_native(model, image, input_size=(24, 32))
+    assert scores.shape == (30, 44, 4)
+    small = np.asarray(model.predict_on_batch(
+        cv2.resize(image, (32, 24), interpolation=cv2.INTER_LINEAR)[None].astype("float32")))[0]
+    np.testing.assert_allclose(scores, cv2.resize(small, (44, 30), interpolation=cv2.INTER_LINEAR),
+                               rtol=1e-5, atol=1e-5)
+    # A model with a fixed input size runs at that size, scores back at native resolution.
+    fixed = deconvnet_tf.build_model("deconvnet_tiny", num_classes=4, input_shape=(24, 32, 3))
+    assert predict_native(fixed, image).shape == (30, 44, 4)
+
+
+def test_predictions_outside_the_dataset_classes_count_as_errors():
+    cm = np.array([[5, 1, 2], [2, 3, 0]])  # 2 dataset classes, a 3-class model
+    r = report_from_confusion(cm, ["a", "b"])
+    np.testing.assert_allclose(r.per_class_iou, [5 / (8 + 7 - 5), 3 / (5 + 4 - 3)])
+    assert r.pixel_accuracy == pytest.approx(8 / 13)
+    with pytest.raises(ValueError, match=r"confusion must be \(3, K >= 3\)"):
+        report_from_confusion(cm, ["a", "b", "c"])

@@ -113,3 +113,39 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
     assert "replicas 2" in proc.stdout
     loss = float(proc.stdout.split("loss")[-1])
     assert np.isfinite(loss)
+
+
+def test_two_stage_runs_stage1_then_stage2_from_it(tmp_path):
+    """One command: stage 1 (instance crops) then stage 2 (jittered windows) initialised
+    from stage 1; re-running it keeps the finished stage 1."""
+    config = tiny_config(tmp_path, stage="two_stage", epochs=1, stage1_epochs=1, steps_per_epoch=1,
+                         crop_size=[40, 40], window_size=48, val_split="")
+    result = train(config, verbose=0)
+    out = Path(config.output)
+    assert result.model_path == out / "model.keras"
+    for stage in ("stage1", "stage2"):
+        saved = TrainConfig.load(out / stage / "config.json")
+        assert saved.stage == stage and (out / stage / "model.keras").is_file()
+        assert (out / stage / "log.csv").is_file()
+    assert TrainConfig.load(out / "stage2" / "config.json").init_from == str(out / "stage1" / "model.keras")
+    assert np.isfinite(result.stage_histories["stage1"]["loss"][0])
+    stage1_mtime = (out / "stage1" / "model.keras").stat().st_mtime_ns
+    again = train(config, verbose=0)
+    assert again.stage_histories["stage1"] is None  # not redone
+    assert (out / "stage1" / "model.keras").stat().st_mtime_ns == stage1_mtime
+
+
+def test_init_from_copies_weights_and_checks_the_architecture(tmp_path):
+    source = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5)
+    source.save(tmp_path / "init.keras")
+    config = tiny_config(tmp_path, epochs=1, steps_per_epoch=1, val_split="", learning_rate=1e-9,
+                         optimizer="sgd", weight_decay=0.0, momentum=0.0, stage="stage1",
+                         crop_size=[40, 40], window_size=48, init_from=str(tmp_path / "init.keras"))
+    result = train(config, verbose=0)
+    trained = deconvnet_tf.load_model(result.model_path)
+    for a, b in zip(source.trainable_weights, trained.trainable_weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    bad = tiny_config(tmp_path / "bad", epochs=1, steps_per_epoch=1, val_split="", num_classes=7,
+                      init_from=str(tmp_path / "init.keras"))
+    with pytest.raises(ValueError, match="does not match preset 'deconvnet_tiny' with 7 classes"):
+        train(bad, verbose=0)
