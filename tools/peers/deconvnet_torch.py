@@ -106,7 +106,7 @@ class DeconvNetTorch(nn.Module):
         self.pool = nn.MaxPool2d(2, 2, ceil_mode=self.ceil_mode, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2, 2)
 
-    def _apply(self, name: str, x: torch.Tensor) -> torch.Tensor:
+    def _conv_bn_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
         x = self.layers[name](x)
         if self.batchnorm:
             x = self.layers[f"{name}_bn"](x)
@@ -118,18 +118,18 @@ class DeconvNetTorch(nn.Module):
         switches = []
         for i, (_, convs) in enumerate(self.blocks, start=1):
             for j in range(1, convs + 1):
-                x = self._apply(f"block{i}_conv{j}", x)
+                x = self._conv_bn_relu(f"block{i}_conv{j}", x)
             size = x.shape[-2:]
             x, indices = self.pool(x)
             switches.append((indices, size))
-        x = self._apply("fc6", x)
-        x = self._apply("fc7", x)
-        x = self._apply("fc6_deconv", x)
+        x = self._conv_bn_relu("fc6", x)
+        x = self._conv_bn_relu("fc7", x)
+        x = self._conv_bn_relu("fc6_deconv", x)
         for i, names in self.decoder:
             indices, size = switches[i - 1]
             x = self.unpool(x, indices, output_size=size)
             for name in names:
-                x = self._apply(name, x)
+                x = self._conv_bn_relu(name, x)
         return self.layers["score"](x).float()
 
 
