@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["TrainConfig", "ConfigError"]
 
 STAGES = ("whole", "crop", "stage1", "stage2", "two_stage")
-STAGE2_PROPOSALS = ("jitter", "edgeboxes")
+STAGE2_PROPOSALS = ("jitter", "edgeboxes", "edgeboxes_gradient", "selective_search")
 OPTIMIZERS = ("sgd", "adam")
 CLASS_WEIGHTING = ("none", "median_frequency")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -55,8 +55,11 @@ class TrainConfig:
         box_scale: Stage 1/2: enlargement of object / proposal boxes about their centre.
         min_object_pixels: Stage 1/2: smaller objects are skipped.
         background_class: Stage 1/2: the background class (stage 1 relabels other objects to it).
-        stage2_proposals: ``"jitter"`` (jittered ground-truth boxes) or ``"edgeboxes"``
-            (``deconvnet_tf.inference.proposals.propose_boxes``).
+        stage2_proposals: ``"jitter"`` (jittered ground-truth boxes, fast), or object
+            proposals of ``deconvnet_tf.inference.proposals.propose_boxes`` (top 50 per image,
+            cached in ``<output>/proposals/``): ``"edgeboxes"`` (EdgeBoxes on HED edges, the
+            paper's; ~0.3 s+ per image on a CPU), ``"edgeboxes_gradient"`` (EdgeBoxes on
+            gradient edges) or ``"selective_search"``.
         stage2_min_iou: Stage 2 keeps windows with IoU >= this with a ground-truth object.
         stage2_windows_per_object: Jittered candidates per object (``"jitter"``).
         init_from: A ``.keras`` model whose weights initialise the model (same architecture).

@@ -117,7 +117,8 @@ def open_data_source(config: TrainConfig):
 
 
 def _proposal_fn(config: TrainConfig):
-    """``boxes_fn(image)`` for stage 2, or ``None`` for jittered ground-truth boxes."""
+    """``boxes_fn(image)`` for stage 2 (top-50 object proposals, not enlarged: the windows are
+    enlarged by ``box_scale`` after the IoU test), or ``None`` for jittered ground-truth boxes."""
     if config.stage2_proposals == "jitter":
         return None
     try:
@@ -127,8 +128,12 @@ def _proposal_fn(config: TrainConfig):
 
         raise ConfigError(f"config field 'stage2_proposals': {config.stage2_proposals!r} needs "
                           f"deconvnet_tf.inference.proposals ({err}); use 'jitter'") from err
-    method = config.stage2_proposals
-    return lambda image: propose_boxes(image, method=method, top_k=50)
+    method, edge = {"edgeboxes": ("edgeboxes", "hed"),
+                    "edgeboxes_gradient": ("edgeboxes", "gradient"),
+                    "selective_search": ("selective_search", "hed")}[config.stage2_proposals]
+    cache = str(Path(config.output) / "proposals")
+    return lambda image: propose_boxes(image, method=method, edge=edge, top_k=50, enlarge=1.0,
+                                       cache_dir=cache)
 
 
 def _task(strategy) -> tuple[str | None, int]:

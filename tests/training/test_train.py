@@ -149,3 +149,21 @@ def test_init_from_copies_weights_and_checks_the_architecture(tmp_path):
                       init_from=str(tmp_path / "init.keras"))
     with pytest.raises(ValueError, match="does not match preset 'deconvnet_tiny' with 7 classes"):
         train(bad, verbose=0)
+
+
+def test_stage2_windows_from_object_proposals(tmp_path):
+    from deconvnet_tf.data.crops import box_iou, object_boxes, stage2_windows
+    from deconvnet_tf.data.sources import load_record
+    from deconvnet_tf.training.train import _proposal_fn, open_data_source
+
+    config = tiny_config(tmp_path, stage="stage2", stage2_proposals="edgeboxes_gradient",
+                         synthetic_train=3, box_scale=1.0)
+    assert _proposal_fn(tiny_config(tmp_path)) is None  # default: jittered boxes
+    records = open_data_source(config).records("train")
+    windows = stage2_windows(records, boxes_fn=_proposal_fn(config), box_scale=1.0)
+    assert len(windows) >= 3
+    for i in range(len(windows)):
+        _, label, inst = load_record(records[windows.index[i]], instances=True)
+        gt = np.array([o.box for o in object_boxes(label, inst)])
+        assert box_iou(windows.boxes[i][None], gt).max() >= 0.5
+    assert any((Path(config.output) / "proposals").glob("*.npy"))  # cached per image

@@ -1,0 +1,110 @@
+"""Train-step time and FLOP utilisation, fp32 vs bf16, against a ``tf.matmul`` peak measured
+the same way.
+
+For each precision the script first measures the machine's ``tf.matmul`` throughput (square
+matrices in a ``tf.function``, median of ``--repeats``), then the median time of a Keras
+training step (``train_on_batch``: forward, loss, backward, SGD update) of each preset at
+``--size`` and ``--batch``. Training FLOPs = 3 x forward FLOPs (``count_flops``; backward is
+about twice the forward) x batch. Utilisation = achieved GFLOP/s / matmul GFLOP/s of the same
+precision. bf16 uses Keras' ``mixed_bfloat16`` policy (bf16 compute, fp32 weights).
+
+    python tools/bench_train.py --presets deconvnet_vgg16 deconvnet_small deconvnet_mobile \
+        --size 224 --batch 2 --precisions float32 bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+__all__ = ["matmul_gflops", "train_step_seconds", "main"]
+
+
+def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
+    """Median GFLOP/s of an ``n x n`` by ``n x n`` ``tf.matmul`` in ``dtype``."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    b = tf.random.normal((n, n), dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    fn = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32)))
+    fn(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def train_step_seconds(preset: str, size: int, batch: int, precision: str, steps: int,
+                       jit: bool = False) -> tuple[float, int]:
+    """Median seconds of one training step and the forward FLOPs per image."""
+    import keras
+    import numpy as np
+
+    import deconvnet_tf
+    from deconvnet_tf.models import count_flops
+    from deconvnet_tf.training.losses import SegmentationCrossEntropy
+
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    try:
+        extra = {"unpooling": "switch"} if jit and not preset.startswith("fcn") else {}
+        model = deconvnet_tf.build_model(preset, num_classes=21, **extra)
+        flops = count_flops(model, (size, size))
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, weight_decay=5e-4),
+                      loss=SegmentationCrossEntropy(21, 255), jit_compile=jit)
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 255, size=(batch, size, size, 3)).astype("float32")
+        y = rng.integers(0, 21, size=(batch, size, size)).astype("int32")
+        model.train_on_batch(x, y)  # trace + first step
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            model.train_on_batch(x, y)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times), flops
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+",
+                        default=["deconvnet_vgg16", "deconvnet_vgg16_slim", "deconvnet_small",
+                                 "deconvnet_mobile"])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
+                        choices=["float32", "bfloat16"])
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
+    parser.add_argument("--repeats", type=int, default=5, help="matmul repetitions")
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--jit-compile", action="store_true", help="XLA train step (switch unpooling)")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    peaks = {p: matmul_gflops(p, args.matmul_size, args.repeats) for p in args.precisions}
+    print(f"device: {device}; tf.matmul {args.matmul_size}^2 peak: "
+          + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()))
+    print(f"\nTrain step at {args.size}x{args.size}, batch {args.batch}, SGD momentum "
+          f"(median of {args.steps}; jit_compile={args.jit_compile}):\n")
+    print("| preset | precision | s/step | images/s | train GFLOP/step | GFLOP/s | of matmul peak |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for preset in args.presets:
+        for precision in args.precisions:
+            seconds, flops = train_step_seconds(preset, args.size, args.batch, precision,
+                                                args.steps, args.jit_compile)
+            step_flops = 3 * flops * args.batch
+            achieved = step_flops / seconds / 1e9
+            print(f"| `{preset}` | {precision} | {seconds:.3f} | {args.batch / seconds:.2f} | "
+                  f"{step_flops / 1e9:.1f} | {achieved:.0f} | {100 * achieved / peaks[precision]:.0f}% |",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
