@@ -1,0 +1,50 @@
+"""The PyTorch peer of the GPU benchmark is the package's network, layer for layer.
+
+PyTorch is not a dependency of the package (the peer is benchmark-only), so this module is
+skipped where torch is not installed (CI); it runs on the GPU device image, which has both.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch (benchmark peer only) is not installed")
+
+import deconvnet_tf  # noqa: E402
+from deconvnet_tf.models import get_architecture  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "peers"))
+from deconvnet_torch import DeconvNetTorch, keras_param_count, load_keras_weights  # noqa: E402
+
+
+def test_paper_network_has_the_same_parameter_count():
+    peer = DeconvNetTorch(**get_architecture("deconvnet_vgg16").to_dict())
+    assert keras_param_count(peer) == 251_839_061  # = build_model("deconvnet_vgg16").count_params()
+
+
+def test_same_weights_same_logits_at_an_odd_size():
+    """Keras weights copied into the peer give the Keras model's logits (ceil-mode pooling,
+    unpooling to odd sizes, transposed-conv kernel layout, BatchNorm statistics)."""
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5, input_shape=(45, 50, 3))
+    rng = np.random.default_rng(0)
+    weights = {}
+    for layer in model.layers:
+        for variable in layer.weights:
+            key = f"{layer.name}/{variable.path.split('/')[-1]}"
+            if key.endswith(("gamma", "moving_variance")):
+                variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+            elif key.endswith(("beta", "moving_mean")):
+                variable.assign(rng.normal(0, 0.3, variable.shape).astype("float32"))
+            weights[key] = np.asarray(variable.value)
+    peer = DeconvNetTorch(**get_architecture("deconvnet_tiny", num_classes=5).to_dict()).eval()
+    assert keras_param_count(peer) == model.count_params()
+    load_keras_weights(peer, weights)
+    x = rng.integers(0, 256, (2, 45, 50, 3)).astype(np.uint8)
+    expected = np.asarray(model.predict_on_batch(x))
+    with torch.no_grad():
+        got = peer(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
