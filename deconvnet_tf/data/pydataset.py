@@ -30,6 +30,10 @@ __all__ = ["FolderPyDataset", "make_pydataset"]
 MODES = ("crop", "whole")
 
 
+def _load_pair(example) -> tuple[np.ndarray, np.ndarray]:
+    return load_example(*example)
+
+
 class FolderPyDataset(keras.utils.PyDataset):
     """Batches of one split of a dataset folder for Keras ``fit``/``evaluate``/``predict``.
 
@@ -39,8 +43,12 @@ class FolderPyDataset(keras.utils.PyDataset):
     ``ceil(n / batch_size)`` batches in file order, the last one possibly smaller.
 
     Args:
-        root: Dataset root in the folder layout (see :mod:`deconvnet_tf.data.folder`).
+        root: Dataset root in the folder layout (see :mod:`deconvnet_tf.data.folder`);
+            ignored (may be ``None``) when ``source`` is given.
         split: Split name (``<root>/<split>.txt``).
+        source: Optional file-based :class:`deconvnet_tf.data.sources.Source` (folder layout
+            or PASCAL VOC: anything with ``records(split)``); its records are read with
+            ``deconvnet_tf.data.sources.load_record``.
         mode: ``"crop"``: training crops of ``crop_size`` (random scale, crop with padding,
             flip, colour jitter when ``training``; a centre crop otherwise). ``"whole"``: whole
             images padded at the bottom/right to ``crop_size`` when smaller and centre-cropped
@@ -75,9 +83,10 @@ class FolderPyDataset(keras.utils.PyDataset):
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        root: str | os.PathLike | None,
         split: str,
         *,
+        source=None,
         mode: str = "crop",
         batch_size: int = 8,
         crop_size: Sequence[int] = (224, 224),
@@ -105,7 +114,7 @@ class FolderPyDataset(keras.utils.PyDataset):
             raise ValueError(f"ignore_label must be in [0, 255] (8-bit labels), got {ignore_label!r}")
         if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
             raise ValueError(f"scale must be None or (min, max) with 0 < min <= max, got {scale!r}")
-        self.root = os.fspath(root)
+        self.root = None if root is None else os.fspath(root)
         self.split = split
         self.mode = mode
         self.batch_size = int(batch_size)
@@ -117,9 +126,20 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.flip = bool(flip)
         self.jitter = bool(jitter)
         self.cache = bool(cache)
-        self.examples = list_examples(root, split)
-        if validate:
-            validate_examples(self.examples, read_meta(root))
+        if source is not None:
+            from deconvnet_tf.data.sources import load_record
+
+            self.examples = list(source.records(split))
+            self._loader = load_record
+            if validate:
+                source.validate(split)
+        else:
+            if root is None:
+                raise ValueError("root is None: pass a dataset root or a source")
+            self.examples = list_examples(root, split)
+            self._loader = _load_pair
+            if validate:
+                validate_examples(self.examples, read_meta(root))
         self._decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._orders: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -156,7 +176,7 @@ class FolderPyDataset(keras.utils.PyDataset):
             item = self._decoded.get(index)
             if item is not None:
                 return item
-        item = load_example(*self.examples[index])
+        item = self._loader(self.examples[index])
         if self.cache:
             with self._lock:
                 self._decoded[index] = item
@@ -210,9 +230,10 @@ class FolderPyDataset(keras.utils.PyDataset):
 
 
 def make_pydataset(
-    root: str | os.PathLike,
+    root: str | os.PathLike | None,
     split: str,
     *,
+    source=None,
     mode: str = "crop",
     batch_size: int = 8,
     crop_size: Sequence[int] = (224, 224),
@@ -238,8 +259,9 @@ def make_pydataset(
     permutation).
 
     Args:
-        root: Dataset root in the folder layout.
+        root: Dataset root in the folder layout (``None`` with ``source``).
         split: Split name.
+        source: Optional file-based data source (see :class:`FolderPyDataset`).
         mode, batch_size, crop_size, training, ignore_label, seed, scale, flip, jitter, cache,
             validate, workers, use_multiprocessing, max_queue_size: See
             :class:`FolderPyDataset`.
@@ -262,7 +284,8 @@ def make_pydataset(
     """
     del deterministic, shuffle_buffer
     return FolderPyDataset(
-        root, split, mode=mode, batch_size=batch_size, crop_size=crop_size, training=training,
+        root, split, source=source, mode=mode, batch_size=batch_size, crop_size=crop_size,
+        training=training,
         ignore_label=ignore_label, seed=seed, scale=scale, flip=flip, jitter=jitter, cache=cache,
         validate=validate, workers=workers, use_multiprocessing=use_multiprocessing,
         max_queue_size=max_queue_size,

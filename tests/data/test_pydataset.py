@@ -211,6 +211,20 @@ def test_bad_arguments(dataset, kwargs, message):
 
 
 @pytest.mark.jax
+def test_a_file_based_source_gives_the_same_batches(dataset):
+    from deconvnet_tf.data.sources import open_source
+
+    by_root = make_pydataset(dataset, "train", batch_size=2, crop_size=(32, 32), seed=2)
+    by_source = make_pydataset(None, "train", source=open_source(dataset), batch_size=2,
+                               crop_size=(32, 32), seed=2)
+    for index in (0, 3):
+        np.testing.assert_array_equal(by_root[index][0], by_source[index][0])
+        np.testing.assert_array_equal(by_root[index][1], by_source[index][1])
+    with pytest.raises(ValueError, match="root is None"):
+        make_pydataset(None, "train")
+
+
+@pytest.mark.jax
 def test_bad_dataset_names_the_file(dataset, tmp_path):
     with pytest.raises(DatasetError, match="Split file .*test.txt' not found"):
         make_pydataset(dataset, "test")
