@@ -1,6 +1,6 @@
 """One table for the paper's comparison (Noh et al. 2015, Table 1): FCN-8s, DeconvNet on the
-whole image (+ CRF), DeconvNet instance-wise, + CRF, EDeconvNet, EDeconvNet + CRF, scored on a dataset
-split with the same mean IoU as ``deconvnet-evaluate`` (``keras.metrics.MeanIoU`` with the void
+whole image (+ CRF), DeconvNet instance-wise, + CRF, EDeconvNet, EDeconvNet + CRF, scored on a
+dataset split with the same mean IoU as ``deconvnet-evaluate`` (``keras.metrics.MeanIoU`` with the void
 label ignored)."""
 
 from __future__ import annotations

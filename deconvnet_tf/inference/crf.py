@@ -122,7 +122,8 @@ def _check_inputs(image, probabilities, what: str):
         raise ValueError(f"{what}: probabilities contain NaN or infinite values")
     if probs.min() < -1e-4 or probs.max() > 1 + 1e-3:
         raise ValueError(f"{what}: probabilities must lie in [0, 1] (got values in "
-                         f"[{probs.min():.3g}, {probs.max():.3g}]); pass softmax outputs, not logits")
+                         f"[{probs.min():.3g}, {probs.max():.3g}]); pass softmax outputs, "
+                         "not logits")
     sums = probs.sum(-1)
     worst = float(np.abs(sums - 1).max())
     if worst > 1e-2:

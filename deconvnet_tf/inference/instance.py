@@ -71,7 +71,9 @@ def crop_box(
     return cv2.resize(crop, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
 
 
-def paste_region(scores: np.ndarray, box, image_shape) -> tuple[tuple[slice, slice], np.ndarray] | None:
+def paste_region(
+    scores: np.ndarray, box, image_shape
+) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """The part of a box's score map that lies inside the image, at image resolution.
 
     Args:
@@ -173,7 +175,8 @@ def predict_instances(
         ValueError: Bad sizes or arguments.
 
     Example:
-        >>> probs = predict_instances(model, image, proposals={"edge": "gradient"})  # doctest: +SKIP
+        >>> probs = predict_instances(model, image,                     # doctest: +SKIP
+        ...                           proposals={"edge": "gradient"})
     """
     predictor = as_predictor(model)
     image = check_image(image)

@@ -170,7 +170,8 @@ def _keras_predictor(model) -> Predictor:
     shape = tuple(model.input_shape)[1:3] if getattr(model, "input_shape", None) else (None, None)
     fixed = tuple(int(d) for d in shape) if all(d is not None for d in shape) else None
     mean_bgr = tuple(getattr(model, "mean", (0.0, 0.0, 0.0)))
-    outputs = "probabilities" if getattr(model, "output_activation", None) == "softmax" else "logits"
+    softmax_output = getattr(model, "output_activation", None) == "softmax"
+    outputs = "probabilities" if softmax_output else "logits"
     return Predictor(
         fn=model.predict_on_batch,
         outputs=outputs,
@@ -331,7 +332,8 @@ def list_images(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list
             paths += found
         elif item.is_file():
             if item.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ValueError(f"{str(item)!r} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+                raise ValueError(f"{str(item)!r} is not an image file "
+                                 f"({', '.join(IMAGE_SUFFIXES)})")
             paths.append(item)
         else:
             raise FileNotFoundError(f"Input not found: {str(item)!r}")

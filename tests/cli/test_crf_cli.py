@@ -93,6 +93,7 @@ def test_missing_pydensecrf_and_bad_settings(inputs, capsys, monkeypatch):
     assert crf_cli.main(["--image", str(inputs / "images"), "--probs", str(inputs / "probs"),
                          "--output", str(inputs / "o"), "--quiet"]) == 2
     assert "pip install pydensecrf2" in capsys.readouterr().err
-    assert crf_cli.main(["--image", str(inputs / "images"), "--probs",
-                         str(inputs / "probs" / "s0_probs.npy"), "--output", str(inputs / "o")]) == 2
+    one_file = str(inputs / "probs" / "s0_probs.npy")
+    assert crf_cli.main(["--image", str(inputs / "images"), "--probs", one_file,
+                         "--output", str(inputs / "o")]) == 2
     assert "holds 2 images" in capsys.readouterr().err

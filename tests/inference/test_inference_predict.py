@@ -83,8 +83,8 @@ def test_predict_images_batches_equal_sizes_and_keeps_the_order(rng):
     assert [o.shape[:2] for o in out] == [(8, 8), (10, 6), (8, 8), (8, 8)]
     assert sorted(calls) == sorted([(2, 8, 8, 3), (1, 8, 8, 3), (1, 10, 6, 3)])
     for image, probs in zip(images, out):
-        np.testing.assert_allclose(probs, softmax(np.stack([image.mean(-1), 0 * image[..., 0]], -1)),
-                                   atol=1e-5)
+        logits = np.stack([image.mean(-1), np.zeros(image.shape[:2])], -1)
+        np.testing.assert_allclose(probs, softmax(logits), atol=1e-5)
 
 
 def test_bad_inputs_give_clear_errors(tmp_path, tiny):
@@ -120,7 +120,8 @@ def test_list_and_read_images(tmp_path):
     (tmp_path / "imgs" / "notes.txt").write_text("x")
     paths = list_images(tmp_path / "imgs")
     assert [p.name for p in paths] == ["a.jpg", "b.png"]
-    assert [p.name for p in list_images([paths[1], tmp_path / "imgs"])] == ["b.png", "a.jpg", "b.png"]
+    mixed = list_images([paths[1], tmp_path / "imgs"])
+    assert [p.name for p in mixed] == ["b.png", "a.jpg", "b.png"]
     assert read_image(paths[1]).shape == (4, 5, 3)
     with pytest.raises(FileNotFoundError, match="Input not found"):
         list_images(tmp_path / "nothing")
