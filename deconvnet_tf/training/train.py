@@ -136,6 +136,19 @@ def _proposal_fn(config: TrainConfig):
                                        cache_dir=cache)
 
 
+def _cache_fits(source, split: str, limit_bytes: int = 2**31) -> bool:
+    """Whether the decoded examples of ``split`` (image + label, ~4 bytes a pixel) fit in
+    ``limit_bytes``: estimated from the first image of a file source, assumed for TFDS splits
+    of <= 2000 examples."""
+    from deconvnet_tf.data.sources import RecordSource, load_record
+
+    n = source.num_examples(split)
+    if isinstance(source, RecordSource):
+        image, _ = load_record(source.records(split)[0])
+        return n * image.shape[0] * image.shape[1] * 4 <= limit_bytes
+    return n <= 2000
+
+
 def _task(strategy) -> tuple[str | None, int]:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
@@ -310,14 +323,15 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
         num_train = len(windows)
     else:
         train_ds = make_pipeline(source.dataset(config.train_split), mode=config.stage,
-                                 training=True, **pipeline_args)
+                                 training=True, cache=_cache_fits(source, config.train_split),
+                                 **pipeline_args)
         num_train = source.num_examples(config.train_split)
     val_ds = None
     if config.val_split:
         if config.tfds is None:
             source.validate(config.val_split)
         val_ds = make_pipeline(source.dataset(config.val_split), mode="whole", training=False,
-                               **pipeline_args)
+                               cache=_cache_fits(source, config.val_split), **pipeline_args)
     if task_type is not None:
         import tensorflow as tf
 
