@@ -52,13 +52,13 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def bench(model, size, quantize, repeats, threads, workdir: Path, samples: int) -> list[dict]:
+def bench(model, size, quantize, repeats, threads, workdir: Path, samples: int,
+          saved_model: bool = True) -> list[dict]:
     """Rows for one model: Keras, SavedModel, and LiteRT per quantisation and thread count."""
     import cv2
-    import tensorflow as tf
 
     from deconvnet_tf.data.synthetic import make_scene
-    from deconvnet_tf.export import export_saved_model, export_tflite_variants, read_metadata
+    from deconvnet_tf.export import export_tflite_variants, read_metadata
     from deconvnet_tf.lite import LiteSegmenter
 
     height, width = size
@@ -76,16 +76,8 @@ def bench(model, size, quantize, repeats, threads, workdir: Path, samples: int) 
     rows.append(dict(preset=name, format="Keras (TF eager)", size_mib=None, export_s=None,
                      t1=keras_s, t2=None, agreement=1.0))
 
-    start = time.perf_counter()
-    sm_dir = export_saved_model(model, workdir / f"{name}_saved_model", input_size=size)
-    sm_export = time.perf_counter() - start
-    serve = tf.saved_model.load(str(sm_dir)).signatures["serving_default"]
-    sm_s = _median_seconds(lambda: serve(images=tf.constant(image))["probabilities"].numpy(),
-                           repeats)
-    agree = np.mean([np.mean(serve(images=tf.constant(s[None]))["labels"].numpy()[0] == r)
-                     for s, r in zip(scenes, reference)])
-    rows.append(dict(preset=name, format="SavedModel", size_mib=_dir_bytes(sm_dir) / 2**20,
-                     export_s=sm_export, t1=sm_s, t2=None, agreement=float(agree)))
+    if saved_model:
+        rows.append(_bench_saved_model(model, size, image, scenes, reference, repeats, workdir))
 
     outputs = {q: workdir / f"{name}_{q}.tflite" for q in quantize}
     written = export_tflite_variants(model, outputs, input_size=size, calibration_count=8)
@@ -103,7 +95,26 @@ def bench(model, size, quantize, repeats, threads, workdir: Path, samples: int) 
                          export_s=float(meta.extra.get("convert_seconds", 0.0)),
                          t1=latency.get(1), t2=latency.get(2), agreement=float(agree),
                          builtins_only=meta.builtins_only))
+        del seg
     return rows
+
+
+def _bench_saved_model(model, size, image, scenes, reference, repeats, workdir) -> dict:
+    import tensorflow as tf
+
+    from deconvnet_tf.export import export_saved_model
+
+    name = model.name
+    start = time.perf_counter()
+    sm_dir = export_saved_model(model, workdir / f"{name}_saved_model", input_size=size)
+    sm_export = time.perf_counter() - start
+    serve = tf.saved_model.load(str(sm_dir)).signatures["serving_default"]
+    sm_s = _median_seconds(lambda: serve(images=tf.constant(image))["probabilities"].numpy(),
+                           repeats)
+    agree = np.mean([np.mean(serve(images=tf.constant(s[None]))["labels"].numpy()[0] == r)
+                     for s, r in zip(scenes, reference)])
+    return dict(preset=name, format="SavedModel", size_mib=_dir_bytes(sm_dir) / 2**20,
+                export_s=sm_export, t1=sm_s, t2=None, agreement=float(agree))
 
 
 def table(rows: list[dict], size) -> str:
@@ -132,6 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--samples", type=int, default=4, help="scenes for the agreement")
+    parser.add_argument("--no-saved-model", action="store_true",
+                        help="skip the SavedModel rows (saves memory for deconvnet_vgg16)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     parser.add_argument("--workdir", default=None, help="keep the exports here (default: temp)")
     args = parser.parse_args(argv)
@@ -148,7 +161,7 @@ def main(argv=None) -> int:
         for model in models:
             started = time.perf_counter()
             rows += bench(model, size, args.quantize, args.repeats, args.threads, workdir,
-                          args.samples)
+                          args.samples, saved_model=not args.no_saved_model)
             print(f"# {model.name}: {time.perf_counter() - started:.0f} s, peak RSS "
                   f"{_peak_gib():.1f} GiB", file=sys.stderr, flush=True)
     print(table(rows, size))
