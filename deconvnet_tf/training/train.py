@@ -287,7 +287,7 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
 
     output = Path(config.output)
     task_type, task_id = _task(strategy)
-    if task_type is not None and task_type not in ("chief",) and not (task_type == "worker" and task_id == 0):
+    if task_type is not None and not strategy.extended.should_checkpoint:
         output = output / f"{task_type}{task_id}"  # non-chief workers: their own folder
     output.mkdir(parents=True, exist_ok=True)
     config.save(output / "config.json")
