@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     for paths in written:
         print(paths["label"])
-    print(f"{len(written)} image(s) in {seconds:.2f} s ({seconds / max(len(written), 1):.3f} s/image, "
+    per_image = seconds / max(len(written), 1)
+    print(f"{len(written)} image(s) in {seconds:.2f} s ({per_image:.3f} s/image, "
           f"{args.threads} thread(s)) -> {args.output}")
     return 0
 

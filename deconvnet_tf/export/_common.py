@@ -109,7 +109,8 @@ def find_class_names(model_path: str | os.PathLike | None) -> list[str] | None:
             continue
         if config.get("data"):
             root = Path(config["data"])
-            root = root if root.is_absolute() else (folder / root if (folder / root).exists() else root)
+            if not root.is_absolute() and (folder / root).exists():
+                root = folder / root
         elif not config.get("tfds"):
             root = folder / "synthetic_data"
         else:

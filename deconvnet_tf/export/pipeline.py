@@ -44,7 +44,8 @@ class ExportResult:
 
     def summary(self) -> str:
         """A markdown table: artefact, size MiB, export seconds, LiteRT/Keras label agreement."""
-        lines = ["| export | size MiB | export s | label agreement vs Keras |", "|---|---:|---:|---:|"]
+        lines = ["| export | size MiB | export s | label agreement vs Keras |",
+                 "|---|---:|---:|---:|"]
         rows = ([("saved_model", self.saved_model)] if self.saved_model else []) + \
             [(q, p) for q, p in self.tflite.items()]
         for key, path in rows:

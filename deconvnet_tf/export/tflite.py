@@ -14,7 +14,6 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -179,9 +178,9 @@ def representative_images(
         else:
             suffixes = (".jpg", ".jpeg", ".png", ".bmp")
             paths = sorted(p for p in root.iterdir() if p.suffix.lower() in suffixes)
-            if not paths:
-                paths = sorted(p for p in (root / "images").glob("*")
-                               if p.suffix.lower() in suffixes) if (root / "images").is_dir() else []
+            if not paths and (root / "images").is_dir():
+                paths = sorted(p for p in (root / "images").iterdir()
+                               if p.suffix.lower() in suffixes)
         if not paths:
             raise ExportError(f"--representative-data {str(root)!r}: no images (a dataset "
                               "folder with train.txt, or a folder of .jpg/.png files)")

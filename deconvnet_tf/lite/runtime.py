@@ -226,7 +226,8 @@ def list_images(source: str | os.PathLike | Iterable[str | os.PathLike]) -> list
             files += found
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ValueError(f"{str(path)!r} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+                raise ValueError(f"{str(path)!r} is not an image file "
+                                 f"({', '.join(IMAGE_SUFFIXES)})")
             files.append(path)
         else:
             raise FileNotFoundError(f"Input {str(path)!r} does not exist")

@@ -30,7 +30,12 @@ def _images(rng, height, width):
 
 @pytest.mark.parametrize("variant", ["none", "dynamic", "fp16", "int8"])
 def test_tflite_has_builtin_ops_only(art, variant):
-    from deconvnet_tf.export import check_builtins_only, non_builtin_ops, read_metadata, tflite_op_names
+    from deconvnet_tf.export import (
+        check_builtins_only,
+        non_builtin_ops,
+        read_metadata,
+        tflite_op_names,
+    )
 
     path = art.tflite[variant]
     ops = tflite_op_names(path)
