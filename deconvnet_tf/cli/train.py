@@ -1,4 +1,6 @@
-"""``deconvnet-train``: train a model on a dataset folder or on the generated default.
+"""``deconvnet-train``: train a model on a dataset folder (folder layout or PASCAL VOC), a
+TensorFlow Datasets dataset (``--tfds``) or the generated default; ``--stage two_stage`` runs
+the paper's stage 1 (object crops) then stage 2 (proposal windows) in one command.
 
 Precedence of settings: defaults < ``--config FILE`` (JSON) < flags < ``--set key=value``.
 The resolved config is written to ``<output>/config.json``; re-running the same command after an
