@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deconvnet_tf.cli._common import select_backend
+
 __all__ = ["main"]
 
 
@@ -21,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("presets", nargs="*", help="preset names (default: all)")
     parser.add_argument("--size", type=_size, default=(224, 224), help="HxW to count FLOPs at")
     parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--backend", choices=["tensorflow", "jax"],
+                        help="Keras backend to build the models on (default: KERAS_BACKEND)")
     args = parser.parse_args(argv)
+    select_backend(args.backend, argv)
+
+    import keras
 
     from deconvnet_tf.models.presets import list_presets
     from deconvnet_tf.models.summary import format_table, preset_summaries
@@ -29,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in args.presets if p not in list_presets()]
     if unknown:
         parser.error(f"unknown preset(s) {unknown}; available: {', '.join(list_presets())}")
+    print(f"Keras backend: {keras.backend.backend()}")
     print(format_table(preset_summaries(args.presets or None, args.size, args.num_classes)))
     return 0
 

@@ -34,3 +34,27 @@ def test_readme_lists_every_preset():
     text = README.read_text()
     for name in list_presets():
         assert f"| `{name}` |" in text, f"README preset table lacks {name}"
+
+
+def test_backend_flag_reexecutes_the_console_script():
+    """Importing deconvnet_tf loads Keras, so --backend re-executes the script with
+    KERAS_BACKEND set (the same mechanism serves deconvnet-train/-evaluate/-predict)."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "deconvnet-presets"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([str(script), "deconvnet_tiny", "--size", "32x32", "--backend", "jax"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Keras backend: jax" in proc.stdout and "| `deconvnet_tiny` |" in proc.stdout
+
+
+def test_backend_flag_in_process_explains_keras_is_loaded(capsys):
+    import keras
+
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    with pytest.raises(SystemExit) as exit_info:
+        presets_cli.main(["deconvnet_tiny", "--backend", other])
+    assert f"set KERAS_BACKEND={other}" in str(exit_info.value)
