@@ -41,11 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder-weights", help="None, imagenet, hed or a path")
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="bfloat16 on CPU, float16 (loss scaling) on GPUs without bf16")
-    p.add_argument("--jit-compile", action="store_true", default=None,
-                   help="XLA-compile the train step (uses the switch unpooling)")
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="XLA-compile the train step (uses the switch unpooling); default: on for "
+                   "JAX and GPUs, off on TensorFlow's CPU path")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
     p.add_argument("--backend", choices=["tensorflow", "jax"],
-                   help="Keras backend (sets KERAS_BACKEND before Keras loads)")
+                   help="Keras backend (re-runs the command with KERAS_BACKEND set)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--quiet", action="store_true", help="one line per epoch")
     return p
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    select_backend(args.backend)
+    select_backend(args.backend, argv)
 
     from deconvnet_tf.training.config import ConfigError, TrainConfig
 

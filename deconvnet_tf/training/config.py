@@ -81,7 +81,8 @@ class TrainConfig:
         unpooling: ``"argmax"``/``"switch"``/``None`` (default of the backend; ``jit_compile``
             forces ``"switch"``).
         mixed_precision: bfloat16 on CPU, float16 with loss scaling on GPU.
-        jit_compile: XLA-compile the train step.
+        jit_compile: XLA-compile the train step; ``None`` (default): on for the JAX backend
+            and on GPUs, off on TensorFlow's CPU path (where the argmax pair is the default).
         strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
         sync_batchnorm: Under a ``mirrored``/``multiworker`` strategy, compute BatchNorm batch
             statistics over all replicas (identical moving statistics everywhere; saved
@@ -132,7 +133,7 @@ class TrainConfig:
     bn_momentum: float | None = None
     unpooling: str | None = None
     mixed_precision: bool = False
-    jit_compile: bool = False
+    jit_compile: bool | None = None
     strategy: str = "default"
     sync_batchnorm: bool = True
     steps_per_epoch: int | None = None

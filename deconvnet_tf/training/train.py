@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from deconvnet_tf.training.config import TrainConfig
 
-__all__ = ["TrainResult", "train", "resolve_dataset_root", "open_data_source"]
+__all__ = ["TrainResult", "open_data_source", "resolve_dataset_root", "resolve_jit_compile", "train"]
 
 
 @dataclass
@@ -53,6 +54,15 @@ def resolve_dataset_root(config: TrainConfig) -> Path:
 def _strategy(name: str):
     if name == "default":
         return None
+    if keras.config.backend() == "jax":
+        if name != "mirrored":
+            from deconvnet_tf.training.config import ConfigError
+
+            raise ConfigError(f"config field 'strategy': {name!r} needs TensorFlow; on JAX use "
+                              "'mirrored' (keras.distribution.DataParallel)")
+        from deconvnet_tf.training.distribution import data_parallel
+
+        return data_parallel()
     import tensorflow as tf
 
     if name == "mirrored":
@@ -71,6 +81,27 @@ def _set_precision(mixed: bool) -> None:
         keras.config.backend() == "jax" and _jax_gpu()
     )
     keras.config.set_dtype_policy("mixed_float16" if on_gpu and not _bf16_gpu() else "mixed_bfloat16")
+
+
+def _use_tf_data() -> bool:
+    """tf.data on the TensorFlow backend when TensorFlow imports; the PyDataset otherwise."""
+    if keras.config.backend() != "tensorflow":
+        return False
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_jit_compile(config: TrainConfig) -> bool:
+    """``config.jit_compile``, or when it is ``None``: XLA on the JAX backend and on GPUs, off on
+    TensorFlow's CPU path (MaxPoolWithArgmax, the default unpooling there, has no XLA kernel)."""
+    if config.jit_compile is not None:
+        return bool(config.jit_compile)
+    if keras.config.backend() == "jax":
+        return True
+    return keras.config.backend() == "tensorflow" and bool(_tf_gpus()) and config.unpooling != "argmax"
 
 
 def _tf_gpus():
@@ -321,6 +352,12 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
                                         window_size=config.window_size,
                                         background=config.background_class, **pipeline_args)
         num_train = len(windows)
+    elif not _use_tf_data():
+        from deconvnet_tf.data.pydataset import make_pydataset
+
+        train_ds = make_pydataset(None, config.train_split, source=source, mode=config.stage,
+                                  training=True, validate=False,
+                                  cache=_cache_fits(source, config.train_split), **pipeline_args)
     else:
         train_ds = make_pipeline(source.dataset(config.train_split), mode=config.stage,
                                  training=True, cache=_cache_fits(source, config.train_split),
@@ -330,8 +367,15 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
     if config.val_split:
         if config.tfds is None:
             source.validate(config.val_split)
-        val_ds = make_pipeline(source.dataset(config.val_split), mode="whole", training=False,
-                               cache=_cache_fits(source, config.val_split), **pipeline_args)
+        if _use_tf_data():
+            val_ds = make_pipeline(source.dataset(config.val_split), mode="whole", training=False,
+                                   cache=_cache_fits(source, config.val_split), **pipeline_args)
+        else:
+            from deconvnet_tf.data.pydataset import make_pydataset
+
+            val_ds = make_pydataset(None, config.val_split, source=source, mode="whole",
+                                    training=False, validate=False,
+                                    cache=_cache_fits(source, config.val_split), **pipeline_args)
     if task_type is not None:
         import tensorflow as tf
 
@@ -341,7 +385,8 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
         val_ds = val_ds.with_options(options) if val_ds is not None else None
     steps = config.steps_per_epoch or max(1, math.ceil(num_train / config.batch_size))
 
-    unpooling = config.unpooling or ("switch" if config.jit_compile else None)
+    jit_compile = resolve_jit_compile(config)
+    unpooling = config.unpooling or ("switch" if jit_compile else None)
     overrides = {} if config.bn_momentum is None else {"bn_momentum": config.bn_momentum}
     if unpooling is not None and not config.preset.startswith("fcn"):
         overrides["unpooling"] = unpooling
@@ -361,7 +406,7 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
             optimizer=_optimizer(config),
             loss=SegmentationCrossEntropy(num_classes, ignore, class_weights),
             metrics=[mean_iou_metric(num_classes, ignore)],
-            jit_compile=config.jit_compile,
+            jit_compile=jit_compile,
         )
         return model
 
@@ -389,15 +434,23 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
     ]
     try:
         import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401  (Keras' TensorBoard callback writes with tf.summary)
 
         callbacks.append(keras.callbacks.TensorBoard(str(output / "tensorboard"), write_graph=False))
     except ImportError:  # the TensorBoard callback needs the tensorboard package
         pass
-    history = model.fit(
-        train_ds, epochs=config.epochs, steps_per_epoch=steps, validation_data=val_ds,
-        validation_steps=config.validation_steps, callbacks=callbacks, verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles
-    )
+    fit_scope = contextlib.nullcontext()
+    if strategy is not None and keras.config.backend() == "jax":
+        from deconvnet_tf.training.distribution import check_global_batch
+
+        check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
+        fit_scope = strategy.scope()  # keras.distribution shards batches inside its scope
+    with fit_scope:
+        history = model.fit(
+            train_ds, epochs=config.epochs, steps_per_epoch=steps, validation_data=val_ds,
+            validation_steps=config.validation_steps, callbacks=callbacks, verbose=verbose,
+            shuffle=False,  # the input pipeline shuffles
+        )
     model_path = save_model_atomic(model, output / "model.keras")
     keras.config.set_dtype_policy("float32")
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1

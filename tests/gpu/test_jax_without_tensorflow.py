@@ -80,6 +80,16 @@ reloaded = deconvnet_tf.load_model(path)
 x = val_ds[0][0]
 result["reload_max_diff"] = float(np.abs(np.asarray(model.predict_on_batch(x))
                                          - np.asarray(reloaded.predict_on_batch(x))).max())
+# The library's train() (the deconvnet-train path): PyDataset input, XLA on by default on JAX.
+from deconvnet_tf.training.config import TrainConfig
+from deconvnet_tf.training.train import resolve_jit_compile, train
+config = TrainConfig(preset="deconvnet_tiny", data=str(root), output=str(work / "run"), epochs=1,
+                     batch_size=4, crop_size=[32, 32], steps_per_epoch=2, optimizer="adam",
+                     learning_rate=3e-3, bn_momentum=0.9, deterministic=True)
+result["train_jit"] = resolve_jit_compile(config)
+run = train(config, verbose=0)
+result["train_model"] = run.model_path.is_file()
+result["train_loss"] = run.history["loss"]
 result["tf_modules"] = tf_modules()
 print("RESULT " + json.dumps(result))
 '''
@@ -109,6 +119,12 @@ result["losses"] = steps.losses
 kernel = model.get_layer("block1_conv1").kernel.value
 result["kernel_devices"] = len(kernel.sharding.device_set)
 result["kernel_replicated"] = bool(kernel.sharding.is_fully_replicated)
+from deconvnet_tf.training.config import TrainConfig
+from deconvnet_tf.training.train import train
+run = train(TrainConfig(preset="deconvnet_tiny", data=str(root), output=str(work / "run"),
+                        epochs=1, batch_size=4, crop_size=[32, 32], steps_per_epoch=2,
+                        optimizer="adam", learning_rate=3e-3, strategy="mirrored"), verbose=0)
+result["train_replicas"] = run.replicas
 result["tf_modules"] = tf_modules()
 print("RESULT " + json.dumps(result))
 '''
@@ -152,6 +168,8 @@ def test_trains_saves_and_reloads_without_tensorflow(runs):
     assert all(map(lambda v: v == v and v < 1e3, losses)), losses  # finite
     assert losses[-1] < losses[0], f"loss did not decrease: {losses}"
     assert r["reload_max_diff"] < 1e-5
+    assert r["train_jit"] is True and r["train_model"]
+    assert all(v == v for v in r["train_loss"])
     assert r["tf_modules"] == []
 
 
@@ -165,6 +183,7 @@ def test_data_parallel_over_two_cpu_devices(runs):
     # Variables live on both devices, replicated (data parallelism shards batches only).
     assert r["kernel_devices"] == 2 and r["kernel_replicated"]
     assert len(r["losses"]) == 3 and all(v == v for v in r["losses"])
+    assert r["train_replicas"] == 2  # train(strategy="mirrored") uses DataParallel on JAX
 
 
 def test_data_parallel_needs_the_jax_backend():
