@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+__all__ = ["bench", "table", "main"]
+
 
 def _size(text: str) -> tuple[int, int]:
     parts = text.lower().split("x")
@@ -53,9 +55,14 @@ def _peak_gib() -> float:
 
 
 def bench(model, size, quantize, repeats, threads, workdir: Path, samples: int,
-          saved_model: bool = True) -> list[dict]:
-    """Rows for one model: Keras, SavedModel, and LiteRT per quantisation and thread count."""
+          saved_model: bool = True, keras_row: bool = True) -> list[dict]:
+    """Rows for one model: Keras, SavedModel, and LiteRT per quantisation and thread count.
+
+    Every row also holds ``flops`` (forward FLOPs per image at ``size``, ``count_flops``).
+    """
     import cv2
+
+    from deconvnet_tf.models import count_flops
 
     from deconvnet_tf.data.synthetic import make_scene
     from deconvnet_tf.export import export_tflite_variants, read_metadata
@@ -69,18 +76,22 @@ def bench(model, size, quantize, repeats, threads, workdir: Path, samples: int,
     reference = [np.argmax(np.asarray(model(s[None].astype("float32"), training=False))[0], -1)
                  for s in scenes]
     name = model.name
+    flops = int(count_flops(model, tuple(size)))
     rows = []
 
-    keras_s = _median_seconds(lambda: np.asarray(model(image.astype("float32"), training=False)),
-                              repeats)
-    rows.append(dict(preset=name, format="Keras (TF eager)", size_mib=None, export_s=None,
-                     t1=keras_s, t2=None, agreement=1.0))
+    if keras_row:
+        keras_s = _median_seconds(
+            lambda: np.asarray(model(image.astype("float32"), training=False)), repeats)
+        rows.append(dict(preset=name, format="Keras (TF eager)", size_mib=None, export_s=None,
+                         t1=keras_s, t2=None, agreement=1.0, flops=flops))
 
     if saved_model:
-        rows.append(_bench_saved_model(model, size, image, scenes, reference, repeats, workdir))
+        rows.append(dict(_bench_saved_model(model, size, image, scenes, reference, repeats,
+                                            workdir), flops=flops))
 
     outputs = {q: workdir / f"{name}_{q}.tflite" for q in quantize}
-    written = export_tflite_variants(model, outputs, input_size=size, calibration_count=8)
+    written = (export_tflite_variants(model, outputs, input_size=size, calibration_count=8)
+               if outputs else {})
     for q, path in written.items():
         meta = read_metadata(path)
         latency = {}
@@ -94,7 +105,7 @@ def bench(model, size, quantize, repeats, threads, workdir: Path, samples: int,
                          size_mib=path.stat().st_size / 2**20,
                          export_s=float(meta.extra.get("convert_seconds", 0.0)),
                          t1=latency.get(1), t2=latency.get(2), agreement=float(agree),
-                         builtins_only=meta.builtins_only))
+                         builtins_only=meta.builtins_only, flops=flops))
         del seg
     return rows
 
@@ -139,12 +150,14 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="a trained .keras model instead of presets")
     parser.add_argument("--size", default="224", help="input size: N or HxW (default 224)")
     parser.add_argument("--num-classes", type=int, default=21)
-    parser.add_argument("--quantize", nargs="+", default=["none", "fp16", "int8"])
+    parser.add_argument("--quantize", nargs="*", default=["none", "fp16", "int8"],
+                        help="LiteRT variants (none = fp32); no value: no LiteRT rows")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--samples", type=int, default=4, help="scenes for the agreement")
     parser.add_argument("--no-saved-model", action="store_true",
                         help="skip the SavedModel rows (saves memory for deconvnet_vgg16)")
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras latency rows")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     parser.add_argument("--workdir", default=None, help="keep the exports here (default: temp)")
     args = parser.parse_args(argv)
@@ -161,7 +174,8 @@ def main(argv=None) -> int:
         for model in models:
             started = time.perf_counter()
             rows += bench(model, size, args.quantize, args.repeats, args.threads, workdir,
-                          args.samples, saved_model=not args.no_saved_model)
+                          args.samples, saved_model=not args.no_saved_model,
+                          keras_row=not args.no_keras)
             print(f"# {model.name}: {time.perf_counter() - started:.0f} s, peak RSS "
                   f"{_peak_gib():.1f} GiB", file=sys.stderr, flush=True)
     print(table(rows, size))

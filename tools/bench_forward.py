@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+__all__ = ["forward_rows", "main"]
+
 WORKER = r"""
 import json, os, statistics, sys, time
 import numpy as np, keras
@@ -47,11 +49,45 @@ for unpooling, jit in variants:
         med = statistics.median(times)
         label = {("argmax", False): "TF eager, argmax pair", ("switch", False): "TF eager, switch pair",
                  ("switch", True): "TF jit_compile, switch pair" if backend == "tensorflow" else "JAX jit, switch pair"}[(unpooling, jit)]
-        rows.append({"impl": label, "batch": batch, "first_s": first, "median_s": med,
-                     "per_image_s": med / batch, "gflops": flops * batch / med / 1e9})
+        rows.append({"impl": label, "backend": backend, "unpooling": unpooling, "jit": jit,
+                     "batch": batch, "first_s": first, "median_s": med, "per_image_s": med / batch,
+                     "flops_per_image": flops, "gflops": flops * batch / med / 1e9})
     del model
 print("RESULT " + json.dumps(rows))
 """
+
+
+def forward_rows(preset: str, size: int, batches=(1, 4), repeats: int = 5,
+                 backends=("tensorflow", "jax")) -> list[dict]:
+    """Forward-pass timings of ``preset``, one subprocess per backend.
+
+    Args:
+        preset: Preset name.
+        size: Square input size.
+        batches: Batch sizes to time.
+        repeats: Timed calls per configuration (median reported).
+        backends: Keras backends (``"tensorflow"``, ``"jax"``).
+
+    Returns:
+        One dict per implementation and batch: ``impl``, ``backend``, ``unpooling``, ``jit``,
+        ``batch``, ``first_s``, ``median_s``, ``per_image_s``, ``flops_per_image``, ``gflops``.
+
+    Raises:
+        RuntimeError: If a worker fails (its stderr tail is in the message).
+    """
+    payload = json.dumps({"preset": preset, "size": size, "batches": list(batches),
+                          "repeats": repeats})
+    rows = []
+    for backend in backends:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+        proc = subprocess.run([sys.executable, "-c", WORKER, payload], env=env,
+                              capture_output=True, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"bench_forward worker ({backend}, {preset}) failed with exit code "
+                               f"{proc.returncode}:\n{proc.stderr[-3000:]}")
+        rows += json.loads(lines[-1][len("RESULT "):])
+    return rows
 
 
 def main(argv=None) -> int:
@@ -62,17 +98,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
     args = parser.parse_args(argv)
-    payload = json.dumps(vars(args))
-    rows = []
-    for backend in args.backends:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-        proc = subprocess.run([sys.executable, "-c", WORKER, payload], env=env,
-                              capture_output=True, text=True)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return 1
-        rows += json.loads(lines[-1][len("RESULT "):])
+    try:
+        rows = forward_rows(args.preset, args.size, args.batches, args.repeats, args.backends)
+    except RuntimeError as err:
+        print(err, file=sys.stderr)
+        return 1
     print(f"{args.preset} {args.size}x{args.size}, {os.cpu_count()} CPU cores, median of {args.repeats}")
     print("| implementation | batch | first call s | median s | s/image | GFLOP/s |")
     print("|---|---:|---:|---:|---:|---:|")

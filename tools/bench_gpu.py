@@ -544,14 +544,16 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_markdown_section(path: str | os.PathLike, text: str) -> Path:
-    """Puts ``text`` between the ``bench_gpu`` markers of ``path`` (appended, with markers,
-    when the file or the markers do not exist yet); atomic."""
+def write_markdown_section(path: str | os.PathLike, text: str, *, begin: str = BEGIN,
+                           end: str = END) -> Path:
+    """Puts ``text`` between the ``begin``/``end`` markers of ``path`` (default: the
+    ``bench_gpu`` ones; appended, with markers, when the file or the markers do not exist
+    yet); other sections of the file are kept; atomic."""
     path = Path(path)
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
     old = path.read_text() if path.is_file() else ""
-    if BEGIN in old and END in old and old.index(BEGIN) < old.index(END):
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    if begin in old and end in old and old.index(begin) < old.index(end):
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end):]
     else:
         new = (old.rstrip() + "\n\n" if old.strip() else "") + block + "\n"
     _write_atomic(path, new)

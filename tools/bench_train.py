@@ -19,7 +19,7 @@ import argparse
 import statistics
 import time
 
-__all__ = ["matmul_gflops", "train_step_seconds", "main"]
+__all__ = ["matmul_gflops", "train_step_seconds", "train_rows", "main"]
 
 
 def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
@@ -70,6 +70,45 @@ def train_step_seconds(preset: str, size: int, batch: int, precision: str, steps
         keras.config.set_dtype_policy("float32")
 
 
+def train_rows(presets, size: int, batch: int, precisions=("float32", "bfloat16"),
+               steps: int = 3, repeats: int = 5, matmul_size: int = 2048,
+               jit: bool = False) -> list[dict]:
+    """Train-step time and utilisation per preset and precision (in this process).
+
+    For each row the ``tf.matmul`` peak of that precision is measured right before the step
+    timing, so both see the same machine load.
+
+    Args:
+        presets: Preset names.
+        size: Square input size.
+        batch: Batch size.
+        precisions: ``"float32"`` and/or ``"bfloat16"`` (Keras ``mixed_bfloat16``).
+        steps: Timed steps per configuration (median reported).
+        repeats: ``tf.matmul`` repetitions for the peak.
+        matmul_size: ``n`` of the ``n x n`` peak matmul.
+        jit: XLA train step (switch unpooling).
+
+    Returns:
+        One dict per preset and precision: ``preset``, ``precision``, ``size``, ``batch``,
+        ``jit``, ``step_s``, ``images_per_s``, ``flops_per_image`` (forward),
+        ``train_gflop_per_step`` (3 x forward x batch), ``gflops``, ``peak_gflops``,
+        ``utilisation`` (fraction of the peak).
+    """
+    rows = []
+    for preset in presets:
+        for precision in precisions:
+            peak = matmul_gflops(precision, matmul_size, repeats)
+            seconds, flops = train_step_seconds(preset, size, batch, precision, steps, jit)
+            step_flops = 3 * flops * batch
+            achieved = step_flops / seconds / 1e9
+            rows.append({"preset": preset, "precision": precision, "size": size, "batch": batch,
+                         "jit": jit, "step_s": seconds, "images_per_s": batch / seconds,
+                         "flops_per_image": flops, "train_gflop_per_step": step_flops / 1e9,
+                         "gflops": achieved, "peak_gflops": peak,
+                         "utilisation": achieved / peak})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+",
@@ -95,15 +134,11 @@ def main(argv=None) -> int:
           "| of matmul peak |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for preset in args.presets:
-        for precision in args.precisions:
-            peak = matmul_gflops(precision, args.matmul_size, args.repeats)
-            seconds, flops = train_step_seconds(preset, args.size, args.batch, precision,
-                                                args.steps, args.jit_compile)
-            step_flops = 3 * flops * args.batch
-            achieved = step_flops / seconds / 1e9
-            print(f"| `{preset}` | {precision} | {seconds:.3f} | {args.batch / seconds:.2f} | "
-                  f"{step_flops / 1e9:.1f} | {achieved:.0f} | {peak:.0f} | "
-                  f"{100 * achieved / peak:.0f}% |", flush=True)
+        for r in train_rows([preset], args.size, args.batch, args.precisions, args.steps,
+                            args.repeats, args.matmul_size, args.jit_compile):
+            print(f"| `{preset}` | {r['precision']} | {r['step_s']:.3f} | {r['images_per_s']:.2f} | "
+                  f"{r['train_gflop_per_step']:.1f} | {r['gflops']:.0f} | {r['peak_gflops']:.0f} | "
+                  f"{100 * r['utilisation']:.0f}% |", flush=True)
     return 0
 
 
