@@ -136,7 +136,8 @@ def main(argv=None) -> int:
     for preset in args.presets:
         for r in train_rows([preset], args.size, args.batch, args.precisions, args.steps,
                             args.repeats, args.matmul_size, args.jit_compile):
-            print(f"| `{preset}` | {r['precision']} | {r['step_s']:.3f} | {r['images_per_s']:.2f} | "
+            print(f"| `{preset}` | {r['precision']} | {r['step_s']:.3f} | "
+                  f"{r['images_per_s']:.2f} | "
                   f"{r['train_gflop_per_step']:.1f} | {r['gflops']:.0f} | {r['peak_gflops']:.0f} | "
                   f"{100 * r['utilisation']:.0f}% |", flush=True)
     return 0

@@ -370,6 +370,14 @@ def _log(message: str) -> None:
     print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def _free() -> None:
+    """Drops the Keras models of a finished part (the full network holds ~1 GiB each)."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def _peak(precision: str, args) -> float:
     return _tool("bench_train").matmul_gflops(precision, args.matmul_size, max(3, args.repeats))
 
@@ -419,7 +427,7 @@ def run_benchmark(args, log=_log) -> dict:
     bench_train = _tool("bench_train")
     summaries = {s.name: {"params": s.params, "gflops": s.gflops}
                  for s in preset_summaries(args.presets, (args.size, args.size))}
-    gc.collect()
+    _free()
     args.export_split = any(s["params"] > SPLIT_EXPORT_PARAMS for s in summaries.values())
     peak0 = _peak("float32", args)
     estimate = estimate_seconds(args, summaries, peak0)
@@ -447,12 +455,8 @@ def run_benchmark(args, log=_log) -> dict:
             parts[name] = {"error": f"{type(err).__name__}: {str(err)[-1500:]}"}
         log(f"{name} done in {time.perf_counter() - t0:.0f} s")
 
-    def peaks():
-        return {"float32": _peak("float32", args),
-                "bfloat16": _peak("bfloat16", args) if "bfloat16" in args.precisions else None}
-
     def inference():
-        pk = peaks()
+        pk = {"float32": _peak("float32", args)}
         rows = []
         for preset in args.presets:
             for r in _tool("bench_forward").forward_rows(preset, args.size, args.forward_batches,
@@ -462,7 +466,7 @@ def run_benchmark(args, log=_log) -> dict:
         return rows
 
     def export():
-        pk = peaks()
+        pk = {"float32": _peak("float32", args)}
         rows = []
         for preset in args.presets:
             for r in _run_export(preset, args, keras_row="inference" not in args.parts):
@@ -479,7 +483,7 @@ def run_benchmark(args, log=_log) -> dict:
         for r in rows:
             if r["precision"] == "float32":
                 step_cache[(r["preset"], args.size, args.batch, args.jit_compile)] = r["step_s"]
-        gc.collect()
+        _free()
         return rows
 
     def pooling():
@@ -487,6 +491,7 @@ def run_benchmark(args, log=_log) -> dict:
         for preset in args.presets:
             rows += pooling_rows(preset, args.size, args.batch, args.steps, max(3, args.repeats),
                                  step_cache)
+            _free()
         return rows
 
     def pipeline():
@@ -522,6 +527,7 @@ def run_benchmark(args, log=_log) -> dict:
     run_part("visualize", visualize)
     machine["load_end"] = list(os.getloadavg())
     result["wall_s"] = time.perf_counter() - started
+    log(f"finished in {result['wall_s'] / 60:.1f} min (estimated {estimate['total'] / 60:.1f})")
     result["table"] = summary_rows(result, args)
     return result
 
@@ -571,7 +577,8 @@ def summary_rows(result: dict, args) -> list[dict]:
     for r in train:
         prec = "fp32" if r["precision"] == "float32" else "bf16 (mixed_bfloat16)"
         goal = _goal(is_goal(r["preset"]) and r["precision"] == "float32",
-                     f">= {GOALS['train_fp32']:.0%} of peak", r["utilisation"] >= GOALS["train_fp32"])
+                     f">= {GOALS['train_fp32']:.0%} of peak",
+                     r["utilisation"] >= GOALS["train_fp32"])
         out.append(_row("train step", r["preset"],
                         f"{prec}, batch {r['batch']}, {size}x{size}, SGD momentum"
                         + (", XLA" if r["jit"] else ""),
@@ -638,12 +645,19 @@ def summary_rows(result: dict, args) -> list[dict]:
             out.append(_row("visualize", r["preset"], f"project one unit of {r['layer']}, "
                             f"mode {p['mode']}", f"{p['median_s']:.2f} s"))
         out.append(_row("visualize", r["preset"], f"top-{r['top_k']} scan over {r['images']} "
-                        f"images", f"{r['scan_s']:.1f} s ({r['scan_s'] / r['images']:.2f} s/image)"))
+                        f"images",
+                        f"{r['scan_s']:.1f} s ({r['scan_s'] / r['images']:.2f} s/image)"))
     return out
 
 
 def _num(value, pattern) -> str:
     return "-" if value is None else format(value, pattern)
+
+
+def _gflops(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -652,9 +666,10 @@ def format_table(rows: list[dict]) -> str:
              "| of peak | goal | met |", "|---|---|---|---|---:|---:|---:|---|---|"]
     for r in rows:
         preset = f"`{r['preset']}`" if r["preset"] != "-" else "-"
-        util = "-" if r["utilisation"] is None else f"{100 * r['utilisation']:.0f}%"
+        util = ("-" if r["utilisation"] is None else f"{100 * r['utilisation']:.0f}%"
+                if r["utilisation"] >= 0.01 else f"{100 * r['utilisation']:.2f}%")
         lines.append(f"| {r['part']} | {preset} | {r['configuration']} | "
-                     f"{str(r['measured']).replace('|', '/')} | {_num(r['gflops'], '.0f')} | "
+                     f"{str(r['measured']).replace('|', '/')} | {_gflops(r['gflops'])} | "
                      f"{_num(r['peak_gflops'], '.0f')} | {util} | {r['goal']} | {r['met']} |")
     return "\n".join(lines) + "\n"
 
