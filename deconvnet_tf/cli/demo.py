@@ -1,10 +1,12 @@
 """``deconvnet-demo``: the main job end to end on the embedded default (no external data).
 
-Prints the preset table, generates a synthetic segmentation dataset (shapes on textured
-backgrounds), checks that both pooling/unpooling implementations agree on a small DeconvNet,
-trains it with ``deconvnet_tf.training.train`` (Keras ``fit`` on a tf.data pipeline, resumable
-checkpoints), evaluates it on the validation split with ``deconvnet_tf.training.evaluate`` and
-writes a picture (image | ground truth | prediction | overlay).
+1. prints the preset table; 2. generates a synthetic segmentation dataset (shapes on textured
+backgrounds); 3. checks that both pooling/unpooling implementations agree on a small DeconvNet;
+4. trains it with ``deconvnet_tf.training.train`` (Keras ``fit`` on a tf.data pipeline,
+resumable checkpoints); 5. evaluates it on the validation split and writes a picture (image |
+ground truth | prediction | overlay); 6. refines the predictions with the dense CRF and scores
+both; 7. exports a SavedModel and builtins-only LiteRT models (fp32, int8) and runs them with
+``ai-edge-litert``; 8. draws a Zeiler-Fergus top-9 grid of a unit of the trained network.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def run_demo(
 
     print(f"\n== Training ({epochs} epochs, Adam 3e-3, batch 8, median-frequency class weights) ==")
     start = time.perf_counter()
-    result = train(config, verbose=2 if verbose else 0)
+    result = train(config, verbose=1 if verbose else 0)
     train_seconds = time.perf_counter() - start
 
     print(f"\n== Evaluation on the validation split (after {train_seconds:.0f} s of training) ==")
@@ -96,14 +98,56 @@ def run_demo(
         rows.append(side_by_side(image, colorize(label), colorize(pred), overlay(image, pred)))
     picture = save_png(output / "prediction.png", np.concatenate(rows, axis=0))
     print(f"\nWrote {picture} (image | ground truth | prediction | overlay)")
-    print(f"Wrote {result.model_path}, {paths['metrics']}, {paths['confusion']}")
-    print(f"Run folder (config, checkpoints, log.csv, tensorboard): {result.output}")
+
+    print("\n== Dense CRF (pydensecrf, DeconvNet's settings) on the validation split ==")
+    from deconvnet_tf.inference.compare import compare_methods
+    from deconvnet_tf.inference.crf import crf_comparison
+    from deconvnet_tf.inference.predict import predict_image
+
+    comparison = compare_methods(trained, root, "val",
+                                 methods=["deconvnet_whole", "deconvnet_whole_crf"],
+                                 progress=bool(verbose))
+    print(comparison.table())
+    crf_rows = []
+    for image_path, label_path in list_examples(root, "val")[:3]:
+        image, label = load_example(image_path, label_path)
+        crf_rows.append(crf_comparison(image, predict_image(trained, image), label=label)[1])
+    crf_picture = save_png(output / "crf.png", np.concatenate(crf_rows, axis=0))
+    print(f"Wrote {crf_picture} (image | ground truth | network | network + CRF)")
+
+    print("\n== Export: SavedModel and LiteRT (builtin ops only), run with ai-edge-litert ==")
+    from deconvnet_tf.export import export_all
+
+    samples = [p for p, _ in list_examples(root, "val")]
+    exported = export_all(result.model_path, output / "export", quantize=("none", "int8"),
+                          representative_data=root, sample_images=samples,
+                          predict_dir=output / "lite")
+    print(exported.summary())
+    print(f"Wrote {output / 'export'} (SavedModel, .tflite + .json sidecars) and the LiteRT "
+          f"predictions in {output / 'lite'}")
+
+    print("\n== Zeiler-Fergus deconvnet: top-9 activations of 3 units of the last encoder conv ==")
+    from deconvnet_tf.visualize import visualize
+
+    layer = [l.name for l in trained.layers if l.name.endswith("_relu") and "_conv" in l.name][-1]
+    grid = visualize(trained, layer, root / "val" / "images", output / "visualize.png",
+                     top_channels=3, k=9)
+    print(f"Wrote {grid.path} (layer {layer}: projection | receptive-field patch, strongest "
+          f"first, over {grid.num_images} validation images)")
+
+    print(f"\nOutputs in {output}/: prediction.png, crf.png, visualize.png, eval/ "
+          f"({paths['metrics'].name}, {paths['confusion'].name}), export/, lite/, and the run "
+          f"folder run/ (config, checkpoints, log.csv, tensorboard, model.keras)")
     return {
         "picture": picture,
+        "crf_picture": crf_picture,
+        "visualization": grid.path,
+        "export": exported,
         "model": result.model_path,
         "metrics": paths["metrics"],
         "pixel_accuracy": report.pixel_accuracy,
         "mean_iou": report.mean_iou,
+        "crf_mean_iou": comparison.reports["deconvnet_whole_crf"].mean_iou,
         "train_seconds": train_seconds,
     }
 

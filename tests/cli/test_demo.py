@@ -27,6 +27,19 @@ def test_demo_end_to_end_short(tmp_path, capsys, monkeypatch):
     assert 0.0 <= result["mean_iou"] <= 1.0
     model = deconvnet_tf.load_model(result["model"])
     assert model.output_shape[-1] == 5
+    # CRF step: a picture with 4 panels per row and a scored CRF row.
+    crf = cv2.imread(str(result["crf_picture"]))
+    assert crf.shape[0] == 3 * 48 and crf.shape[1] > 4 * 64
+    assert 0.0 <= result["crf_mean_iou"] <= 1.0 and "DeconvNet" in out and "CRF" in out
+    # Export: SavedModel + builtins-only LiteRT fp32/int8, run on the validation images.
+    exported = result["export"]
+    assert (exported.saved_model / "saved_model.pb").is_file()
+    assert set(exported.tflite) == {"none", "int8"}
+    assert all(path.is_file() for path in exported.tflite.values())
+    assert exported.agreement["none"] > 0.999  # fp32 LiteRT = Keras
+    assert list((tmp_path / "lite" / "int8").glob("*_overlay.png"))
+    # Zeiler-Fergus grid of the trained network.
+    assert cv2.imread(str(result["visualization"])) is not None
 
 
 def test_demo_cli_rejects_bad_arguments(capsys):
