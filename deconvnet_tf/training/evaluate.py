@@ -23,7 +23,9 @@ def predict_native(model: keras.Model, image: np.ndarray,
     the model's fixed input size, if it has one); the scores are then resized back to the
     image's native resolution (bilinear), so metrics are always computed at native size.
     Inputs smaller than the model's minimum size are padded at the bottom/right (with the
-    VGG mean colour, i.e. zeros after preprocessing) and the scores cropped back.
+    VGG mean colour, i.e. zeros after preprocessing) and the scores cropped back. This is
+    :class:`deconvnet_tf.inference.predict.Predictor`'s logic (the one place for it), returning
+    the model's raw scores.
 
     Args:
         model: A segmentation model (logits or probabilities out).
@@ -33,34 +35,15 @@ def predict_native(model: keras.Model, image: np.ndarray,
     Returns:
         ``(H, W, C)`` float32 scores.
     """
-    import cv2
+    import dataclasses
 
-    height, width = image.shape[:2]
-    fixed = tuple(model.input_shape[1:3]) if getattr(model, "input_shape", None) else (None, None)
-    if input_size is None and None not in fixed:
-        input_size = fixed
-    net_input = image
-    if input_size is not None and tuple(input_size) != (height, width):
-        net_input = cv2.resize(image, (int(input_size[1]), int(input_size[0])),
-                               interpolation=cv2.INTER_LINEAR)
-    in_h, in_w = net_input.shape[:2]
-    minimum = getattr(model, "min_input_size", 1)
-    pad_h, pad_w = max(0, minimum - in_h), max(0, minimum - in_w)
-    batch = net_input[None]
-    if pad_h or pad_w:
-        mean_rgb = np.array(getattr(model, "mean", (0, 0, 0))[::-1], np.float32)
-        padded = np.broadcast_to(mean_rgb, (in_h + pad_h, in_w + pad_w, 3)).copy()
-        padded[:in_h, :in_w] = net_input
-        batch = padded[None]
-    scores = np.asarray(model.predict_on_batch(batch.astype(np.float32)), np.float32)[0]
-    scores = scores[:in_h, :in_w]
-    if (in_h, in_w) != (height, width):
-        channels = scores.shape[-1]
-        scores = np.concatenate(
-            [np.atleast_3d(cv2.resize(scores[..., c : c + 256], (width, height),
-                                      interpolation=cv2.INTER_LINEAR))
-             for c in range(0, channels, 256)], axis=-1)
-    return scores
+    from deconvnet_tf.inference.predict import as_predictor
+
+    predictor = as_predictor(model)
+    if input_size is not None:
+        predictor = dataclasses.replace(predictor, input_size=(int(input_size[0]), int(input_size[1])))
+    net_input, back = predictor.prepare(image)
+    return back(predictor.scores(net_input[None])[0])
 
 
 def evaluate(

@@ -89,7 +89,7 @@ def test_predict_native_resizes_scores_back():
     scores = predict_native(model, image, input_size=(24, 32))
     assert scores.shape == (30, 44, 4)
     small = np.asarray(model.predict_on_batch(
-        cv2.resize(image, (32, 24), interpolation=cv2.INTER_LINEAR)[None].astype("float32")))[0]
+        cv2.resize(image.astype("float32"), (32, 24), interpolation=cv2.INTER_LINEAR)[None]))[0]
     np.testing.assert_allclose(scores, cv2.resize(small, (44, 30), interpolation=cv2.INTER_LINEAR),
                                rtol=1e-5, atol=1e-5)
     # A model with a fixed input size runs at that size, scores back at native resolution.
