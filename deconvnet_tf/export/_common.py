@@ -215,7 +215,8 @@ def _split_preprocessing(model):
     return pre, keras.Model(pre.output, model.output, name=f"{model.name}_body")
 
 
-def serving_function(model, *, split_preprocessing: bool = False):
+def serving_function(model, *, split_preprocessing: bool = False,
+                     int8_safe_pooling: bool = False):
     """``f(images uint8 [B, H, W, 3]) -> {"probabilities", "labels"}`` around ``model``.
 
     Probabilities are the softmax of the logits (or the model's own softmax output); labels
@@ -227,11 +228,18 @@ def serving_function(model, *, split_preprocessing: bool = False):
         split_preprocessing: Compute the model's RGB->BGR + mean preprocessing with slices
             and a concatenation instead of its layer (identical values; needed for correct
             full-integer TFLite, see :func:`_split_preprocessing`).
+        int8_safe_pooling: Compute the switch poolings with ``ARG_MAX`` instead of an
+            equality with the window maximum (identical values; LiteRT's int8 ``EQUAL`` is
+            wrong for quantisation scales >= 1, see :mod:`deconvnet_tf.export._int8_pooling`).
     """
     import tensorflow as tf
 
     softmax_inside = getattr(model, "output_activation", None) == "softmax"
     pre, body = _split_preprocessing(model) if split_preprocessing else (None, model)
+    if int8_safe_pooling:
+        from deconvnet_tf.export._int8_pooling import with_int8_safe_pooling
+
+        body = with_int8_safe_pooling(body)
 
     def serve(images):
         x = tf.cast(images, tf.float32)

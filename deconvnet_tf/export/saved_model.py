@@ -29,15 +29,20 @@ SIGNATURE = "serving_default"
 
 
 def write_archive(model, directory: Path, input_shape: list, *,
-                  split_preprocessing: bool = False) -> None:
-    """Writes ``model`` as a SavedModel with ``serving_default(images uint8 input_shape)``."""
+                  split_preprocessing: bool = False, int8_safe_pooling: bool = False) -> None:
+    """Writes ``model`` as a SavedModel with ``serving_default(images uint8 input_shape)``.
+
+    ``split_preprocessing`` and ``int8_safe_pooling`` rewrite the graph for TFLite (identical
+    values), see :func:`~deconvnet_tf.export._common.serving_function`.
+    """
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        SIGNATURE, serving_function(model, split_preprocessing=split_preprocessing),
+        SIGNATURE, serving_function(model, split_preprocessing=split_preprocessing,
+                                   int8_safe_pooling=int8_safe_pooling),
         input_signature=[tf.TensorSpec(input_shape, tf.uint8, name="images")],
     )
     archive.write_out(str(directory), verbose=False)

@@ -339,7 +339,8 @@ def export_tflite_variants(
     with tempfile.TemporaryDirectory(prefix="deconvnet_export_") as tmp:
         saved = Path(tmp) / "saved_model"
         started = time.perf_counter()
-        write_archive(model, saved, shape, split_preprocessing=True)
+        write_archive(model, saved, shape, split_preprocessing=True,
+                      int8_safe_pooling=unpooling == "switch")
         trace_seconds = time.perf_counter() - started
         for quantize, output in outputs.items():
             started = time.perf_counter()
