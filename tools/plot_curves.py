@@ -1,0 +1,103 @@
+"""Training curves of one or more runs as a PNG (OpenCV only; no plotting library needed).
+
+Reads each run's ``log.csv`` (written by ``deconvnet-train``) and draws one metric per panel
+(default: validation mean IoU and training loss) against the epoch, one colour per run.
+
+    python tools/plot_curves.py runs/camvid_compact runs/camvid_fcn8s --labels DeconvNet FCN-8s \
+        --output docs/camvid_curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+
+
+def read_log(run: Path) -> dict[str, list[float]]:
+    """Columns of ``<run>/log.csv`` as float lists."""
+    path = run / "log.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} not found: is {str(run)!r} a deconvnet-train run?")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) for r in rows if r.get(key) not in (None, "")] for key in rows[0]}
+
+
+def draw_panel(series: list[tuple[str, list[float]]], title: str, size=(360, 480)) -> np.ndarray:
+    """One line chart: ``series`` of (label, values per epoch)."""
+    import cv2
+
+    h, w = size
+    left, right, top, bottom = 56, 16, 34, 40
+    canvas = np.full((h, w, 3), 255, np.uint8)
+    values = [v for _, ys in series for v in ys]
+    lo, hi = min(values), max(values)
+    lo, hi = (lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
+    epochs = max(len(ys) for _, ys in series)
+
+    def xy(i, v):
+        x = left + (w - left - right) * (i / max(1, epochs - 1))
+        y = top + (h - top - bottom) * (1 - (v - lo) / (hi - lo))
+        return int(round(x)), int(round(y))
+
+    cv2.rectangle(canvas, (left, top), (w - right, h - bottom), (0, 0, 0), 1)
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        _, y = xy(0, v)
+        cv2.line(canvas, (left, y), (w - right, y), (225, 225, 225), 1)
+        cv2.putText(canvas, f"{v:.2f}", (4, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1)
+    for e in range(0, epochs, max(1, epochs // 8)):
+        x, _ = xy(e, lo)
+        cv2.putText(canvas, str(e + 1), (x - 4, h - bottom + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    (0, 0, 0), 1)
+    cv2.putText(canvas, "epoch", (w // 2 - 18, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1)
+    cv2.putText(canvas, title, (left, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+    for n, (label, ys) in enumerate(series):
+        colour = COLOURS[n % len(COLOURS)]
+        points = np.array([xy(i, v) for i, v in enumerate(ys)], np.int32)
+        cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
+        cv2.putText(canvas, label, (left + 8, top + 18 + 16 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                    colour, 1, cv2.LINE_AA)
+    return canvas
+
+
+def plot_runs(runs: list[Path], labels: list[str], metrics: list[str]) -> np.ndarray:
+    """Panels side by side, one per metric."""
+    logs = [read_log(r) for r in runs]
+    panels = []
+    for metric in metrics:
+        series = [(lab, log[metric]) for lab, log in zip(labels, logs) if metric in log]
+        if not series:
+            raise ValueError(f"No run has a {metric!r} column (columns: {sorted(logs[0])})")
+        panels.append(draw_panel(series, metric))
+    return np.concatenate(panels, axis=1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders of deconvnet-train")
+    parser.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
+    parser.add_argument("--metrics", nargs="+", default=["val_mean_iou", "loss"])
+    parser.add_argument("--output", type=Path, required=True, help="PNG to write")
+    args = parser.parse_args(argv)
+    labels = args.labels or [r.name for r in args.runs]
+    if len(labels) != len(args.runs):
+        parser.error(f"--labels needs {len(args.runs)} names, got {len(labels)}")
+    from deconvnet_tf.render import save_png
+
+    try:
+        picture = plot_runs(args.runs, labels, args.metrics)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    print(save_png(args.output, picture))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
