@@ -201,13 +201,8 @@ def describe_machine() -> dict:
 
 
 def _median_call(fn, repeats: int) -> float:
-    fn()  # trace / compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` calls after one untimed call (bench_export's timer)."""
+    return _tool("bench_export")._median_seconds(fn, repeats)
 
 
 def _pool_unpool_seconds(model, batch: int, jit: bool, repeats: int) -> dict:
@@ -718,10 +713,7 @@ def format_markdown(result: dict) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _tool("bench_gpu")._write_atomic(path, text)
 
 
 def _gpu_main(argv: list[str]) -> int:
