@@ -73,6 +73,10 @@ class TrainConfig:
         lr_decay_epochs: Multiply the learning rate by ``lr_decay_factor`` every this many
             epochs (0: constant).
         lr_decay_factor: Step-decay factor.
+        lr_schedule: ``"step"`` (``lr_decay_epochs``/``lr_decay_factor``, the paper's),
+            ``"poly"`` (power 0.9 to zero at the last epoch) or ``"cosine"``; set per epoch.
+        validation_freq: Validate every this many epochs (and after the last); ``best.keras``
+            is chosen among validated epochs.
         class_weighting: ``"none"`` or ``"median_frequency"`` (computed from the train split).
         num_classes: Override the dataset's class count (``None``: from the dataset).
         encoder_weights: ``None``, ``"imagenet"``, ``"hed"`` or a path.
@@ -126,6 +130,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     lr_decay_epochs: int = 0
     lr_decay_factor: float = 0.1
+    lr_schedule: str = "step"
+    validation_freq: int = 1
     class_weighting: str = "none"
     num_classes: int | None = None
     encoder_weights: str | None = None
@@ -196,6 +202,10 @@ class TrainConfig:
             fail("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         if self.lr_decay_epochs < 0 or not 0 < self.lr_decay_factor <= 1:
             fail("lr_decay_epochs", "needs lr_decay_epochs >= 0 and 0 < lr_decay_factor <= 1")
+        if self.lr_schedule not in ("step", "poly", "cosine"):
+            fail("lr_schedule", f"must be step, poly or cosine, got {self.lr_schedule!r}")
+        if not (isinstance(self.validation_freq, int) and self.validation_freq >= 1):
+            fail("validation_freq", f"must be an integer >= 1, got {self.validation_freq!r}")
         if self.unpooling not in (None, "argmax", "switch"):
             fail("unpooling", f"must be argmax, switch or null, got {self.unpooling!r}")
         if self.jit_compile and self.unpooling == "argmax":

@@ -13,7 +13,8 @@ import numpy as np
 
 from deconvnet_tf.training.config import TrainConfig
 
-__all__ = ["TrainResult", "open_data_source", "resolve_dataset_root", "resolve_jit_compile", "train"]
+__all__ = ["TrainResult", "open_data_source", "resolve_dataset_root", "resolve_jit_compile", "train",
+           "validation_epochs"]
 
 
 @dataclass
@@ -247,6 +248,11 @@ def _copy_atomic(src: Path, dst: Path) -> Path:
     return dst
 
 
+def validation_epochs(epochs: int, every: int) -> list[int]:
+    """The 1-based epochs that validate: every ``every``-th and always the last."""
+    return sorted({e for e in range(every, epochs + 1, every)} | {epochs})
+
+
 def train(
     config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None
 ) -> TrainResult:
@@ -312,7 +318,7 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
     from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
     from deconvnet_tf.data.pipeline import make_pipeline
     from deconvnet_tf.models import build_model, load_model
-    from deconvnet_tf.training.callbacks import AtomicModelCheckpoint, save_model_atomic, step_decay
+    from deconvnet_tf.training.callbacks import AtomicModelCheckpoint, lr_schedule, save_model_atomic
     from deconvnet_tf.training.losses import SegmentationCrossEntropy, median_frequency_weights
     from deconvnet_tf.training.metrics import mean_iou_metric
 
@@ -426,11 +432,13 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
         keras.callbacks.BackupAndRestore(str(output / "backup"), save_freq=config.checkpoint_every,
                                          double_checkpoint=True),
         keras.callbacks.LearningRateScheduler(
-            step_decay(config.learning_rate, config.lr_decay_epochs, config.lr_decay_factor)),
+            lr_schedule(config.lr_schedule, config.learning_rate, config.epochs,
+                        every=config.lr_decay_epochs, factor=config.lr_decay_factor)),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(output / "log.csv"), append=True),
         AtomicModelCheckpoint(output / "checkpoints",
-                              monitor="val_mean_iou" if val_ds is not None else "mean_iou"),
+                              monitor="val_mean_iou" if val_ds is not None else "mean_iou",
+                              fallback=val_ds is None),
     ]
     try:
         import tensorboard  # noqa: F401
@@ -439,6 +447,7 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
         callbacks.append(keras.callbacks.TensorBoard(str(output / "tensorboard"), write_graph=False))
     except ImportError:  # the TensorBoard callback needs the tensorboard package
         pass
+    validation_freq = validation_epochs(config.epochs, config.validation_freq)
     fit_scope = contextlib.nullcontext()
     if strategy is not None and keras.config.backend() == "jax":
         from deconvnet_tf.training.distribution import check_global_batch
@@ -448,7 +457,8 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
     with fit_scope:
         history = model.fit(
             train_ds, epochs=config.epochs, steps_per_epoch=steps, validation_data=val_ds,
-            validation_steps=config.validation_steps, callbacks=callbacks, verbose=verbose,
+            validation_steps=config.validation_steps, validation_freq=validation_freq,
+            callbacks=callbacks, verbose=verbose,
             shuffle=False,  # the input pipeline shuffles
         )
     model_path = save_model_atomic(model, output / "model.keras")

@@ -34,6 +34,8 @@ def test_overrides_parse_by_field_type():
         ("nonsense=1", "unknown field 'nonsense'"),
         ("epochs", "key=value"),
         ("jit_compile=true", None),
+        ("lr_schedule=linear", "'lr_schedule'"),
+        ("validation_freq=0", "'validation_freq'"),
     ],
 )
 def test_bad_values_name_the_field(assignment, message):

@@ -167,3 +167,15 @@ def test_stage2_windows_from_object_proposals(tmp_path):
         gt = np.array([o.box for o in object_boxes(label, inst)])
         assert box_iou(windows.boxes[i][None], gt).max() >= 0.5
     assert any((Path(config.output) / "proposals").glob("*.npy"))  # cached per image
+
+
+def test_poly_schedule_and_sparse_validation(tmp_path):
+    config = tiny_config(tmp_path, epochs=3, lr_schedule="poly", validation_freq=2)
+    train(config, verbose=0)
+    with open(Path(config.output) / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    lrs = [float(r["learning_rate"]) for r in rows]
+    np.testing.assert_allclose(lrs, [3e-3 * (1 - e / 3) ** 0.9 for e in range(3)], rtol=1e-5)
+    validated = [r["val_mean_iou"] not in ("", "NA") for r in rows]
+    assert validated == [False, True, True]  # every 2nd epoch and the last
+    assert (Path(config.output) / "checkpoints" / "best.keras").is_file()
