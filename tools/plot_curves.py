@@ -19,27 +19,40 @@ import numpy as np
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 
 
-def read_log(run: Path) -> dict[str, list[float]]:
-    """Columns of ``<run>/log.csv`` as float lists."""
+MISSING = (None, "", "NA", "nan")
+
+
+def read_log(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Columns of ``<run>/log.csv`` as ``(epoch, value)`` lists.
+
+    Epochs without a value (validation every few epochs: Keras writes ``NA``) are left out; an
+    epoch logged twice (a resumed run repeats the interrupted epoch) keeps its last row.
+    """
     path = run / "log.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} not found: is {str(run)!r} a deconvnet-train run?")
     with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(r[key]) for r in rows if r.get(key) not in (None, "")] for key in rows[0]}
+        rows = {int(r["epoch"]): r for r in csv.DictReader(f)}  # later rows win
+    if not rows:
+        raise ValueError(f"{str(path)!r} has no epochs yet")
+    columns = [key for key in next(iter(rows.values())) if key != "epoch"]
+    log = {key: [(e, float(r[key])) for e, r in sorted(rows.items()) if r.get(key) not in MISSING]
+           for key in columns}
+    return {key: points for key, points in log.items() if points}
 
 
-def draw_panel(series: list[tuple[str, list[float]]], title: str, size=(360, 480)) -> np.ndarray:
-    """One line chart: ``series`` of (label, values per epoch)."""
+def draw_panel(series: list[tuple[str, list[tuple[int, float]]]], title: str,
+               size=(360, 480)) -> np.ndarray:
+    """One line chart: ``series`` of (label, ``(epoch, value)`` points)."""
     import cv2
 
     h, w = size
     left, right, top, bottom = 56, 16, 34, 40
     canvas = np.full((h, w, 3), 255, np.uint8)
-    values = [v for _, ys in series for v in ys]
+    values = [v for _, points in series for _, v in points]
     lo, hi = min(values), max(values)
     lo, hi = (lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
-    epochs = max(len(ys) for _, ys in series)
+    epochs = max(e for _, points in series for e, _ in points) + 1
 
     def xy(i, v):
         x = left + (w - left - right) * (i / max(1, epochs - 1))
@@ -58,10 +71,12 @@ def draw_panel(series: list[tuple[str, list[float]]], title: str, size=(360, 480
                     (0, 0, 0), 1)
     cv2.putText(canvas, "epoch", (w // 2 - 18, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1)
     cv2.putText(canvas, title, (left, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
-    for n, (label, ys) in enumerate(series):
+    for n, (label, points) in enumerate(series):
         colour = COLOURS[n % len(COLOURS)]
-        points = np.array([xy(i, v) for i, v in enumerate(ys)], np.int32)
-        cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
+        pixels = np.array([xy(e, v) for e, v in points], np.int32)
+        cv2.polylines(canvas, [pixels], False, colour, 2, cv2.LINE_AA)
+        for x, y in pixels:
+            cv2.circle(canvas, (int(x), int(y)), 2, colour, -1, cv2.LINE_AA)
         cv2.putText(canvas, label, (left + 8, top + 18 + 16 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
                     colour, 1, cv2.LINE_AA)
     return canvas
