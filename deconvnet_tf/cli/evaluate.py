@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                         help="run the network at HxW and resize the scores back to each "
                         "image's native size (default: each image at its own size)")
+    parser.add_argument("--flip", action="store_true",
+                        help="test-time augmentation: average with the mirrored image's scores")
     parser.add_argument("--backend", choices=["tensorflow", "jax"])
     args = parser.parse_args(argv)
     select_backend(args.backend)
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         source = open_source(args.data, tfds=args.tfds, tfds_data_dir=args.tfds_data_dir,
                              manual_dir=args.tfds_manual_dir)
         report = evaluate(args.model, split=args.split, source=source, limit=args.limit,
-                          input_size=args.input_size)
+                          input_size=args.input_size, flip=args.flip)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"deconvnet-evaluate: error: {err}", file=sys.stderr)
         return 2

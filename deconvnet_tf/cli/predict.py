@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ensemble-method", choices=["mean", "product"], default="mean",
                         help="mean of probabilities (paper text) or product (released code)")
     parser.add_argument("--crf", action="store_true", help="dense-CRF post-processing")
+    parser.add_argument("--flip", action="store_true",
+                        help="test-time augmentation: average with the mirrored image's scores")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="images (whole mode) or proposal crops (instance mode) per call")
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--enlarge must be > 0")
     select_backend(args.backend)
 
+    import dataclasses
+
     from deconvnet_tf.inference.pipeline import InferenceOptions, predict_files
     from deconvnet_tf.inference.predict import load_predictor
 
@@ -71,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                        cache_dir=args.proposal_cache),
     )
     try:
-        model = load_predictor(args.model)
-        ensemble = load_predictor(args.ensemble) if args.ensemble else None
+        model = dataclasses.replace(load_predictor(args.model), flip=args.flip)
+        ensemble = (dataclasses.replace(load_predictor(args.ensemble), flip=args.flip)
+                    if args.ensemble else None)
         written = predict_files(model, args.input, args.output, options, ensemble=ensemble,
                                 save_probs=args.save_probs, progress=not args.quiet)
     except (FileNotFoundError, ValueError, ImportError) as err:

@@ -71,6 +71,8 @@ class Predictor:
         pad_rgb: Colour used for padding (the model's mean colour: zero after preprocessing).
         input_dtype: ``"float32"`` or ``"uint8"``.
         name: Shown in messages.
+        flip: Test-time augmentation: average the scores of each image and of its horizontal
+            mirror (mirrored back), at twice the cost.
 
     Example:
         >>> fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits")
@@ -85,6 +87,7 @@ class Predictor:
     pad_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0)
     input_dtype: str = "float32"
     name: str = "model"
+    flip: bool = False
 
     def __post_init__(self):
         if self.outputs not in ("logits", "probabilities"):
@@ -103,6 +106,13 @@ class Predictor:
             batch = np.clip(np.round(batch), 0, 255).astype(np.uint8)
         else:
             batch = batch.astype(np.float32)
+        out = self._call(batch)
+        if self.flip:
+            mirrored = np.ascontiguousarray(batch[:, :, ::-1])
+            out = 0.5 * (out + self._call(mirrored)[:, :, ::-1])
+        return out
+
+    def _call(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self.fn(batch), np.float32)
         if out.ndim != 4 or out.shape[:3] != batch.shape[:3]:
             raise ValueError(f"{self.name}: scores of shape {out.shape} do not match the input "

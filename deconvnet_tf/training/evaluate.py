@@ -16,7 +16,7 @@ __all__ = ["evaluate", "predict_native", "save_report"]
 
 
 def predict_native(model: keras.Model, image: np.ndarray,
-                   input_size: tuple[int, int] | None = None) -> np.ndarray:
+                   input_size: tuple[int, int] | None = None, *, flip: bool = False) -> np.ndarray:
     """Class scores ``(H, W, C)`` of one RGB image at its own size.
 
     The network runs on the image as it is, or resized (bilinear) to ``input_size`` (or to
@@ -31,6 +31,7 @@ def predict_native(model: keras.Model, image: np.ndarray,
         model: A segmentation model (logits or probabilities out).
         image: ``(H, W, 3)`` RGB image.
         input_size: ``(height, width)`` to run the network at, or ``None``.
+        flip: Average with the scores of the mirrored image (test-time augmentation).
 
     Returns:
         ``(H, W, C)`` float32 scores.
@@ -42,6 +43,8 @@ def predict_native(model: keras.Model, image: np.ndarray,
     predictor = as_predictor(model)
     if input_size is not None:
         predictor = dataclasses.replace(predictor, input_size=(int(input_size[0]), int(input_size[1])))
+    if flip:
+        predictor = dataclasses.replace(predictor, flip=True)
     net_input, back = predictor.prepare(image)
     return back(predictor.scores(net_input[None])[0])
 
@@ -56,6 +59,7 @@ def evaluate(
     limit: int | None = None,
     progress: bool = True,
     input_size: tuple[int, int] | None = None,
+    flip: bool = False,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
 
@@ -69,6 +73,8 @@ def evaluate(
         progress: Show a progress bar.
         input_size: Run the network at this ``(height, width)`` and resize the scores back
             (``None``: each image at its own size).
+        flip: Average each image's scores with those of its mirror image (test-time
+            augmentation, twice the inference time).
 
     Returns:
         A :class:`SegmentationReport`.
@@ -102,7 +108,7 @@ def evaluate(
     metric = keras.metrics.MeanIoU(num_classes=num_classes, ignore_class=info.ignore_label)
     bar = keras.utils.Progbar(total, unit_name="image") if progress else None
     for i, (image, label) in enumerate(source.numpy_examples(split, limit=limit), 1):
-        pred = predict_native(model, image, input_size).argmax(-1)
+        pred = predict_native(model, image, input_size, flip=flip).argmax(-1)
         metric.update_state(label.astype(np.int32), pred.astype(np.int32))
         if bar is not None:
             bar.update(i)

@@ -34,6 +34,10 @@ def test_evaluate_folder_with_input_size(setup, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     # The confusion matrix counts every pixel at native resolution (2 images of 32x40).
     assert sum(map(sum, metrics["confusion"])) == 2 * 32 * 40
+    assert evaluate_cli.main(["--model", str(model), "--data", str(data), "--flip",
+                              "--output", str(tmp_path / "flip")]) == 0
+    flipped = json.loads((tmp_path / "flip" / "metrics.json").read_text())
+    assert sum(map(sum, flipped["confusion"])) == 2 * 32 * 40
 
 
 def test_evaluate_tfds_and_errors(setup, tmp_path, capsys):

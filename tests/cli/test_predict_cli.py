@@ -9,7 +9,7 @@ import pytest
 import deconvnet_tf
 from deconvnet_tf.cli import predict as predict_cli
 from deconvnet_tf.data.synthetic import make_scene
-from deconvnet_tf.inference.predict import predict_image
+from deconvnet_tf.inference.predict import predict_image, softmax
 from deconvnet_tf.render import save_png
 
 
@@ -41,6 +41,15 @@ def test_whole_mode_on_a_folder_writes_every_output(files, capsys):
     np.testing.assert_allclose(probs.astype(np.float32), expected, atol=2e-3)
     label = cv2.imread(str(out / "img1.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(label, expected.argmax(-1))
+    # --flip: the mean of the logits of the image and of its mirror.
+    assert predict_cli.main(["--model", str(tmp / "dn.keras"), "--input", str(tmp / "images"),
+                             "--output", str(tmp / "out_flip"), "--save-probs", "--flip",
+                             "--quiet"]) == 0
+    logits = [np.asarray(deconvnet.predict_on_batch(im[None].astype(np.float32)))[0]
+              for im in (image, image[:, ::-1])]
+    flipped = softmax((logits[0] + logits[1][:, ::-1]) / 2)
+    probs = np.load(tmp / "out_flip" / "img1_probs.npy").astype(np.float32)
+    np.testing.assert_allclose(probs, flipped, atol=2e-3)
 
 
 def test_instance_mode_with_ensemble_and_crf(files):

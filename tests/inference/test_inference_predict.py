@@ -154,3 +154,29 @@ def test_load_predictor_reads_saved_model_exports(tmp_path, tiny, rng):
     padded[:9] = small
     expected = softmax(np.asarray(tiny.predict_on_batch(padded[None].astype("float32")))[0, :9])
     np.testing.assert_allclose(predict_image(predictor, small), expected, atol=1e-5)
+
+
+def test_flip_averages_the_scores_of_the_mirrored_image(tiny, rng):
+    calls = []
+
+    def ramp(batch):  # scores that depend on the column and on the input
+        calls.append(batch.copy())
+        out = np.zeros(batch.shape[:3] + (2,), np.float32)
+        out[..., 0] = np.arange(batch.shape[2], dtype=np.float32)[None, None, :]
+        out[..., 1] = batch[..., 0]
+        return out
+
+    image = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    scores = Predictor(ramp, flip=True).scores(image[None])
+    np.testing.assert_array_equal(calls[1], calls[0][:, :, ::-1])  # the mirror went in
+    np.testing.assert_allclose(scores[0, ..., 0], 3.0)  # (x + (6 - x)) / 2
+    np.testing.assert_allclose(scores[0, ..., 1], image[..., 0])  # equivariant part unchanged
+    # A real network: flip == mean of the model's logits on the image and on its mirror.
+    image = rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)
+    logits = np.asarray(tiny.predict_on_batch(image[None].astype(np.float32)))
+    mirrored = np.asarray(tiny.predict_on_batch(image[None, :, ::-1].astype(np.float32)))
+    import dataclasses
+
+    flipped = dataclasses.replace(as_predictor(tiny), flip=True)
+    np.testing.assert_allclose(flipped.scores(image[None]), (logits + mirrored[:, :, ::-1]) / 2,
+                               atol=1e-5)
