@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet")
     parser.add_argument("--proposal-cache", help="folder to cache proposals per image")
     parser.add_argument("--output", help="also write the results as JSON here")
+    parser.add_argument("--flip", action="store_true",
+                        help="test-time augmentation for every network (mirrored image averaged)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -57,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
                        min_size=args.min_box, enlarge=args.enlarge,
                        cache_dir=args.proposal_cache))
     try:
-        result = compare_methods(args.deconvnet, args.data, args.split, fcn=args.fcn,
+        deconvnet, fcn = args.deconvnet, args.fcn
+        if args.flip:
+            import dataclasses
+
+            from deconvnet_tf.inference.predict import load_predictor
+
+            deconvnet = dataclasses.replace(load_predictor(deconvnet), flip=True)
+            fcn = dataclasses.replace(load_predictor(fcn), flip=True) if fcn else None
+        result = compare_methods(deconvnet, args.data, args.split, fcn=fcn,
                                  methods=args.methods, limit=args.limit, options=options,
                                  progress=not args.quiet)
     except (DatasetError, FileNotFoundError, ValueError, ImportError) as err:

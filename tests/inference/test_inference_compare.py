@@ -86,3 +86,10 @@ def test_paper_table_tool(setup, capsys):
     assert set(json.loads(out.read_text())["methods"]) == {"fcn8s", "deconvnet", "edeconvnet"}
     assert tool.main(["--deconvnet", str(tmp / "missing.keras"), "--data", str(data)]) == 2
     assert "paper_table: error: Model not found" in capsys.readouterr().err
+    assert tool.main(["--deconvnet", str(tmp / "missing.keras"), "--data", str(data), "--flip"]) == 2
+    assert "paper_table: error: Model not found" in capsys.readouterr().err
+    code = tool.main(["--deconvnet", str(tmp / "deconvnet.keras"), "--fcn", str(tmp / "fcn.keras"),
+                      "--data", str(data), "--methods", "fcn8s", "deconvnet_whole", "--flip",
+                      "--limit", "1", "--output", str(tmp / "flip.json"), "--quiet"])
+    assert code == 0
+    assert set(json.loads((tmp / "flip.json").read_text())["methods"]) == {"fcn8s", "deconvnet_whole"}
