@@ -1,0 +1,44 @@
+"""tools/prediction_figure.py: rows and columns, void in black, CRF column, errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deconvnet_tf
+from deconvnet_tf.data.folder import list_examples, load_example
+from deconvnet_tf.data.synthetic import write_synthetic_dataset
+from deconvnet_tf.render import colorize
+from tests.conftest import requires_tf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import prediction_figure  # noqa: E402
+
+pytestmark = requires_tf
+
+
+def test_figure_rows_columns_and_errors(tmp_path, capsys):
+    pytest.importorskip("pydensecrf")
+    data = write_synthetic_dataset(tmp_path / "ds", num_train=1, num_val=2, height=32, width=40)
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=11)
+    picture = prediction_figure.figure(model, data, "val", [0, 1], crf=True)
+    # 2 rows of 32 px + a 4 px gap; 4 columns of 40 px + three 4 px gaps.
+    assert picture.shape == (2 * 32 + 4, 4 * 40 + 3 * 4, 3) and picture.dtype == np.uint8
+    image, label = load_example(*list_examples(data, "val")[0])
+    np.testing.assert_array_equal(picture[:32, :40], image)  # the photo
+    truth = colorize(label)
+    truth[label >= 11] = 0  # void is black
+    np.testing.assert_array_equal(picture[:32, 44:84], truth)
+    np.testing.assert_array_equal(picture[32:36], 255)  # the gap between rows
+    path = tmp_path / "m.keras"
+    model.save(path)
+    out = tmp_path / "fig.png"
+    assert prediction_figure.main(["--model", str(path), "--data", str(data), "--indices", "1",
+                                   "--flip", "--output", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert prediction_figure.main(["--model", str(path), "--data", str(data), "--indices", "5",
+                                   "--output", str(out)]) == 2
+    assert "outside the 2 images" in capsys.readouterr().err

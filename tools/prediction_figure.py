@@ -1,0 +1,110 @@
+"""A figure of predictions on dataset images: photo | ground truth | model | + CRF | LiteRT.
+
+One row per image; void/ignored ground-truth pixels are black. Colours: the palette of the
+LiteRT sidecar when ``--lite`` is given, else the package's default palette.
+
+    python tools/prediction_figure.py --model saved_models/camvid_compact.keras \
+        --lite saved_models/camvid_compact_int8.tflite --data /path/to/camvid_180x240 \
+        --split val --indices 0 60 --crf --output docs/camvid_prediction.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf: bool = False,
+           flip: bool = False) -> np.ndarray:
+    """Rows ``photo | ground truth | model [| + CRF] [| LiteRT]`` for ``indices`` of ``split``.
+
+    Args:
+        model: A Keras model, ``.keras`` path or SavedModel folder.
+        data: Dataset root in the folder layout.
+        split: Split name.
+        indices: Positions in the split's list.
+        lite: Optional ``.tflite`` path (LiteRT column; its sidecar gives the palette).
+        crf: Add a dense-CRF column.
+        flip: Mirrored-image averaging for the model column (and the CRF's input).
+
+    Raises:
+        IndexError: An index outside the split.
+    """
+    import dataclasses
+
+    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+    from deconvnet_tf.inference.predict import load_predictor, predict_image
+    from deconvnet_tf.render import colorize, make_palette, side_by_side
+
+    examples = list_examples(data, split)
+    info = read_meta(data)
+    for i in indices:
+        if not 0 <= i < len(examples):
+            raise IndexError(f"--indices: {i} is outside the {len(examples)} images of {split!r}")
+    predictor = load_predictor(model) if isinstance(model, (str, Path)) else model
+    if not hasattr(predictor, "prepare"):
+        from deconvnet_tf.inference.predict import as_predictor
+
+        predictor = as_predictor(predictor)
+    predictor = dataclasses.replace(predictor, flip=flip)
+    palette = make_palette()
+    segmenter = None
+    if lite is not None:
+        from deconvnet_tf.lite import LiteSegmenter
+
+        segmenter = LiteSegmenter(lite)
+        palette = segmenter.palette
+    rows = []
+    for i in indices:
+        image, label = load_example(*examples[i])
+        truth = colorize(label, palette)
+        truth[label >= info.num_classes] = 0  # void
+        probs = predict_image(predictor, image)
+        columns = [image, truth, colorize(probs.argmax(-1), palette)]
+        if crf:
+            from deconvnet_tf.inference.crf import dense_crf
+
+            columns.append(colorize(dense_crf(image, probs).argmax(-1), palette))
+        if segmenter is not None:
+            columns.append(colorize(segmenter.predict(image)[0], palette))
+        rows.append(side_by_side(*columns))
+    width = max(r.shape[1] for r in rows)
+    spacer = np.full((4, width, 3), 255, np.uint8)
+    parts = []
+    for n, row in enumerate(rows):
+        padded = np.full((row.shape[0], width, 3), 255, np.uint8)
+        padded[:, : row.shape[1]] = row
+        parts += ([spacer] if n else []) + [padded]
+    return np.concatenate(parts, axis=0)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help=".keras file or SavedModel folder")
+    parser.add_argument("--lite", help="optional .tflite model for a LiteRT column")
+    parser.add_argument("--data", required=True, type=Path, help="dataset root (folder layout)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--indices", type=int, nargs="+", default=[0], help="images of the split")
+    parser.add_argument("--crf", action="store_true", help="add a dense-CRF column")
+    parser.add_argument("--flip", action="store_true", help="mirrored-image averaging")
+    parser.add_argument("--output", required=True, type=Path, help="PNG to write")
+    args = parser.parse_args(argv)
+
+    from deconvnet_tf.data.folder import DatasetError
+    from deconvnet_tf.render import save_png
+
+    try:
+        picture = figure(args.model, args.data, args.split, args.indices, lite=args.lite,
+                         crf=args.crf, flip=args.flip)
+    except (DatasetError, FileNotFoundError, IndexError, ValueError, ImportError) as err:
+        print(f"prediction_figure: error: {err}", file=sys.stderr)
+        return 2
+    print(save_png(args.output, picture))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
