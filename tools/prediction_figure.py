@@ -1,6 +1,6 @@
 """A figure of predictions on dataset images: photo | ground truth | model | + CRF | LiteRT.
 
-One row per image; void/ignored ground-truth pixels are black. Colours: the palette of the
+One row per image; void/ignored ground-truth pixels are white. Colours: the palette of the
 LiteRT sidecar when ``--lite`` is given, else the package's default palette.
 
     python tools/prediction_figure.py --model saved_models/camvid_compact.keras \
@@ -61,7 +61,7 @@ def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf:
     for i in indices:
         image, label = load_example(*examples[i])
         truth = colorize(label, palette)
-        truth[label >= info.num_classes] = 0  # void
+        truth[label >= info.num_classes] = 255  # void: white (class 0 is often black)
         probs = predict_image(predictor, image)
         columns = [image, truth, colorize(probs.argmax(-1), palette)]
         if crf:

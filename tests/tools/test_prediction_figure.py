@@ -1,4 +1,4 @@
-"""tools/prediction_figure.py: rows and columns, void in black, CRF column, errors."""
+"""tools/prediction_figure.py: rows and columns, void in white, CRF column, errors."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_figure_rows_columns_and_errors(tmp_path, capsys):
     image, label = load_example(*list_examples(data, "val")[0])
     np.testing.assert_array_equal(picture[:32, :40], image)  # the photo
     truth = colorize(label)
-    truth[label >= 11] = 0  # void is black
+    truth[label >= 11] = 255  # void is white
     np.testing.assert_array_equal(picture[:32, 44:84], truth)
     np.testing.assert_array_equal(picture[32:36], 255)  # the gap between rows
     path = tmp_path / "m.keras"
