@@ -22,11 +22,16 @@ demo: $(STAMP)
 presets: $(STAMP)
 	$(VENV)/bin/deconvnet-presets
 
-# The suite runs on the TensorFlow backend, then the backend-portable tests (marker "jax")
-# again under KERAS_BACKEND=jax.
+# The suite runs on the TensorFlow backend and, at the same time (the two runs share the
+# cores better than one after the other), the backend-portable tests (marker "jax") under
+# KERAS_BACKEND=jax; the JAX run's output is printed after the TensorFlow run's.
 test: $(STAMP)
-	$(PY) -m pytest -q
-	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -q -m jax
+	@KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -q -m jax -p no:cacheprovider \
+		> .pytest-jax.log 2>&1 & jax=$$!; \
+	$(PY) -m pytest -q; tf=$$?; \
+	wait $$jax; jaxrc=$$?; \
+	echo "--- KERAS_BACKEND=jax: tests marked jax ---"; cat .pytest-jax.log; \
+	exit $$(( tf || jaxrc ))
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output .pytest_cache .pytest-jax.log
