@@ -91,8 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matmul-size", type=int, default=None, help="peak matmul n (2048; quick 512)")
     p.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
                    choices=["float32", "bfloat16"], help="train precisions")
+    p.add_argument("--train-modes", nargs="+", default=["default", "xla"],
+                   choices=["default", "xla"],
+                   help="train steps to time: default (Keras' tf.function, argmax pair) and/or "
+                        "xla (jit_compile, switch pair: what deconvnet-train --jit-compile runs)")
     p.add_argument("--jit-compile", action="store_true",
-                   help="XLA train step (switch pair) in the train part")
+                   help="shorthand for --train-modes xla")
     p.add_argument("--forward-backends", nargs="+", default=["tensorflow"],
                    choices=["tensorflow", "jax"], help="backends of the inference part")
     p.add_argument("--forward-batches", nargs="+", type=int, default=[1],
@@ -134,6 +138,9 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
         raise _UsageError(f"--skip: unknown part(s) {', '.join(bad)}; expected a comma-separated "
                           f"subset of {','.join(PARTS)}")
     args.parts = [p for p in PARTS if p not in skip]
+    if args.jit_compile:
+        args.train_modes = ["xla"]
+    args.train_modes = list(dict.fromkeys(args.train_modes))
     for name in ("size", "batch", "steps", "repeats", "matmul_size", "export_samples",
                  "pipeline_images", "pipeline_batch", "pipeline_batches", "visualize_images"):
         if getattr(args, name) < 1:
@@ -332,8 +339,9 @@ def estimate_seconds(args, summaries: dict, peak_gflops: float) -> dict:
         step = 3 * f * batch / (0.35 * g)
         infer = f / (0.4 * g)
         per[preset] = {
-            "train": sum(build + 5 + (steps + 2) * step * (1.0 if p == "float32" else 0.8)
-                         for p in args.precisions),
+            "train": len(args.train_modes) * sum(
+                build + 5 + (steps + 2) * step * (1.0 if p == "float32" else 0.8)
+                for p in args.precisions),
             "inference": 8 + 3 * (build + (reps + 1) * infer * max(args.forward_batches)) + 15,
             "export": (3 * (8 + build) if s["params"] > SPLIT_EXPORT_PARAMS else 8 + build)
                       + 5 + 0.1 * m + (reps + 1 + args.export_samples) * infer
@@ -472,13 +480,17 @@ def run_benchmark(args, log=_log) -> dict:
         return rows
 
     def train():
-        rows = bench_train.train_rows(args.presets, args.size, args.batch, args.precisions,
-                                      args.steps, max(3, args.repeats), args.matmul_size,
-                                      args.jit_compile)
-        for r in rows:
-            if r["precision"] == "float32":
-                step_cache[(r["preset"], args.size, args.batch, args.jit_compile)] = r["step_s"]
-        _free()
+        rows = []
+        for mode in args.train_modes:
+            jit = mode == "xla"
+            mode_rows = bench_train.train_rows(args.presets, args.size, args.batch,
+                                               args.precisions, args.steps, max(3, args.repeats),
+                                               args.matmul_size, jit)
+            for r in mode_rows:
+                if r["precision"] == "float32":
+                    step_cache[(r["preset"], args.size, args.batch, jit)] = r["step_s"]
+            rows += mode_rows
+            _free()
         return rows
 
     def pooling():
@@ -529,7 +541,7 @@ def run_benchmark(args, log=_log) -> dict:
 
 def _config(args) -> dict:
     keys = ("presets", "size", "batch", "steps", "repeats", "matmul_size", "precisions",
-            "jit_compile", "forward_backends", "forward_batches", "quantize", "lite_threads",
+            "train_modes", "forward_backends", "forward_batches", "quantize", "lite_threads",
             "export_samples", "pipeline_images", "pipeline_batch", "pipeline_batches",
             "visualize_images", "parts", "quick")
     return {k: getattr(args, k) for k in keys}
@@ -580,13 +592,15 @@ def summary_rows(result: dict, args) -> list[dict]:
                         f"{r['step_s']:.3f} s/step ({r['images_per_s']:.2f} img/s)",
                         r["gflops"], r["peak_gflops"], r["utilisation"], *goal))
     for preset in args.presets:
-        by = {r["precision"]: r for r in train if r["preset"] == preset}
-        if "float32" in by and "bfloat16" in by:
-            speedup = by["float32"]["step_s"] / by["bfloat16"]["step_s"]
-            goal = _goal(is_goal(preset), f">= {GOALS['bf16_speedup']}x",
-                         speedup >= GOALS["bf16_speedup"])
-            out.append(_row("train step", preset, "bf16 vs fp32 step time",
-                            f"{speedup:.2f}x faster", goal=goal[0], met=goal[1]))
+        for jit in (False, True):
+            by = {r["precision"]: r for r in train if r["preset"] == preset and r["jit"] == jit}
+            if "float32" in by and "bfloat16" in by:
+                speedup = by["float32"]["step_s"] / by["bfloat16"]["step_s"]
+                goal = _goal(is_goal(preset), f">= {GOALS['bf16_speedup']}x",
+                             speedup >= GOALS["bf16_speedup"])
+                out.append(_row("train step", preset,
+                                "bf16 vs fp32 step time" + (", XLA" if jit else ""),
+                                f"{speedup:.2f}x faster", goal=goal[0], met=goal[1]))
     for r in _ok(parts, "inference"):
         goal = _goal(is_goal(r["preset"]) and r["batch"] == 1 and r["backend"] == "tensorflow",
                      f">= {GOALS['inference_tf']:.0%} of peak",

@@ -48,6 +48,9 @@ def test_every_part_measured(smoke):
     assert not [k for k, v in parts.items() if isinstance(v, dict)], parts
     peak = {r["precision"]: r["peak_gflops"] for r in parts["train"]}
     assert set(peak) == {"float32", "bfloat16"} and all(_finite(v) for v in peak.values())
+    # Both train modes by default: Keras' default step (argmax pair) and the XLA step.
+    assert {(r["precision"], r["jit"]) for r in parts["train"]} == {
+        ("float32", False), ("bfloat16", False), ("float32", True), ("bfloat16", True)}
     for r in parts["train"]:
         assert _finite(r["step_s"]) and _finite(r["utilisation"])
     impls = {r["impl"] for r in parts["inference"]}
@@ -84,6 +87,7 @@ def test_table_rows_have_goals_and_numbers(smoke):
     assert goals == {"<= 5% of step", ">= 3x the step"}
     assert all(r["met"] in ("yes", "no") for r in table if r["goal"] != "-")
     assert any(r["configuration"] == "bf16 vs fp32 step time" for r in table)
+    assert any(r["configuration"] == "bf16 vs fp32 step time, XLA" for r in table)
     assert all(r["measured"][0].isdigit() for r in table)
     pipeline = result["parts"]["pipeline"][0]
     assert _finite(pipeline["pipeline_img_s"])
