@@ -1,20 +1,32 @@
-"""Small shared helpers for the pooling layers."""
+"""Shared logic of the pooling layers: argument checks, shapes, dtypes, the base class."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-__all__ = ["normalize_pair", "normalize_padding", "pooled_length"]
+import keras
+
+__all__ = [
+    "BasePooling2D",
+    "check_rank4",
+    "init_pooling_layer",
+    "normalize_pair",
+    "normalize_padding",
+    "pooled_length",
+    "static_dim",
+]
 
 
 def normalize_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """Returns ``value`` as a pair of positive ints, or raises a clear ``ValueError``."""
+    if isinstance(value, bool):
+        raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):
         value = (value, value)
     try:
         pair = tuple(int(v) for v in value)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}") from err
     if len(pair) != 2 or min(pair) < 1:
         raise ValueError(f"`{name}` must be an int or a pair of positive ints, got {value!r}")
@@ -30,9 +42,114 @@ def normalize_padding(padding: str) -> str:
 
 
 def pooled_length(length: int | None, pool: int, stride: int, padding: str) -> int | None:
-    """Output length of a pooling along one axis (None stays None)."""
+    """Output length of a pooling along one axis (None stays None; never negative)."""
     if length is None:
         return None
     if padding == "same":
         return math.ceil(length / stride)
-    return (length - pool) // stride + 1
+    return max((length - pool) // stride + 1, 0)
+
+
+def static_dim(value) -> int | None:
+    """``value`` as a Python int when it is known while tracing, else ``None``."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):  # a symbolic dimension
+        return None
+
+
+def shape_tuple(shape) -> tuple:
+    """A shape (TensorShape, tuple, list) as a tuple of ints/``None``; ``None`` if rank unknown."""
+    if shape is None:
+        return None
+    try:
+        return tuple(static_dim(d) for d in shape)
+    except (TypeError, ValueError):  # unknown rank
+        return None
+
+
+def init_pooling_layer(layer: keras.layers.Layer, kwargs: dict) -> None:
+    """``keras.layers.Layer.__init__`` with the pooling layers' dtype rule.
+
+    The layers keep their input's dtype, like the TensorFlow ops (float64 stays float64, uint8
+    stays uint8), except under a mixed-precision policy, where float inputs are cast to the
+    compute dtype as every Keras layer does. ``autocast=`` given by the caller wins.
+    """
+    explicit = kwargs.pop("autocast", None)
+    keras.layers.Layer.__init__(layer, **kwargs)
+    policy = layer.dtype_policy
+    layer.autocast = (explicit if explicit is not None
+                      else policy.compute_dtype != policy.variable_dtype)
+
+
+def check_rank4(layer: str, what: str, shape) -> None:
+    """Raises ``ValueError`` naming ``layer`` unless ``shape`` is 4D (or of unknown rank)."""
+    dims = shape_tuple(shape)
+    if dims is not None and len(dims) != 4:
+        raise ValueError(
+            f"{layer} expects {what} of rank 4 (batch, height, width, channels), got shape "
+            f"{dims} (rank {len(dims)})"
+        )
+
+
+def check_dtype(layer: str, dtype) -> None:
+    """Raises ``ValueError`` unless ``dtype`` is a real number type (TensorFlow's rule)."""
+    name = keras.backend.standardize_dtype(dtype)
+    if name == "bool" or name.startswith("complex") or name == "string":
+        raise ValueError(
+            f"{layer} expects a real number dtype (float16/bfloat16/float32/float64 or an "
+            f"integer type), got {name}"
+        )
+
+
+class BasePooling2D(keras.layers.Layer):
+    """Base of the two max-pooling layers: arguments, output shape, config.
+
+    Pooling layers keep their input's dtype, like the ops they wrap (float64 stays float64,
+    uint8 stays uint8; under a mixed-precision policy floats are cast to the compute dtype, as
+    in every Keras layer), check the rank of their input, and accept empty
+    batches.
+
+    Args:
+        pool_size: int or pair, size of the pooling window.
+        strides: int or pair, strides of the window (``None``: ``pool_size``).
+        padding: ``"valid"`` or ``"same"`` (TensorFlow's padding rules).
+        **kwargs: Base ``keras.layers.Layer`` arguments.
+    """
+
+    def __init__(
+        self,
+        pool_size: int | Sequence[int] = (2, 2),
+        strides: int | Sequence[int] | None = None,
+        padding: str = "valid",
+        **kwargs,
+    ):
+        init_pooling_layer(self, kwargs)
+        self.pool_size = normalize_pair(pool_size, "pool_size")
+        self.strides = normalize_pair(strides if strides is not None else pool_size, "strides")
+        self.padding = normalize_padding(padding)
+
+    def pooled_shape(self, input_shape) -> tuple:
+        """The pooled output's shape for ``input_shape`` (checked to be 4D)."""
+        check_rank4(type(self).__name__, "an input", input_shape)
+        batch, height, width, channels = shape_tuple(input_shape)
+        return (
+            batch,
+            pooled_length(height, self.pool_size[0], self.strides[0], self.padding),
+            pooled_length(width, self.pool_size[1], self.strides[1], self.padding),
+            channels,
+        )
+
+    def check_input(self, inputs) -> None:
+        """Raises ``ValueError`` for a wrong rank or a dtype the reference op rejects."""
+        check_rank4(type(self).__name__, "an input", getattr(inputs, "shape", None))
+        check_dtype(type(self).__name__, inputs.dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
+        )
+        return config

@@ -4,6 +4,16 @@ This pair is built on ``tf.nn.max_pool_with_argmax`` and ``tf.scatter_nd``. It i
 implementation of DeconvNet's pooling/unpooling. MaxPoolWithArgmax has no XLA kernel and is not a
 TFLite builtin: for ``jit_compile``, TFLite/LiteRT and the JAX backend use the switch-mask pair in
 :mod:`deconvnet_tf.layers.switch_pooling`, which gives identical results with the same weights.
+
+Design choices, kept on purpose:
+
+* The switches include the batch (``include_batch_in_index=True``): index
+  ``((b * H + y) * W + x) * C + c`` into the pooled tensor, so one scatter unpools a whole batch
+  (``tfa.layers.MaxUnpooling2D`` and PyTorch use per-image indices instead).
+* TensorFlow's rule for ties and NaN: the first maximum in row-major order; a NaN wins only as
+  a window's first element (see :mod:`deconvnet_tf.layers.switch_pooling`).
+* Overlapping windows (``strides < pool_size``) may pick one position twice: unpooling then adds
+  the values there (scatter-add), as ``tf.scatter_nd`` does.
 """
 
 from __future__ import annotations
@@ -11,9 +21,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 
 from deconvnet_tf._backend import require_tensorflow
-from deconvnet_tf.layers._utils import normalize_pair, normalize_padding, pooled_length
+from deconvnet_tf.layers._utils import (
+    BasePooling2D,
+    check_dtype,
+    check_rank4,
+    init_pooling_layer,
+    normalize_pair,
+    normalize_padding,
+    pooled_length,
+    shape_tuple,
+)
 
 __all__ = ["MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
 
@@ -21,31 +41,36 @@ _PORTABLE = "deconvnet_tf.layers.SwitchMaxPooling2D / SwitchUnpooling2D (unpooli
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
-class MaxPoolingWithArgmax2D(keras.layers.Layer):
+class MaxPoolingWithArgmax2D(BasePooling2D):
     """2D max pooling that also returns the argmax switches.
 
     Built on ``tf.nn.max_pool_with_argmax(include_batch_in_index=True)``: each switch is the
     flattened index ``((b * H + y) * W + x) * C + c`` of the maximum in the *input* tensor, so
     the switches stay valid for any batch size. They are int64 and are never cast to float
     (float32 is exact only up to 2**24). Among equal values the first maximum of the window in
-    row-major order is recorded. The gradient of the pooled values flows only to the switch
-    position.
+    row-major order is recorded; a NaN is recorded only as a window's first element (TensorFlow's
+    kernel; ``[1, nan, 3, 2]`` pools to 3). The gradient of the pooled values flows only to the
+    switch position. Every real dtype is kept (outside mixed precision the layer does not autocast); an empty batch gives
+    empty outputs (the TensorFlow op alone raises).
 
     TensorFlow backend only; on another backend the constructor raises and names the portable
     alternative, :class:`SwitchMaxPooling2D`.
 
     Args:
         pool_size: int or pair, size of the pooling window.
-        strides: int or pair, strides of the window.
+        strides: int or pair, strides of the window (``None``: ``pool_size``).
         padding: ``"valid"`` or ``"same"`` (TensorFlow's padding rules).
         **kwargs: Base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
 
     Input shape:
-        4D tensor ``(batch, height, width, channels)``.
+        4D tensor ``(batch, height, width, channels)`` of a real number dtype.
 
     Output shape:
         A pair ``(pooled, argmax)``, both ``(batch, pooled_height, pooled_width, channels)``;
         ``argmax`` is int64.
+
+    Raises:
+        ValueError: An input that is not 4D, or of a bool/complex dtype.
 
     Example:
 
@@ -62,46 +87,50 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         **kwargs,
     ):
         require_tensorflow(type(self).__name__, _PORTABLE)
-        super().__init__(**kwargs)
-        self.pool_size = normalize_pair(pool_size, "pool_size")
-        self.strides = normalize_pair(strides if strides is not None else pool_size, "strides")
-        self.padding = normalize_padding(padding)
+        super().__init__(pool_size, strides, padding, **kwargs)
 
     def call(self, inputs):
         tf = require_tensorflow(type(self).__name__, _PORTABLE)
-        pooled, argmax = tf.nn.max_pool_with_argmax(
-            inputs,
-            ksize=(1, *self.pool_size, 1),
-            strides=(1, *self.strides, 1),
-            padding=self.padding.upper(),
-            output_dtype=tf.int64,
-            include_batch_in_index=True,
-        )
-        return pooled, argmax
+        self.check_input(inputs)
+
+        def pool():
+            return tuple(tf.nn.max_pool_with_argmax(
+                inputs,
+                ksize=(1, *self.pool_size, 1),
+                strides=(1, *self.strides, 1),
+                padding=self.padding.upper(),
+                output_dtype=tf.int64,
+                include_batch_in_index=True,
+            ))
+
+        def empty():
+            shape = tf.shape(inputs)
+            kh, kw = self.pool_size
+            sh, sw = self.strides
+            if self.padding == "same":
+                out_h, out_w = (shape[1] + sh - 1) // sh, (shape[2] + sw - 1) // sw
+            else:
+                out_h = tf.maximum((shape[1] - kh) // sh + 1, 0)
+                out_w = tf.maximum((shape[2] - kw) // sw + 1, 0)
+            out = tf.stack([shape[0], out_h, out_w, shape[3]])
+            return tf.zeros(out, inputs.dtype), tf.zeros(out, tf.int64)
+
+        size = inputs.shape.num_elements()
+        if size is not None:  # static: no branch in the graph
+            return pool() if size else empty()
+        return tf.cond(tf.size(inputs, out_type=tf.int64) > 0, pool, empty)
 
     def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-        shape = (
-            batch,
-            pooled_length(height, self.pool_size[0], self.strides[0], self.padding),
-            pooled_length(width, self.pool_size[1], self.strides[1], self.padding),
-            channels,
-        )
+        shape = self.pooled_shape(input_shape)
         return shape, shape
 
     def compute_output_spec(self, inputs):
+        check_dtype(type(self).__name__, inputs.dtype)
         shape, _ = self.compute_output_shape(inputs.shape)
         return (
             keras.KerasTensor(shape, dtype=inputs.dtype),
             keras.KerasTensor(shape, dtype="int64"),
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
@@ -110,17 +139,35 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     Built on ``tf.scatter_nd``. ``reference`` is the tensor that was pooled: it gives the output
     shape, so odd sizes (45 -> 22 -> 45) and ``"same"`` padding come back to the right size.
-    The gradient with respect to the values is gathered back from the switch positions.
+    The gradient with respect to the values is gathered back from the switch positions. Values
+    of any real dtype keep it; ``inf`` and NaN land exactly at their switch. Switches picked by
+    two overlapping windows receive the sum of both values (scatter-add).
+
+    The layer knows the pooling geometry (``pool_size``, ``strides``, ``padding``; default the
+    2x2/2 pooling of :class:`MaxPoolingWithArgmax2D` with either padding) and checks that the
+    switches fit the reference: same batch and channels, a reference that pools to the values'
+    size, and (when the switches are at hand, in eager mode) every switch inside its own
+    window, image and channel. ``reference`` may be left out (``[values, argmax]``): the output
+    size is then ``pooled * stride`` (``"same"`` or unset padding) or
+    ``(pooled - 1) * stride + pool`` (``"valid"``), as ``tfa.layers.MaxUnpooling2D``.
 
     Args:
+        pool_size: int or pair, the pooling window (default 2).
+        strides: int or pair (default ``pool_size``).
+        padding: ``"valid"``, ``"same"`` or ``None`` (default: whichever fits the reference).
         **kwargs: Base ``keras.layers.Layer`` arguments.
 
     Input shape:
-        A list ``[values, argmax, reference]``: ``values`` and ``argmax`` as returned by
-        :class:`MaxPoolingWithArgmax2D` (same shape), ``reference`` 4D.
+        A list ``[values, argmax, reference]`` (or ``[values, argmax]``): ``values`` and
+        ``argmax`` as returned by :class:`MaxPoolingWithArgmax2D` (same shape), ``reference``
+        4D.
 
     Output shape:
         The shape of ``reference``, with the dtype of ``values``.
+
+    Raises:
+        ValueError: Inputs that are not 4D, values and argmax of different shapes, or a
+            reference that cannot hold the switches (the message names the shapes).
 
     Example:
 
@@ -130,14 +177,81 @@ class MaxUnpooling2D(keras.layers.Layer):
     TensorShape([1, 5, 5, 2])
     """
 
-    def __init__(self, **kwargs):
+    def __init__(
+        self,
+        pool_size: int | Sequence[int] = (2, 2),
+        strides: int | Sequence[int] | None = None,
+        padding: str | None = None,
+        **kwargs,
+    ):
         require_tensorflow(type(self).__name__, _PORTABLE)
-        super().__init__(**kwargs)
+        init_pooling_layer(self, kwargs)
+        self.pool_size = normalize_pair(pool_size, "pool_size")
+        self.strides = normalize_pair(strides if strides is not None else self.pool_size,
+                                      "strides")
+        self.padding = None if padding is None else normalize_padding(padding)
+
+    def _paddings(self) -> tuple[str, ...]:
+        return (self.padding,) if self.padding else ("valid", "same")
+
+    def _output_shape(self, values_shape, reference_shape):
+        """The output shape (static where known) after checking the inputs fit together."""
+        name = type(self).__name__
+        values = shape_tuple(values_shape)
+        if reference_shape is None:
+            return None if values is None else self._geometry_size(values)
+        reference = shape_tuple(reference_shape)
+        if reference is None or values is None:
+            return reference
+        problem = None
+        for axis, label in ((0, "batch"), (3, "channels")):
+            if None not in (values[axis], reference[axis]) and values[axis] != reference[axis]:
+                problem = f"differ in {label}"
+        for axis in (1, 2):
+            if None in (values[axis], reference[axis]):
+                continue
+            fits = [pooled_length(reference[axis], self.pool_size[axis - 1],
+                                  self.strides[axis - 1], padding) for padding in self._paddings()]
+            if values[axis] not in fits:
+                problem = (f"do not fit: with pool_size={self.pool_size}, strides="
+                           f"{self.strides}, padding={self.padding or 'valid/same'} the "
+                           f"reference pools to {' or '.join(map(str, sorted(set(fits))))} "
+                           f"along axis {axis}, the values have {values[axis]}")
+        if problem:
+            raise ValueError(f"{name}: values {values} and reference {reference} {problem}")
+        return reference
+
+    def _geometry_size(self, values):
+        sizes = []
+        for axis in (1, 2):
+            n, k, s = values[axis], self.pool_size[axis - 1], self.strides[axis - 1]
+            sizes.append(None if n is None else
+                         max(n - 1, 0) * s + k if self.padding == "valid" and n else n * s)
+        return (values[0], *sizes, values[3])
 
     def call(self, inputs):
         tf = require_tensorflow(type(self).__name__, _PORTABLE)
         values, argmax, reference = _unpack(inputs)
-        output_shape = tf.shape(reference, out_type=tf.int64)
+        name = type(self).__name__
+        check_rank4(name, "values", values.shape)
+        check_rank4(name, "switches", argmax.shape)
+        check_dtype(name, values.dtype)
+        v_shape, a_shape = shape_tuple(values.shape), shape_tuple(argmax.shape)
+        if any(None not in (v, a) and v != a for v, a in zip(v_shape, a_shape)):
+            raise ValueError(f"{name}: values {v_shape} and switches {a_shape} must have the "
+                             "same shape")
+        if reference is not None:
+            check_rank4(name, "a reference", reference.shape)
+            self._output_shape(values.shape, reference.shape)
+            output_shape = tf.shape(reference, out_type=tf.int64)
+        else:
+            static = self._output_shape(values.shape, None)
+            dynamic = tf.shape(values, out_type=tf.int64)
+            output_shape = (tf.stack([dynamic[0], *self._dynamic_sizes(tf, dynamic), dynamic[3]])
+                            if None in static else tf.constant(static, tf.int64))
+        argmax = tf.cast(argmax, tf.int64)
+        if tf.executing_eagerly():
+            self._check_switches(argmax.numpy(), [int(d) for d in output_shape.numpy()])
         flat = tf.scatter_nd(
             tf.reshape(argmax, (-1, 1)),
             tf.reshape(values, (-1,)),
@@ -145,18 +259,71 @@ class MaxUnpooling2D(keras.layers.Layer):
         )
         return tf.reshape(flat, output_shape)
 
+    def _dynamic_sizes(self, tf, dynamic):
+        sizes = []
+        for axis in (1, 2):
+            n = dynamic[axis]
+            k, s = self.pool_size[axis - 1], self.strides[axis - 1]
+            sizes.append(tf.maximum(n - 1, 0) * s + k * tf.minimum(n, 1)
+                         if self.padding == "valid" else n * s)
+        return sizes
+
+    def _check_switches(self, index: np.ndarray, shape: list[int]) -> None:
+        """Eager check: every switch inside the output, in its own image, channel and window."""
+        if not index.size:
+            return
+        n, height, width, channels = shape
+        total = n * height * width * channels
+        ok = (index >= 0) & (index < total)
+        flat = np.where(ok, index, 0)
+        image, rest = np.divmod(flat, height * width * channels)
+        y, rest = np.divmod(rest, width * channels)
+        x, channel = np.divmod(rest, channels)
+        b, i, j, c = np.indices(index.shape, sparse=True)
+        ok &= (image == b) & (channel == c)
+        in_window = np.zeros(index.shape, bool)
+        for padding in self._paddings():
+            inside = np.ones(index.shape, bool)
+            for pos, cell, size, axis in ((y, i, height, 0), (x, j, width, 1)):
+                k, s = self.pool_size[axis], self.strides[axis]
+                out = index.shape[axis + 1]
+                before = max((out - 1) * s + k - size, 0) // 2 if padding == "same" else 0
+                start = cell * s - before
+                inside &= (pos >= start) & (pos < start + k)
+            in_window |= inside
+        ok &= in_window
+        if not ok.all():
+            where = tuple(int(v) for v in np.argwhere(~ok)[0])
+            raise ValueError(
+                f"{type(self).__name__}: the switches of values {tuple(index.shape)} do not fit "
+                f"an output of shape {tuple(shape)} (switch {int(index[where])} at {where}) with pool_size={self.pool_size}, strides="
+                f"{self.strides}, padding={self.padding or 'valid/same'}; pass the tensor that "
+                "was pooled as reference, and the pooling's geometry"
+            )
+
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[2])
+        reference = input_shape[2] if len(input_shape) == 3 else None
+        return self._output_shape(input_shape[0], reference)
 
     def compute_output_spec(self, inputs):
-        values, _, reference = _unpack(inputs)
-        return keras.KerasTensor(reference.shape, dtype=values.dtype)
+        values, argmax, reference = _unpack(inputs)
+        shape = self._output_shape(values.shape,
+                                   None if reference is None else reference.shape)
+        return keras.KerasTensor(shape, dtype=values.dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
+        )
+        return config
 
 
 def _unpack(inputs):
-    if not isinstance(inputs, (list, tuple)) or len(inputs) != 3:
+    if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
         raise ValueError(
-            "MaxUnpooling2D expects a list [values, argmax, reference]; got "
-            f"{type(inputs).__name__} of length {len(inputs) if hasattr(inputs, '__len__') else '?'}"
+            "MaxUnpooling2D expects a list [values, argmax, reference] (or [values, argmax] "
+            f"with pool_size); got {type(inputs).__name__}"
+            + (f" of length {len(inputs)}" if isinstance(inputs, (list, tuple)) else "")
         )
-    return inputs
+    return inputs[0], inputs[1], (inputs[2] if len(inputs) == 3 else None)

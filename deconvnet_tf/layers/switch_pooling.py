@@ -1,11 +1,18 @@
 """Switch-mask max pooling and unpooling, written only with ``keras.ops`` (every backend).
 
 The pool returns the pooled values and a *switch mask* of the input's shape that holds exactly
-one 1 per pooling window: the first maximum in row-major order, the position
-``tf.nn.max_pool_with_argmax`` records. The unpool multiplies the upsampled values by the mask.
-The result equals the argmax pair (:mod:`deconvnet_tf.layers.argmax_pooling`) exactly, but the
-ops are all XLA-compilable TFLite builtins, and every tensor has rank <= 5 so that the model
-also converts to full-integer int8 TFLite (StridedSlice is limited to 5-D there).
+one 1 per pooling window: the position ``tf.nn.max_pool_with_argmax`` records. The unpool puts
+each value at its window's switch and zeros elsewhere. Both *select* (``where``), never multiply,
+so infinities and NaNs come back exactly as the argmax pair
+(:mod:`deconvnet_tf.layers.argmax_pooling`) gives them, forward and gradient; the ops are all
+XLA-compilable TFLite builtins, and every tensor has rank <= 5 so that the model also converts to
+full-integer int8 TFLite (StridedSlice is limited to 5-D there).
+
+The switch rule (TensorFlow's ``MaxPoolWithArgmax`` kernel, for every dtype): scan the window
+in row-major order, start with its first element, and move to a later element only if it is
+strictly greater. So ties go to the first maximum; ``-inf`` and ``+inf`` are ordinary values; a
+NaN wins only as the first element of its window (then the pooled value is NaN), and a NaN
+elsewhere in a window is skipped (``[1, nan, 3, 2]`` pools to 3, ``[nan, 5, 1, 2]`` to NaN).
 
 Windows do not overlap: ``strides`` must equal ``pool_size``. ``"same"`` padding is supported
 for windows of size 1 or 2 along each axis (TensorFlow pads only after the data there, so the
@@ -19,7 +26,15 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from deconvnet_tf.layers._utils import normalize_pair, normalize_padding, pooled_length
+from deconvnet_tf.layers._utils import (
+    BasePooling2D,
+    check_dtype,
+    check_rank4,
+    init_pooling_layer,
+    normalize_pair,
+    shape_tuple,
+    static_dim,
+)
 
 __all__ = ["SwitchMaxPooling2D", "SwitchUnpooling2D"]
 
@@ -28,14 +43,36 @@ def _is_static(*values) -> bool:
     return all(isinstance(v, int) for v in values)
 
 
+def _dims(x, axes):
+    """Static ints where the shape is known while tracing, dynamic scalars elsewhere."""
+    dynamic = ops.shape(x)
+    static = x.shape
+    return [static_dim(static[a]) if static_dim(static[a]) is not None else dynamic[a]
+            for a in axes]
+
+
+def _is_concrete(x) -> bool:
+    """True when ``x`` holds values now (eager), so data checks can raise Python errors."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly() and not isinstance(x, keras.KerasTensor)
+    if backend == "jax":
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    return backend == "numpy"
+
+
 def _crop_or_pad_end(x, height, width, pad_value: str):
     """Crops ``x`` to ``(height, width)`` or extends it at the bottom/right.
 
     ``pad_value="edge"`` repeats the last row/column (used before pooling: a repeated value never
-    wins a window over the earlier, equal original); ``"zeros"`` appends zeros.
+    wins a window over the earlier original, whatever it is, NaN included); ``"zeros"`` appends
+    zeros.
     """
-    shape = ops.shape(x)
-    h, w = shape[1], shape[2]
+    h, w = _dims(x, (1, 2))
     if _is_static(h, height) and h == height and _is_static(w, width) and w == width:
         return x
     x = _fit_axis(x, 1, h, height, pad_value)
@@ -65,14 +102,51 @@ def _fit_axis(x, axis: int, size, target, pad_value: str):
     return ops.concatenate([x, ops.zeros(shape, dtype=x.dtype)], axis=axis)
 
 
+def _first_max_mask(x5):
+    """Boolean switch mask of windows ``(rows, kh, out_w, kw, channels)``: TensorFlow's rule."""
+    kh, kw = x5.shape[1], x5.shape[3]
+    first_nan = None
+    if "float" in keras.backend.standardize_dtype(x5.dtype):
+        # NaN never compares greater: it loses to the scan's current value, except when it is
+        # the window's first element (the scan starts there).
+        is_nan = ops.not_equal(x5, x5)
+        first_nan = is_nan[:, 0, :, 0, :]
+        lowest = ops.full((), float("-inf"), dtype=x5.dtype)
+        best = ops.max(ops.where(is_nan, lowest, x5), axis=(1, 3), keepdims=True)
+    else:
+        best = ops.max(x5, axis=(1, 3), keepdims=True)
+    is_max = ops.equal(x5, best)
+    taken = None
+    rows = []
+    for a in range(kh):
+        cols = []
+        for b in range(kw):
+            hit = is_max[:, a, :, b, :]
+            if taken is None:
+                if first_nan is not None:
+                    hit = ops.logical_or(hit, first_nan)
+                first, taken = hit, hit
+            else:
+                first = ops.logical_and(hit, ops.logical_not(taken))
+                taken = ops.logical_or(taken, hit)
+            cols.append(first)
+        rows.append(ops.stack(cols, axis=2))
+    return ops.stack(rows, axis=1)
+
+
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
-class SwitchMaxPooling2D(keras.layers.Layer):
+class SwitchMaxPooling2D(BasePooling2D):
     """2D max pooling that also returns a one-hot switch mask (backend-portable).
 
     The mask has the input's shape and dtype and holds exactly one 1 per pooling window, at the
-    first maximum in row-major order (the position ``tf.nn.max_pool_with_argmax`` picks). The
-    pooled values are ``sum(window * mask)``, with the mask held constant, so their gradient
-    flows only to the switch position (not split among ties), as with MaxPoolWithArgmax.
+    position ``tf.nn.max_pool_with_argmax`` records (see the module docstring for the rule with
+    ties, infinities and NaN). The pooled value is the input at the switch, selected (not
+    multiplied), so ``inf`` stays ``inf`` and the gradient flows only to the switch position
+    (not split among ties, never NaN from a neighbour), as with MaxPoolWithArgmax.
+
+    Every float and integer dtype is kept (uint8 in, uint8 pooled values and mask out; the layer
+    does not autocast outside mixed precision). A batch of 0 images and an input smaller than a window with ``"valid"``
+    padding give empty outputs, as ``keras.layers.MaxPooling2D`` does.
 
     Args:
         pool_size: int or pair, size of the pooling window.
@@ -82,11 +156,15 @@ class SwitchMaxPooling2D(keras.layers.Layer):
         **kwargs: Base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
 
     Input shape:
-        4D tensor ``(batch, height, width, channels)``.
+        4D tensor ``(batch, height, width, channels)`` of a real number dtype.
 
     Output shape:
         A pair ``(pooled, mask)``: ``pooled`` is ``(batch, pooled_height, pooled_width,
-        channels)``, ``mask`` has the input's shape.
+        channels)``, ``mask`` has the input's shape. Both have the input's dtype.
+
+    Raises:
+        ValueError: Overlapping windows, ``"same"`` with windows > 2, an input that is not 4D,
+            or a bool/complex input.
 
     Example:
 
@@ -102,10 +180,7 @@ class SwitchMaxPooling2D(keras.layers.Layer):
         padding: str = "valid",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.pool_size = normalize_pair(pool_size, "pool_size")
-        self.strides = normalize_pair(strides if strides is not None else pool_size, "strides")
-        self.padding = normalize_padding(padding)
+        super().__init__(pool_size, strides, padding, **kwargs)
         if self.strides != self.pool_size:
             raise ValueError(
                 f"{type(self).__name__} needs strides == pool_size (non-overlapping windows), "
@@ -119,82 +194,71 @@ class SwitchMaxPooling2D(keras.layers.Layer):
             )
 
     def call(self, inputs):
+        self.check_input(inputs)
         kh, kw = self.pool_size
-        shape = ops.shape(inputs)
-        height, width, channels = shape[1], shape[2], shape[3]
+        batch, height, width, channels = _dims(inputs, (0, 1, 2, 3))
         if self.padding == "same":
             out_h, out_w = (height + kh - 1) // kh, (width + kw - 1) // kw
         else:
             out_h, out_w = height // kh, width // kw
+        if _is_static(batch, out_h, out_w) and batch * out_h * out_w == 0:
+            # Nothing to pool (empty batch, or smaller than a window): empty values (a slice, so
+            # gradients are zeros, not None), zero mask.
+            return inputs[:, :out_h, :out_w, :], ops.zeros_like(inputs)
         x = _crop_or_pad_end(inputs, out_h * kh, out_w * kw, "edge")
         # (batch * out_h, kh, out_w, kw, channels): window rows on axis 1, columns on axis 3.
-        x5 = ops.reshape(x, (-1, kh, out_w, kw, channels))
-        xs = ops.stop_gradient(x5)
-        is_max = ops.equal(xs, ops.max(xs, axis=(1, 3), keepdims=True))
-        taken = None
-        rows = []
-        for a in range(kh):
-            cols = []
-            for b in range(kw):
-                hit = is_max[:, a, :, b, :]
-                if taken is None:
-                    first, taken = hit, hit
-                else:
-                    first = ops.logical_and(hit, ops.logical_not(taken))
-                    taken = ops.logical_or(taken, hit)
-                cols.append(first)
-            rows.append(ops.stack(cols, axis=2))
-        mask5 = ops.cast(ops.stack(rows, axis=1), inputs.dtype)
-        pooled = ops.sum(x5 * mask5, axis=(1, 3))
-        pooled = ops.reshape(pooled, (-1, out_h, out_w, channels))
-        mask = ops.reshape(mask5, (-1, out_h * kh, out_w * kw, channels))
+        # Every size is explicit (no -1), so an empty batch reshapes too.
+        x5 = ops.reshape(x, (batch * out_h, kh, out_w, kw, channels))
+        switch = _first_max_mask(ops.stop_gradient(x5))
+        picked = ops.where(switch, x5, ops.zeros((), dtype=x5.dtype))
+        pooled = ops.sum(picked, axis=(1, 3))  # one non-zero term per window: exact
+        if pooled.dtype != inputs.dtype:  # integer sums are widened by the backends
+            pooled = ops.cast(pooled, inputs.dtype)
+        pooled = ops.reshape(pooled, (batch, out_h, out_w, channels))
+        mask5 = ops.cast(switch, inputs.dtype)
+        mask = ops.reshape(mask5, (batch, out_h * kh, out_w * kw, channels))
         mask = _crop_or_pad_end(mask, height, width, "zeros")
         return pooled, mask
 
     def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-        pooled = (
-            batch,
-            pooled_length(height, self.pool_size[0], self.strides[0], self.padding),
-            pooled_length(width, self.pool_size[1], self.strides[1], self.padding),
-            channels,
-        )
-        return pooled, tuple(input_shape)
+        return self.pooled_shape(input_shape), shape_tuple(input_shape)
 
     def compute_output_spec(self, inputs):
+        check_dtype(type(self).__name__, inputs.dtype)
         pooled, mask = self.compute_output_shape(inputs.shape)
         return (
             keras.KerasTensor(pooled, dtype=inputs.dtype),
             keras.KerasTensor(mask, dtype=inputs.dtype),
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
 class SwitchUnpooling2D(keras.layers.Layer):
     """Puts pooled values back through a switch mask, zeros elsewhere (backend-portable).
 
-    Each value is broadcast over its window and multiplied by the mask, so it lands on the one
-    switch position; the output has the mask's shape (the pooled tensor's shape). Accepts
-    ``[values, mask]`` or ``[values, mask, reference]`` (the argmax pair's signature; the
-    reference is not needed because the mask already has its shape).
+    Each value goes to the one switch position of its window (selected with ``where``, so
+    ``inf`` and NaN values land exactly there and nowhere else); the output has the mask's shape
+    (the pooled tensor's shape) and the values' dtype. The gradient with respect to the values
+    is the output gradient at the switch. Accepts ``[values, mask]`` or
+    ``[values, mask, reference]`` (the argmax pair's signature; the reference must have the
+    mask's shape, which already gives the output's).
 
     Args:
-        pool_size: int or pair, the window size used by the pooling layer.
+        pool_size: int or pair, the window size of the pooling layer that made the mask.
         **kwargs: Base ``keras.layers.Layer`` arguments.
 
     Input shape:
         A list ``[values, mask]`` or ``[values, mask, reference]`` as returned by
-        :class:`SwitchMaxPooling2D`.
+        :class:`SwitchMaxPooling2D`: 4D tensors, ``values`` pooled from ``mask``'s shape.
 
     Output shape:
         The shape of ``mask``.
+
+    Raises:
+        ValueError: Not 4D; batch or channels of values and mask differ; the mask's size does
+            not pool to the values' size with ``pool_size`` (e.g. a mask from a 3x3 pooling
+            unpooled with ``pool_size=2``); or, when the values are at hand (eager), a window
+            that holds more than one switch or a switch outside every window.
 
     Example:
 
@@ -205,27 +269,88 @@ class SwitchUnpooling2D(keras.layers.Layer):
     """
 
     def __init__(self, pool_size: int | Sequence[int] = (2, 2), **kwargs):
-        super().__init__(**kwargs)
+        init_pooling_layer(self, kwargs)
         self.pool_size = normalize_pair(pool_size, "pool_size")
 
     def call(self, inputs):
         values, mask = self._unpack(inputs)
+        self._check_shapes(values.shape, mask.shape, getattr(inputs[2], "shape", None)
+                           if len(inputs) == 3 else None)
+        check_dtype(type(self).__name__, values.dtype)
         kh, kw = self.pool_size
-        vshape = ops.shape(values)
-        out_h, out_w, channels = vshape[1], vshape[2], vshape[3]
-        mshape = ops.shape(mask)
-        mask = _crop_or_pad_end(mask, out_h * kh, out_w * kw, "zeros")
-        mask5 = ops.reshape(mask, (-1, kh, out_w, kw, channels))
-        values5 = ops.reshape(values, (-1, 1, out_w, 1, channels))
-        y = ops.reshape(values5 * mask5, (-1, out_h * kh, out_w * kw, channels))
-        return _crop_or_pad_end(y, mshape[1], mshape[2], "zeros")
+        batch, out_h, out_w, channels = _dims(values, (0, 1, 2, 3))
+        height, width = _dims(mask, (1, 2))
+        if _is_static(batch, out_h, out_w) and batch * out_h * out_w == 0:
+            # No values: zeros of the mask's shape, kept connected to the (empty) values.
+            return ops.zeros(ops.shape(mask), dtype=values.dtype) + ops.cast(
+                ops.sum(values), values.dtype)
+        switch = ops.not_equal(mask, ops.zeros((), dtype=mask.dtype))
+        covered = _crop_or_pad_end(switch, out_h * kh, out_w * kw, "zeros")
+        switch5 = ops.reshape(covered, (batch * out_h, kh, out_w, kw, channels))
+        if _is_concrete(values):
+            self._check_switches(switch, switch5)
+        values5 = ops.reshape(values, (batch * out_h, 1, out_w, 1, channels))
+        y = ops.where(switch5, values5, ops.zeros((), dtype=values.dtype))
+        y = ops.reshape(y, (batch, out_h * kh, out_w * kw, channels))
+        return _crop_or_pad_end(y, height, width, "zeros")
+
+    def _check_shapes(self, values_shape, mask_shape, reference_shape=None) -> None:
+        name = type(self).__name__
+        check_rank4(name, "values", values_shape)
+        check_rank4(name, "a mask", mask_shape)
+        values, mask = shape_tuple(values_shape), shape_tuple(mask_shape)
+        if values is None or mask is None:
+            return
+        for axis, label in ((0, "batch"), (3, "channels")):
+            if None not in (values[axis], mask[axis]) and values[axis] != mask[axis]:
+                raise ValueError(
+                    f"{name}: values {values} and mask {mask} differ in {label}"
+                )
+        for axis, k in ((1, self.pool_size[0]), (2, self.pool_size[1])):
+            size, pooled = mask[axis], values[axis]
+            if None in (size, pooled):
+                continue
+            # A mask of length `size` pools to size // k ("valid") or ceil(size / k) ("same").
+            if pooled not in (size // k, -(-size // k)):
+                raise ValueError(
+                    f"{name}(pool_size={self.pool_size}): values {values} cannot come from "
+                    f"pooling a mask of shape {mask} with windows of {k} (expected "
+                    f"{' or '.join(map(str, sorted({size // k, -(-size // k)})))} along axis "
+                    f"{axis}, got {pooled}); use the pooling layer's pool_size"
+                )
+        if reference_shape is not None:
+            reference = shape_tuple(reference_shape)
+            if reference is not None and any(
+                None not in (r, m) and r != m for r, m in zip(reference, mask)
+            ) or (reference is not None and len(reference) != 4):
+                raise ValueError(
+                    f"{name}: the reference {reference} must have the mask's shape {mask}"
+                )
+
+    def _check_switches(self, switch, switch5) -> None:
+        per_window = ops.sum(ops.cast(switch5, "int32"), axis=(1, 3))
+        total, covered = ops.sum(ops.cast(switch, "int32")), ops.sum(per_window)
+        if int(ops.size(per_window)) and int(ops.max(per_window)) > 1:
+            raise ValueError(
+                f"{type(self).__name__}(pool_size={self.pool_size}): a window holds more than "
+                "one switch; the mask was made with another pool_size"
+            )
+        if int(total) != int(covered):
+            raise ValueError(
+                f"{type(self).__name__}(pool_size={self.pool_size}): {int(total) - int(covered)} "
+                "switch(es) lie outside every window and would be dropped; the mask was made "
+                "with another pool_size"
+            )
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[1])
+        self._check_shapes(input_shape[0], input_shape[1],
+                           input_shape[2] if len(input_shape) == 3 else None)
+        return shape_tuple(input_shape[1])
 
     def compute_output_spec(self, inputs):
         values, mask = self._unpack(inputs)
-        return keras.KerasTensor(mask.shape, dtype=values.dtype)
+        shape = self.compute_output_shape([i.shape for i in inputs])
+        return keras.KerasTensor(shape, dtype=values.dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -238,5 +363,6 @@ class SwitchUnpooling2D(keras.layers.Layer):
             raise ValueError(
                 "SwitchUnpooling2D expects a list [values, mask] or [values, mask, reference], "
                 f"got {type(inputs).__name__}"
+                + (f" of length {len(inputs)}" if isinstance(inputs, (list, tuple)) else "")
             )
         return inputs[0], inputs[1]
