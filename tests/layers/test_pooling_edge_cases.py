@@ -227,3 +227,20 @@ def test_switch_pair_under_jax_jit_with_non_finite_values():
     pool, unpool = SwitchMaxPooling2D(), SwitchUnpooling2D()
     run = jax.jit(lambda t: unpool(list(pool(t))))
     np.testing.assert_array_equal(np.asarray(run(x)).ravel(), [NAN, 0, 0, 0, 0, 0, 0, INF])
+
+
+@pytest.mark.jax
+def test_bfloat16_keeps_its_dtype_and_the_nan_rule():
+    x = keras.ops.cast(np.array([NAN, 5, 1, 2, 1, NAN, 3, INF], "float32").reshape(1, 2, 4, 1),
+                       "bfloat16")
+    expected = [NAN, 0, 0, 0, 0, 0, 0, INF]
+    pooled, mask = SwitchMaxPooling2D()(x)
+    unpooled = SwitchUnpooling2D()([pooled, mask])
+    assert keras.backend.standardize_dtype(unpooled.dtype) == "bfloat16"
+    np.testing.assert_array_equal(np.asarray(keras.ops.cast(unpooled, "float32")).ravel(), expected)
+    if BACKEND == "tensorflow":
+        pooled, argmax = MaxPoolingWithArgmax2D()(x)
+        unpooled = MaxUnpooling2D()([pooled, argmax, x])
+        assert unpooled.dtype.name == "bfloat16"
+        np.testing.assert_array_equal(keras.ops.cast(unpooled, "float32").numpy().ravel(),
+                                      expected)
