@@ -24,8 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("saved_model", "tflite"), default="tflite",
                         help="export format (default: tflite)")
     parser.add_argument("--output", default=None,
-                        help="output directory (saved_model) or .tflite file (default: "
-                             "saved_models/<name>/ or saved_models/<name>[_<quantize>].tflite)")
+                        help="output folder (saved_model) or .tflite file (default: "
+                             "saved_models/<name>/ or saved_models/<name>[_<quantize>].tflite, "
+                             "<name> from the model file: runs/camvid/model.keras -> camvid, "
+                             "horse.keras -> horse)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing export at --output (a SavedModel folder, or "
+                             "a .tflite file and its .json sidecar)")
     parser.add_argument("--quantize", choices=("none", "fp16", "dynamic", "int8"), default="none",
                         help="TFLite quantisation: none (fp32), fp16 weights, dynamic-range int8 "
                              "weights, or full-integer int8 (calibrated)")
@@ -35,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--representative-data", default=None, metavar="DIR",
                         help="int8 calibration images: a dataset folder (train split) or a "
                              "folder of images (default: generated scenes)")
-    parser.add_argument("--calibration-count", type=int, default=32,
+    parser.add_argument("--calibration-count", type=int, default=None,
                         help="number of int8 calibration images (default 32)")
     names = parser.add_mutually_exclusive_group()
     names.add_argument("--class-names", default=None,
@@ -48,20 +53,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """Bad flag combinations: one-line errors before anything is loaded."""
+    if args.format == "saved_model" and (args.quantize != "none" or args.allow_flex):
+        parser.error("--quantize and --allow-flex apply to --format tflite only")
+    if args.calibration_count is not None and args.calibration_count < 1:
+        parser.error(f"--calibration-count must be >= 1, got {args.calibration_count}")
+    calibration = args.representative_data is not None or args.calibration_count is not None
+    if calibration and args.quantize != "int8":
+        parser.error("--representative-data and --calibration-count apply to --quantize int8 "
+                     f"only (got --format {args.format} --quantize {args.quantize})")
+    if args.representative_data is not None and not Path(args.representative_data).is_dir():
+        parser.error(f"--representative-data {args.representative_data!r} is not a folder "
+                     "(expected a dataset folder or a folder of images)")
+    if not Path(args.model).exists():
+        parser.error(f"--model {args.model!r}: no such file (expected a .keras model or a "
+                     "training run folder with model.keras)")
+    if args.meta is not None and not Path(args.meta).is_file():
+        parser.error(f"--meta {args.meta!r}: no such file (expected a meta.json with 'classes')")
+    if args.class_names is not None:
+        names = [n.strip() for n in args.class_names.split(",")]
+        if not all(names):
+            parser.error(f"--class-names {args.class_names!r}: expected comma-separated, "
+                         "non-empty names")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``deconvnet-export``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.format == "saved_model" and (args.quantize != "none" or args.allow_flex):
-        parser.error("--quantize and --allow-flex apply to --format tflite only")
-    if args.calibration_count < 1:
-        parser.error(f"--calibration-count must be >= 1, got {args.calibration_count}")
-    model_path = Path(args.model)
-    if not model_path.exists():
-        parser.error(f"--model {args.model!r}: no such file")
+    _check_arguments(parser, args)
     class_names = args.meta
     if args.class_names is not None:
         class_names = [n.strip() for n in args.class_names.split(",")]
+
+    from deconvnet_tf._backend import BackendUnavailableError, check_keras
+
+    try:
+        check_keras()
+    except BackendUnavailableError as err:
+        parser.error(str(err))
 
     from deconvnet_tf.export import (
         ExportError,
@@ -70,31 +101,40 @@ def main(argv: list[str] | None = None) -> int:
         read_metadata,
         tflite_name,
     )
+    from deconvnet_tf.export._common import (
+        check_output,
+        export_name,
+        require_tensorflow,
+        resolve_class_names,
+        resolve_model,
+    )
 
     try:
-        from deconvnet_tf.export._common import resolve_model
-
-        model, _ = resolve_model(model_path)
-        model_file = model_path / "model.keras" if model_path.is_dir() else model_path
-        if class_names is None:
-            from deconvnet_tf.export._common import resolve_class_names
-
-            class_names = resolve_class_names(model, None, model_file)
+        require_tensorflow()
+        # The output is checked before the model loads: a taken path fails at once.
+        name = export_name(args.model)
         if args.format == "saved_model":
-            output = Path(args.output) if args.output else DEFAULT_DIR / model.name
+            output = Path(args.output) if args.output else DEFAULT_DIR / name
+        else:
+            default = tflite_name(name + ("_flex" if args.allow_flex else ""), args.quantize)
+            output = Path(args.output) if args.output else DEFAULT_DIR / default
+        check_output(output, args.format, overwrite=args.overwrite)
+        model, model_file = resolve_model(args.model)
+        if class_names is None or isinstance(class_names, str):
+            class_names = resolve_class_names(model, class_names, model_file)
+        if args.format == "saved_model":
             path = export_saved_model(model, output, input_size=args.input_size,
-                                      class_names=class_names)
+                                      class_names=class_names, overwrite=args.overwrite)
             size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
             print(f"SavedModel: {path}/ ({size / 2**20:.2f} MiB); signature serving_default: "
                   "images uint8 [B, H, W, 3] -> probabilities, labels")
         else:
-            name = tflite_name(model.name + ("_flex" if args.allow_flex else ""), args.quantize)
-            output = Path(args.output) if args.output else DEFAULT_DIR / name
             path = export_tflite(model, output, quantize=args.quantize,
                                  input_size=args.input_size,
                                  representative_data=args.representative_data,
                                  allow_flex=args.allow_flex, class_names=class_names,
-                                 calibration_count=args.calibration_count)
+                                 calibration_count=args.calibration_count or 32,
+                                 overwrite=args.overwrite)
             meta = read_metadata(path)
             stock = ("builtin ops only: runs on stock LiteRT" if meta.builtins_only else
                      "NEEDS Flex ops: does not run on stock LiteRT")
@@ -102,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"input {meta.input_shape}, {len(meta.ops)} op kinds, {stock}")
             print(f"metadata: {path.with_suffix('.json')}")
     except (ExportError, OSError) as err:
-        parser.error(str(err))
+        text = str(err).strip() or type(err).__name__
+        parser.error(text.splitlines()[0])
     return 0
 
 

@@ -5,22 +5,38 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ExportError",
+    "TEMP_DIR_PREFIX",
     "atomic_replace_dir",
+    "check_output",
+    "export_name",
     "find_class_names",
+    "make_parents",
     "model_family",
     "parse_input_size",
+    "remove_empty",
     "require_tensorflow",
     "resolve_class_names",
     "resolve_model",
     "serving_function",
+    "sweep_orphans",
+    "temp_sibling",
 ]
+
+# Temporary names carry the writer's process id, so that leftovers of a killed export (no
+# ``finally`` runs on SIGKILL or an out-of-memory kill) can be told apart from the files of
+# an export still running, and removed by the next export (:func:`sweep_orphans`).
+TEMP_DIR_PREFIX = "deconvnet_export_"
+_SIBLING = re.compile(r"^\..+\.(tmp|old)-(\d+)-[0-9a-f]{8}$")
+_TEMP_DIR = re.compile(rf"^{TEMP_DIR_PREFIX}(\d+)_")
 
 
 class ExportError(ValueError):
@@ -42,26 +58,202 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
     """Returns ``(keras model, path or None)`` for a model or a ``.keras`` path / run folder.
 
     Raises:
-        ExportError: No model file at the path.
+        ExportError: No model file at the path, a folder without ``model.keras``, or a file
+            that does not load as a ``.keras`` segmentation model.
     """
     if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if path.is_dir() and (path / "model.keras").is_file():
-            path = path / "model.keras"
-        if not path.exists():
-            raise ExportError(f"--model {str(path)!r}: no such file (expected a .keras model or "
-                              "a training run folder with model.keras)")
-        from deconvnet_tf.models import load_model
+        from deconvnet_tf.training.evaluate import ModelFileError, load_model_file
 
         try:
-            return load_model(path), path
-        except (ValueError, FileNotFoundError) as err:
-            raise ExportError(f"--model {str(path)!r}: {err}") from err
+            return load_model_file(model, "--model")
+        except ModelFileError as err:
+            raise ExportError(str(err)) from err
     import keras
 
     if not isinstance(model, keras.Model):
         raise ExportError(f"model must be a keras.Model or a path, got {type(model).__name__}")
     return model, None
+
+
+def export_name(model_path: str | os.PathLike | None, model=None) -> str:
+    """The base name of an export: the model file's, so that two models of one preset get
+    different files.
+
+    ``runs/camvid/model.keras`` (or the run folder ``runs/camvid``) gives ``camvid``,
+    ``runs/camvid/checkpoints/best.keras`` gives ``camvid_best``, ``other/horse.keras`` gives
+    ``horse``; without a path, the model's name.
+    """
+    if model_path is None:
+        return str(getattr(model, "name", "model"))
+    path = Path(model_path).absolute()
+    if path.is_dir():
+        return path.name
+    parent = path.parent
+    if path.stem == "model" and parent.name:
+        return parent.name
+    if parent.name == "checkpoints" and parent.parent.name:
+        return f"{parent.parent.name}_{path.stem}"
+    return path.stem
+
+
+def temp_sibling(target: str | os.PathLike, tag: str = "tmp") -> Path:
+    """A unique hidden name next to ``target``: ``.<name>.<tag>-<pid>-<random>``."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a nonsense pid): leave it alone
+    return True
+
+
+def sweep_orphans(*folders: str | os.PathLike) -> list[Path]:
+    """Removes leftovers of exports whose process is gone.
+
+    Looks in ``folders`` for ``.<name>.tmp-<pid>-*`` / ``.<name>.old-<pid>-*`` entries and in
+    the system temp folder for ``deconvnet_export_<pid>_*`` folders, and deletes those whose
+    process no longer runs. Files of running exports (this one included) are kept.
+
+    Returns:
+        The removed paths.
+    """
+    candidates = []
+    for folder in folders:
+        folder = Path(folder)
+        if folder.is_dir():
+            candidates += [(p, _SIBLING.match(p.name)) for p in folder.iterdir()]
+    temp = Path(tempfile.gettempdir())
+    if temp.is_dir():
+        candidates += [(p, _TEMP_DIR.match(p.name)) for p in temp.iterdir()]
+    removed = []
+    for path, match in candidates:
+        if match is None or _pid_alive(int(match.groups()[-1])):
+            continue
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # not ours to fight over: another process may be removing it
+    return removed
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Raises unless the nearest existing folder on the way to ``path`` is writable."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ExportError(f"{what} {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".deconvnet-write-test-{os.getpid()}-",
+                                     dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ExportError(f"{what} {str(path)!r} is not writable ({str(existing)!r}: "
+                          f"{err.strerror or err})") from err
+
+
+def _enclosing_saved_model(path: Path) -> Path | None:
+    for parent in path.absolute().parents:
+        if (parent / "saved_model.pb").is_file():
+            return parent
+    return None
+
+
+def _is_sidecar(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and str(data.get("schema", "")).startswith("deconvnet_tf.")
+
+
+def check_output(output: str | os.PathLike, kind: str, *, overwrite: bool,
+                 what: str = "--output") -> Path:
+    """Checks an export target before any work is done; never lets a user's file be replaced.
+
+    ``kind="saved_model"``: ``output`` must be a new or empty folder, or (with ``overwrite``)
+    an earlier SavedModel. ``kind="tflite"``: a ``.tflite`` path that is not a folder; an
+    existing file (or its ``.json`` sidecar) needs ``overwrite``, and a ``.json`` next to it
+    that is not a deconvnet sidecar is never replaced. Neither may lie inside an existing
+    SavedModel, and the folder on the way must be writable.
+
+    Raises:
+        ExportError: One line naming ``what`` and what was expected.
+    """
+    output = Path(output)
+    inside = _enclosing_saved_model(output)
+    if inside is not None:
+        raise ExportError(f"{what} {str(output)!r} is inside the existing SavedModel "
+                          f"{str(inside)!r}; choose a path outside it")
+    if kind == "saved_model":
+        if output.suffix == ".tflite":
+            raise ExportError(f"{what} {str(output)!r}: a SavedModel is a folder, not a .tflite "
+                              "file (use --format tflite for .tflite)")
+        if output.exists() and not output.is_dir():
+            raise ExportError(f"{what} {str(output)!r} is a file; a SavedModel is written as a "
+                              "folder: choose a new folder path")
+        if output.is_dir() and any(output.iterdir()):
+            if not (output / "saved_model.pb").is_file():
+                raise ExportError(f"{what} {str(output)!r} is a folder that is not a SavedModel "
+                                  "and not empty; choose a new or empty folder")
+            if not overwrite:
+                raise ExportError(f"{what} {str(output)!r} already holds a SavedModel: pass "
+                                  "--overwrite to replace it, or choose another folder")
+    elif kind == "tflite":
+        if output.suffix != ".tflite":
+            raise ExportError(f"{what} {str(output)!r}: a TFLite export must end in .tflite")
+        if output.is_dir():
+            raise ExportError(f"{what} {str(output)!r} is a folder; expected a .tflite file path")
+        sidecar = output.with_suffix(".json")
+        if sidecar.is_dir():
+            raise ExportError(f"{what} {str(output)!r}: its metadata path {str(sidecar)!r} is a "
+                              "folder")
+        if sidecar.exists() and not _is_sidecar(sidecar):
+            raise ExportError(f"{what} {str(output)!r}: {str(sidecar)!r} exists and is not a "
+                              "deconvnet metadata sidecar; move it away or choose another name")
+        taken = [p.name for p in (output, sidecar) if p.exists()]
+        if taken and not overwrite:
+            verb = "exists" if len(taken) == 1 else "exist"
+            raise ExportError(f"{what} {str(output)!r}: {' and '.join(taken)} already {verb}: "
+                              "pass --overwrite to replace, or choose another path")
+    else:  # pragma: no cover - programming error
+        raise ValueError(f"kind must be 'saved_model' or 'tflite', got {kind!r}")
+    _check_writable(output, what)
+    return output
+
+
+def make_parents(path: Path) -> list[Path]:
+    """Creates the missing parents of ``path``; returns those created (outermost first)."""
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    missing.reverse()
+    for folder in missing:
+        folder.mkdir(exist_ok=True)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Removes the folders created by :func:`make_parents` again, where still empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def model_family(model) -> str:
@@ -182,7 +374,7 @@ def parse_input_size(value, model=None) -> tuple[int, int] | None:
                 return int(shape[0]), int(shape[1])
         return None
     if min(size) < 1:
-        raise ExportError(f"input size must be positive, got {size[0]}x{size[1]}")
+        raise ExportError(f"--input-size {size[0]}x{size[1]}: height and width must be positive")
     minimum = int(getattr(model, "min_input_size", 1)) if model is not None else 1
     if min(size) < minimum:
         raise ExportError(f"--input-size {size[0]}x{size[1]} is below the model's minimum "
@@ -265,7 +457,7 @@ def atomic_replace_dir(tmp: Path, target: Path) -> Path:
     target = Path(target)
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        old = temp_sibling(target, "old")
         os.replace(target, old)
     try:
         os.replace(tmp, target)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from deconvnet_tf.export._common import parse_input_size, resolve_class_names, resolve_model
+from deconvnet_tf.export._common import (
+    check_output,
+    export_name,
+    parse_input_size,
+    resolve_class_names,
+    resolve_model,
+)
 from deconvnet_tf.export.saved_model import export_saved_model
 from deconvnet_tf.export.tflite import QUANTIZE_CHOICES, ExportError, export_tflite_variants
 
@@ -87,11 +93,14 @@ def export_all(
     sample_images=None,
     predict_dir: str | os.PathLike | None = None,
     threads: int = 2,
+    overwrite: bool = True,
 ) -> ExportResult:
     """Exports a model as a SavedModel and as ``.tflite`` files, then runs them on LiteRT.
 
     Writes ``<output_dir>/saved_model/`` and ``<output_dir>/<name>[_<quantize>].tflite`` (+
-    ``.json`` sidecars). With ``sample_images``, each ``.tflite`` runs on them through
+    ``.json`` sidecars); ``<name>`` is the model file's (see
+    :func:`~deconvnet_tf.export._common.export_name`: ``runs/shapes/model.keras`` gives
+    ``shapes``), or the model's name for a model object. With ``sample_images``, each ``.tflite`` runs on them through
     :class:`deconvnet_tf.lite.LiteSegmenter` and the pixel agreement of its labels with the
     Keras model's is measured; with ``predict_dir`` the LiteRT outputs (label PNG, colour,
     overlay) are written to ``<predict_dir>/<quantize>/``.
@@ -108,6 +117,7 @@ def export_all(
         sample_images: Image paths or RGB arrays to check LiteRT against Keras on.
         predict_dir: Where to write LiteRT predictions of the samples.
         threads: LiteRT threads.
+        overwrite: Replace earlier exports in ``output_dir`` (else raise before any work).
 
     Returns:
         An :class:`ExportResult` (``.summary()`` prints a table).
@@ -127,19 +137,27 @@ def export_all(
     names = resolve_class_names(model, class_names, model_path)
     size = parse_input_size(input_size, model)
     output_dir = Path(output_dir)
+    base = export_name(model_path, model)
+    targets = {q: output_dir / tflite_name(base, q) for q in quantize}
+    if saved_model:  # every target is checked before the first export starts
+        check_output(output_dir / "saved_model", "saved_model", overwrite=overwrite,
+                     what="output")
+    for target in targets.values():
+        check_output(target, "tflite", overwrite=overwrite, what="output")
     result = ExportResult(saved_model=None, tflite={})
     if saved_model:
         started = time.perf_counter()
         result.saved_model = export_saved_model(model, output_dir / "saved_model",
-                                                input_size=size, class_names=names)
+                                                input_size=size, class_names=names,
+                                                overwrite=overwrite)
         result.seconds["saved_model"] = time.perf_counter() - started
         result.sizes["saved_model"] = _dir_size(result.saved_model)
     if quantize:
         from deconvnet_tf.lite.metadata import read_metadata
 
         written = export_tflite_variants(
-            model, {q: output_dir / tflite_name(model.name, q) for q in quantize},
-            input_size=size, representative_data=representative_data, class_names=names)
+            model, targets, input_size=size, representative_data=representative_data,
+            class_names=names, overwrite=overwrite)
         for q, path in written.items():
             result.tflite[q] = path
             result.sizes[q] = path.stat().st_size

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,17 @@ import numpy as np
 from deconvnet_tf.export._common import (
     ExportError,
     atomic_replace_dir,
+    check_output,
+    make_parents,
     model_family,
     parse_input_size,
+    remove_empty,
     require_tensorflow,
     resolve_class_names,
     resolve_model,
     serving_function,
+    sweep_orphans,
+    temp_sibling,
 )
 from deconvnet_tf.lite.metadata import ModelMetadata, read_metadata, write_metadata
 
@@ -54,6 +58,7 @@ def export_saved_model(
     *,
     input_size=None,
     class_names=None,
+    overwrite: bool = True,
 ) -> Path:
     """Exports a segmentation model as a TensorFlow SavedModel directory.
 
@@ -62,7 +67,9 @@ def export_saved_model(
     (float32 ``[batch, H, W, C]``) and ``labels`` (int32 ``[batch, H, W]``). The metadata
     sidecar goes to ``<output>/assets/deconvnet_metadata.json``. The directory is written to
     a temporary sibling and renamed into place, so a failed export leaves no half-written
-    directory (and keeps an older export).
+    directory (and keeps an older export). ``output`` must be a new or empty folder or an
+    earlier SavedModel (replaced only with ``overwrite``): never a file, a folder of other
+    files, or a path inside another SavedModel.
 
     Args:
         model: A Keras model of this package or a ``.keras`` path / run folder.
@@ -70,12 +77,15 @@ def export_saved_model(
         input_size: ``None`` (any size; or the model's fixed size), ``(H, W)`` or ``"HxW"``.
         class_names: Class names, a ``meta.json`` path, or ``None`` (found next to the
             model's run folder when possible, else ``class_<i>``).
+        overwrite: Replace an earlier SavedModel at ``output`` (``deconvnet-export`` passes
+            its ``--overwrite``, default off).
 
     Returns:
         ``output`` as a Path.
 
     Raises:
-        ExportError: Not on the TensorFlow backend, bad input size or class names.
+        ExportError: Not on the TensorFlow backend, bad input size or class names, or an
+            output path that is taken (see above) or not writable.
 
     Example:
 
@@ -84,13 +94,15 @@ def export_saved_model(
     >>> probabilities = predictor(images)          # uint8 [B, H, W, 3] -> [B, H, W, C]
     """
     require_tensorflow()
+    output = check_output(output, "saved_model", overwrite=overwrite)
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)
     names = resolve_class_names(model, class_names, model_path)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+    sweep_orphans(output.parent)
+    created = make_parents(output)
+    tmp = temp_sibling(output)
     shape = [None, *(size if size else (None, None)), 3]
+    done = False
     try:
         write_archive(model, tmp, shape)
         meta = ModelMetadata.create(
@@ -103,9 +115,12 @@ def export_saved_model(
         )
         write_metadata(tmp, meta)
         atomic_replace_dir(tmp, output)
+        done = True
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            remove_empty(created)
     return output
 
 

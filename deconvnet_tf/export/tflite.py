@@ -12,21 +12,26 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import uuid
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from deconvnet_tf.export._common import (
+    TEMP_DIR_PREFIX,
     ExportError,
+    check_output,
+    make_parents,
     model_family,
     parse_input_size,
+    remove_empty,
     require_tensorflow,
     resolve_class_names,
     resolve_model,
+    sweep_orphans,
+    temp_sibling,
 )
-from deconvnet_tf.lite.metadata import ModelMetadata, write_metadata
+from deconvnet_tf.lite.metadata import ModelMetadata, metadata_path
 
 __all__ = [
     "QUANTIZE_CHOICES",
@@ -236,6 +241,7 @@ def export_tflite(
     allow_flex: bool = False,
     class_names=None,
     calibration_count: int = 32,
+    overwrite: bool = True,
 ) -> Path:
     """Converts a segmentation model to a ``.tflite`` file plus its ``.json`` metadata sidecar.
 
@@ -265,12 +271,16 @@ def export_tflite(
         class_names: Class names, a ``meta.json`` path, or ``None`` (looked up next to the
             model, else ``class_<i>``).
         calibration_count: Number of calibration images for ``int8``.
+        overwrite: Replace an existing ``output`` and its sidecar (``deconvnet-export``
+            passes its ``--overwrite``, default off). A ``.json`` next to ``output`` that is
+            not a deconvnet sidecar is never replaced.
 
     Returns:
         The written ``.tflite`` path.
 
     Raises:
-        ExportError: Bad argument, conversion failure, or non-builtin ops in the result.
+        ExportError: Bad argument, an output path that is taken or not writable, conversion
+            failure, or non-builtin ops in the result.
 
     Example:
 
@@ -281,7 +291,7 @@ def export_tflite(
     return export_tflite_variants(
         model, {quantize: output}, input_size=input_size,
         representative_data=representative_data, allow_flex=allow_flex,
-        class_names=class_names, calibration_count=calibration_count,
+        class_names=class_names, calibration_count=calibration_count, overwrite=overwrite,
     )[quantize]
 
 
@@ -294,28 +304,33 @@ def export_tflite_variants(
     allow_flex: bool = False,
     class_names=None,
     calibration_count: int = 32,
+    overwrite: bool = True,
 ) -> dict[str, Path]:
     """Several quantisations of one model (one traced SavedModel converted once per variant).
 
     Args:
         model: A Keras model of this package or a ``.keras`` path / run folder.
         outputs: ``{quantize: .tflite path}``.
-        input_size, representative_data, allow_flex, class_names, calibration_count: As in
-            :func:`export_tflite`.
+        input_size, representative_data, allow_flex, class_names, calibration_count,
+            overwrite: As in :func:`export_tflite`.
 
     Returns:
         ``{quantize: written path}``.
 
     Raises:
         ExportError: As :func:`export_tflite`; variants converted before the failing one
-            stay written.
+            stay written. Every output path is checked before any work is done. A failed
+            export leaves no temporary file or folder behind (leftovers of killed exports are
+            removed by the next one, see :func:`~deconvnet_tf.export._common.sweep_orphans`).
     """
     require_tensorflow()
+    outputs = {q: Path(o) for q, o in outputs.items()}
     for quantize, output in outputs.items():
         if quantize not in QUANTIZE_CHOICES:
             raise ExportError(f"--quantize {quantize!r}: expected one of {QUANTIZE_CHOICES}")
-        if Path(output).suffix != ".tflite":
-            raise ExportError(f"--output {str(output)!r}: a TFLite export must end in .tflite")
+        check_output(output, "tflite", overwrite=overwrite)
+    if len({o.absolute() for o in outputs.values()}) != len(outputs):
+        raise ExportError(f"outputs: two quantisations share one path ({outputs})")
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)
     names = resolve_class_names(model, class_names, model_path)
@@ -335,8 +350,9 @@ def export_tflite_variants(
 
     from deconvnet_tf.export.saved_model import write_archive
 
+    sweep_orphans(*{o.parent for o in outputs.values()})
     written = {}
-    with tempfile.TemporaryDirectory(prefix="deconvnet_export_") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_DIR_PREFIX}{os.getpid()}_") as tmp:
         saved = Path(tmp) / "saved_model"
         started = time.perf_counter()
         write_archive(model, saved, shape, split_preprocessing=True,
@@ -352,8 +368,9 @@ def export_tflite_variants(
                                             message=".*tf.lite.Interpreter is deprecated")
                     data = converter.convert()
             except Exception as err:  # the converter raises several error types
+                detail = " ".join(str(err).split()) or type(err).__name__  # one line
                 raise ExportError(f"TFLite conversion of {model.name} ({quantize}) failed: "
-                                  f"{str(err)[-2000:]}") from err
+                                  f"{detail[-1000:]}") from err
             seconds = trace_seconds + time.perf_counter() - started
             written[quantize] = _write_tflite(
                 data, Path(output), model=model, names=names, shape=shape, minimum=minimum,
@@ -365,33 +382,53 @@ def export_tflite_variants(
 
 def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, quantize,
                   allow_flex, unpooling, seconds, calibration) -> Path:
+    from deconvnet_tf.lite.metadata import _dumps
+
     ops = tflite_op_names(data)
     bad = non_builtin_ops(data)
     if bad and not allow_flex:
         raise ExportError(f"TFLite model of {model.name} needs non-builtin ops {sorted(bad)}: it "
                           "would not run on the stock LiteRT interpreter; nothing was written")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+    meta = ModelMetadata.create(
+        model.name, model_family(model), names, input_shape=shape,
+        min_input_size=minimum,
+        mean_bgr=list(getattr(model, "mean", (104.008, 116.669, 122.675))),
+        format="tflite", quantize=quantize, builtins_only=not bad, ops=sorted(ops),
+        extra={
+            "signature": "serving_default",
+            "unpooling": unpooling,
+            "convert_seconds": round(seconds, 2),
+            "calibration_images": len(calibration) if quantize == "int8" else 0,
+            "note": ("Flex model for comparison: needs the TensorFlow Select ops runtime, "
+                     "NOT the stock LiteRT interpreter") if bad else
+                    "builtin ops only: runs on the stock LiteRT interpreter",
+        },
+    )
+    sidecar = metadata_path(output)
+    created = make_parents(output)
+    tmp_model, tmp_meta = temp_sibling(output), temp_sibling(sidecar)
+    old_meta = None
+    placed = done = False
     try:
-        tmp_path.write_bytes(data)
-        meta = ModelMetadata.create(
-            model.name, model_family(model), names, input_shape=shape,
-            min_input_size=minimum,
-            mean_bgr=list(getattr(model, "mean", (104.008, 116.669, 122.675))),
-            format="tflite", quantize=quantize, builtins_only=not bad, ops=sorted(ops),
-            extra={
-                "signature": "serving_default",
-                "unpooling": unpooling,
-                "convert_seconds": round(seconds, 2),
-                "calibration_images": len(calibration) if quantize == "int8" else 0,
-                "note": ("Flex model for comparison: needs the TensorFlow Select ops runtime, "
-                         "NOT the stock LiteRT interpreter") if bad else
-                        "builtin ops only: runs on the stock LiteRT interpreter",
-            },
-        )
-        write_metadata(output, meta)
-        os.replace(tmp_path, output)
+        # Both files are complete under temporary names before either replaces anything.
+        tmp_model.write_bytes(data)
+        tmp_meta.write_text(_dumps(meta.to_dict()) + "\n")
+        if sidecar.exists():  # kept aside until the model is in place, restored on failure
+            old_meta = temp_sibling(sidecar, "old")
+            os.replace(sidecar, old_meta)
+        os.replace(tmp_meta, sidecar)
+        placed = True
+        os.replace(tmp_model, output)
+        done = True
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if not done:
+            if old_meta is not None and old_meta.exists():
+                os.replace(old_meta, sidecar)  # the earlier export's pair, as it was
+            elif placed and sidecar.exists():
+                sidecar.unlink()  # no sidecar without its model
+        for tmp in (tmp_model, tmp_meta, old_meta):
+            if tmp is not None and tmp.exists():
+                tmp.unlink()
+        if not done:
+            remove_empty(created)
     return output

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+import zipfile
 from pathlib import Path
 
 import keras
@@ -12,7 +14,125 @@ import numpy as np
 
 from deconvnet_tf.training.metrics import SegmentationReport, report_from_confusion
 
-__all__ = ["evaluate", "predict_native", "save_report"]
+__all__ = ["ModelFileError", "check_input_size", "check_report_output", "evaluate",
+           "load_model_file", "predict_native", "save_report"]
+
+REPORT_FILES = ("metrics.json", "confusion.png")
+
+
+class ModelFileError(ValueError):
+    """A model path that is missing, a folder without ``model.keras``, or not a loadable
+    ``.keras`` file; the message is one line naming the path."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    line = text.splitlines()[0]
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def load_model_file(path: str | os.PathLike, what: str = "--model") -> tuple[keras.Model, Path]:
+    """Loads a ``.keras`` file (or a training run folder's ``model.keras``) with clear errors.
+
+    Args:
+        path: A ``.keras`` file or a run folder that holds ``model.keras``.
+        what: How the path is named in messages (the command-line flag).
+
+    Returns:
+        ``(model, path of the .keras file)``.
+
+    Raises:
+        ModelFileError: Missing path, a folder without ``model.keras``, or a file that is not
+            a loadable ``.keras`` model (corrupt, truncated, another format).
+    """
+    from deconvnet_tf.models import load_model
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise ModelFileError(f"{what} {str(path)!r} is a folder without model.keras "
+                                 "(expected a .keras file or a training run folder)")
+        path = path / "model.keras"
+    if not path.exists():
+        raise ModelFileError(f"{what} {str(path)!r}: no such file (expected a .keras model)")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{what} {str(path)!r} is not a .keras model file (expected the "
+                             "zip archive that model.save writes)")
+    try:
+        model = load_model(path)
+    except Exception as err:  # keras raises many types for a damaged archive
+        raise ModelFileError(f"{what} {str(path)!r} is not a loadable .keras model "
+                             f"({type(err).__name__}: {_first_line(err)})") from err
+    if not isinstance(model, keras.Model) or len(model.output_shape) != 4:
+        raise ModelFileError(f"{what} {str(path)!r} is not a segmentation model (expected "
+                             f"outputs (batch, height, width, classes), got "
+                             f"{getattr(model, 'output_shape', None)})")
+    return model, path
+
+
+def check_input_size(model: keras.Model, input_size, what: str = "input_size"):
+    """Checks ``(height, width)`` against the model's minimum input size.
+
+    Returns:
+        ``(height, width)`` as ints, or ``None``.
+
+    Raises:
+        ValueError: Not two positive ints, below ``model.min_input_size``, or another size
+            than the one a fixed-size model was built for.
+    """
+    if input_size is None:
+        return None
+    try:
+        height, width = (int(v) for v in input_size)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} must be (height, width), got {input_size!r}") from err
+    if min(height, width) < 1:
+        raise ValueError(f"{what} must be positive, got {height}x{width}")
+    minimum = int(getattr(model, "min_input_size", 1) or 1)
+    if min(height, width) < minimum:
+        raise ValueError(f"{what} {height}x{width} is below the minimum input size of model "
+                         f"{model.name!r}: {minimum}x{minimum}")
+    fixed = tuple(getattr(model, "image_shape", (None, None, 3)))[:2]
+    if None not in fixed and tuple(int(v) for v in fixed) != (height, width):
+        raise ValueError(f"{what} {height}x{width}: model {model.name!r} was built for a fixed "
+                         f"input of {fixed[0]}x{fixed[1]} (leave {what} out to use it)")
+    return height, width
+
+
+def check_report_output(output: str | os.PathLike, *, overwrite: bool = False,
+                        what: str = "--output") -> Path:
+    """Checks, before a long evaluation, that the report can be written to folder ``output``.
+
+    Nothing is created: the nearest existing folder on the way must be writable.
+
+    Raises:
+        ValueError: ``output`` (or a parent) is a file, the folder already holds a report and
+            not ``overwrite``, or the folder cannot be written.
+    """
+    import tempfile
+
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{what} {str(output)!r} is a file; expected a folder for "
+                         "metrics.json and confusion.png")
+    if output.is_dir() and not overwrite:
+        taken = [name for name in REPORT_FILES if (output / name).exists()]
+        if taken:
+            raise ValueError(f"{what} {str(output)!r} already holds {', '.join(taken)}: pass "
+                             "--overwrite to replace the report, or choose another folder")
+    existing = output
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {str(output)!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".deconvnet-write-test-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{what} {str(output)!r} is not writable ({str(existing)!r}: "
+                         f"{err.strerror or err})") from err
+    return output
 
 
 def predict_native(model: keras.Model, image: np.ndarray,
@@ -60,6 +180,7 @@ def evaluate(
     progress: bool = True,
     input_size: tuple[int, int] | None = None,
     flip: bool = False,
+    exact_classes: bool = False,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
 
@@ -75,13 +196,20 @@ def evaluate(
             (``None``: each image at its own size).
         flip: Average each image's scores with those of its mirror image (test-time
             augmentation, twice the inference time).
+        exact_classes: Require the model's class count to equal the dataset's (what
+            ``deconvnet-evaluate`` does). Otherwise a model with more outputs than the dataset
+            has classes (trained with a ``num_classes`` override) is scored, its extra classes
+            counting as errors.
 
     Returns:
         A :class:`SegmentationReport`.
 
     Raises:
-        DatasetError: bad data (naming the file).
-        ValueError: the model predicts fewer classes than the dataset has.
+        DatasetError: bad data (naming the file), including label values outside the
+            dataset's classes that are not its void label.
+        ValueError: the model predicts fewer classes than the dataset has (or, with
+            ``exact_classes``, another number); ``input_size`` below the model's minimum.
+        ModelFileError: ``model`` is a path that does not load.
 
     Uses ``keras.metrics.MeanIoU(ignore_class=...)`` for the confusion matrix; the report adds
     per-class IoU, global pixel accuracy and class-average accuracy.
@@ -91,23 +219,39 @@ def evaluate(
     >>> report = evaluate("runs/camvid/model.keras", "/data/camvid_360x480", "val")
     >>> print(report.table())
     """
+    from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.data.sources import open_source
-    from deconvnet_tf.models import load_model
 
     if not isinstance(model, keras.Model):
-        model = load_model(model)
+        model, _ = load_model_file(model, "model")
+    input_size = check_input_size(model, input_size)
     if source is None:
         source = open_source(data, tfds=tfds)
     info = source.info
+    num_classes = int(model.output_shape[-1])
+    if num_classes < info.num_classes or (exact_classes and num_classes != info.num_classes):
+        names = ", ".join(info.class_names)
+        raise ValueError(f"class mismatch: model {model.name!r} predicts {num_classes} classes "
+                         f"but dataset {source.name!r} has {info.num_classes} ({names[:200]}); "
+                         "evaluate a model trained on this dataset's classes")
     total = source.num_examples(split)
     total = total if limit is None else min(limit, total)
-    num_classes = int(model.output_shape[-1])
-    if num_classes < info.num_classes:
-        raise ValueError(f"The model predicts {num_classes} classes but {source.name!r} has "
-                         f"{info.num_classes}")
+    try:
+        records = source.records(split)
+    except DatasetError:  # not file-based (TFDS): name examples by index
+        records = None
     metric = keras.metrics.MeanIoU(num_classes=num_classes, ignore_class=info.ignore_label)
     bar = keras.utils.Progbar(total, unit_name="image") if progress else None
     for i, (image, label) in enumerate(source.numpy_examples(split, limit=limit), 1):
+        bad = [int(v) for v in np.unique(label)
+               if v >= info.num_classes and v != info.ignore_label]
+        if bad:
+            where = str(records[i - 1].label) if records is not None else f"{split}[{i - 1}]"
+            void = ("no void label" if info.ignore_label is None
+                    else f"void label {info.ignore_label}")
+            raise DatasetError(f"label {where!r} of {source.name!r} has value(s) {bad[:5]} "
+                               f"outside the dataset's {info.num_classes} classes "
+                               f"[0, {info.num_classes}) ({void})")
         pred = predict_native(model, image, input_size, flip=flip).argmax(-1)
         metric.update_state(label.astype(np.int32), pred.astype(np.int32))
         if bar is not None:
@@ -118,18 +262,39 @@ def evaluate(
     return report_from_confusion(confusion, info.class_names)
 
 
-def save_report(report: SegmentationReport, output: str | os.PathLike) -> dict[str, Path]:
-    """Writes ``metrics.json`` and ``confusion.png`` (row-normalised) into ``output``."""
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Writes ``data`` to a unique temporary sibling of ``path``, then renames it into place."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_report(report: SegmentationReport, output: str | os.PathLike, *,
+                overwrite: bool = True) -> dict[str, Path]:
+    """Writes ``metrics.json`` and ``confusion.png`` (row-normalised) into folder ``output``.
+
+    Each file is written to a unique temporary name in ``output`` and renamed into place.
+
+    Args:
+        report: The report.
+        output: The folder (created if missing).
+        overwrite: Replace an earlier report in ``output`` (else raise).
+
+    Raises:
+        ValueError: ``output`` is a file, or holds a report and not ``overwrite``.
+        OSError: The folder cannot be written.
+    """
     import cv2
 
-    from deconvnet_tf.render import save_png
-
-    output = Path(output)
+    output = check_report_output(output, overwrite=overwrite, what="output")
     output.mkdir(parents=True, exist_ok=True)
-    json_path = output / "metrics.json"
-    tmp = json_path.with_name(".metrics.json.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    os.replace(tmp, json_path)
+    json_path = _write_atomic(output / "metrics.json",
+                              (json.dumps(report.to_dict(), indent=2) + "\n").encode())
 
     cm = report.confusion
     n = len(report.class_names)
@@ -144,5 +309,8 @@ def save_report(report: SegmentationReport, output: str | os.PathLike) -> dict[s
         text = np.full((cell, margin - 8, 3), 255, np.uint8)
         cv2.putText(text, name[:14], (2, cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
         canvas[4 : margin - 4, margin + i * cell : margin + (i + 1) * cell] = np.rot90(text)
-    png_path = save_png(output / "confusion.png", canvas)
+    ok, png = cv2.imencode(".png", canvas[..., ::-1])
+    if not ok:  # pragma: no cover - a uint8 image always encodes
+        raise ValueError("could not encode the confusion matrix as PNG")
+    png_path = _write_atomic(output / "confusion.png", png.tobytes())
     return {"metrics": json_path, "confusion": png_path}

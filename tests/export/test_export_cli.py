@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,153 @@ def test_op_names_rejects_other_files(tmp_path):
         tflite_op_names(bad)
     with pytest.raises(ExportError, match="not found"):
         tflite_op_names(tmp_path / "none.tflite")
+
+
+def test_export_name_follows_the_model_file(tmp_path):
+    from deconvnet_tf.export._common import export_name
+
+    run = tmp_path / "runs" / "camvid"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"")
+    assert export_name(run / "model.keras") == "camvid"
+    assert export_name(run) == "camvid"  # a run folder
+    assert export_name(run / "checkpoints" / "best.keras") == "camvid_best"
+    assert export_name(tmp_path / "other" / "horse.keras") == "horse"
+
+
+def test_cli_names_exports_after_the_model_and_needs_overwrite(art, tmp_path, monkeypatch,
+                                                               capsys):
+    """Two models of one preset get two exports (named after the files, not the shared
+    architecture); an existing export is replaced only with --overwrite."""
+    import shutil
+
+    from deconvnet_tf.cli.export import main
+
+    for name in ("a", "b"):
+        shutil.copy(art.model_path, tmp_path / f"{name}.keras")
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b"):
+        assert main(["--model", f"{name}.keras", "--format", "saved_model"]) == 0
+    assert sorted(p.name for p in (tmp_path / "saved_models").iterdir()) == ["a", "b"]
+    before = (tmp_path / "saved_models" / "a" / "saved_model.pb").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "a.keras", "--format", "saved_model"])
+    assert exc.value.code == 2
+    assert "already holds a SavedModel: pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "saved_models" / "a" / "saved_model.pb").read_bytes() == before
+    assert main(["--model", "a.keras", "--format", "saved_model", "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "saved_models").iterdir()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("failing", [".tflite", ".json"])
+def test_failed_tflite_write_leaves_no_partial_pair(art, tmp_path, monkeypatch, failing):
+    """A failure while the finished .tflite and its sidecar are renamed into place leaves
+    nothing new: no temporary file, no sidecar without its model, and an earlier export's
+    pair exactly as it was."""
+    import os
+
+    from deconvnet_tf.export import tflite as tflite_module
+
+    data = art.tflite["none"].read_bytes()  # a converted model: only the writing is tested
+    kwargs = dict(model=art.model, names=CLASSES, shape=[1, None, None, 3], minimum=17,
+                  quantize="none", allow_flex=False, unpooling="switch", seconds=1.0,
+                  calibration=None)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith(failing) and ".tmp-" in str(src):
+            raise OSError(28, "No space left on device (injected)")
+        return real_replace(src, dst)
+
+    fresh = tmp_path / "fresh" / "m.tflite"
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="injected"):
+        tflite_module._write_tflite(data, fresh, **kwargs)
+    assert not (tmp_path / "fresh").exists()  # the folder it created is gone too
+
+    monkeypatch.setattr(os, "replace", real_replace)
+    kept = tmp_path / "kept" / "m.tflite"
+    tflite_module._write_tflite(data, kept, **kwargs)
+    old_model, old_meta = kept.read_bytes(), kept.with_suffix(".json").read_bytes()
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="injected"):
+        tflite_module._write_tflite(data, kept, **dict(kwargs, quantize="fp16"))
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["m.json", "m.tflite"]
+    assert kept.read_bytes() == old_model and kept.with_suffix(".json").read_bytes() == old_meta
+
+
+def _ours(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("deconvnet_export_"))
+
+
+def test_failed_conversion_leaves_no_temporary_folder(art, tmp_path, monkeypatch):
+    import tempfile
+
+    from deconvnet_tf.export import ExportError, export_tflite
+    from deconvnet_tf.export import tflite as tflite_module
+
+    system_tmp = tmp_path / "systmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+
+    class Broken:
+        def convert(self):
+            raise RuntimeError("converter crashed (injected)")
+
+    monkeypatch.setattr(tflite_module, "_converter", lambda *args: Broken())
+    out = tmp_path / "out" / "m.tflite"
+    with pytest.raises(ExportError, match="injected"):
+        export_tflite(art.model, out, input_size=(24, 32))
+    assert _ours(system_tmp) == []
+    assert not out.parent.exists()
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next(art, tmp_path, monkeypatch):
+    """An export killed mid-conversion (kill -9, out of memory: no cleanup runs) leaves its
+    temporary folder in the system temp dir and, killed later, temporaries next to the
+    target; the next export removes those of dead processes and keeps a running one's."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import textwrap
+
+    from deconvnet_tf.export import export_saved_model
+
+    system_tmp, out = tmp_path / "systmp", tmp_path / "out"
+    system_tmp.mkdir()
+    out.mkdir()
+    code = textwrap.dedent("""
+        import os, signal, sys
+        import deconvnet_tf.export.tflite as t
+
+        class Killed:
+            def convert(self):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        t._converter = lambda *args: Killed()
+        t.export_tflite(sys.argv[1], sys.argv[2], input_size="24x32")
+    """)
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, TMPDIR=str(system_tmp), PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(art.model_path),
+                             str(out / "m.tflite")], env=env, stderr=subprocess.PIPE, text=True)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == -9, stderr[-2000:]
+    dead = proc.pid
+    left = _ours(system_tmp)  # (TensorFlow's autograph leaves files there too: not ours)
+    assert len(left) == 1 and left[0].startswith(f"deconvnet_export_{dead}_"), left
+    # What the same kill leaves next to the targets at a later moment of an export.
+    (out / f".m.tflite.tmp-{dead}-0123abcd").write_bytes(b"half a model")
+    (out / f".sm.tmp-{dead}-89abcdef").mkdir()
+    (out / f".sm.tmp-{dead}-89abcdef" / "saved_model.pb").write_bytes(b"half")
+    running = out / f".other.tflite.tmp-{os.getpid()}-deadbeef"  # this process: running
+    running.write_bytes(b"in progress")
+    user = out / "notes.tmp-1-00000000"  # not a name the exporter makes
+    user.write_text("mine")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    export_saved_model(art.model, out / "sm")
+    assert _ours(system_tmp) == []
+    assert sorted(p.name for p in out.iterdir()) == sorted([running.name, user.name, "sm"])

@@ -91,8 +91,9 @@ def test_quantized_agreement(art, rng):
     Thresholds: fp16 weights change each weight by <= 2^-11 relative, so only near-tie pixels
     can flip: >= 99.5%. Dynamic-range int8 weights (per-channel, 1/254 of the range): >= 99%.
     Full-integer int8 also quantises every activation (per tensor, 256 levels) and the
-    pooling switches: >= 98% (the issue's bar; measured ~99.8%). On noise images (outside
-    the calibration distribution) only fp16 is held to a bar; int8 is reported.
+    pooling switches: >= 98% (the issue's bar; measured ~99.8%). Noise images (outside the
+    calibration distribution) are held to the same bars (measured: 100.0% for every variant:
+    the trained model calls noise background, and the quantised ones must keep doing so).
     """
     from deconvnet_tf.lite import LiteSegmenter
 
@@ -104,10 +105,8 @@ def test_quantized_agreement(art, rng):
         segmenter = LiteSegmenter(art.tflite[variant], threads=2)
         measured[variant] = (_agreement(segmenter, art.model, scenes),
                              _agreement(segmenter, art.model, noise))
-        assert measured[variant][0] >= bar, (variant, measured)
-    assert measured["fp16"][1] >= 0.99, measured
-    print("agreement (scenes, noise):", {k: tuple(round(100 * v, 2) for v in a)
-                                          for k, a in measured.items()})
+        assert measured[variant][0] >= bar, (variant, "scenes", measured)
+        assert measured[variant][1] >= bar, (variant, "noise", measured)
 
 
 def test_int8_fixed_size_model_io(art):
@@ -133,7 +132,10 @@ def test_export_all_summary_and_predictions(art):
     assert result.agreement["none"] == 1.0 and result.agreement["dynamic"] >= 0.98
     assert all(result.sizes[k] > 0 for k in ("saved_model", "none", "dynamic", "fp16"))
     table = result.summary()
-    assert "deconvnet_tiny.tflite" in table and "100.00%" in table
+    # Named after the model file (<run>/model.keras -> the run folder's name), not the
+    # architecture: two models of one preset do not replace each other.
+    assert art.model_path.parent.name == "model"
+    assert "| model.tflite |" in table and "deconvnet_tiny" not in table and "100.00%" in table
     for paths in result.predictions["none"]:
         assert {"label", "color", "overlay"} <= set(paths) and paths["overlay"].is_file()
 

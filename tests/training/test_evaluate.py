@@ -70,11 +70,13 @@ def test_train_and_evaluate_clis(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "| **mean IoU** |" in text and (out / "eval" / "metrics.json").is_file()
+    report_dir = tmp_path / "reports" / "val"
     assert evaluate_cli.main(["--model", str(out / "model.keras"), "--data",
-                              str(out / "synthetic_data"), "--split", "val"]) == 0
-    assert (out / "eval_val" / "confusion.png").is_file()
+                              str(out / "synthetic_data"), "--split", "val",
+                              "--output", str(report_dir)]) == 0
+    assert (report_dir / "confusion.png").is_file() and not (out / "eval_val").exists()
     assert evaluate_cli.main(["--model", str(out / "model.keras"), "--data",
-                              str(tmp_path / "nowhere")]) == 2
+                              str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")]) == 2
     assert "is not a directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train_cli.main(["--set", "epochs=zero"])
@@ -104,3 +106,83 @@ def test_predictions_outside_the_dataset_classes_count_as_errors():
     assert r.pixel_accuracy == pytest.approx(8 / 13)
     with pytest.raises(ValueError, match=r"confusion must be \(3, K >= 3\)"):
         report_from_confusion(cm, ["a", "b", "c"])
+
+
+def _labels_with(root, value):
+    import cv2
+
+    path = root / "val" / "labels" / "val_00001.png"
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    label[0, :5] = value
+    cv2.imwrite(str(path), label)
+    return path
+
+
+def test_evaluate_refuses_label_values_outside_the_classes(tmp_path):
+    """A label value >= the class count that is not the void label is bad data (naming the
+    file), not a pixel silently counted or dropped; the void label (255) stays fine."""
+    from deconvnet_tf.data.folder import DatasetError
+
+    root = write_synthetic_dataset(tmp_path / "ds", num_train=1, num_val=2, height=24, width=32)
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5)
+    _labels_with(root, 255)
+    assert evaluate(model, root, "val", progress=False).confusion.sum() == 2 * 24 * 32 - 5
+    path = _labels_with(root, 7)
+    with pytest.raises(DatasetError, match=r"val_00001\.png.*value\(s\) \[7\] outside the "
+                                           r"dataset's 5 classes"):
+        evaluate(model, root, "val", progress=False)
+    # Also for a model with more outputs than the dataset has classes (7 < 11 would fit it).
+    wide = deconvnet_tf.build_model("deconvnet_tiny", num_classes=11)
+    with pytest.raises(DatasetError, match=str(path.name)):
+        evaluate(wide, root, "val", progress=False)
+
+
+def test_evaluate_class_count_checks(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "ds", num_train=1, num_val=1, height=24, width=32)
+    wide = deconvnet_tf.build_model("deconvnet_tiny", num_classes=11)
+    with pytest.raises(ValueError, match="predicts 11 classes but dataset .* has 5"):
+        evaluate(wide, root, "val", progress=False, exact_classes=True)
+    # The library default still scores a wider model (a num_classes override in training).
+    assert evaluate(wide, root, "val", progress=False).confusion.shape == (5, 11)
+    narrow = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3)
+    with pytest.raises(ValueError, match="predicts 3 classes"):
+        evaluate(narrow, root, "val", progress=False)
+
+
+def test_evaluate_input_size_below_the_minimum_names_it(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "ds", num_train=1, num_val=1, height=24, width=32)
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5)
+    with pytest.raises(ValueError, match=r"8x8 is below the minimum input size .* 17x17"):
+        evaluate(model, root, "val", progress=False, input_size=(8, 8))
+    fixed = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5, input_shape=(24, 32, 3))
+    with pytest.raises(ValueError, match=r"24x40: .* fixed input of 24x32"):
+        evaluate(fixed, root, "val", progress=False, input_size=(24, 40))
+    assert evaluate(fixed, root, "val", progress=False, input_size=(24, 32)).confusion.sum() > 0
+
+
+def test_save_report_is_atomic_and_never_replaces_a_file(tmp_path, monkeypatch):
+    import os
+
+    cm = np.array([[3, 1], [0, 4]])
+    report = report_from_confusion(cm, ["a", "b"])
+    taken = tmp_path / "taken"
+    taken.write_text("user data")
+    with pytest.raises(ValueError, match="is a file"):
+        save_report(report, taken)
+    assert taken.read_text() == "user data"
+    out = tmp_path / "eval"
+    save_report(report, out)
+    with pytest.raises(ValueError, match="already holds metrics.json, confusion.png"):
+        save_report(report, out, overwrite=False)
+    # A failure while renaming into place leaves no temporary file behind.
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith("confusion.png"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="No space left"):
+        save_report(report, out)
+    assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "metrics.json"]
