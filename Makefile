@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-tf test-jax install presets clean
+.PHONY: demo test test-quick mutation install presets clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ test: $(STAMP)
 	wait $$jax; jaxrc=$$?; \
 	echo "--- KERAS_BACKEND=jax: tests marked jax ---"; cat .pytest-jax.log; \
 	exit $$(( tf || jaxrc ))
+
+# The quick loop: everything but the tests marked slow (full-size paper/FCN networks), on the
+# TensorFlow backend only. CI runs `make test`.
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+# Mutation testing of the modules where wrong code would go unnoticed (tools/mutation.py;
+# ~30 min on 2 cores; not part of `make test`).
+mutation: $(STAMP)
+	$(PY) tools/mutation.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .pytest-jax.log

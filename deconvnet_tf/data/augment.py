@@ -73,12 +73,18 @@ def random_flip(image, label, seed):
 
 
 def color_jitter(image, seed, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2):
-    """Random brightness/contrast/saturation of the image only (uint8 in, uint8 out)."""
+    """Random brightness/contrast/saturation of the image only (uint8 in, uint8 out).
+
+    A range of 0 turns that step off.
+    """
     tf = _tf()
     x = tf.cast(image, tf.float32) / 255.0
-    x = tf.image.stateless_random_brightness(x, brightness, seed)
-    x = tf.image.stateless_random_contrast(x, 1 - contrast, 1 + contrast, seed + 2)
-    x = tf.image.stateless_random_saturation(x, 1 - saturation, 1 + saturation, seed + 3)
+    if brightness:
+        x = tf.image.stateless_random_brightness(x, brightness, seed)
+    if contrast:
+        x = tf.image.stateless_random_contrast(x, 1 - contrast, 1 + contrast, seed + 2)
+    if saturation:
+        x = tf.image.stateless_random_saturation(x, 1 - saturation, 1 + saturation, seed + 3)
     return tf.cast(tf.clip_by_value(tf.round(x * 255.0), 0, 255), tf.uint8)
 
 

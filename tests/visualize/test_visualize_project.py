@@ -200,6 +200,34 @@ def test_deconvnet_matches_a_literal_numpy_deconvnet(rng, pool):
         np.testing.assert_allclose(proj[n], s, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.jax
+@pytest.mark.parametrize("mode", ["deconvnet", "guided"])
+def test_sequential_model_projects_like_its_functional_twin(rng, mode):
+    """README: any CNN, Sequential or with branches. A Sequential model gives exactly the
+    projections of the same layers (same weights) built functionally, which the literal NumPy
+    deconvnet above checks."""
+    def layers():
+        return [keras.layers.Conv2D(4, 3, name="conv1"), keras.layers.MaxPooling2D(2),
+                keras.layers.ReLU(), keras.layers.Conv2D(3, 3, activation="relu", name="conv2")]
+
+    sequential = _randomize(keras.Sequential([keras.Input((12, 12, 2)), *layers()]), rng)
+    inputs = keras.Input((12, 12, 2))
+    x = inputs
+    for layer in layers():
+        x = layer(x)
+    functional = keras.Model(inputs, x)
+    for source, target in zip(sequential.layers, functional.layers[1:]):
+        target.set_weights(source.get_weights())
+    images = rng.normal(0, 1, (2, 12, 12, 2)).astype("float32")
+    seq_proj, seq_pos, _ = Projector(sequential, "conv2").project(
+        images, 1, mode=mode, return_details=True)
+    fun_proj, fun_pos, _ = Projector(functional, "conv2").project(
+        images, 1, mode=mode, return_details=True)
+    assert np.abs(seq_proj).max() > 0
+    np.testing.assert_array_equal(np.asarray(seq_pos), np.asarray(fun_pos))
+    np.testing.assert_allclose(seq_proj, fun_proj, rtol=1e-6, atol=1e-7)
+
+
 # --------------------------------------------------------------------------- receptive field
 def test_receptive_field_box_by_hand():
     inputs = keras.Input((None, None, 1))
