@@ -1,4 +1,5 @@
-"""Turning label maps into pictures: the class palette, colour PNGs and overlays.
+"""Turning label maps into pictures: the class palette, colour PNGs and overlays, and the
+per-image prediction files (names, checks before any work, atomic writing).
 
 NumPy and OpenCV only (no TensorFlow/Keras), so every entry point, the LiteRT runtime included,
 can use it.
@@ -7,11 +8,13 @@ can use it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["colorize", "make_palette", "overlay", "save_png", "save_prediction", "side_by_side"]
+__all__ = ["PREDICTION_SUFFIXES", "check_outputs", "colorize", "make_palette", "overlay",
+           "plan_predictions", "prediction_paths", "save_png", "save_prediction", "side_by_side"]
 
 
 def make_palette(num_classes: int = 256) -> np.ndarray:
@@ -44,12 +47,18 @@ def colorize(label: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray
 def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5, palette=None) -> np.ndarray:
     """Blends the colourised ``label`` over an RGB ``image`` (background class 0 left clear)."""
     image = np.asarray(image, np.uint8)
-    if image.shape[:2] != np.asarray(label).shape:
+    label = np.asarray(label)
+    if image.shape[:2] != label.shape:
         raise ValueError(f"overlay: image {image.shape[:2]} and label {np.shape(label)} differ")
-    colour = colorize(label, palette).astype(np.float32)
-    mixed = (1 - alpha) * image.astype(np.float32) + alpha * colour
-    out = np.where((np.asarray(label) > 0)[..., None], mixed, image.astype(np.float32))
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out = image.copy()
+    rows = max(1, (1 << 20) // max(1, image.shape[1]))  # strips of ~1M pixels: bounded memory
+    for top in range(0, image.shape[0], rows):
+        part, lab = image[top:top + rows], label[top:top + rows]
+        colour = colorize(lab, palette).astype(np.float32)
+        mixed = (1 - alpha) * part.astype(np.float32) + alpha * colour
+        mixed = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        out[top:top + rows] = np.where((lab > 0)[..., None], mixed, part)
+    return out
 
 
 def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
@@ -65,22 +74,127 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Writes an RGB (H, W, 3) or single-channel (H, W) uint8/uint16 array as PNG, atomically."""
+def save_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = True,
+             mark: bool = False) -> Path:
+    """Writes an RGB (H, W, 3) or single-channel (H, W) uint8/uint16 array as PNG, atomically.
+
+    Args:
+        path: Target file (its folder is created).
+        image: The pixels.
+        overwrite: Replace an existing file; ``False`` raises
+            :class:`~deconvnet_tf.io.OutputError` naming it instead.
+        mark: Tag the PNG as an output of this project (:func:`deconvnet_tf.io.mark_png`), so
+            that folder inputs skip it when the output folder is read again.
+    """
     import cv2
 
+    from deconvnet_tf.io import mark_png, write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     array = np.asarray(image)
     if array.ndim == 3:
         array = cv2.cvtColor(array.astype(np.uint8), cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", array)
     if not ok:
         raise ValueError(f"Could not encode an array of shape {array.shape} as PNG for {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
-    return path
+    data = data.tobytes()
+    return write_bytes(path, mark_png(data) if mark else data, overwrite=overwrite)
+
+
+#: File name suffixes of the per-image outputs (after the input's stem).
+PREDICTION_SUFFIXES = {
+    "label": "_labels.png",
+    "color": "_color.png",
+    "overlay": "_overlay.png",
+    "probs": "_probs.npy",
+}
+
+
+def prediction_paths(output: str | os.PathLike, stem: str, *,
+                     probabilities: bool = False) -> dict[str, Path]:
+    """The files :func:`save_prediction` writes for ``stem``, keyed like its result."""
+    keys = ["label", "color", "overlay"] + (["probs"] if probabilities else [])
+    return {key: Path(output) / f"{stem}{PREDICTION_SUFFIXES[key]}" for key in keys}
+
+
+def check_outputs(outputs: Iterable[str | os.PathLike], *,
+                  inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False) -> None:
+    """Checks planned output files before any work.
+
+    Raises:
+        OutputError: An output would replace one of ``inputs`` (even with ``overwrite``), is a
+            folder, or already exists and ``overwrite`` is false; the message names the file.
+    """
+    from deconvnet_tf.io import OutputError
+
+    outputs = [Path(p) for p in outputs]
+    by_path, by_inode = {}, {}
+    for item in inputs:
+        item = Path(item)
+        by_path[item.resolve()] = item
+        try:
+            stat = item.stat()
+        except OSError:
+            continue
+        by_inode[(stat.st_dev, stat.st_ino)] = item
+    existing = []
+    for out in outputs:
+        source = by_path.get(out.resolve())
+        if source is None and out.exists():
+            stat = out.stat()
+            source = by_inode.get((stat.st_dev, stat.st_ino))
+        if source is not None:
+            raise OutputError(f"output {str(out)!r} would replace the input {str(source)!r}; "
+                              "write the outputs to another folder")
+        if out.is_dir():
+            raise OutputError(f"output {str(out)!r} is a folder; cannot write a file there")
+        if os.path.lexists(out):
+            existing.append(out)
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(f"output {str(existing[0])!r} already exists{more}; pass --overwrite "
+                          "to replace the outputs of an earlier run")
+
+
+def plan_predictions(
+    inputs,
+    output: str | os.PathLike,
+    *,
+    probabilities: bool = False,
+    overwrite: bool = False,
+    other_inputs: Iterable[str | os.PathLike] = (),
+) -> list[tuple[Path, dict[str, Path]]]:
+    """Lists the input images and plans and checks their outputs, before any work.
+
+    Args:
+        inputs: Image files and/or folders (:func:`deconvnet_tf.io.list_images`).
+        output: Output folder.
+        probabilities: ``<stem>_probs.npy`` will be written too.
+        overwrite: Existing outputs may be replaced.
+        other_inputs: Further input files that must not be replaced (e.g. probability files).
+
+    Returns:
+        ``(image path, {key: output path})`` per image, in input order.
+
+    Raises:
+        FileNotFoundError, ValueError: Missing inputs, a folder without images, two inputs
+            with the same stem (their outputs would collide).
+        deconvnet_tf.io.OutputError: See :func:`check_outputs`.
+    """
+    from deconvnet_tf.io import list_images
+
+    paths = list_images(inputs)
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in stems:
+            raise ValueError(f"Two inputs share the stem {path.stem!r} ({str(stems[path.stem])!r}"
+                             f" and {str(path)!r}); their outputs would overwrite each other")
+        stems[path.stem] = path
+    planned = [(path, prediction_paths(output, path.stem, probabilities=probabilities))
+               for path in paths]
+    check_outputs([p for _, names in planned for p in names.values()],
+                  inputs=[*paths, *other_inputs], overwrite=overwrite)
+    return planned
 
 
 def save_prediction(
@@ -90,15 +204,21 @@ def save_prediction(
     label: np.ndarray,
     probabilities: np.ndarray | None = None,
     palette: np.ndarray | None = None,
+    *,
+    overwrite: bool = True,
 ) -> dict[str, Path]:
-    """Writes the per-image outputs shared by ``deconvnet-predict`` and ``deconvnet-lite-predict``.
+    """Writes the per-image outputs of ``deconvnet-predict``, ``deconvnet-lite-predict`` and
+    ``deconvnet-crf``.
 
-    Files (all written atomically):
+    Files (each written atomically through a unique temporary file; the PNGs are tagged as
+    outputs of this project, so a folder input skips them):
 
-    * ``<output>/<stem>.png``: the class-index label map (8-bit, pixel = class id);
+    * ``<output>/<stem>_labels.png``: the class-index label map (8-bit, pixel = class id);
     * ``<output>/<stem>_color.png``: the label map in the class palette;
     * ``<output>/<stem>_overlay.png``: the palette blended over the photo;
     * ``<output>/<stem>_probs.npy``: class probabilities ``(H, W, C)`` as float16, when given.
+
+    The suffixes keep outputs from colliding with an input ``<stem>.png`` in the same folder.
 
     Args:
         output: Output folder (created).
@@ -107,30 +227,32 @@ def save_prediction(
         label: Class-index map ``(H, W)``.
         probabilities: Optional ``(H, W, C)`` class probabilities.
         palette: ``(C, 3)`` uint8 RGB colours (default: :func:`make_palette`).
+        overwrite: Replace existing files; ``False`` raises
+            :class:`~deconvnet_tf.io.OutputError` naming the first that exists.
 
     Returns:
         The paths written, keyed ``label``, ``color``, ``overlay`` and (optionally) ``probs``.
     """
-    output = Path(output)
+    from deconvnet_tf.io import save_npy
+
     label = np.asarray(label)
     if label.ndim != 2 or label.shape != np.asarray(image).shape[:2]:
         raise ValueError(f"save_prediction({stem!r}): label {label.shape} must be (H, W) of the "
                          f"image {np.asarray(image).shape[:2]}")
     if label.size and (label.min() < 0 or label.max() > 255):
         raise ValueError(f"save_prediction({stem!r}): class ids must be in [0, 255] for an 8-bit PNG")
+    if probabilities is not None and np.shape(probabilities)[:2] != label.shape:
+        raise ValueError(f"save_prediction({stem!r}): probabilities {np.shape(probabilities)} do "
+                         f"not match the label map {label.shape}")
+    names = prediction_paths(output, stem, probabilities=probabilities is not None)
     paths = {
-        "label": save_png(output / f"{stem}.png", label.astype(np.uint8)),
-        "color": save_png(output / f"{stem}_color.png", colorize(label, palette)),
-        "overlay": save_png(output / f"{stem}_overlay.png", overlay(image, label, palette=palette)),
+        "label": save_png(names["label"], label.astype(np.uint8), overwrite=overwrite, mark=True),
+        "color": save_png(names["color"], colorize(label, palette), overwrite=overwrite,
+                          mark=True),
+        "overlay": save_png(names["overlay"], overlay(image, label, palette=palette),
+                            overwrite=overwrite, mark=True),
     }
     if probabilities is not None:
-        probs = np.asarray(probabilities)
-        if probs.shape[:2] != label.shape:
-            raise ValueError(f"save_prediction({stem!r}): probabilities {probs.shape} do not match "
-                             f"the label map {label.shape}")
-        path = output / f"{stem}_probs.npy"
-        tmp = path.with_name(f".{path.name}.tmp.npy")
-        np.save(tmp, probs.astype(np.float16))
-        os.replace(tmp, path)
-        paths["probs"] = path
+        paths["probs"] = save_npy(names["probs"], np.asarray(probabilities).astype(np.float16),
+                                  overwrite=overwrite)
     return paths

@@ -6,7 +6,17 @@ import cv2
 import numpy as np
 import pytest
 
-from deconvnet_tf.render import colorize, make_palette, overlay, save_png, side_by_side
+from deconvnet_tf.io import OutputError, is_project_output, list_images
+from deconvnet_tf.render import (
+    check_outputs,
+    colorize,
+    make_palette,
+    overlay,
+    plan_predictions,
+    save_png,
+    save_prediction,
+    side_by_side,
+)
 
 
 def test_voc_palette_first_colours():
@@ -38,3 +48,49 @@ def test_render_errors():
         colorize(np.zeros((2, 2, 1)))
     with pytest.raises(ValueError, match="differ"):
         overlay(np.zeros((2, 3, 3), np.uint8), np.zeros((2, 2), np.uint8))
+
+
+def test_save_prediction_names_cannot_collide_with_the_input(tmp_path):
+    image = np.full((3, 4, 3), 90, np.uint8)
+    save_png(tmp_path / "photo.png", image)
+    label = np.array([[0, 1, 2, 3]] * 3, np.uint8)
+    probs = np.eye(4, dtype=np.float32)[label]
+    paths = save_prediction(tmp_path, "photo", image, label, probs, overwrite=False)
+    assert {k: p.name for k, p in paths.items()} == {
+        "label": "photo_labels.png", "color": "photo_color.png",
+        "overlay": "photo_overlay.png", "probs": "photo_probs.npy"}
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "photo.png"))[..., ::-1], image)
+    np.testing.assert_array_equal(cv2.imread(str(paths["label"]), cv2.IMREAD_UNCHANGED), label)
+    assert np.load(paths["probs"]).dtype == np.float16
+    assert all(is_project_output(paths[k]) for k in ("label", "color", "overlay"))
+    assert list_images(tmp_path) == [tmp_path / "photo.png"]  # outputs are not inputs
+    with pytest.raises(OutputError, match="photo_labels.png' already exists"):
+        save_prediction(tmp_path, "photo", image, label, overwrite=False)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_plan_predictions_checks_outputs_before_any_work(tmp_path):
+    for name in ("a.png", "b.png"):
+        save_png(tmp_path / "in" / name, np.zeros((2, 2, 3), np.uint8))
+    planned = plan_predictions(tmp_path / "in", tmp_path / "out", probabilities=True)
+    assert [(p.name, sorted(n.name for n in names.values())) for p, names in planned] == [
+        ("a.png", ["a_color.png", "a_labels.png", "a_overlay.png", "a_probs.npy"]),
+        ("b.png", ["b_color.png", "b_labels.png", "b_overlay.png", "b_probs.npy"])]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "b_overlay.png").write_bytes(b"user file")
+    with pytest.raises(OutputError, match="b_overlay.png' already exists; pass --overwrite"):
+        plan_predictions(tmp_path / "in", tmp_path / "out")
+    plan_predictions(tmp_path / "in", tmp_path / "out", overwrite=True)
+    (tmp_path / "out" / "a_color.png").mkdir()
+    with pytest.raises(OutputError, match="a_color.png' is a folder"):
+        plan_predictions(tmp_path / "in", tmp_path / "out", overwrite=True)
+    save_png(tmp_path / "in2" / "x.png", np.zeros((2, 2, 3), np.uint8))
+    save_png(tmp_path / "in2" / "x_overlay.png", np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(OutputError, match="x_overlay.png' would replace the input"):
+        plan_predictions(tmp_path / "in2", tmp_path / "in2", overwrite=True)
+    with pytest.raises(OutputError, match="would replace the input"):
+        check_outputs([tmp_path / "in" / "." / "a.png"], inputs=[tmp_path / "in" / "a.png"],
+                      overwrite=True)
+    save_png(tmp_path / "in3" / "a.png", np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(ValueError, match="Two inputs share the stem 'a'"):
+        plan_predictions([tmp_path / "in", tmp_path / "in3"], tmp_path / "o")

@@ -29,6 +29,7 @@ def run_demo(
     size: tuple[int, int] = (96, 128),
     seed: int = 0,
     verbose: int = 1,
+    overwrite: bool = False,
 ) -> dict:
     """Runs the demo; returns the paths written and the metrics measured.
 
@@ -40,6 +41,9 @@ def run_demo(
         size: ``(height, width)`` of the generated images.
         seed: Seed of the data generator and of Keras.
         verbose: 1 prints one line per epoch, 0 is quiet.
+        overwrite: Train again from scratch even if ``<output>/run`` holds a run (a finished
+            run with the same settings is otherwise reused, one with other settings is an
+            error).
     """
     import keras
 
@@ -82,7 +86,7 @@ def run_demo(
 
     print(f"\n== Training ({epochs} epochs, Adam 3e-3, batch 8, median-frequency class weights) ==")
     start = time.perf_counter()
-    result = train(config, verbose=1 if verbose else 0)
+    result = train(config, verbose=1 if verbose else 0, overwrite=overwrite)
     train_seconds = time.perf_counter() - start
 
     print(f"\n== Evaluation on the validation split (after {train_seconds:.0f} s of training) ==")
@@ -152,23 +156,46 @@ def run_demo(
     }
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..4294967295, got {text!r}"
+                                         ) from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..4294967295, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
+    from deconvnet_tf.cli._common import Reporter, positive_int
+
     parser = argparse.ArgumentParser(prog="deconvnet-demo", description=__doc__)
-    parser.add_argument("--output", default="demo_output", help="output folder")
+    parser.add_argument("--output", default="demo_output",
+                        help="output folder (a rerun reuses its data and replaces its pictures)")
     parser.add_argument("--preset", default="deconvnet_tiny")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--num-train", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=positive_int, default=40)
+    parser.add_argument("--num-train", type=positive_int, default=64)
+    parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train again even if --output holds a demo run with other settings")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.num_train < 1:
-        parser.error("--epochs and --num-train must be >= 1")
     from deconvnet_tf.models.presets import list_presets
 
     if args.preset not in list_presets():
         parser.error(f"unknown --preset {args.preset!r}; available: {', '.join(list_presets())}")
-    run_demo(args.output, args.preset, args.epochs, args.num_train, seed=args.seed,
-             verbose=0 if args.quiet else 1)
+    report = Reporter("deconvnet-demo")
+    from deconvnet_tf.io import ensure_output_dir
+
+    try:
+        ensure_output_dir(args.output)  # a file or a read-only place fails before any work
+        run_demo(args.output, args.preset, args.epochs, args.num_train, seed=args.seed,
+                 verbose=0 if args.quiet else 1, overwrite=args.overwrite)
+    except MemoryError:
+        return report.error("out of memory; try a smaller --preset or --num-train")
+    except (OSError, ValueError, ImportError) as err:
+        return report.error(err)
     return 0
 
 

@@ -1,10 +1,15 @@
 """``deconvnet-predict``: segment images with a trained model.
 
-Writes, per image, ``<stem>.png`` (class ids), ``<stem>_color.png`` (palette),
+Writes, per image, ``<stem>_labels.png`` (class ids), ``<stem>_color.png`` (palette),
 ``<stem>_overlay.png`` (palette over the photo) and, with ``--save-probs``, ``<stem>_probs.npy``
-(float16 class probabilities). ``--mode instance`` segments object proposals one by one and
-aggregates them (the paper's instance-wise inference); ``--ensemble FCN_MODEL`` combines the result
-with an FCN run on the whole image (EDeconvNet); ``--crf`` refines with a dense CRF.
+(float16 class probabilities). The names never collide with an input (the output folder may be
+the input folder), and folder inputs skip files this project wrote. Existing outputs are only
+replaced with ``--overwrite``; each image's files are written as soon as it is done.
+
+``--mode instance`` segments object proposals one by one and aggregates them (the paper's
+instance-wise inference); ``--ensemble FCN_MODEL`` combines the result with an FCN run on the
+whole image (EDeconvNet); ``--crf`` refines with a dense CRF. Images above ``--max-pixels`` are
+scaled down for all of that (a warning says so) and the labels scaled back to the image size.
 """
 
 from __future__ import annotations
@@ -12,17 +17,43 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import select_backend
+from deconvnet_tf.cli._common import (
+    Reporter,
+    max_pixels_type,
+    positive_int,
+    select_backend,
+)
+from deconvnet_tf.io import DEFAULT_MAX_PIXELS
 
 __all__ = ["main"]
 
+PROG = "deconvnet-predict"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deconvnet-predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s --model MODEL --input INPUT [INPUT ...] --output OUTPUT [options]")
     parser.add_argument("--model", required=True, help=".keras file or SavedModel folder")
     parser.add_argument("--input", required=True, nargs="+", help="image file(s) and/or folder(s)")
     parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs of an earlier run (never an input)")
+    parser.add_argument("--skip-errors", action="store_true",
+                        help="report unreadable images and go on (exit status 1 if any)")
+    parser.add_argument("--max-pixels", type=max_pixels_type, default=DEFAULT_MAX_PIXELS,
+                        metavar="N", help="scale larger images down to N pixels for prediction "
+                        f"and the labels back up (default {DEFAULT_MAX_PIXELS}; 'none': no limit)")
     parser.add_argument("--mode", choices=["whole", "instance"], default="whole")
     parser.add_argument("--ensemble", metavar="FCN_MODEL",
                         help="second model run on the whole image and combined (EDeconvNet)")
@@ -32,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip", action="store_true",
                         help="test-time augmentation: average with the mirrored image's scores")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet")
-    parser.add_argument("--batch-size", type=int, default=8,
+    parser.add_argument("--batch-size", type=positive_int, default=8,
                         help="images (whole mode) or proposal crops (instance mode) per call")
     parser.add_argument("--save-probs", action="store_true",
                         help="also write <stem>_probs.npy (float16 class probabilities)")
@@ -41,10 +72,13 @@ def _parser() -> argparse.ArgumentParser:
                        default="edgeboxes")
     group.add_argument("--edge", choices=["hed", "gradient"], default="hed",
                        help="edge map for EdgeBoxes (hed falls back to gradient if unavailable)")
-    group.add_argument("--top-k", type=int, default=50, help="proposals per image (paper: 50)")
-    group.add_argument("--min-box", type=int, default=16, help="smallest proposal side (pixels)")
-    group.add_argument("--enlarge", type=float, default=1.2, help="proposal box scale")
-    group.add_argument("--input-size", type=int, default=224, help="crop size fed to the model")
+    group.add_argument("--top-k", type=positive_int, default=50,
+                       help="proposals per image (paper: 50)")
+    group.add_argument("--min-box", type=positive_int, default=16,
+                       help="smallest proposal side (pixels)")
+    group.add_argument("--enlarge", type=_positive_float, default=1.2, help="proposal box scale")
+    group.add_argument("--input-size", type=positive_int, default=224,
+                       help="crop size fed to the model")
     group.add_argument("--aggregate", choices=["max", "mean"], default="max")
     group.add_argument("--proposal-cache", metavar="DIR", help="cache proposals per image here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,16 +89,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.top_k < 1 or args.min_box < 1 or args.input_size < 1:
-        parser.error("--batch-size, --top-k, --min-box and --input-size must be >= 1")
-    if args.enlarge <= 0:
-        parser.error("--enlarge must be > 0")
     select_backend(args.backend)
+    report = Reporter(PROG)
 
     import dataclasses
 
     from deconvnet_tf.inference.pipeline import InferenceOptions, predict_files
     from deconvnet_tf.inference.predict import load_predictor
+    from deconvnet_tf.io import ensure_output_dir
+    from deconvnet_tf.render import plan_predictions
 
     options = InferenceOptions(
         mode=args.mode, ensemble_method=args.ensemble_method, crf=args.crf,
@@ -75,16 +108,31 @@ def main(argv: list[str] | None = None) -> int:
                        cache_dir=args.proposal_cache),
     )
     try:
+        # Inputs and outputs first: a bad input or an existing output fails before any work.
+        planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
+                                   overwrite=args.overwrite)
+        ensure_output_dir(args.output)
+        if args.proposal_cache:
+            ensure_output_dir(args.proposal_cache, "--proposal-cache")
         model = dataclasses.replace(load_predictor(args.model), flip=args.flip)
         ensemble = (dataclasses.replace(load_predictor(args.ensemble), flip=args.flip)
                     if args.ensemble else None)
-        written = predict_files(model, args.input, args.output, options, ensemble=ensemble,
-                                save_probs=args.save_probs, progress=not args.quiet)
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        print(f"deconvnet-predict: error: {err}", file=sys.stderr)
-        return 2
+        if (args.mode == "instance" and model.input_size is None
+                and args.input_size < model.min_input_size):
+            return report.error(f"--input-size {args.input_size} is below the model's minimum "
+                                f"input size {model.min_input_size}")
+        written = predict_files(model, [path for path, _ in planned], args.output, options,
+                                ensemble=ensemble, save_probs=args.save_probs,
+                                progress=not args.quiet, overwrite=args.overwrite,
+                                skip_errors=args.skip_errors, max_pixels=args.max_pixels,
+                                on_skip=report.skip, on_warning=report.warning)
+    except MemoryError:
+        return report.error(f"out of memory; lower --max-pixels (now {args.max_pixels}) or "
+                            f"--batch-size (now {args.batch_size})")
+    except (OSError, ValueError, ImportError) as err:
+        return report.error(err)
     print(f"Wrote predictions of {len(written)} image(s) to {args.output}")
-    return 0
+    return report.finish(len(written))
 
 
 if __name__ == "__main__":

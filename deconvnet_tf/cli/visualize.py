@@ -10,6 +10,11 @@ paper's Figure 2.
 ``--model`` is a ``.keras`` file (any functional CNN of conv, BatchNorm, ReLU and max pooling;
 this project's models load without custom objects) or ``vgg16`` for
 ``keras.applications.VGG16(weights=None)`` (random weights, offline).
+
+An existing ``--output`` is replaced only with ``--overwrite`` (never an input image); the grid
+is tagged as an output of this project, so a later folder ``--input`` skips it.
+``--skip-errors`` reads every input image first and leaves out (and lists) those that cannot
+be read; the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import select_backend
+from deconvnet_tf.cli._common import Reporter, select_backend
 
 __all__ = ["main"]
 
@@ -49,14 +54,27 @@ def _load(spec: str):
         import keras
 
         return keras.applications.VGG16(weights=None)
+    from pathlib import Path
+
     from deconvnet_tf import load_model
 
-    return load_model(spec)
+    if not (Path(spec).suffix.lower() == ".keras" or Path(spec).exists()):
+        raise ValueError(f"--model {spec!r}: expected a .keras model file or 'vgg16'")
+    try:
+        return load_model(spec)
+    except Exception as err:  # Keras raises many types (and bare JSON errors) for a bad archive
+        if spec in str(err):
+            raise
+        detail = next((line.strip() for line in str(err).splitlines() if line.strip()),
+                      type(err).__name__)
+        raise ValueError(f"Cannot load the model {spec!r}: {detail}") from err
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s --model MODEL --layer LAYER (--channel K | --top-channels N) "
+              "--input INPUT --output OUTPUT.png [options]")
     parser.add_argument("--model", required=True, help=".keras model file, or 'vgg16'")
     parser.add_argument("--layer", required=True, help="layer name, e.g. block5_conv3")
     which = parser.add_mutually_exclusive_group(required=True)
@@ -65,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="show the N channels with the strongest mean activation")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument("--skip-errors", action="store_true",
+                        help="leave out (and list) input images that cannot be read")
     parser.add_argument("--mode", choices=["deconvnet", "gradient", "guided"], default="deconvnet")
     parser.add_argument("--top-k", type=_positive, default=9,
                         help="strongest activations per channel (default 9)")
@@ -76,25 +97,51 @@ def main(argv: list[str] | None = None) -> int:
     if not args.output.lower().endswith(".png"):
         parser.error(f"--output {args.output!r}: expected a .png file name")
     select_backend(args.backend)
+    report = Reporter(PROG)
 
+    from pathlib import Path
+
+    from deconvnet_tf.io import ImageReadError, ensure_output_dir, read_image
+    from deconvnet_tf.render import check_outputs
     from deconvnet_tf.visualize import VisualizationError, visualize
+    from deconvnet_tf.visualize.topk import image_files
 
     try:
+        # Inputs and the output first: errors come before the model is loaded.
+        files = image_files(args.input)
+        output = Path(args.output)
+        ensure_output_dir(output.parent if str(output.parent) else Path("."),
+                          "--output folder")
+        check_outputs([output], inputs=files, overwrite=args.overwrite)
+        if args.skip_errors:
+            readable = []
+            for path in files:
+                try:
+                    read_image(path)
+                except ImageReadError as err:
+                    report.skip(path, str(err))
+                else:
+                    readable.append(path)
+            if not readable:
+                return report.error(f"--input {args.input!r}: none of the {len(files)} "
+                                    "image(s) could be read")
+            files = readable
         model = _load(args.model)
         result = visualize(
-            model, args.layer, args.input, args.output, channel=args.channel,
+            model, args.layer, files, output, channel=args.channel,
             top_channels=args.top_channels, k=args.top_k, mode=args.mode,
-            batch_size=args.batch_size, tile=args.tile,
+            batch_size=args.batch_size, tile=args.tile, overwrite=args.overwrite,
         )
-    except (VisualizationError, FileNotFoundError, ValueError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    except MemoryError:
+        return report.error("out of memory; use smaller images or a smaller --batch-size")
+    except (VisualizationError, OSError, ValueError, ImportError) as err:
+        return report.error(err)
     for row in result.channels:
         best = ", ".join(f"{it.source}@{it.position}={it.value:.3g}" for it in row.items[:3])
         print(f"{args.layer} channel {row.channel}: mean {row.mean_activation:.4g}, "
               f"{len(row.items)} shown (strongest: {best})")
     print(f"Wrote {result.path} ({args.mode}, {result.num_images} images scanned)")
-    return 0
+    return report.finish(result.num_images)
 
 
 if __name__ == "__main__":

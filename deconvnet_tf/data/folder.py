@@ -89,15 +89,18 @@ def list_examples(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]
 
 
 def load_example(image_path: str | os.PathLike, label_path: str | os.PathLike):
-    """Reads one example with OpenCV: ``(image uint8 RGB (H, W, 3), label uint8 (H, W))``."""
-    import cv2
+    """Reads one example: ``(image uint8 RGB (H, W, 3), label uint8 (H, W))``.
 
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"Cannot read image {str(image_path)!r}: missing, corrupt or not an image")
-    label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DatasetError(f"Cannot read label {str(label_path)!r}: missing, corrupt or not a PNG")
+    Both files are decoded fully (:func:`deconvnet_tf.io.read_image`), so a truncated or
+    corrupt file is a :class:`DatasetError` naming it here, not a TensorFlow error later.
+    """
+    from deconvnet_tf.io import ImageReadError, read_image
+
+    try:
+        image = read_image(image_path)
+        label = read_image(label_path, what="label", unchanged=True)
+    except ImageReadError as err:
+        raise DatasetError(str(err)) from None
     if label.ndim != 2:
         raise DatasetError(f"Label {str(label_path)!r} has shape {label.shape}: expected a "
                            "single-channel PNG of class indices")
@@ -105,7 +108,7 @@ def load_example(image_path: str | os.PathLike, label_path: str | os.PathLike):
         raise DatasetError(f"Size mismatch: image {str(image_path)!r} is "
                            f"{image.shape[0]}x{image.shape[1]} but label {str(label_path)!r} is "
                            f"{label.shape[0]}x{label.shape[1]}")
-    return image[..., ::-1].copy(), label.astype(np.uint8)
+    return image, label.astype(np.uint8)
 
 
 def validate_examples(examples, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:

@@ -53,26 +53,28 @@ class Record:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    import cv2
+    """Decodes an image fully (a truncated or corrupt file is an error naming it)."""
+    from deconvnet_tf.io import ImageReadError, read_image
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"Cannot read image {str(path)!r}: missing, corrupt or not an image")
-    return image[..., ::-1].copy()
+    try:
+        return read_image(path)
+    except ImageReadError as err:
+        raise DatasetError(str(err)) from None
 
 
 def _read_indices(path: Path, fmt: str, what: str) -> np.ndarray:
-    import cv2
-
     from deconvnet_tf.data.voc import read_index_png, read_sbd_mat
 
     if fmt == "index_png":
         return read_index_png(path)
     if fmt == "sbd_mat":
         return read_sbd_mat(path, "GTcls" if what == "label" else "GTinst")
-    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if array is None:
-        raise DatasetError(f"Cannot read {what} {str(path)!r}: missing, corrupt or not a PNG")
+    from deconvnet_tf.io import ImageReadError, read_image
+
+    try:
+        array = read_image(path, what=what, unchanged=True)
+    except ImageReadError as err:
+        raise DatasetError(str(err)) from None
     if array.ndim != 2:
         raise DatasetError(f"{what.capitalize()} {str(path)!r} has shape {array.shape}: expected "
                            "a single-channel PNG of indices")

@@ -23,6 +23,7 @@ Install: ``pip install pydensecrf2`` (import name ``pydensecrf``). The original 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -86,8 +87,10 @@ def crf_settings(preset: str = "deconvnet", **overrides) -> CRFSettings:
         if name == "iterations":
             if int(value) != value or value < 1:
                 raise ValueError(f"CRF iterations must be an integer >= 1, got {value}")
-        elif not value > 0 and not (name.endswith("compat") and value == 0):
-            raise ValueError(f"CRF setting {name} must be > 0 (compat >= 0), got {value}")
+        elif (not value > 0 and not (name.endswith("compat") and value == 0)) or not (
+                value < float("inf")):
+            raise ValueError(f"CRF setting {name} must be > 0 and finite (compat >= 0), "
+                             f"got {value}")
     return settings
 
 
@@ -225,51 +228,74 @@ def refine_files(
     preset: str = "deconvnet",
     save_probs: bool = False,
     progress: bool = False,
+    overwrite: bool = False,
+    skip_errors: bool = False,
+    on_skip: Callable[[Path, str], None] | None = None,
     **overrides,
 ) -> list[dict[str, Path]]:
     """Applies :func:`dense_crf` to saved probabilities (the library behind ``deconvnet-crf``).
 
+    Everything that can be checked without doing the work is checked first: the settings, the
+    inputs, the probability file of every image, and the outputs (an output that would replace
+    an input image or probability file is an error; one that exists needs ``overwrite``).
+
     Args:
-        image: An image file or a folder of images.
+        image: An image file or a folder of images (folders skip this project's outputs).
         probs: A ``.npy`` file ``(H, W, C)`` (with an image file), or a folder holding
             ``<stem>_probs.npy`` (what ``deconvnet-predict --save-probs`` writes) or
             ``<stem>.npy`` for every image of the image folder.
-        output: Output folder: ``<stem>.png``, ``<stem>_color.png``, ``<stem>_overlay.png``
-            (and ``<stem>_probs.npy`` with ``save_probs``), via
-            :func:`deconvnet_tf.render.save_prediction`.
+        output: Output folder: ``<stem>_labels.png``, ``<stem>_color.png``,
+            ``<stem>_overlay.png`` (and ``<stem>_probs.npy`` with ``save_probs``), via
+            :func:`deconvnet_tf.render.save_prediction`, each image's as soon as it is done.
         preset, **overrides: CRF settings.
         save_probs: Also write the refined probabilities (float16).
         progress: Show a progress bar.
+        overwrite: Replace the outputs of an earlier run.
+        skip_errors: Report an image whose image or probability file is missing, unreadable
+            or mismatched (``on_skip``) and go on instead of raising.
+        on_skip: ``on_skip(path, message)`` per skipped image (default: a warning).
 
     Returns:
-        The paths written, one dict per image.
+        The paths written, one dict per image that was not skipped.
 
     Raises:
         FileNotFoundError: Missing inputs. ValueError: mismatched or bad inputs (naming the
-        files).
+        files). deconvnet_tf.io.OutputError: outputs exist or cannot be written.
     """
-    from deconvnet_tf.inference.predict import list_images, read_image
-    from deconvnet_tf.render import save_prediction
+    import warnings
 
+    from deconvnet_tf.io import ImageReadError, ensure_output_dir, list_images, read_image
+    from deconvnet_tf.render import plan_predictions, save_prediction
+
+    skip = on_skip or (lambda path, message: warnings.warn(f"skipped {str(path)!r}: {message}",
+                                                           stacklevel=3))
     settings = crf_settings(preset, **overrides)  # fail on bad settings before any work
+    _import_densecrf()
     image, probs = Path(image), Path(probs)
     if not probs.exists():
         raise FileNotFoundError(f"Probabilities not found: {str(probs)!r}")
     images = list_images(image)
+    missing: dict[Path, str] = {}
     if probs.is_dir():
         pairs = []
         for path in images:
             found = _probability_file(probs, path.stem)
             if found is None:
-                raise FileNotFoundError(f"No probabilities for image {str(path)!r}: expected "
-                                        f"{str(probs / (path.stem + '_probs.npy'))!r} or "
-                                        f"{str(probs / (path.stem + '.npy'))!r}")
+                message = (f"No probabilities for image {str(path)!r}: expected "
+                           f"{str(probs / (path.stem + '_probs.npy'))!r} or "
+                           f"{str(probs / (path.stem + '.npy'))!r}")
+                if not skip_errors:
+                    raise FileNotFoundError(message)
+                missing[path] = message
             pairs.append((path, found))
     else:
         if len(images) != 1:
             raise ValueError(f"--probs {str(probs)!r} is one file but --image {str(image)!r} "
                              f"holds {len(images)} images; pass a folder of .npy files")
         pairs = [(images[0], probs)]
+    plan_predictions(images, output, probabilities=save_probs, overwrite=overwrite,
+                     other_inputs=[found for _, found in pairs if found is not None])
+    ensure_output_dir(output)
     bar = None
     if progress:
         import keras
@@ -278,17 +304,32 @@ def refine_files(
     written = []
     for i, (image_path, probs_path) in enumerate(pairs, 1):
         try:
-            p = np.load(probs_path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise ValueError(f"Cannot read probabilities {str(probs_path)!r}: {err}") from err
-        photo = read_image(image_path)
-        what = f"{probs_path.name} for {image_path.name}"
-        try:
-            refined = dense_crf(photo, p, preset=preset, **asdict(settings))
-        except ValueError as err:
-            raise ValueError(str(err).replace("dense_crf", what, 1)) from err
-        written.append(save_prediction(output, image_path.stem, photo, refined.argmax(-1),
-                                       refined if save_probs else None))
+            if image_path in missing:
+                raise FileNotFoundError(missing[image_path])
+            try:
+                with open(probs_path, "rb") as handle:
+                    if handle.read(6) != b"\x93NUMPY":
+                        raise ValueError("not a NumPy .npy file")
+                p = np.load(probs_path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                detail = next((line.strip() for line in str(err).splitlines() if line.strip()),
+                              type(err).__name__)
+                raise ValueError(f"Cannot read probabilities {str(probs_path)!r}: "
+                                 f"{detail}") from err
+            photo = read_image(image_path)
+            what = f"{probs_path.name} for {image_path.name}"
+            try:
+                refined = dense_crf(photo, p, preset=preset, **asdict(settings))
+            except ValueError as err:
+                raise ValueError(str(err).replace("dense_crf", what, 1)) from err
+        except (FileNotFoundError, ImageReadError, ValueError) as err:
+            if not skip_errors:
+                raise
+            skip(image_path, str(err))
+        else:
+            written.append(save_prediction(output, image_path.stem, photo, refined.argmax(-1),
+                                           refined if save_probs else None,
+                                           overwrite=overwrite))
         if bar is not None:
             bar.update(i)
     return written

@@ -4,12 +4,15 @@ optional dense CRF) and the file loop behind ``deconvnet-predict``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deconvnet_tf.io import DEFAULT_MAX_PIXELS
 
 __all__ = ["InferenceOptions", "infer", "predict_files"]
 
@@ -105,62 +108,115 @@ def predict_files(
     ensemble: Any = None,
     save_probs: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
+    skip_errors: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    on_skip: Callable[[Path, str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[dict[str, Path]]:
     """Predicts image files and writes label, colour, overlay (and probability) files.
 
+    Before any work the outputs are planned and checked (:func:`deconvnet_tf.render.
+    plan_predictions`): an output that would replace an input is an error, and so is one that
+    exists unless ``overwrite``. Each image's files are written as soon as it is done.
+
     Args:
         model: DeconvNet predictor, Keras model or model path (``.keras`` / SavedModel folder).
-        inputs: Image files and/or folders of images.
-        output: Output folder (see :func:`deconvnet_tf.render.save_prediction`).
+        inputs: Image files and/or folders of images (folders skip this project's outputs).
+        output: Output folder: ``<stem>_labels.png``, ``<stem>_color.png``,
+            ``<stem>_overlay.png`` (see :func:`deconvnet_tf.render.save_prediction`).
         options: :class:`InferenceOptions`.
         ensemble: Optional FCN (predictor, model or path) for EDeconvNet.
         save_probs: Also write ``<stem>_probs.npy`` (float16).
         progress: Show a progress bar over the images.
+        overwrite: Replace the outputs of an earlier run.
+        skip_errors: Report an image that cannot be read (``on_skip``) and go on, instead of
+            raising.
+        max_pixels: Pixel budget (``None``: no limit): a larger image is scaled down (aspect
+            kept) for the whole pipeline (network, proposals, ensemble, CRF) and its labels and
+            probabilities are scaled back to its size; ``on_warning`` says so.
+        on_skip: ``on_skip(path, message)`` for each skipped image (default: a warning).
+        on_warning: ``on_warning(message)`` (default: :func:`warnings.warn`).
 
     Returns:
-        The paths written, one dict per image.
+        The paths written, one dict per image that was not skipped.
 
     Raises:
         FileNotFoundError, ValueError: Bad inputs (the message names the file).
+        deconvnet_tf.io.OutputError: An output exists (without ``overwrite``), would replace an
+            input, or cannot be written.
     """
-    from deconvnet_tf.inference.predict import (
-        as_predictor,
-        list_images,
-        predict_images,
+    from deconvnet_tf.inference.predict import as_predictor, predict_images
+    from deconvnet_tf.io import (
+        ImageReadError,
+        downscale_message,
+        ensure_output_dir,
+        fit_image,
+        plan_size,
         read_image,
+        resize_channels,
+        upscale_labels,
     )
-    from deconvnet_tf.render import save_prediction
+    from deconvnet_tf.render import plan_predictions, save_prediction
 
     options = (options or InferenceOptions()).validate()
-    paths = list_images(inputs)
+    warn = on_warning or (lambda message: warnings.warn(message, stacklevel=3))
+    skip = on_skip or (lambda path, message: warn(f"skipped {str(path)!r}: {message}"))
+    planned = plan_predictions(inputs, output, probabilities=save_probs, overwrite=overwrite)
+    ensure_output_dir(output)
     model = as_predictor(model)
     ensemble = as_predictor(ensemble) if ensemble is not None else None
     bar = None
     if progress:
         import keras
 
-        bar = keras.utils.Progbar(len(paths), unit_name="image")
-    written: list[dict[str, Path]] = []
-    stems: dict[str, Path] = {}
-    for path in paths:
-        if path.stem in stems:
-            raise ValueError(f"Two inputs share the stem {path.stem!r} ({str(stems[path.stem])!r}"
-                             f" and {str(path)!r}); their outputs would overwrite each other")
-        stems[path.stem] = path
+        bar = keras.utils.Progbar(len(planned), unit_name="image")
     whole_batch = options.mode == "whole" and ensemble is None and not options.crf
     step = options.batch_size if whole_batch else 1
+    written: list[dict[str, Path]] = []
+    pending: list[tuple] = []
     done = 0
-    for start in range(0, len(paths), step):
-        chunk = paths[start:start + step]
-        images = [read_image(p) for p in chunk]
+
+    def flush():
+        nonlocal done
+        if not pending:
+            return
+        smalls = [item[2] for item in pending]
         if whole_batch:
-            probs_list = predict_images(model, images, batch_size=options.batch_size)
+            probs_list = predict_images(model, smalls, batch_size=options.batch_size)
         else:
-            probs_list = [infer(model, im, options, ensemble=ensemble) for im in images]
-        for path, image, probs in zip(chunk, images, probs_list):
-            written.append(save_prediction(output, path.stem, image, probs.argmax(-1),
-                                           probs if save_probs else None))
-        done += len(chunk)
-        if bar is not None:
-            bar.update(done)
+            probs_list = [infer(model, small, options, ensemble=ensemble) for small in smalls]
+        for (path, image, _, plan), probs in zip(pending, probs_list):
+            height, width = image.shape[:2]
+            if plan.downscaled:
+                label = upscale_labels(probs, height, width)
+                full = resize_channels(probs, height, width) if save_probs else None
+            else:
+                label, full = probs.argmax(-1), probs
+            written.append(save_prediction(output, path.stem, image, label,
+                                           full if save_probs else None, overwrite=overwrite))
+            done += 1
+            if bar is not None:
+                bar.update(done)
+        pending.clear()
+
+    for path, _ in planned:
+        try:
+            image = read_image(path)
+        except ImageReadError as err:
+            if not skip_errors:
+                flush()  # the images before this one are done: write them first
+                raise
+            skip(path, str(err))
+            done += 1
+            if bar is not None:
+                bar.update(done)
+            continue
+        plan = plan_size(*image.shape[:2], max_pixels=max_pixels)
+        if plan.downscaled:
+            warn(downscale_message(path, plan, max_pixels))
+        pending.append((path, image, fit_image(image, plan), plan))
+        if len(pending) >= step:
+            flush()
+    flush()
     return written

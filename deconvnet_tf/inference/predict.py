@@ -4,14 +4,18 @@ probabilities at that size.
 Everything that turns "a model" into class probabilities goes through :class:`Predictor`:
 
 * a Keras model of this package (``.keras`` file or in memory): logits are turned into
-  probabilities with a softmax; images smaller than ``model.min_input_size`` are padded at the
-  bottom/right with the mean colour (zero after the model's preprocessing) and the scores cropped
-  back; a model built with a fixed input size gets the image resized to it and the scores resized
-  back (bilinear);
+  probabilities with a softmax;
 * an exported SavedModel folder (``deconvnet_tf.export.saved_model.load_saved_model``: uint8
   images in, probabilities out);
 * any callable ``f(batch (N, H, W, 3)) -> scores (N, H, W, C)`` wrapped in a :class:`Predictor`
   (tests, other runtimes).
+
+Every predictor brings an image to the model with the size rule of
+:func:`deconvnet_tf.io.plan_size` (shared with the LiteRT runtime): a model built with a fixed
+input size gets the image resized to it and the scores resized back (bilinear); an image above
+``Predictor.max_pixels`` (default ``None``: no limit) is scaled down and its scores scaled back;
+a side shorter than the model's minimum is padded at the bottom/right with the mean colour (zero
+after the model's preprocessing) and the scores cropped back.
 
 NumPy/OpenCV code; Keras is imported only when a Keras model is loaded or wrapped.
 """
@@ -19,12 +23,16 @@ NumPy/OpenCV code; Keras is imported only when a Keras model is loaded or wrappe
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deconvnet_tf.io import IMAGE_SUFFIXES, list_images, plan_size, read_image, resize_channels
+from deconvnet_tf.io import fit_image as _fit_image
+from deconvnet_tf.io import restore_scores as _restore_scores
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -38,9 +46,6 @@ __all__ = [
     "read_image",
     "softmax",
 ]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
 
 def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax in float32."""
@@ -73,6 +78,9 @@ class Predictor:
         name: Shown in messages.
         flip: Test-time augmentation: average the scores of each image and of its horizontal
             mirror (mirrored back), at twice the cost.
+        max_pixels: Pixel budget: larger images are scaled down (aspect kept) for the model and
+            the scores scaled back (:func:`deconvnet_tf.io.plan_size`); ``None``: no limit.
+            Batches of :func:`predict_images` are also kept within it.
 
     Example:
         >>> fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits")
@@ -88,6 +96,7 @@ class Predictor:
     input_dtype: str = "float32"
     name: str = "model"
     flip: bool = False
+    max_pixels: int | None = None
 
     def __post_init__(self):
         if self.outputs not in ("logits", "probabilities"):
@@ -96,6 +105,8 @@ class Predictor:
         if self.input_dtype not in ("float32", "uint8"):
             raise ValueError(f"Predictor.input_dtype must be 'float32' or 'uint8', got "
                              f"{self.input_dtype!r}")
+        if self.max_pixels is not None and int(self.max_pixels) < 1:
+            raise ValueError(f"Predictor.max_pixels must be >= 1 or None, got {self.max_pixels}")
 
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """Raw outputs ``(N, H, W, C)`` float32 of ``fn`` on a batch of the size it accepts."""
@@ -123,6 +134,11 @@ class Predictor:
         """Softmax of logits, or renormalised probabilities, along the last axis."""
         return softmax(scores) if self.outputs == "logits" else _normalise(scores)
 
+    def plan(self, height: int, width: int):
+        """The :class:`~deconvnet_tf.io.SizePlan` of an image of this size for this model."""
+        return plan_size(height, width, input_size=self.input_size,
+                         min_size=self.min_input_size, max_pixels=self.max_pixels)
+
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Brings one image to a size the model takes; returns it and the inverse for scores.
 
@@ -130,40 +146,22 @@ class Predictor:
             ``(model_image (h, w, 3) float32, back)`` where ``back(scores (h, w, C))`` gives the
             scores at the image's own ``(H, W)``.
         """
-        import cv2
-
         image = check_image(image)
-        height, width = image.shape[:2]
-        if self.input_size is not None:
-            th, tw = self.input_size
-            resized = cv2.resize(image.astype(np.float32), (tw, th), interpolation=cv2.INTER_LINEAR)
-
-            def back(scores):
-                return _resize_scores(scores, height, width)
-
-            return resized, back
-        minimum = int(self.min_input_size or 1)
-        pad_h, pad_w = max(0, minimum - height), max(0, minimum - width)
-        if not (pad_h or pad_w):
-            return image.astype(np.float32), lambda scores: scores
-        padded = np.empty((height + pad_h, width + pad_w, 3), np.float32)
-        padded[...] = np.asarray(self.pad_rgb, np.float32)
-        padded[:height, :width] = image
-        return padded, lambda scores: scores[:height, :width]
+        plan = self.plan(*image.shape[:2])
+        if self.input_dtype == "uint8":  # resize and pad in uint8, as the LiteRT runtime does
+            pixels = image if image.dtype == np.uint8 else np.clip(
+                np.round(image.astype(np.float32)), 0, 255).astype(np.uint8)
+            model_image = _fit_image(pixels, plan, np.round(self.pad_rgb)).astype(np.float32)
+        else:
+            model_image = _fit_image(image.astype(np.float32), plan, self.pad_rgb)
+        if plan.identity:
+            return model_image, lambda scores: scores
+        return model_image, lambda scores: _restore_scores(scores, plan)
 
 
 def _resize_scores(scores: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of a ``(h, w, C)`` score map (any C) to ``(height, width, C)``."""
-    import cv2
-
-    scores = np.asarray(scores, np.float32)
-    if scores.shape[:2] == (height, width):
-        return scores
-    channels = scores.shape[-1]
-    parts = [cv2.resize(np.ascontiguousarray(scores[..., i:i + 512]), (width, height),
-                        interpolation=cv2.INTER_LINEAR) for i in range(0, channels, 512)]
-    parts = [p[..., None] if p.ndim == 2 else p for p in parts]
-    return np.concatenate(parts, -1)
+    return resize_channels(np.asarray(scores, np.float32), height, width)
 
 
 def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -224,7 +222,11 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
                 f"Cannot load the SavedModel {str(path)!r}: this installation has no "
                 f"deconvnet_tf.export.saved_model ({err}); use the .keras file instead"
             ) from err
-        fn = load_saved_model(path)
+        try:
+            fn = load_saved_model(path)
+        except Exception as err:  # TensorFlow raises many types for a broken SavedModel
+            raise ValueError(f"Cannot load the SavedModel {str(path)!r}: "
+                             f"{_first_line(err)}") from err
         metadata = getattr(fn, "metadata", None)
         mean_bgr = getattr(metadata, "mean_bgr", None) or (104.008, 116.669, 122.675)
         fixed = getattr(fn, "fixed_size", None)
@@ -237,9 +239,23 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
             input_dtype="uint8",
             name=path.name,
         )
+    if path.suffix.lower() == ".tflite":
+        raise ValueError(f"{str(path)!r} is a LiteRT model; run it with deconvnet-lite-predict "
+                         "(deconvnet_tf.lite.LiteSegmenter), or pass the .keras file")
     from deconvnet_tf.models import load_model
 
-    return _keras_predictor(load_model(path))
+    try:
+        model = load_model(path)
+    except Exception as err:  # Keras raises many types (and bare JSON errors) for a bad archive
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"Cannot load the model {str(path)!r}: {_first_line(err)}") from err
+    return _keras_predictor(model)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def as_predictor(model: Any) -> Predictor:
@@ -268,7 +284,8 @@ def predict_images(
     Args:
         model: A :class:`Predictor`, a Keras model or a model path.
         images: RGB images ``(H, W, 3)`` (uint8 or float 0..255), any sizes.
-        batch_size: Images per model call.
+        batch_size: Images per model call (fewer when ``batch x height x width`` would exceed
+            the predictor's ``max_pixels``).
 
     Returns:
         One ``(H, W, C)`` float32 probability map per image (sums to 1 along the class axis).
@@ -281,9 +298,12 @@ def predict_images(
     groups: dict[tuple[int, int], list[int]] = {}
     for index, (array, _) in enumerate(prepared):
         groups.setdefault(array.shape[:2], []).append(index)
-    for indices in groups.values():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start:start + batch_size]
+    for size, indices in groups.items():
+        step = batch_size
+        if predictor.max_pixels is not None:  # keep a batch within the pixel budget too
+            step = max(1, min(batch_size, int(predictor.max_pixels) // max(1, size[0] * size[1])))
+        for start in range(0, len(indices), step):
+            chunk = indices[start:start + step]
             scores = predictor.scores(np.stack([prepared[i][0] for i in chunk]))
             for i, score in zip(chunk, scores):
                 results[i] = predictor.to_probabilities(prepared[i][1](score))
@@ -306,45 +326,3 @@ def predict_image(model: Any, image: np.ndarray) -> np.ndarray:
         (10, 20, 5)
     """
     return predict_images(model, [image])[0]
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as RGB uint8 ``(H, W, 3)`` (grey and RGBA are converted).
-
-    Raises:
-        ValueError: The file cannot be read as an image.
-    """
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"Cannot read image {str(path)!r}: missing, corrupt or not an image")
-    return np.ascontiguousarray(image[..., ::-1])
-
-
-def list_images(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Expands image files and folders (non-recursive, sorted) into a list of image paths.
-
-    Raises:
-        FileNotFoundError: An input does not exist.
-        ValueError: A folder holds no images, or a file is not an image type.
-    """
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    paths: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in folder {str(item)!r}")
-            paths += found
-        elif item.is_file():
-            if item.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ValueError(f"{str(item)!r} is not an image file "
-                                 f"({', '.join(IMAGE_SUFFIXES)})")
-            paths.append(item)
-        else:
-            raise FileNotFoundError(f"Input not found: {str(item)!r}")
-    return paths

@@ -1,7 +1,7 @@
 """LiteRT runtime: run exported ``.tflite`` models with ``ai-edge-litert``.
 
-Never imports TensorFlow or Keras (the mobile path): only ``ai_edge_litert``, NumPy, OpenCV
-and :mod:`deconvnet_tf.render`.
+Never imports TensorFlow or Keras (the mobile path): only ``ai_edge_litert``, NumPy, OpenCV,
+:mod:`deconvnet_tf.io` and :mod:`deconvnet_tf.render`.
 """
 
 from deconvnet_tf.lite.metadata import (

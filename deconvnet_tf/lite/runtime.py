@@ -1,23 +1,38 @@
 """Running an exported ``.tflite`` DeconvNet with the LiteRT interpreter (``ai-edge-litert``).
 
-This is the mobile path in Python: it imports ``ai_edge_litert``, NumPy, OpenCV and
-:mod:`deconvnet_tf.render` only, never TensorFlow or Keras, so it runs where only the LiteRT
+This is the mobile path in Python: it imports ``ai_edge_litert``, NumPy, OpenCV,
+:mod:`deconvnet_tf.io` and :mod:`deconvnet_tf.render` only, never TensorFlow or Keras, so it runs where only the LiteRT
 wheel is installed (a Raspberry Pi, a slim container) and mirrors what an Android/iOS app does.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
+from deconvnet_tf.io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    downscale_message,
+    ensure_output_dir,
+    fit_image,
+    list_images,
+    plan_size,
+    read_image,
+    resize_channels,
+    restore_scores,
+    upscale_labels,
+)
 from deconvnet_tf.lite.metadata import ModelMetadata, read_metadata
 
 __all__ = ["IMAGE_SUFFIXES", "LiteSegmenter", "list_images", "predict_paths", "read_image"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+_DEFAULT_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 
 
 def _dequantize(array: np.ndarray, details: dict) -> np.ndarray:
@@ -42,18 +57,8 @@ def _quantize_input(image: np.ndarray, details: dict) -> np.ndarray:
 
 
 def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of an ``(H, W, C)`` array (any C) with OpenCV."""
-    import cv2
-
-    if array.shape[:2] == (height, width):
-        return array
-    channels = array.shape[2]
-    if channels <= 512:  # OpenCV's channel limit
-        out = cv2.resize(array, (width, height), interpolation=cv2.INTER_LINEAR)
-        return out.reshape(height, width, channels)
-    parts = [cv2.resize(np.ascontiguousarray(array[..., i:i + 512]), (width, height),
-                        interpolation=cv2.INTER_LINEAR) for i in range(0, channels, 512)]
-    return np.concatenate([p.reshape(height, width, -1) for p in parts], axis=-1)
+    """Bilinear resize of an ``(H, W, C)`` array (any C); :func:`deconvnet_tf.io.resize_channels`."""
+    return resize_channels(array, height, width)
 
 
 class LiteSegmenter:
@@ -61,15 +66,21 @@ class LiteSegmenter:
 
     The model's input is raw RGB uint8 ``[1, H, W, 3]`` (preprocessing is inside the model);
     its signature ``serving_default`` returns ``probabilities`` ``[1, H, W, C]`` and ``labels``
-    ``[1, H, W]``. Fixed-size models get the image resized to their input (bilinear) and the
-    probabilities resized back (bilinear) before the argmax; dynamic-size models run at the
-    image's own size (images smaller than the network's minimum are scaled up and back).
+    ``[1, H, W]``. Images reach the model by the size rule of the Keras and SavedModel
+    predictors (:func:`deconvnet_tf.io.plan_size`): fixed-size models get the image resized to
+    their input (bilinear) and the probabilities resized back (bilinear) before the argmax;
+    dynamic-size models run at the image's own size, except that an image above
+    ``max_pixels`` is scaled down (and the probabilities back up) and a side shorter than the
+    network's minimum is padded at the bottom/right with the model's mean colour (and the
+    probabilities cropped back).
 
     Args:
         model_path: A ``.tflite`` file written by :func:`deconvnet_tf.export.export_tflite`.
         threads: CPU threads of the interpreter (XNNPACK delegate, LiteRT's default).
         metadata: Metadata to use instead of the ``<model>.json`` sidecar (optional; without
             either, class names are ``class_<i>`` and the palette is the default).
+        max_pixels: Pixel budget of a dynamic-size model (``None``: no limit, the default);
+            see :func:`deconvnet_tf.io.plan_size`.
 
     Raises:
         FileNotFoundError: ``model_path`` does not exist.
@@ -83,20 +94,35 @@ class LiteSegmenter:
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int = 2,
-                 metadata: ModelMetadata | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
+                 metadata: ModelMetadata | None = None, max_pixels: int | None = None):
         path = Path(model_path)
+        if path.is_dir():
+            raise ValueError(f"TFLite model {str(path)!r} is a folder; expected a .tflite file "
+                             "(a SavedModel folder runs with deconvnet-predict)")
         if not path.is_file():
             raise FileNotFoundError(f"TFLite model not found: {str(path)!r}")
         if int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        if max_pixels is not None and int(max_pixels) < 1:
+            raise ValueError(f"max_pixels must be >= 1 or None, got {max_pixels}")
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as err:
+            raise ImportError(f"running .tflite models needs the LiteRT runtime: pip install "
+                              f"ai-edge-litert (or deconvnet-tf[lite]); import failed: {err}"
+                              ) from err
+
         self.path = path
         self.threads = int(threads)
+        self.max_pixels = None if max_pixels is None else int(max_pixels)
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
         except (ValueError, RuntimeError) as err:
-            raise ValueError(f"{str(path)!r} is not a TFLite model LiteRT can load: {err}") from err
+            detail = next((line.strip() for line in str(err).splitlines() if line.strip()),
+                          type(err).__name__)
+            hint = " (a .keras model runs with deconvnet-predict)" if path.suffix == ".keras" else ""
+            raise ValueError(f"{str(path)!r} is not a TFLite model LiteRT can load{hint}: "
+                             f"{detail}") from err
         signatures = self.interpreter.get_signature_list()
         if not signatures:
             raise ValueError(f"{str(path)!r} has no signature; export it with deconvnet-export")
@@ -120,6 +146,9 @@ class LiteSegmenter:
             raise ValueError(f"{str(path)!r}: the sidecar lists {self.metadata.num_classes} "
                              f"classes, the model outputs {self.num_classes}")
         self.min_input_size = self.metadata.min_input_size if self.metadata else 1
+        mean_bgr = (self.metadata.mean_bgr if self.metadata is not None
+                    and getattr(self.metadata, "mean_bgr", None) else _DEFAULT_MEAN_BGR)
+        self.pad_rgb = tuple(int(round(float(v))) for v in list(mean_bgr)[::-1])
 
     @property
     def class_names(self) -> list[str]:
@@ -175,63 +204,14 @@ class LiteSegmenter:
             raise ValueError(f"predict expects an (H, W, 3) RGB image, got shape {image.shape}")
         if image.dtype != np.uint8:
             image = np.clip(np.round(image.astype(np.float32)), 0, 255).astype(np.uint8)
-        height, width = image.shape[:2]
-        if self.fixed_size is not None:
-            target = self.fixed_size
-        elif min(height, width) < self.min_input_size:
-            scale = self.min_input_size / min(height, width)
-            target = (max(self.min_input_size, round(height * scale)),
-                      max(self.min_input_size, round(width * scale)))
-        else:
-            target = (height, width)
-        if target == (height, width):
+        plan = plan_size(*image.shape[:2], input_size=self.fixed_size,
+                         min_size=self.min_input_size, max_pixels=self.max_pixels)
+        if plan.identity:
             out = self.run(image[None])
             return out["labels"][0], out["probabilities"][0]
-        out = self.run(_resize(image, *target)[None])
-        probs = _resize(out["probabilities"][0], height, width)
+        out = self.run(fit_image(image, plan, self.pad_rgb)[None])
+        probs = restore_scores(out["probabilities"][0], plan)
         return np.argmax(probs, axis=-1).astype(np.int32), probs
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as ``(H, W, 3)`` uint8 RGB (OpenCV).
-
-    Raises:
-        ValueError: The file is missing, unreadable or not an image.
-    """
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"Cannot read image {str(path)!r}: missing, corrupt or not an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def list_images(source: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """The image files of a file, a directory (sorted, non-recursive) or a list of paths.
-
-    Raises:
-        FileNotFoundError: A path does not exist.
-        ValueError: A directory without images, or a file without an image suffix.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        source = [source]
-    files: list[Path] = []
-    for item in source:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in {str(path)!r}")
-            files += found
-        elif path.is_file():
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ValueError(f"{str(path)!r} is not an image file "
-                                 f"({', '.join(IMAGE_SUFFIXES)})")
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"Input {str(path)!r} does not exist")
-    return files
 
 
 def predict_paths(
@@ -241,31 +221,69 @@ def predict_paths(
     *,
     threads: int = 2,
     save_probabilities: bool = False,
+    overwrite: bool = False,
+    skip_errors: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    on_skip: Callable[[Path, str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    on_written: Callable[[dict[str, Path]], None] | None = None,
 ) -> list[dict[str, Path]]:
     """Segments image files with a ``.tflite`` model and writes the standard outputs.
 
     Per image (via :func:`deconvnet_tf.render.save_prediction`, the writer of
-    ``deconvnet-predict``): ``<stem>.png`` (class ids), ``<stem>_color.png``,
-    ``<stem>_overlay.png`` and, with ``save_probabilities``, ``<stem>_probs.npy``.
+    ``deconvnet-predict``): ``<stem>_labels.png`` (class ids), ``<stem>_color.png``,
+    ``<stem>_overlay.png`` and, with ``save_probabilities``, ``<stem>_probs.npy``, written as
+    soon as the image is done. The outputs are planned and checked before any work
+    (:func:`deconvnet_tf.render.plan_predictions`).
 
     Args:
         model: A ``.tflite`` path or a :class:`LiteSegmenter`.
-        inputs: An image file, a directory of images, or a list of files.
+        inputs: An image file, a directory of images, or a list of files (folders skip this
+            project's outputs).
         output: Output directory (created).
         threads: Interpreter threads (when ``model`` is a path).
         save_probabilities: Also write the class probabilities.
+        overwrite: Replace the outputs of an earlier run (never an input).
+        skip_errors: Report unreadable images (``on_skip``) and go on instead of raising.
+        max_pixels: Pixel budget (``None``: no limit): larger images are scaled down for the
+            model and the labels scaled back (``on_warning`` says so).
+        on_skip: ``on_skip(path, message)`` per skipped image (default: a warning).
+        on_warning: ``on_warning(message)`` (default: :func:`warnings.warn`).
+        on_written: Called with each image's paths once they are written.
 
     Returns:
-        One dict of written paths per image, in input order.
+        One dict of written paths per image that was not skipped, in input order.
     """
-    from deconvnet_tf.render import save_prediction
+    from deconvnet_tf.render import plan_predictions, save_prediction
 
+    warn = on_warning or (lambda message: warnings.warn(message, stacklevel=3))
+    skip = on_skip or (lambda path, message: warn(f"skipped {str(path)!r}: {message}"))
+    planned = plan_predictions(inputs, output, probabilities=save_probabilities,
+                               overwrite=overwrite)
+    ensure_output_dir(output)
     segmenter = model if isinstance(model, LiteSegmenter) else LiteSegmenter(model, threads)
     written = []
-    for path in list_images(inputs):
-        image = read_image(path)
-        label, probs = segmenter.predict(image)
-        written.append(save_prediction(output, path.stem, image, label,
-                                       probs if save_probabilities else None,
-                                       palette=segmenter.palette))
+    for path, _ in planned:
+        try:
+            image = read_image(path)
+        except ImageReadError as err:
+            if not skip_errors:
+                raise
+            skip(path, str(err))
+            continue
+        height, width = image.shape[:2]
+        plan = plan_size(height, width, max_pixels=max_pixels)
+        if plan.downscaled:
+            warn(downscale_message(path, plan, max_pixels))
+            _, probs = segmenter.predict(fit_image(image, plan))
+            label = upscale_labels(probs, height, width)
+            probs = resize_channels(probs, height, width) if save_probabilities else None
+        else:
+            label, probs = segmenter.predict(image)
+        paths = save_prediction(output, path.stem, image, label,
+                                probs if save_probabilities else None,
+                                palette=segmenter.palette, overwrite=overwrite)
+        written.append(paths)
+        if on_written is not None:
+            on_written(paths)
     return written

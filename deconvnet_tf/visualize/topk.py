@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deconvnet_tf.io import IMAGE_SUFFIXES, ImageReadError, is_project_output, read_image
 from deconvnet_tf.visualize.graph import VisualizationError
 from deconvnet_tf.visualize.project import Box, Projector
 
@@ -26,11 +27,40 @@ __all__ = [
     "ImageSource",
     "TopKItem",
     "VisualizationResult",
+    "image_files",
     "top_k",
     "visualize",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+def image_files(source: str | os.PathLike) -> list[Path]:
+    """The image files of a file or folder, as :class:`ImageSource` scans them.
+
+    A folder contributes the images directly in it or, when it has none, every image below it
+    (sorted by path); PNGs written by this project (:func:`deconvnet_tf.io.is_project_output`,
+    e.g. an earlier grid) are left out.
+
+    Raises:
+        VisualizationError: A missing path, or a folder without images.
+    """
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise VisualizationError(f"--input {str(path)!r}: no such file or folder")
+
+    def keep(p: Path) -> bool:
+        return (p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                and not (p.suffix.lower() == ".png" and is_project_output(p)))
+
+    files = sorted(p for p in path.iterdir() if keep(p))
+    if not files:
+        files = sorted(p for p in path.rglob("*") if keep(p))
+    if not files:
+        raise VisualizationError(
+            f"--input {str(path)!r}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder"
+        )
+    return files
 
 
 @dataclass
@@ -105,20 +135,13 @@ class ImageSource:
         self.array = None
         self.dataset = None
         if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if path.is_file():
-                self.paths = [path]
-            elif path.is_dir():
-                files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-                if not files:
-                    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-                if not files:
-                    raise VisualizationError(
-                        f"--input {str(path)!r}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder"
-                    )
-                self.paths = files
-            else:
-                raise VisualizationError(f"--input {str(path)!r}: no such file or folder")
+            self.paths = image_files(source)
+        elif isinstance(source, (list, tuple)) and source and all(
+                isinstance(s, (str, os.PathLike)) for s in source):
+            missing = [str(s) for s in source if not Path(s).is_file()]
+            if missing:
+                raise VisualizationError(f"image file {missing[0]!r} does not exist")
+            self.paths = [Path(s) for s in source]
         elif isinstance(source, np.ndarray) or (
             isinstance(source, (list, tuple)) and all(np.ndim(s) >= 2 for s in source)
         ):
@@ -148,12 +171,10 @@ class ImageSource:
         return self.paths[index].name if self.paths is not None else f"#{index}"
 
     def _load(self, path: Path) -> np.ndarray:
-        import cv2
-
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise VisualizationError(f"Cannot read image {str(path)!r}: missing, corrupt or not an image")
-        return image[..., ::-1]
+        try:
+            return read_image(path)
+        except ImageReadError as err:
+            raise VisualizationError(str(err)) from None
 
     def _fit(self, image) -> np.ndarray:
         import cv2
@@ -387,20 +408,24 @@ def visualize(
     mode: str = "deconvnet",
     batch_size: int = 8,
     tile: int | None = None,
+    overwrite: bool = True,
 ) -> VisualizationResult:
     """Top-k scan, projections and the Figure-2-style grid; writes the PNG when ``output`` is set.
 
     Args:
         model: A functional Keras model.
         layer: Layer name.
-        images: File, folder, array, list of images or ``tf.data.Dataset``.
-        output: PNG path (written atomically), or ``None``.
+        images: File, folder, list of image files, array, list of images or ``tf.data.Dataset``.
+        output: PNG path (written atomically, tagged as an output of this project so that
+            folder inputs skip it), or ``None``.
         channel: Channel(s) to show (one block each).
         top_channels: Or: the N channels with the strongest mean activation (one row each).
         k: Activations per channel.
         mode: ``"deconvnet"``, ``"gradient"`` or ``"guided"``.
         batch_size: Images per forward pass.
         tile: Tile side in pixels (default from the receptive field size).
+        overwrite: Replace an existing ``output``; ``False`` raises
+            :class:`~deconvnet_tf.io.OutputError` instead.
 
     Returns:
         A :class:`VisualizationResult`.
@@ -418,5 +443,6 @@ def visualize(
     results = top_k(model, layer, images, channel=channel, top_channels=top_channels, k=k,
                     mode=mode, batch_size=batch_size)
     grid = top_k_grid(results, tile=tile)
-    path = save_png(output, grid) if output is not None else None
+    path = (save_png(output, grid, overwrite=overwrite, mark=True)
+            if output is not None else None)
     return VisualizationResult(grid, results, path, results[0].num_images)

@@ -11,6 +11,7 @@ from deconvnet_tf.data.synthetic import make_scene
 from deconvnet_tf.inference.crf import dense_crf
 from deconvnet_tf.inference.predict import softmax
 from deconvnet_tf.render import save_png
+from tests.cli.corpus import assert_one_line_error, run_main
 
 
 def noisy(label, classes=5, seed=0):
@@ -38,7 +39,8 @@ def test_folder_of_images_and_probabilities(inputs, capsys):
     image = cv2.imread(str(inputs / "images" / "s1.png"))[..., ::-1]
     probs = np.load(inputs / "probs" / "s1_probs.npy")
     expected = dense_crf(image, probs.astype(np.float32)).argmax(-1)
-    np.testing.assert_array_equal(cv2.imread(str(out / "s1.png"), cv2.IMREAD_UNCHANGED), expected)
+    np.testing.assert_array_equal(cv2.imread(str(out / "s1_labels.png"), cv2.IMREAD_UNCHANGED),
+                                  expected)
     assert (out / "s0_color.png").is_file() and (out / "s0_overlay.png").is_file()
     assert np.load(out / "s0_probs.npy").shape == (40, 56, 5)
 
@@ -52,7 +54,7 @@ def test_single_file_with_preset_and_overrides(inputs):
     image = cv2.imread(str(inputs / "images" / "s0.png"))[..., ::-1]
     probs = np.load(inputs / "probs" / "s0_probs.npy").astype(np.float32)
     expected = dense_crf(image, probs, preset="deeplab", iterations=2, bilateral_srgb=10)
-    np.testing.assert_array_equal(cv2.imread(str(out / "s0.png"), cv2.IMREAD_UNCHANGED),
+    np.testing.assert_array_equal(cv2.imread(str(out / "s0_labels.png"), cv2.IMREAD_UNCHANGED),
                                   expected.argmax(-1))
 
 
@@ -85,15 +87,57 @@ def test_bad_inputs_exit_2(inputs, capsys, case, message):
 
 
 def test_missing_pydensecrf_and_bad_settings(inputs, capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exit_:
+        crf_cli.main(["--image", str(inputs / "images"), "--probs", str(inputs / "probs"),
+                      "--output", str(inputs / "o"), "--iterations", "0"])
+    assert exit_.value.code == 2
+    assert "argument --iterations: expected an integer >= 1, got 0" in capsys.readouterr().err
     assert crf_cli.main(["--image", str(inputs / "images"), "--probs", str(inputs / "probs"),
-                         "--output", str(inputs / "o"), "--iterations", "0"]) == 2
-    assert "iterations must be an integer >= 1" in capsys.readouterr().err
+                         "--output", str(inputs / "o"), "--gaussian-sxy", "0"]) == 2
+    assert "CRF setting gaussian_sxy must be > 0" in capsys.readouterr().err
+    one_file = str(inputs / "probs" / "s0_probs.npy")
+    assert crf_cli.main(["--image", str(inputs / "images"), "--probs", one_file,
+                         "--output", str(inputs / "o")]) == 2
+    assert "holds 2 images" in capsys.readouterr().err
     monkeypatch.setitem(__import__("sys").modules, "pydensecrf.densecrf", None)
     monkeypatch.setitem(__import__("sys").modules, "pydensecrf", None)
     assert crf_cli.main(["--image", str(inputs / "images"), "--probs", str(inputs / "probs"),
                          "--output", str(inputs / "o"), "--quiet"]) == 2
     assert "pip install pydensecrf2" in capsys.readouterr().err
-    one_file = str(inputs / "probs" / "s0_probs.npy")
-    assert crf_cli.main(["--image", str(inputs / "images"), "--probs", one_file,
-                         "--output", str(inputs / "o")]) == 2
-    assert "holds 2 images" in capsys.readouterr().err
+    assert not (inputs / "o").exists()  # checked before any work
+
+
+def test_outputs_need_overwrite_and_never_replace_the_probabilities(inputs):
+    argv = ["--image", str(inputs / "images"), "--probs", str(inputs / "probs"), "--quiet"]
+    assert crf_cli.main(argv + ["--output", str(inputs / "out")]) == 0
+    before = (inputs / "out" / "s0_labels.png").stat().st_mtime_ns
+    again = run_main(crf_cli.main, argv + ["--output", str(inputs / "out")])
+    assert_one_line_error(again, "s0_labels.png' already exists (and 5 more)", "--overwrite")
+    assert (inputs / "out" / "s0_labels.png").stat().st_mtime_ns == before
+    assert run_main(crf_cli.main, argv + ["--output", str(inputs / "out"),
+                                          "--overwrite"]).code == 0
+    # --save-probs into the probabilities folder would replace deconvnet-predict's files.
+    kept = (inputs / "probs" / "s0_probs.npy").read_bytes()
+    clash = run_main(crf_cli.main, argv + ["--output", str(inputs / "probs"), "--save-probs",
+                                           "--overwrite"])
+    assert_one_line_error(clash, "s0_probs.npy' would replace the input")
+    assert (inputs / "probs" / "s0_probs.npy").read_bytes() == kept
+
+
+def test_skipping_reports_bad_pairs_and_refines_the_rest(inputs):
+    ok, data = cv2.imencode(".png", cv2.imread(str(inputs / "images" / "s0.png")))
+    (inputs / "images" / "s0.png").write_bytes(data.tobytes()[:-20])  # cut into the IEND chunk
+    argv = ["--image", str(inputs / "images"), "--probs", str(inputs / "probs"), "--quiet",
+            "--output", str(inputs / "out")]
+    stopped = run_main(crf_cli.main, argv)
+    assert_one_line_error(stopped, "s0.png", "truncated PNG")
+    assert not (inputs / "out").exists() or not list((inputs / "out").iterdir())
+    skipped = run_main(crf_cli.main, argv + ["--skip-errors"])
+    assert skipped.code == 1 and "1 image(s)" in skipped.stdout
+    assert_one_line_error(skipped, "1 of 2 image(s) skipped", "s0.png")
+    image = cv2.imread(str(inputs / "images" / "s1.png"))[..., ::-1]
+    expected = dense_crf(image, np.load(inputs / "probs" / "s1_probs.npy").astype(np.float32))
+    np.testing.assert_array_equal(
+        cv2.imread(str(inputs / "out" / "s1_labels.png"), cv2.IMREAD_UNCHANGED),
+        expected.argmax(-1))
+    assert not list((inputs / "out").glob("s0_*"))

@@ -40,11 +40,23 @@ def test_demo_end_to_end_short(tmp_path, capsys, monkeypatch):
     assert list((tmp_path / "lite" / "int8").glob("*_overlay.png"))
     # Zeiler-Fergus grid of the trained network.
     assert cv2.imread(str(result["visualization"])) is not None
+    # Another demo into the same folder with other settings: one line naming --overwrite,
+    # before the finished run is touched.
+    from tests.cli.corpus import assert_one_line_error, run_main
+
+    model_bytes = result["model"].read_bytes()
+    other = run_main(demo.main, ["--output", str(tmp_path), "--epochs", "3", "--num-train", "8",
+                                 "--quiet"])
+    assert_one_line_error(other, "deconvnet-demo: error:", "--overwrite")
+    assert result["model"].read_bytes() == model_bytes
 
 
 def test_demo_cli_rejects_bad_arguments(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         demo.main(["--preset", "nope"])
+    assert exit_.value.code == 2
     assert "unknown --preset 'nope'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         demo.main(["--epochs", "0"])
+    assert exit_.value.code == 2
+    assert "argument --epochs: expected an integer >= 1, got 0" in capsys.readouterr().err

@@ -9,8 +9,12 @@ import pytest
 import deconvnet_tf
 from deconvnet_tf.cli import predict as predict_cli
 from deconvnet_tf.data.synthetic import make_scene
+from deconvnet_tf.inference.crf import dense_crf
+from deconvnet_tf.inference.ensemble import combine_probabilities
+from deconvnet_tf.inference.instance import predict_instances
 from deconvnet_tf.inference.predict import predict_image, softmax
-from deconvnet_tf.render import save_png
+from deconvnet_tf.render import make_palette, overlay, save_png
+from tests.cli.corpus import assert_one_line_error, run_main
 
 
 @pytest.fixture(scope="module")
@@ -22,24 +26,28 @@ def files(tmp_path_factory):
     fcn.save(tmp / "fcn.keras")
     for i, size in enumerate([(48, 64), (40, 56), (48, 64)]):
         save_png(tmp / "images" / f"img{i}.png", make_scene(i, *size)[0])
-    return tmp, deconvnet
+    return tmp, deconvnet, fcn
+
+
+def _read_rgb(path):
+    return cv2.imread(str(path))[..., ::-1]
 
 
 def test_whole_mode_on_a_folder_writes_every_output(files, capsys):
-    tmp, deconvnet = files
+    tmp, deconvnet, _ = files
     out = tmp / "out_whole"
     code = predict_cli.main(["--model", str(tmp / "dn.keras"), "--input", str(tmp / "images"),
                              "--output", str(out), "--save-probs", "--batch-size", "2", "--quiet"])
     assert code == 0 and "3 image(s)" in capsys.readouterr().out
-    for i in range(3):
-        for suffix in (".png", "_color.png", "_overlay.png", "_probs.npy"):
-            assert (out / f"img{i}{suffix}").is_file()
-    image = cv2.imread(str(tmp / "images" / "img1.png"))[..., ::-1]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"img{i}{s}" for i in range(3)
+        for s in ("_labels.png", "_color.png", "_overlay.png", "_probs.npy"))
+    image = _read_rgb(tmp / "images" / "img1.png")
     probs = np.load(out / "img1_probs.npy")
     assert probs.dtype == np.float16 and probs.shape == (40, 56, 5)
     expected = predict_image(deconvnet, image)
     np.testing.assert_allclose(probs.astype(np.float32), expected, atol=2e-3)
-    label = cv2.imread(str(out / "img1.png"), cv2.IMREAD_UNCHANGED)
+    label = cv2.imread(str(out / "img1_labels.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(label, expected.argmax(-1))
     # --flip: the mean of the logits of the image and of its mirror.
     assert predict_cli.main(["--model", str(tmp / "dn.keras"), "--input", str(tmp / "images"),
@@ -53,32 +61,149 @@ def test_whole_mode_on_a_folder_writes_every_output(files, capsys):
 
 
 def test_instance_mode_with_ensemble_and_crf(files):
-    tmp, _ = files
-    out = tmp / "out_full"
+    """The files equal what the library functions give step by step: instance-wise DeconvNet
+    on the same proposals, the FCN on the whole image, their product, then the dense CRF."""
+    tmp, deconvnet, fcn = files
+    out, cache = tmp / "out_full", tmp / "cache"
     code = predict_cli.main(["--model", str(tmp / "dn.keras"), "--input",
                              str(tmp / "images" / "img0.png"), str(tmp / "images" / "img1.png"),
                              "--output", str(out), "--mode", "instance", "--ensemble",
                              str(tmp / "fcn.keras"), "--ensemble-method", "product", "--crf",
                              "--edge", "gradient", "--top-k", "4", "--input-size", "32",
-                             "--proposal-cache", str(tmp / "cache"), "--quiet", "--save-probs"])
+                             "--proposal-cache", str(cache), "--quiet", "--save-probs"])
     assert code == 0
     assert sorted(p.name for p in out.glob("*.png")) == sorted(
-        f"img{i}{s}" for i in (0, 1) for s in (".png", "_color.png", "_overlay.png"))
-    assert len(list((tmp / "cache").glob("*.npy"))) == 2
-    probs = np.load(out / "img0_probs.npy").astype(np.float32)
-    np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-2)
+        f"img{i}{s}" for i in (0, 1) for s in ("_labels.png", "_color.png", "_overlay.png"))
+    assert len(list(cache.glob("*.npy"))) == 2
+    proposals = dict(method="edgeboxes", edge="gradient", top_k=4, min_size=16, enlarge=1.2,
+                     cache_dir=str(cache))
+    for i in (0, 1):
+        image = _read_rgb(tmp / "images" / f"img{i}.png")
+        instance = predict_instances(deconvnet, image, input_size=32, batch_size=8,
+                                     aggregate="max", proposals=proposals)
+        ensemble = combine_probabilities([instance, predict_image(fcn, image)], "product")
+        refined = dense_crf(image, ensemble)
+        probs = np.load(out / f"img{i}_probs.npy").astype(np.float32)
+        np.testing.assert_allclose(probs, refined, atol=2e-3)
+        label = cv2.imread(str(out / f"img{i}_labels.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(label, refined.argmax(-1))
+        palette = make_palette()
+        np.testing.assert_array_equal(_read_rgb(out / f"img{i}_color.png"), palette[label])
+        np.testing.assert_array_equal(_read_rgb(out / f"img{i}_overlay.png"),
+                                      overlay(image, label))
 
 
-def test_errors_exit_2_with_a_message(files, capsys):
-    tmp, _ = files
-    assert predict_cli.main(["--model", str(tmp / "nope.keras"), "--input", str(tmp / "images"),
-                             "--output", str(tmp / "o")]) == 2
-    assert "deconvnet-predict: error: Model not found" in capsys.readouterr().err
-    assert predict_cli.main(["--model", str(tmp / "dn.keras"), "--input", str(tmp / "none.png"),
-                             "--output", str(tmp / "o"), "--quiet"]) == 2
-    assert "Input not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+def test_errors_exit_2_with_a_message(files):
+    tmp, _, _ = files
+    outcome = run_main(predict_cli.main, ["--model", str(tmp / "nope.keras"), "--input",
+                                          str(tmp / "images"), "--output", str(tmp / "o")])
+    assert outcome.code == 2
+    assert_one_line_error(outcome, "deconvnet-predict: error: Model not found", "nope.keras")
+    outcome = run_main(predict_cli.main, ["--model", str(tmp / "dn.keras"), "--input",
+                                          str(tmp / "none.png"), "--output", str(tmp / "o"),
+                                          "--quiet"])
+    assert outcome.code == 2
+    assert_one_line_error(outcome, "Input not found", "none.png")
+    with pytest.raises(SystemExit) as exit_:
         predict_cli.main(["--model", "m", "--input", "x", "--output", "o", "--batch-size", "0"])
-    assert "--batch-size" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        predict_cli.main(["--model", "m", "--input", "x", "--output", "o", "--mode", "tiles"])
+    assert exit_.value.code == 2
+    outcome = run_main(predict_cli.main, ["--model", "m", "--input", "x", "--output", "o",
+                                          "--batch-size", "0"])
+    assert_one_line_error(outcome, "argument --batch-size: expected an integer >= 1, got 0")
+    outcome = run_main(predict_cli.main, ["--model", "m", "--input", "x", "--output", "o",
+                                          "--mode", "tiles"])
+    assert_one_line_error(outcome, "argument --mode: invalid choice: 'tiles'")
+
+
+def test_output_folder_can_be_the_input_folder(files, tmp_path):
+    """Outputs never replace an input, a rerun does not read the outputs back, and existing
+    outputs need --overwrite (checked before any work)."""
+    tmp, deconvnet, _ = files
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = make_scene(7, 40, 56)[0]
+    save_png(folder / "big_camvid.png", image)
+    original = (folder / "big_camvid.png").read_bytes()
+    argv = ["--model", str(tmp / "dn.keras"), "--input", str(folder), "--output", str(folder),
+            "--quiet"]
+    first = run_main(predict_cli.main, argv)
+    assert first.code == 0 and "1 image(s)" in first.stdout
+    assert (folder / "big_camvid.png").read_bytes() == original
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "big_camvid.png", "big_camvid_color.png", "big_camvid_labels.png",
+        "big_camvid_overlay.png"]
+    label = cv2.imread(str(folder / "big_camvid_labels.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(label, predict_image(deconvnet, image).argmax(-1))
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    again = run_main(predict_cli.main, argv)
+    assert_one_line_error(again, "big_camvid_labels.png' already exists (and 2 more)",
+                          "--overwrite")
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    forced = run_main(predict_cli.main, argv + ["--overwrite"])
+    assert forced.code == 0 and "1 image(s)" in forced.stdout  # its own outputs were not read
+    assert (folder / "big_camvid.png").read_bytes() == original
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_an_input_named_like_an_output_is_never_replaced(files, tmp_path):
+    tmp, _, _ = files
+    for name in ("a.png", "a_labels.png"):
+        save_png(tmp_path / name, make_scene(1, 24, 24)[0])
+    kept = (tmp_path / "a_labels.png").read_bytes()
+    outcome = run_main(predict_cli.main, ["--model", str(tmp / "dn.keras"), "--input",
+                                          str(tmp_path), "--output", str(tmp_path), "--quiet",
+                                          "--overwrite"])
+    assert_one_line_error(outcome, "a_labels.png' would replace the input")
+    assert (tmp_path / "a_labels.png").read_bytes() == kept
+
+
+def test_large_images_are_predicted_within_max_pixels(files, tmp_path):
+    tmp, deconvnet, _ = files
+    image = make_scene(3, 60, 80)[0]
+    save_png(tmp_path / "in" / "wide.png", image)
+    outcome = run_main(predict_cli.main, [
+        "--model", str(tmp / "dn.keras"), "--input", str(tmp_path / "in"), "--output",
+        str(tmp_path / "out"), "--max-pixels", "1200", "--save-probs", "--quiet"])
+    assert outcome.code == 0, outcome.stderr
+    assert ("deconvnet-predict: warning: " in outcome.stderr
+            and "wide.png' is 60x80 (4,800 pixels), above --max-pixels 1200: predicting at 30x40" in outcome.stderr)
+    small = cv2.resize(image, (40, 30), interpolation=cv2.INTER_AREA)
+    expected = cv2.resize(predict_image(deconvnet, small), (80, 60),
+                          interpolation=cv2.INTER_LINEAR)
+    label = cv2.imread(str(tmp_path / "out" / "wide_labels.png"), cv2.IMREAD_UNCHANGED)
+    assert label.shape == (60, 80)
+    np.testing.assert_array_equal(label, expected.argmax(-1))
+    probs = np.load(tmp_path / "out" / "wide_probs.npy").astype(np.float32)
+    np.testing.assert_allclose(probs, expected, atol=2e-3)
+    # 'none' lifts the limit: the image is predicted at its own size.
+    assert predict_cli.main(["--model", str(tmp / "dn.keras"), "--input", str(tmp_path / "in"),
+                             "--output", str(tmp_path / "full"), "--max-pixels", "none",
+                             "--quiet"]) == 0
+    label = cv2.imread(str(tmp_path / "full" / "wide_labels.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(label, predict_image(deconvnet, image).argmax(-1))
+
+
+def test_truncated_jpeg_is_named_and_skip_errors_goes_on(files, tmp_path):
+    tmp, deconvnet, _ = files
+    folder = tmp_path / "in"
+    for name, seed in (("a.png", 0), ("c.png", 2)):
+        save_png(folder / name, make_scene(seed, 32, 40)[0])
+    ok, data = cv2.imencode(".jpg", make_scene(1, 32, 40)[0])
+    (folder / "b.jpg").write_bytes(data.tobytes()[: len(data) // 2])
+    argv = ["--model", str(tmp / "dn.keras"), "--input", str(folder), "--quiet"]
+    stopped = run_main(predict_cli.main, argv + ["--output", str(tmp_path / "stop")])
+    assert stopped.code == 2
+    assert_one_line_error(stopped, "b.jpg", "truncated JPEG")
+    # The image before the bad one was written as soon as it was done.
+    assert sorted(p.name for p in (tmp_path / "stop").iterdir()) == [
+        "a_color.png", "a_labels.png", "a_overlay.png"]
+    skipped = run_main(predict_cli.main, argv + ["--output", str(tmp_path / "skip"),
+                                                 "--skip-errors"])
+    assert skipped.code == 1 and "2 image(s)" in skipped.stdout
+    assert "deconvnet-predict: skipped: Cannot read image" in skipped.stderr
+    assert_one_line_error(skipped, "1 of 3 image(s) skipped", "b.jpg")
+    for stem, seed in (("a", 0), ("c", 2)):
+        label = cv2.imread(str(tmp_path / "skip" / f"{stem}_labels.png"), cv2.IMREAD_UNCHANGED)
+        expected = predict_image(deconvnet, make_scene(seed, 32, 40)[0]).argmax(-1)
+        np.testing.assert_array_equal(label, expected)
+    assert not list((tmp_path / "skip").glob("b_*"))

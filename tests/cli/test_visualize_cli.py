@@ -8,6 +8,7 @@ import pytest
 import deconvnet_tf
 from deconvnet_tf.cli import visualize as cli
 from deconvnet_tf.render import save_png
+from tests.cli.corpus import assert_one_line_error, run_main
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +89,55 @@ def test_cli_bad_paths(setup, capsys):
     assert cli.main(["--model", str(model), "--layer", "block1_conv1", "--channel", "0",
                      "--input", str(root / "nothing"), "--output", str(root / "x.png")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         cli.main(["--model", str(model), "--layer", "block1_conv1", "--channel", "0",
                   "--input", str(images), "--output", str(root / "x.jpg")])
+    assert exit_.value.code == 2
     assert "expected a .png file name" in capsys.readouterr().err
+
+
+def test_cli_output_needs_overwrite_and_is_not_read_back(setup, tmp_path):
+    import cv2
+
+    root, model, images = setup
+    folder = tmp_path / "imgs"
+    for path in sorted(images.iterdir()):
+        save_png(folder / path.name, cv2.imread(str(path))[..., ::-1])
+    out = folder / "grid.png"  # inside the input folder
+    argv = ["--model", str(model), "--layer", "block1_conv1", "--channel", "1", "--input",
+            str(folder), "--output", str(out), "--top-k", "4"]
+    first = run_main(cli.main, argv)
+    assert first.code == 0 and "4 images scanned" in first.stdout
+    grid = out.read_bytes()
+    again = run_main(cli.main, argv)
+    assert_one_line_error(again, "grid.png' already exists", "--overwrite")
+    assert out.read_bytes() == grid
+    forced = run_main(cli.main, argv + ["--overwrite"])
+    assert forced.code == 0 and "4 images scanned" in forced.stdout  # the grid was not read
+    assert out.read_bytes() == grid  # same images, same picture
+    clash = run_main(cli.main, argv[:-4] + ["--output", str(folder / "im0.png"), "--top-k", "4",
+                                            "--overwrite"])
+    assert_one_line_error(clash, "im0.png' would replace the input")
+
+
+def test_cli_truncated_image_and_skipping(setup, tmp_path):
+    import cv2
+
+    root, model, images = setup
+    folder = tmp_path / "imgs"
+    for path in sorted(images.iterdir()):
+        save_png(folder / path.name, cv2.imread(str(path))[..., ::-1])
+    data = (folder / "im2.png").read_bytes()
+    (folder / "im2.png").write_bytes(data[: len(data) // 2])
+    argv = ["--model", str(model), "--layer", "block1_conv1", "--channel", "1", "--input",
+            str(folder), "--top-k", "2"]
+    stopped = run_main(cli.main, argv + ["--output", str(tmp_path / "a.png")])
+    assert_one_line_error(stopped, "im2.png", "truncated PNG")
+    assert not (tmp_path / "a.png").exists()
+    skipped = run_main(cli.main, argv + ["--output", str(tmp_path / "b.png"), "--skip-errors"])
+    assert skipped.code == 1 and "3 images scanned" in skipped.stdout
+    assert_one_line_error(skipped, "1 of 4 image(s) skipped", "im2.png")
+    assert cv2.imread(str(tmp_path / "b.png")) is not None
 
 
 @pytest.mark.slow

@@ -58,6 +58,8 @@ def test_void_label_key_of_the_real_datasets(tmp_path, dataset):
         ("size_mismatch", "Size mismatch: image .*train_00002.png' is 40x56 but label"),
         ("bad_value", r"train_00003.png' has value\(s\) \[7\] outside \[0, 5\)"),
         ("corrupt", "Cannot read image .*train_00000.png'"),
+        ("truncated_jpeg", "Cannot read image .*train_00001.jpg': truncated JPEG"),
+        ("truncated_label", "Cannot read label .*train_00002.png': truncated PNG"),
     ],
 )
 def test_bad_input_names_the_file(dataset, breakage, message):
@@ -76,8 +78,21 @@ def test_bad_input_names_the_file(dataset, breakage, message):
         cv2.imwrite(str(train / "labels" / "train_00003.png"), np.full((40, 56), 7, np.uint8))
     elif breakage == "corrupt":
         (train / "images" / "train_00000.png").write_bytes(b"\x89PNG not really")
+    elif breakage == "truncated_jpeg":  # OpenCV's imread used to return it half grey
+        image = cv2.imread(str(train / "images" / "train_00001.png"))
+        (train / "images" / "train_00001.png").unlink()
+        data = cv2.imencode(".jpg", image)[1].tobytes()
+        (train / "images" / "train_00001.jpg").write_bytes(data[: len(data) * 2 // 3])
+    elif breakage == "truncated_label":
+        data = (train / "labels" / "train_00002.png").read_bytes()
+        (train / "labels" / "train_00002.png").write_bytes(data[:-12])  # no IEND chunk
     with pytest.raises(DatasetError, match=message):
         folder_dataset(dataset, "train")
+    if breakage.startswith("truncated"):  # the source used by training validates the same way
+        from deconvnet_tf.data.sources import open_source
+
+        with pytest.raises(DatasetError, match=message):
+            open_source(dataset).validate("train")
 
 
 def test_missing_split_and_root(tmp_path, dataset):

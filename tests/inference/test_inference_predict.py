@@ -60,6 +60,35 @@ def test_fixed_size_models_get_resized_inputs_and_scores_back():
     np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-6)
 
 
+def test_max_pixels_scales_large_images_down_and_the_scores_back(rng):
+    seen = []
+
+    def fn(batch):
+        seen.append(batch.shape)
+        out = np.zeros(batch.shape[:3] + (2,), np.float32)
+        out[..., 1] = batch[..., 0] / 255.0
+        return out
+
+    predictor = Predictor(fn, outputs="probabilities", min_input_size=4, max_pixels=600)
+    image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    probs = predict_image(predictor, image)
+    assert seen == [(1, 20, 30, 3)] and probs.shape == (40, 60, 2)
+    import cv2
+
+    small = cv2.resize(image.astype(np.float32), (30, 20), interpolation=cv2.INTER_AREA)
+    ramp = np.stack([np.zeros((20, 30)), small[..., 0] / 255.0], -1).astype(np.float32)
+    expected = cv2.resize(ramp, (60, 40)) / np.maximum(cv2.resize(ramp, (60, 40)).sum(-1,
+                                                                                 keepdims=True),
+                                                       1e-12)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    # Batches stay within the budget: 3 images of 20x20 = 400 pixels each, budget 600.
+    seen.clear()
+    predict_images(predictor, [image[:20, :20]] * 3, batch_size=8)
+    assert seen == [(1, 20, 20, 3)] * 3
+    with pytest.raises(ValueError, match="max_pixels must be >= 1"):
+        Predictor(fn, max_pixels=0)
+
+
 def test_softmax_models_are_not_softmaxed_twice(rng):
     model = deconvnet_tf.build_model("fcn8s_tiny", num_classes=3, output_activation="softmax")
     image = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
@@ -104,6 +133,19 @@ def test_bad_inputs_give_clear_errors(tmp_path, tiny):
     (tmp_path / "bad.keras").write_text("nope")
     with pytest.raises(ValueError, match="not a .keras model"):
         load_predictor(tmp_path / "bad.keras")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "zip.keras", "w") as archive:  # a zip, but not a model
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(ValueError, match="Cannot load the model '.*zip.keras'"):
+        load_predictor(tmp_path / "zip.keras")
+    (tmp_path / "m.tflite").write_bytes(b"TFL3")
+    with pytest.raises(ValueError, match="LiteRT model; run it with deconvnet-lite-predict"):
+        load_predictor(tmp_path / "m.tflite")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "saved_model.pb").write_bytes(b"\x00garbage")
+    with pytest.raises((ValueError, ImportError), match="junk"):
+        load_predictor(tmp_path / "junk")
 
 
 def test_load_predictor_reads_keras_files(tmp_path, tiny, rng):
@@ -123,7 +165,7 @@ def test_list_and_read_images(tmp_path):
     mixed = list_images([paths[1], tmp_path / "imgs"])
     assert [p.name for p in mixed] == ["b.png", "a.jpg", "b.png"]
     assert read_image(paths[1]).shape == (4, 5, 3)
-    with pytest.raises(FileNotFoundError, match="Input not found"):
+    with pytest.raises(FileNotFoundError, match="Input not found: .*nothing' does not exist"):
         list_images(tmp_path / "nothing")
     with pytest.raises(ValueError, match="not an image file"):
         list_images(tmp_path / "imgs" / "notes.txt")
@@ -154,6 +196,16 @@ def test_load_predictor_reads_saved_model_exports(tmp_path, tiny, rng):
     padded[:9] = small
     expected = softmax(np.asarray(tiny.predict_on_batch(padded[None].astype("float32")))[0, :9])
     np.testing.assert_allclose(predict_image(predictor, small), expected, atol=1e-5)
+    # The same pixel budget rule as the Keras path and the LiteRT runtime.
+    import dataclasses
+
+    import cv2
+
+    bounded = dataclasses.replace(predictor, max_pixels=600)
+    large = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    shrunk = cv2.resize(large, (30, 20), interpolation=cv2.INTER_AREA)
+    expected = cv2.resize(predict_image(tiny, shrunk), (60, 40))
+    np.testing.assert_allclose(predict_image(bounded, large), expected, atol=1e-4)
 
 
 def test_flip_averages_the_scores_of_the_mirrored_image(tiny, rng):

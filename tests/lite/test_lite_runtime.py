@@ -91,13 +91,14 @@ def test_cli_writes_predict_outputs(art, image_dir, tmp_path, capsys):
     assert "2 image(s)" in printed
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(f"scene{i}{s}" for i in range(2)
-                           for s in (".png", "_color.png", "_overlay.png", "_probs.npy"))
+                           for s in ("_labels.png", "_color.png", "_overlay.png", "_probs.npy"))
     seg = LiteSegmenter(art.tflite["none"], threads=2)
     for i in range(2):
         image = read_image(image_dir / f"scene{i}.png")
         label, probs = seg.predict(image)
-        np.testing.assert_array_equal(cv2.imread(str(out / f"scene{i}.png"), cv2.IMREAD_UNCHANGED),
-                                      label)  # threads 1 and 2 agree
+        np.testing.assert_array_equal(
+            cv2.imread(str(out / f"scene{i}_labels.png"), cv2.IMREAD_UNCHANGED),
+            label)  # threads 1 and 2 agree
         saved = np.load(out / f"scene{i}_probs.npy")
         assert saved.shape == (50, 70, len(CLASSES))
         np.testing.assert_allclose(saved, probs, atol=1e-3)
@@ -146,15 +147,67 @@ def test_errors(art, tmp_path, image_dir, capsys):
         list_images(tmp_path)
     with pytest.raises(ValueError, match="not an image file"):
         list_images(image_dir / "notes.txt")
-    for argv, message in [
-        (["--input", str(tmp_path / "nope.png")], "does not exist"),
-        (["--input", str(image_dir), "--threads", "0"], "--threads must be >= 1"),
-    ]:
-        with pytest.raises(SystemExit) as exc:
-            main(["--model", str(art.tflite["none"]), "--output", str(tmp_path / "o"), *argv])
-        assert exc.value.code == 2
-        err = capsys.readouterr().err
-        assert "deconvnet-lite-predict: error:" in err and message in err
+    assert main(["--model", str(art.tflite["none"]), "--output", str(tmp_path / "o"),
+                 "--input", str(tmp_path / "nope.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deconvnet-lite-predict: error: Input not found") and "nope.png" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(art.tflite["none"]), "--output", str(tmp_path / "o"),
+              "--input", str(image_dir), "--threads", "0"])
+    assert exc.value.code == 2
+    assert "argument --threads: expected an integer >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_small_images_follow_the_keras_size_rule(tmp_path):
+    """Below the network's minimum (17) a dynamic model gets the image padded with the mean
+    colour and the scores cropped back, as the Keras and SavedModel predictors do, so the
+    probabilities agree with Keras (the runtime used to scale such images up instead). A
+    randomly initialised network: its probabilities are far from saturated, so a different
+    size rule shows."""
+    import dataclasses
+
+    import deconvnet_tf
+    from deconvnet_tf.export import export_tflite
+    from deconvnet_tf.inference.predict import as_predictor, predict_image
+    from deconvnet_tf.lite import LiteSegmenter
+
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5)
+    seg = LiteSegmenter(export_tflite(model, tmp_path / "random.tflite"))
+    assert seg.min_input_size == 17 and seg.fixed_size is None
+    image = held_out_scenes(1, 32, 40)[0][:10]
+    label, probs = seg.predict(image)
+    # The Keras predictor fed uint8 (padding rounded to whole pixel values, as for LiteRT).
+    expected = predict_image(dataclasses.replace(as_predictor(model), input_dtype="uint8"), image)
+    assert probs.shape == expected.shape == (10, 40, 5)
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    np.testing.assert_array_equal(label, expected.argmax(-1))
+
+
+def test_max_pixels_bounds_the_model_input(art, tmp_path, capsys):
+    import cv2
+
+    from deconvnet_tf.cli.lite_predict import main
+    from deconvnet_tf.lite import LiteSegmenter
+
+    image = held_out_scenes(1, 96, 128)[0]
+    seen = []
+    seg = LiteSegmenter(art.tflite["none"], max_pixels=3072)
+    run = seg.run
+    seg.run = lambda batch: (seen.append(batch.shape), run(batch))[1]
+    label, probs = seg.predict(image)
+    assert seen == [(1, 48, 64, 3)] and label.shape == (96, 128) and probs.shape[:2] == (96, 128)
+    small = LiteSegmenter(art.tflite["none"]).predict(
+        cv2.resize(image, (64, 48), interpolation=cv2.INTER_AREA))[1]
+    np.testing.assert_allclose(probs, cv2.resize(small, (128, 96)), atol=1e-5)
+    # The command line: a warning with the size used, labels at the image's size.
+    cv2.imwrite(str(tmp_path / "big.png"), image[..., ::-1])
+    assert main(["--model", str(art.tflite["none"]), "--input", str(tmp_path / "big.png"),
+                 "--output", str(tmp_path / "out"), "--max-pixels", "3072"]) == 0
+    err = capsys.readouterr().err
+    assert "deconvnet-lite-predict: warning: " in err and "predicting at 48x64" in err
+    written = cv2.imread(str(tmp_path / "out" / "big_labels.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(written, cv2.resize(small, (128, 96)).argmax(-1))
 
 
 def test_model_without_sidecar_uses_defaults(art, tmp_path):

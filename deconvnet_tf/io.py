@@ -1,0 +1,519 @@
+"""Image files in, prediction files out: the one place for reading and checking images,
+listing inputs, writing outputs atomically without clobbering, and the size rule that brings
+an image to a size a model takes.
+
+NumPy and OpenCV only (no TensorFlow/Keras), so the LiteRT runtime, the Keras/SavedModel
+predictors and the dataset readers all use the same code.
+
+* :func:`read_image` decodes fully and checks the file's structure first: a truncated JPEG
+  (no end-of-image marker), a PNG without its ``IEND`` chunk or with a bad chunk CRC, a BMP or
+  WebP shorter than its header says, or bytes OpenCV cannot decode raise
+  :class:`ImageReadError` naming the file (OpenCV alone returns a half-grey picture for some
+  truncated JPEGs). Grey, RGBA and 16-bit files come back as 8-bit RGB.
+* :func:`list_images` expands files and folders; in folders it skips the files this project
+  wrote (PNGs carrying the :data:`OUTPUT_MARKER` text chunk), so an output folder that is
+  also the input folder is not read back.
+* :func:`write_bytes` / :func:`save_npy` write to a unique temporary file in the target folder
+  (``tempfile.mkstemp``) and then move it into place; with ``overwrite=False`` an existing
+  file is never replaced (the move is a hard link that fails if the name exists).
+* :func:`plan_size` is the size rule of every predictor: a fixed-size model gets the image
+  resized to its input; otherwise an image above ``max_pixels`` is scaled down (aspect kept)
+  and an image below the model's minimum side is padded at the bottom/right.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import tempfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "OUTPUT_MARKER",
+    "ImageReadError",
+    "OutputError",
+    "SizePlan",
+    "check_image_bytes",
+    "downscale_message",
+    "ensure_output_dir",
+    "fit_image",
+    "is_project_output",
+    "list_images",
+    "mark_png",
+    "plan_size",
+    "read_image",
+    "resize_channels",
+    "restore_scores",
+    "save_npy",
+    "upscale_labels",
+    "write_bytes",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+#: Default pixel budget of the prediction command lines (``--max-pixels``): larger images are
+#: scaled down for the network and the labels scaled back. 2 MP is e.g. 1224x1632 for a 3:4
+#: photo; the shipped CamVid model needs about 0.9 GB + 1.2 GB per megapixel on a CPU, so a
+#: 3000x4000 photo peaks at 3.5 GB instead of aborting.
+DEFAULT_MAX_PIXELS = 2_000_000
+
+#: Keyword and text of the PNG ``tEXt`` chunk marking files written by this project.
+OUTPUT_MARKER = (b"Software", b"deconvnet-tf output")
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be read: missing, unreadable, truncated, corrupt, not an image.
+
+    The message names the file and says what is wrong.
+    """
+
+
+class OutputError(OSError):
+    """An output that cannot be written, or that exists and may not be replaced.
+
+    The message names the file or folder and says what to do.
+    """
+
+
+# ------------------------------------------------------------------------------ reading images
+def _jpeg_problem(data: bytes) -> str | None:
+    """Walks the JPEG marker segments to the end-of-image marker; returns what is wrong."""
+    n = len(data)
+    truncated = "truncated JPEG (the file ends before its end-of-image marker)"
+    pos = 2
+    while True:
+        if pos >= n:
+            return truncated
+        if data[pos] != 0xFF:  # stray bytes between segments: libjpeg skips them too
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                return truncated
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            return truncated
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:  # EOI
+            return None
+        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length field
+            continue
+        if pos + 2 > n:
+            return truncated
+        length = int.from_bytes(data[pos:pos + 2], "big")
+        if length < 2:
+            return f"corrupt JPEG (segment 0xFF{marker:02X} has length {length})"
+        pos += length
+        if pos > n:
+            return truncated
+        if marker == 0xDA:  # start of scan: skip the entropy-coded data to the next marker
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    return truncated
+                following = data[pos + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:  # stuffed byte, restart
+                    pos += 2
+                elif following == 0xFF:
+                    pos += 1
+                else:
+                    break
+
+
+def _png_problem(data: bytes) -> str | None:
+    """Walks the PNG chunks to ``IEND``, checking each chunk's CRC; returns what is wrong."""
+    view = memoryview(data)
+    n = len(data)
+    pos = 8
+    while True:
+        if pos + 8 > n:
+            return "truncated PNG (the file ends before its IEND chunk)"
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        kind = bytes(view[pos + 4:pos + 8])
+        end = pos + 8 + length
+        if end + 4 > n:
+            return "truncated PNG (the file ends before its IEND chunk)"
+        crc = int.from_bytes(view[end:end + 4], "big")
+        if zlib.crc32(view[pos + 4:end]) != crc:
+            name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
+            return f"corrupt PNG (bad checksum in chunk {name})"
+        if kind == b"IEND":
+            return None
+        pos = end + 4
+
+
+def check_image_bytes(data: bytes) -> str | None:
+    """What is structurally wrong with an encoded image (JPEG, PNG, BMP, WebP), or ``None``.
+
+    Other formats (TIFF) are left to the decoder.
+    """
+    if not data:
+        return "empty file"
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_problem(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png_problem(data)
+    if data[:2] == b"BM" and len(data) >= 6:
+        size = int.from_bytes(data[2:6], "little")
+        if size > len(data):
+            return f"truncated BMP ({len(data)} of {size} bytes)"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        size = int.from_bytes(data[4:8], "little") + 8
+        if size > len(data):
+            return f"truncated WebP ({len(data)} of {size} bytes)"
+    return None
+
+
+def read_image(path: str | os.PathLike, *, what: str = "image",
+               unchanged: bool = False) -> np.ndarray:
+    """Reads an image file fully and checks it.
+
+    Args:
+        path: The file.
+        what: Word used in messages (``"image"``, ``"label"``).
+        unchanged: Return the stored channels and depth (label and instance PNGs) instead of
+            8-bit RGB.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB (grey, palette, RGBA and 16-bit files are converted; EXIF
+        orientation is applied), or with ``unchanged`` the array as stored (BGR order for
+        colour files).
+
+    Raises:
+        ImageReadError: The file is missing, unreadable, truncated, corrupt or not an image
+            (the message names it).
+    """
+    import cv2
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageReadError(f"Cannot read {what} {str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"Cannot read {what} {str(path)!r}: it is a folder") from None
+    except OSError as err:
+        raise ImageReadError(f"Cannot read {what} {str(path)!r}: "
+                             f"{err.strerror or err}") from None
+    problem = check_image_bytes(data)
+    if problem is not None:
+        raise ImageReadError(f"Cannot read {what} {str(path)!r}: {problem}")
+    flags = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as err:
+        image, detail = None, str(err).strip().splitlines()[-1]
+    else:
+        detail = "corrupt, unsupported or not an image"
+    if image is None or image.size == 0:
+        raise ImageReadError(f"Cannot read {what} {str(path)!r}: {detail}")
+    if unchanged:
+        return image
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+# ------------------------------------------------------------------------------ listing inputs
+def mark_png(data: bytes) -> bytes:
+    """Adds the :data:`OUTPUT_MARKER` ``tEXt`` chunk after the ``IHDR`` of an encoded PNG."""
+    data = bytes(data)
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError("mark_png: not a PNG starting with its IHDR chunk")
+    body = b"tEXt" + OUTPUT_MARKER[0] + b"\x00" + OUTPUT_MARKER[1]
+    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    return data[:33] + chunk + data[33:]
+
+
+def is_project_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a PNG written by this project (carries :data:`OUTPUT_MARKER`)."""
+    expected = b"tEXt" + OUTPUT_MARKER[0] + b"\x00" + OUTPUT_MARKER[1]
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(33 + 4 + len(expected))
+    except OSError:
+        return False
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[37:] == expected
+
+
+def _folder_images(folder: Path) -> tuple[list[Path], int]:
+    found, outputs = [], 0
+    for p in sorted(folder.iterdir()):
+        if not (p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+            continue
+        if p.suffix.lower() == ".png" and is_project_output(p):
+            outputs += 1
+        else:
+            found.append(p)
+    return found, outputs
+
+
+def list_images(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expands image files and folders (non-recursive, sorted) into image paths.
+
+    Folders contribute their files with an image suffix (:data:`IMAGE_SUFFIXES`), except the
+    outputs this project wrote there (see :func:`is_project_output`). A file named explicitly
+    is used as given.
+
+    Raises:
+        FileNotFoundError: An input does not exist.
+        ValueError: A folder holds no images, or a file is not an image type.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            found, outputs = _folder_images(item)
+            if not found:
+                note = (f"; {outputs} file(s) there are outputs of deconvnet-tf and are not read"
+                        if outputs else "")
+                raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in folder "
+                                 f"{str(item)!r}{note}")
+            paths += found
+        elif item.is_file():
+            if item.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"{str(item)!r} is not an image file "
+                                 f"({', '.join(IMAGE_SUFFIXES)})")
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"Input not found: {str(item)!r} does not exist")
+    return paths
+
+
+# ------------------------------------------------------------------------------ writing outputs
+def ensure_output_dir(path: str | os.PathLike, what: str = "--output") -> Path:
+    """Creates the output folder if needed and checks that files can be created in it.
+
+    Raises:
+        OutputError: ``path`` is a file, cannot be created, or is not writable (read-only
+            file system, permissions); the message names ``what`` and the folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} {str(path)!r} is a file; expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".deconvnet-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if isinstance(err, (FileExistsError, NotADirectoryError)):
+            reason = "a part of the path is a file"
+        raise OutputError(f"{what} {str(path)!r}: cannot write there ({reason})") from None
+    return path
+
+
+def _publish(tmp: str, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic and fails when the name exists
+    except FileExistsError:
+        raise OutputError(f"{str(path)!r} already exists; pass --overwrite to replace it") from None
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                             errno.EMLINK):
+            raise
+        if os.path.lexists(path):  # no hard links here: check, then move
+            raise OutputError(f"{str(path)!r} already exists; pass --overwrite to replace "
+                              "it") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _write_atomic(path: str | os.PathLike, write, overwrite: bool) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{str(path)!r} is a folder; cannot write a file there")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        _publish(tmp, path, overwrite)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
+    """Writes ``data`` to ``path`` atomically through a unique temporary file next to it.
+
+    Args:
+        path: Target file (its folder is created).
+        data: The bytes.
+        overwrite: Replace an existing file; ``False`` raises :class:`OutputError` instead
+            (also when another process creates the file meanwhile).
+    """
+    return _write_atomic(path, lambda handle: handle.write(data), overwrite)
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray, *, overwrite: bool = True) -> Path:
+    """``np.save`` of ``array`` to ``path``, atomically (see :func:`write_bytes`)."""
+    return _write_atomic(path, lambda handle: np.save(handle, np.asarray(array),
+                                                      allow_pickle=False), overwrite)
+
+
+# ------------------------------------------------------------------------------ the size rule
+@dataclass(frozen=True)
+class SizePlan:
+    """How an image of ``(height, width)`` reaches a model.
+
+    Attributes:
+        height, width: The image.
+        scaled: ``(h, w)`` the image is resized to (equal to the image's size when not resized).
+        padded: ``(h, w)`` the model gets: ``scaled`` plus bottom/right padding up to the
+            model's minimum side.
+        downscaled: Whether the image was scaled down to keep within the pixel budget.
+    """
+
+    height: int
+    width: int
+    scaled: tuple[int, int]
+    padded: tuple[int, int]
+    downscaled: bool = False
+
+    @property
+    def identity(self) -> bool:
+        """The model gets the image as it is."""
+        return self.scaled == self.padded == (self.height, self.width)
+
+    @property
+    def resized(self) -> bool:
+        return self.scaled != (self.height, self.width)
+
+
+def plan_size(
+    height: int,
+    width: int,
+    *,
+    input_size: tuple[int, int] | None = None,
+    min_size: int = 1,
+    max_pixels: int | None = None,
+) -> SizePlan:
+    """The size rule shared by the Keras, SavedModel and LiteRT predictors.
+
+    1. A model with a fixed ``input_size`` gets the image resized to it.
+    2. Otherwise an image of more than ``max_pixels`` pixels is scaled down, keeping its aspect
+       ratio, to at most ``max_pixels`` (``None``: no limit).
+    3. Then a side shorter than ``min_size`` (the network's minimum) is padded at the
+       bottom/right up to it (the caller pads with the model's mean colour and crops back).
+
+    Example:
+        >>> plan_size(3000, 4000, max_pixels=2_000_000).scaled
+        (1224, 1632)
+        >>> plan_size(9, 30, min_size=17).padded
+        (17, 30)
+    """
+    height, width = int(height), int(width)
+    if height < 1 or width < 1:
+        raise ValueError(f"empty image of size {height}x{width}")
+    if input_size is not None:
+        fixed = (int(input_size[0]), int(input_size[1]))
+        return SizePlan(height, width, fixed, fixed)
+    if max_pixels is not None and int(max_pixels) < 1:
+        raise ValueError(f"max_pixels must be >= 1 or None, got {max_pixels}")
+    scaled, downscaled = (height, width), False
+    if max_pixels is not None and height * width > int(max_pixels):
+        scale = math.sqrt(int(max_pixels) / (height * width))
+        scaled = (max(1, int(height * scale)), max(1, int(width * scale)))
+        downscaled = True
+    minimum = max(1, int(min_size or 1))
+    padded = (max(scaled[0], minimum), max(scaled[1], minimum))
+    return SizePlan(height, width, scaled, padded, downscaled)
+
+
+def downscale_message(path: str | os.PathLike, plan: SizePlan, max_pixels: int) -> str:
+    """The warning printed when ``plan`` scaled an image down to the pixel budget."""
+    return (f"{str(path)!r} is {plan.height}x{plan.width} "
+            f"({plan.height * plan.width:,} pixels), above --max-pixels {int(max_pixels)}: "
+            f"predicting at {plan.scaled[0]}x{plan.scaled[1]} and resizing the labels back to "
+            f"{plan.height}x{plan.width}")
+
+
+def resize_channels(array: np.ndarray, height: int, width: int, *,
+                    interpolation: int | None = None) -> np.ndarray:
+    """Resizes an ``(h, w, C)`` array (any C) to ``(height, width, C)``, bilinear by default."""
+    import cv2
+
+    array = np.asarray(array)
+    if array.shape[:2] == (height, width):
+        return array
+    interpolation = cv2.INTER_LINEAR if interpolation is None else interpolation
+    if array.ndim == 2:
+        return cv2.resize(array, (width, height), interpolation=interpolation)
+    channels = array.shape[2]
+    step = 128  # OpenCV's channel limit (512 in OpenCV 4, 128 in OpenCV 5)
+    parts = [cv2.resize(np.ascontiguousarray(array[..., i:i + step]), (width, height),
+                        interpolation=interpolation) for i in range(0, channels, step)]
+    return np.concatenate([p.reshape(height, width, -1) for p in parts], axis=-1)
+
+
+def fit_image(image: np.ndarray, plan: SizePlan, pad_value=0) -> np.ndarray:
+    """The model input of ``plan``: ``image`` resized to ``plan.scaled`` (area interpolation
+    when scaling down for the pixel budget, bilinear otherwise) and padded to ``plan.padded``
+    with ``pad_value`` (a number or an RGB triple). Keeps the image's dtype."""
+    import cv2
+
+    image = np.asarray(image)
+    if plan.identity:
+        return image
+    out = image
+    if plan.resized:
+        interpolation = cv2.INTER_AREA if plan.downscaled else cv2.INTER_LINEAR
+        out = resize_channels(image, *plan.scaled, interpolation=interpolation)
+    if plan.padded != plan.scaled:
+        padded = np.empty(plan.padded + image.shape[2:], image.dtype)
+        padded[...] = np.asarray(pad_value).astype(image.dtype)
+        padded[:plan.scaled[0], :plan.scaled[1]] = out
+        out = padded
+    return out
+
+
+def restore_scores(scores: np.ndarray, plan: SizePlan) -> np.ndarray:
+    """Maps ``(padded_h, padded_w, C)`` model scores back to the image: crops the padding and
+    resizes (bilinear) to ``(plan.height, plan.width)``."""
+    scores = np.asarray(scores)
+    scores = scores[:plan.scaled[0], :plan.scaled[1]]
+    return resize_channels(scores, plan.height, plan.width)
+
+
+def upscale_labels(probabilities: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``argmax`` of the probabilities resized (bilinear) to ``(height, width)``.
+
+    Computed a few classes at a time (about 64 MB of resized scores at once), so that memory
+    stays near ``height x width x 9`` bytes: the full-size probability map is never built.
+    Ties go to the lowest class, like ``np.argmax``.
+
+    Returns:
+        ``(height, width)`` labels, uint8 (int32 above 256 classes).
+    """
+    probabilities = np.asarray(probabilities, np.float32)
+    classes = probabilities.shape[-1]
+    if probabilities.shape[:2] == (height, width):
+        return probabilities.argmax(-1)
+    group = max(1, min(classes, (64 << 20) // max(1, height * width * 4)))
+    best = np.full((height, width), -np.inf, np.float32)
+    labels = np.zeros((height, width), np.uint8 if classes <= 256 else np.int32)
+    better = np.empty((height, width), bool)
+    for start in range(0, classes, group):
+        part = resize_channels(probabilities[..., start:start + group], height, width)
+        part = part.reshape(height, width, -1)
+        for offset in range(part.shape[-1]):
+            channel = part[..., offset]
+            np.greater(channel, best, out=better)
+            np.copyto(best, channel, where=better)
+            labels[better] = start + offset
+    return labels
