@@ -8,32 +8,51 @@ Public API::
     model = deconvnet_tf.build_model("deconvnet_vgg16", num_classes=21)
     model = deconvnet_tf.load_model("model.keras")
 
-Importing the package imports Keras (and so its active backend) and registers the custom
-layers, so ``.keras`` files of this package load from any entry point. TensorFlow-only parts
-(argmax pooling, tf.data, export) import TensorFlow when used. Where Keras is not installed
-(a phone-like runtime with only ``ai-edge-litert``), the package still imports and
-:mod:`deconvnet_tf.lite` and :mod:`deconvnet_tf.render` work; the model API then raises an
-``ImportError`` that says what is missing.
+The package is lazy (PEP 562): ``import deconvnet_tf`` (and so ``import deconvnet_tf.lite``, the
+phone-like runtime, and every console script's ``--help``) loads neither Keras nor TensorFlow.
+The model API imports Keras on first use and registers the custom layers, so ``.keras`` files
+of this package load through :func:`load_model` from any entry point. When Keras is already
+imported, ``import deconvnet_tf`` registers the layers at once (for
+``keras.saving.load_model``); otherwise ``import deconvnet_tf.models`` does. Where Keras is not
+installed, :mod:`deconvnet_tf.lite` and :mod:`deconvnet_tf.render` work and the model API
+raises an ``ImportError`` that says what is missing.
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "build_model", "list_presets", "load_model"]
 
-try:
-    import keras as _keras  # noqa: F401
-except ImportError as _error:  # e.g. the LiteRT-only runtime: no Keras, no TensorFlow
-    _KERAS_IMPORT_ERROR: ImportError | None = _error
-else:
-    _KERAS_IMPORT_ERROR = None
-    from deconvnet_tf.models import build_model, list_presets, load_model
+_LAZY = {
+    "build_model": "deconvnet_tf.models",
+    "list_presets": "deconvnet_tf.models",
+    "load_model": "deconvnet_tf.models",
+}
 
 
 def __getattr__(name: str):
-    if name in ("build_model", "list_presets", "load_model") and _KERAS_IMPORT_ERROR is not None:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'deconvnet_tf' has no attribute {name!r}")
+    try:
+        import keras  # noqa: F401
+    except ImportError as error:  # e.g. the LiteRT-only runtime: no Keras, no TensorFlow
         raise ImportError(
             f"deconvnet_tf.{name} needs Keras and a backend (pip install deconvnet-tf installs "
             f"them); without them only deconvnet_tf.lite and deconvnet_tf.render work. Import "
-            f"failed with: {_KERAS_IMPORT_ERROR}"
-        )
-    raise AttributeError(f"module 'deconvnet_tf' has no attribute {name!r}")
+            f"failed with: {error}"
+        ) from error
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if "keras" in sys.modules:  # Keras is loaded already: register the layers now (cheap)
+    importlib.import_module("deconvnet_tf.models")

@@ -7,32 +7,45 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["Reporter", "error_line", "max_pixels_type", "positive_int", "select_backend"]
+__all__ = ["Reporter", "add_verbose_flag", "error_line", "max_pixels_type", "plain_text",
+           "positive_int", "quiet_frameworks", "select_backend"]
 
 # Set in the environment of a re-executed console script, so that it never loops.
 _REEXEC_FLAG = "DECONVNET_TF_BACKEND_REEXEC"
 
 
-def select_backend(name: str | None, argv: Sequence[str] | None = None) -> None:
+def select_backend(name: str | None, argv: Sequence[str] | None = None, *,
+                   verbose: bool = False) -> None:
     """Makes Keras run on backend ``name`` (``--backend`` of the console scripts).
 
-    The Keras backend is fixed when Keras is first imported, and importing ``deconvnet_tf`` (which
-    every console script does, to register its layers) imports Keras. So when Keras is already
-    loaded with another backend, a console script re-executes itself (same arguments) with
-    ``KERAS_BACKEND=name``; called from Python (e.g. ``main([...])`` in a test) it stops with a
-    message saying to set ``KERAS_BACKEND`` instead.
+    The Keras backend is fixed when Keras is first imported. Console scripts parse their
+    arguments before anything imports Keras, so this sets ``KERAS_BACKEND`` and imports Keras
+    quietly (:func:`quiet_frameworks`; a backend that is not installed ends the script with one
+    error line). When Keras is already loaded with another backend, a console script
+    re-executes itself (same arguments) with ``KERAS_BACKEND=name``; called from Python (e.g.
+    ``main([...])`` in a test) it stops with a message saying to set ``KERAS_BACKEND`` instead.
 
     Args:
         name: ``"tensorflow"``, ``"jax"`` or ``None`` (keep the active backend).
         argv: The script's arguments, for the re-execution (default ``sys.argv[1:]``).
+        verbose: Show TensorFlow's log lines (``--verbose``).
 
     Raises:
         SystemExit: Keras is loaded with another backend and this is not a console script.
     """
-    if name is None:
-        return
     if "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = name
+        if name is not None:
+            os.environ["KERAS_BACKEND"] = name
+        from deconvnet_tf._backend import BackendUnavailableError
+
+        try:
+            quiet_frameworks(verbose)
+        except BackendUnavailableError as err:
+            script = os.path.basename(sys.argv[0] or "")
+            prog = script if script.startswith("deconvnet-") else "deconvnet-tf"
+            raise SystemExit(f"{prog}: error: {err}") from None
+        return
+    if name is None:
         return
     import keras
 
@@ -50,6 +63,63 @@ def select_backend(name: str | None, argv: Sequence[str] | None = None) -> None:
         f"--backend {name}: Keras is already loaded with the '{active}' backend in this process; "
         f"set KERAS_BACKEND={name} in the environment instead"
     )
+
+
+def plain_text(doc: str | None) -> str:
+    """A module docstring as ``--help`` text: without reStructuredText markup."""
+    return (doc or "").replace("``", "").replace(":func:", "").replace(":mod:", "")
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: show the TensorFlow/absl C++ log lines that are hidden by default."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow/absl start-up and C++ log lines (hidden by default)")
+
+
+def quiet_frameworks(verbose: bool = False) -> None:
+    """Imports Keras (and TensorFlow, when it is the backend) with their log lines hidden.
+
+    TensorFlow prints a dozen C++ lines while it loads (some at E level, e.g. ``failed call to
+    cuInit`` on machines without a GPU) before its log level can apply, so a console script's
+    stderr would not be its own. Unless ``verbose``, this sets ``TF_CPP_MIN_LOG_LEVEL=3`` (if
+    unset), absl's Python logging to errors, and points file descriptor 2 at a temporary file
+    while the import runs; if the import fails, what was captured is printed before the error.
+    Does nothing when Keras is already imported.
+    """
+    from deconvnet_tf._backend import BackendUnavailableError, check_keras
+
+    if "keras" in sys.modules:
+        return
+    if verbose:
+        check_keras()
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            keras = check_keras()
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow  # noqa: F401
+        except BackendUnavailableError:
+            raise  # its message is the one line to show
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
 
 
 def error_line(err: BaseException) -> str:

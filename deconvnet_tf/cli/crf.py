@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import Reporter, positive_int
+from deconvnet_tf.cli._common import Reporter, positive_int, plain_text
 
 __all__ = ["main"]
 
@@ -32,7 +32,7 @@ def _non_negative_float(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --image IMAGE --probs PROBS --output OUTPUT [options]")
     parser.add_argument("--image", required=True, help="image file or folder")
     parser.add_argument("--probs", required=True, help=".npy file or folder of .npy files")

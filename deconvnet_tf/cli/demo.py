@@ -168,9 +168,10 @@ def _seed(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from deconvnet_tf.cli._common import Reporter, positive_int
+    from deconvnet_tf.cli._common import (Reporter, add_verbose_flag, plain_text, positive_int,
+                                          quiet_frameworks)
 
-    parser = argparse.ArgumentParser(prog="deconvnet-demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="deconvnet-demo", description=plain_text(__doc__))
     parser.add_argument("--output", default="demo_output",
                         help="output folder (a rerun reuses its data and replaces its pictures)")
     parser.add_argument("--preset", default="deconvnet_tiny")
@@ -180,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     parser.add_argument("--overwrite", action="store_true",
                         help="train again even if --output holds a demo run with other settings")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    from deconvnet_tf._backend import BackendUnavailableError
+
+    try:
+        quiet_frameworks(args.verbose)
+    except BackendUnavailableError as err:
+        parser.error(str(err))
     from deconvnet_tf.models.presets import list_presets
 
     if args.preset not in list_presets():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import select_backend
+from deconvnet_tf.cli._common import add_verbose_flag, select_backend, plain_text
 
 __all__ = ["main"]
 
@@ -22,7 +22,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__))
     parser.add_argument("--model", required=True,
                         help=".keras model file (or a training run folder with model.keras)")
     src = parser.add_mutually_exclusive_group(required=True)
@@ -44,13 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flip", action="store_true",
                         help="test-time augmentation: average with the mirrored image's scores")
     parser.add_argument("--backend", choices=["tensorflow", "jax"])
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.input_size is not None and min(args.input_size) < 1:
         height, width = args.input_size
         parser.error(f"--input-size must be positive, got {height} {width}")
-    select_backend(args.backend)
+    select_backend(args.backend, verbose=args.verbose)
 
     from deconvnet_tf._backend import BackendUnavailableError, check_keras
 

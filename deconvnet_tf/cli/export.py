@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from deconvnet_tf.cli._common import add_verbose_flag
+
 __all__ = ["build_parser", "main"]
 
 DEFAULT_DIR = Path("saved_models")
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-flex", action="store_true",
                         help="keep the argmax pooling and allow TensorFlow (Flex) ops: for "
                              "comparison only, does NOT run on the stock LiteRT interpreter")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -87,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.class_names is not None:
         class_names = [n.strip() for n in args.class_names.split(",")]
 
-    from deconvnet_tf._backend import BackendUnavailableError, check_keras
+    from deconvnet_tf._backend import BackendUnavailableError
+    from deconvnet_tf.cli._common import quiet_frameworks
 
     try:
-        check_keras()
+        quiet_frameworks(args.verbose)
     except BackendUnavailableError as err:
         parser.error(str(err))
 

@@ -18,6 +18,8 @@ import argparse
 import sys
 
 from deconvnet_tf.cli._common import (
+    plain_text,
+    add_verbose_flag,
     Reporter,
     max_pixels_type,
     positive_int,
@@ -42,7 +44,7 @@ def _positive_float(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --model MODEL --input INPUT [INPUT ...] --output OUTPUT [options]")
     parser.add_argument("--model", required=True, help=".keras file or SavedModel folder")
     parser.add_argument("--input", required=True, nargs="+", help="image file(s) and/or folder(s)")
@@ -83,13 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--proposal-cache", metavar="DIR", help="cache proposals per image here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--backend", choices=["tensorflow", "jax"])
+    add_verbose_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    select_backend(args.backend)
+    select_backend(args.backend, verbose=args.verbose)
     report = Reporter(PROG)
 
     import dataclasses

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import select_backend
+from deconvnet_tf.cli._common import add_verbose_flag, select_backend, plain_text
 
 __all__ = ["main"]
 
@@ -21,7 +21,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deconvnet-presets", description=__doc__)
+    parser = argparse.ArgumentParser(prog="deconvnet-presets", description=plain_text(__doc__))
     parser.add_argument("presets", nargs="*", help="preset names (default: all)")
     parser.add_argument("--size", type=_size, default=(224, 224),
                         help="HxW to count FLOPs at (at least each preset's minimum input size)")
@@ -29,10 +29,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="classes of the score layer (>= 1, default 21)")
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
                         help="Keras backend to build the models on (default: KERAS_BACKEND)")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.num_classes < 1:
         parser.error(f"--num-classes must be >= 1, got {args.num_classes}")
-    select_backend(args.backend, argv)
+    select_backend(args.backend, argv, verbose=args.verbose)
 
     from deconvnet_tf._backend import BackendUnavailableError, check_keras
 

@@ -4,8 +4,10 @@ the paper's stage 1 (object crops) then stage 2 (proposal windows) in one comman
 
 Precedence of settings: defaults < ``--config FILE`` (JSON) < flags < ``--set key=value``.
 The resolved config is written to ``<output>/config.json``; re-running the same command after an
-interruption resumes from the last backup. After training the model is evaluated on the
-validation split at native resolution (``<output>/eval/``).
+interruption (even kill -9) resumes from the last backup. Re-running a finished command trains
+nothing and says so (exit status 0); ``--overwrite`` starts again, ``--resume`` with more
+``--epochs`` continues a finished run. One training at a time per ``--output``. After training
+the model is evaluated on the validation split at native resolution (``<output>/eval/``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import select_backend
+from deconvnet_tf.cli._common import add_verbose_flag, select_backend, plain_text
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deconvnet-train", description=__doc__,
+    p = argparse.ArgumentParser(prog="deconvnet-train", description=plain_text(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="dataset root: folder layout or PASCAL VOC (default: "
@@ -47,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
     p.add_argument("--backend", choices=["tensorflow", "jax"],
                    help="Keras backend (re-runs the command with KERAS_BACKEND set)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true",
+                       help="remove what an earlier run wrote into --output and train from scratch")
+    again.add_argument("--resume", action="store_true",
+                       help="continue a finished run in --output to --epochs (more than it did)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--quiet", action="store_true", help="one line per epoch")
     return p
@@ -54,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    select_backend(args.backend, argv)
+    select_backend(args.backend, argv, verbose=args.verbose)
 
     from deconvnet_tf.training.config import ConfigError, TrainConfig
 
@@ -77,24 +85,31 @@ def main(argv: list[str] | None = None) -> int:
             data["encoder_weights"] = None
         config = TrainConfig.from_dict(data, source="command line").with_overrides(args.set)
     except ConfigError as err:
-        parser.error(str(err))
+        parser.error(" ".join(str(err).split()))
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.training.evaluate import evaluate, save_report
     from deconvnet_tf.training.train import open_data_source, train
 
     try:
-        result = train(config, verbose=2 if args.quiet else "auto")
-    except (DatasetError, ConfigError, FileNotFoundError) as err:
-        print(f"deconvnet-train: error: {err}", file=sys.stderr)
+        result = train(config, verbose=2 if args.quiet else "auto", overwrite=args.overwrite,
+                       resume=args.resume)
+        if result.already_finished:
+            print(f"{result.output} holds a finished run ({result.epochs_done} epochs): nothing to "
+                  f"train (--overwrite trains again from scratch, --resume --epochs N continues "
+                  f"it to N epochs)")
+        print(f"Model: {result.model_path}")
+        evaluated = (result.output / "eval" / "metrics.json").is_file()
+        if not args.no_eval and config.val_split and not (result.already_finished and evaluated):
+            report = evaluate(result.model_path, split=config.val_split,
+                              source=open_data_source(config), progress=not args.quiet)
+            paths = save_report(report, result.output / "eval")
+            print(report.table())
+            print(f"Metrics: {paths['metrics']}  Confusion matrix: {paths['confusion']}")
+    except (DatasetError, ConfigError, OSError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"deconvnet-train: error: {message}", file=sys.stderr)
         return 2
-    print(f"Model: {result.model_path}")
-    if not args.no_eval and config.val_split:
-        report = evaluate(result.model_path, split=config.val_split, source=open_data_source(config),
-                          progress=not args.quiet)
-        paths = save_report(report, result.output / "eval")
-        print(report.table())
-        print(f"Metrics: {paths['metrics']}  Confusion matrix: {paths['confusion']}")
     return 0
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import Reporter, select_backend
+from deconvnet_tf.cli._common import Reporter, add_verbose_flag, select_backend, plain_text
 
 __all__ = ["main"]
 
@@ -72,7 +72,7 @@ def _load(spec: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --model MODEL --layer LAYER (--channel K | --top-channels N) "
               "--input INPUT --output OUTPUT.png [options]")
     parser.add_argument("--model", required=True, help=".keras model file, or 'vgg16'")
@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=_positive, help="tile side in pixels (default: from the "
                         "receptive field, 48..112)")
     parser.add_argument("--backend", choices=["tensorflow", "jax"])
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if not args.output.lower().endswith(".png"):
         parser.error(f"--output {args.output!r}: expected a .png file name")
-    select_backend(args.backend)
+    select_backend(args.backend, verbose=args.verbose)
     report = Reporter(PROG)
 
     from pathlib import Path

@@ -84,7 +84,8 @@ class TrainConfig:
         bn_momentum: BatchNorm momentum (``None``: the preset's).
         unpooling: ``"argmax"``/``"switch"``/``None`` (default of the backend; ``jit_compile``
             forces ``"switch"``).
-        mixed_precision: bfloat16 on CPU, float16 with loss scaling on GPU.
+        mixed_precision: bfloat16 on CPUs and on GPUs with native bfloat16 (compute
+            capability >= 8.0), float16 with loss scaling on older GPUs.
         jit_compile: XLA-compile the train step; ``None`` (default): on for the JAX backend
             and on GPUs, off on TensorFlow's CPU path (where the argmax pair is the default).
         strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
@@ -162,6 +163,9 @@ class TrainConfig:
         def fail(name, message):
             raise ConfigError(f"config field '{name}': {message}")
 
+        _check_types(self, fail)
+        if not self.output.strip():
+            fail("output", "must name a folder, got an empty string")
         if self.preset not in list_presets():
             fail("preset", f"unknown {self.preset!r}; available: {', '.join(list_presets())}")
         for name, choices in (("stage", STAGES), ("optimizer", OPTIMIZERS),
@@ -200,6 +204,10 @@ class TrainConfig:
             fail("momentum", f"must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             fail("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        if self.frozen_blocks < 0:
+            fail("frozen_blocks", f"must be >= 0, got {self.frozen_blocks!r}")
+        if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:
+            fail("bn_momentum", f"must be in [0, 1) or null, got {self.bn_momentum!r}")
         if self.lr_decay_epochs < 0 or not 0 < self.lr_decay_factor <= 1:
             fail("lr_decay_epochs", "needs lr_decay_epochs >= 0 and 0 < lr_decay_factor <= 1")
         if self.lr_schedule not in ("step", "poly", "cosine"):
@@ -218,12 +226,11 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the config as JSON, atomically."""
+        from deconvnet_tf.training.atomic import write_text_atomic
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -238,12 +245,16 @@ class TrainConfig:
     def load(cls, path: str | os.PathLike) -> TrainConfig:
         """Reads a JSON config file."""
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {str(path)!r} is a folder; expected a JSON file")
         if not path.is_file():
             raise ConfigError(f"config file not found: {str(path)!r}")
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ConfigError(f"{str(path)!r} is not valid JSON: {err}") from err
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {err}") from err
         if not isinstance(data, dict):
             raise ConfigError(f"{str(path)!r} must hold a JSON object of config fields")
         return cls.from_dict(data, source=str(path))
@@ -265,6 +276,45 @@ class TrainConfig:
                 raise ConfigError(f"--set: unknown field {key!r}; valid: {sorted(types)}")
             data[key] = _parse_value(key, raw, types[key])
         return type(self).from_dict(data, source="--set")
+
+
+def _check_types(config: TrainConfig, fail) -> None:
+    """Fails on a field whose value has the wrong type (e.g. from a JSON config file) or a
+    float that is not finite; converts integral numbers (NumPy's too) to ``int``, numbers
+    of float fields to ``float`` and tuples of list fields to lists."""
+    import math
+    import numbers
+
+    def integral(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    for name, annotation in typing.get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            if value is None:
+                continue
+            annotation = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+        origin = typing.get_origin(annotation) or annotation
+        if origin is bool:
+            if not isinstance(value, bool):
+                fail(name, f"expected true or false, got {value!r}")
+        elif origin is int:
+            if not integral(value):
+                fail(name, f"expected an integer, got {value!r}")
+            setattr(config, name, int(value))
+        elif origin is float:
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+                fail(name, f"expected a number, got {value!r}")
+            if not math.isfinite(value):
+                fail(name, f"must be a finite number, got {value!r}")
+            setattr(config, name, float(value))
+        elif origin is str:
+            if not isinstance(value, str):
+                fail(name, f"expected a string, got {value!r}")
+        elif origin is list:
+            if not (isinstance(value, (list, tuple)) and all(integral(v) for v in value)):
+                fail(name, f"expected a list of integers such as [224, 224], got {value!r}")
+            setattr(config, name, [int(v) for v in value])
 
 
 def _parse_value(key: str, raw: str, annotation) -> Any:

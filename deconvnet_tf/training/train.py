@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from deconvnet_tf.training.config import TrainConfig
+from deconvnet_tf.training.config import ConfigError, TrainConfig
 
-__all__ = ["TrainResult", "open_data_source", "resolve_dataset_root", "resolve_jit_compile", "train",
-           "validation_epochs"]
+__all__ = ["TrainResult", "open_data_source", "resolve_dataset_root", "resolve_jit_compile",
+           "select_precision", "train", "validation_epochs"]
 
 
 @dataclass
 class TrainResult:
     """What a run produced: the run folder, the final model, the Keras history (of the last
-    stage), class names, the ignore label, the number of replicas, and per-stage histories
-    of a two-stage run (``None`` for a stage 1 kept from an earlier run)."""
+    stage; of this call's epochs), class names, the ignore label, the number of replicas,
+    per-stage histories of a two-stage run (``None`` for a stage kept from an earlier run),
+    the epochs done in all, the epoch this call started at, and whether the run had already
+    finished before this call (nothing trained; ``history`` read from ``log.csv``)."""
 
     output: Path
     model_path: Path
@@ -30,6 +33,9 @@ class TrainResult:
     ignore_label: int
     replicas: int = 1
     stage_histories: dict | None = None  # two_stage: {"stage1": ..., "stage2": ...}
+    epochs_done: int = 0
+    initial_epoch: int = 0
+    already_finished: bool = False
 
 
 def resolve_dataset_root(config: TrainConfig) -> Path:
@@ -74,14 +80,56 @@ def _strategy(name: str):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _set_precision(mixed: bool) -> None:
+def select_precision(mixed: bool, gpu_capabilities: list[tuple[int, int]]) -> str:
+    """The Keras dtype policy of a run: ``"float32"`` unless ``mixed``; ``"mixed_bfloat16"``
+    on CPUs and on GPUs that all have native bfloat16 (NVIDIA compute capability >= 8.0,
+    Ampere on); ``"mixed_float16"`` when a GPU is older (Keras' ``compile`` then wraps the
+    optimizer in a ``LossScaleOptimizer``: dynamic loss scaling).
+
+    Args:
+        mixed: ``config.mixed_precision``.
+        gpu_capabilities: ``(major, minor)`` compute capability of each GPU in use (empty
+            on CPUs; ``(0, 0)`` for a GPU whose capability is unknown).
+    """
     if not mixed:
-        keras.config.set_dtype_policy("float32")
-        return
-    on_gpu = bool(keras.config.backend() == "tensorflow" and _tf_gpus()) or (
-        keras.config.backend() == "jax" and _jax_gpu()
-    )
-    keras.config.set_dtype_policy("mixed_float16" if on_gpu and not _bf16_gpu() else "mixed_bfloat16")
+        return "float32"
+    if gpu_capabilities and min(tuple(cc) for cc in gpu_capabilities) < (8, 0):
+        return "mixed_float16"
+    return "mixed_bfloat16"
+
+
+def _parse_capability(value) -> tuple[int, int]:
+    """``(8, 0)`` from ``(8, 0)``, ``"8.0"`` or ``None`` (unknown: ``(0, 0)``)."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, str):
+        try:
+            major, _, minor = value.partition(".")
+            return (int(major), int(minor or 0))
+        except ValueError:
+            return (0, 0)
+    return tuple(int(v) for v in value)[:2]
+
+
+def _gpu_capabilities() -> list[tuple[int, int]]:
+    """Compute capabilities of the GPUs of the active backend (empty without GPUs)."""
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return [_parse_capability(tf.config.experimental.get_device_details(gpu)
+                                  .get("compute_capability")) for gpu in _tf_gpus()]
+    if keras.config.backend() == "jax":
+        import jax
+
+        return [_parse_capability(getattr(d, "compute_capability", None))
+                for d in jax.devices() if d.platform == "gpu"]
+    return []
+
+
+def _set_precision(mixed: bool) -> str:
+    policy = select_precision(mixed, _gpu_capabilities() if mixed else [])
+    keras.config.set_dtype_policy(policy)
+    return policy
 
 
 def _use_tf_data() -> bool:
@@ -109,25 +157,6 @@ def _tf_gpus():
     import tensorflow as tf
 
     return tf.config.list_physical_devices("GPU")
-
-
-def _jax_gpu() -> bool:
-    import jax
-
-    return any(d.platform == "gpu" for d in jax.devices())
-
-
-def _bf16_gpu() -> bool:
-    """bfloat16 is native from NVIDIA Ampere (compute capability 8.0) on."""
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        for gpu in _tf_gpus():
-            cc = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
-            if cc < (8, 0):
-                return False
-        return True
-    return True
 
 
 def _optimizer(config: TrainConfig):
@@ -239,12 +268,10 @@ def _patch_multiworker_reduce() -> None:
 
 
 def _copy_atomic(src: Path, dst: Path) -> Path:
-    import os
-    import shutil
+    from deconvnet_tf.training.atomic import atomic_path
 
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
     return dst
 
 
@@ -254,17 +281,24 @@ def validation_epochs(epochs: int, every: int) -> list[int]:
 
 
 def train(
-    config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None
+    config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None, *,
+    overwrite: bool = False, resume: bool = False,
 ) -> TrainResult:
     """Trains a model as ``config`` says; resumable.
 
     Writes into ``config.output``: ``config.json`` (the resolved config), ``backup/`` (state
     for resuming: re-running the same command after a crash or ``kill -9`` continues from the
-    last backup, taken every ``checkpoint_every`` steps and at each epoch end),
-    ``checkpoints/last.keras`` and ``best.keras`` (atomic), ``log.csv``, ``tensorboard/`` and
-    ``model.keras`` (the final model, atomic). With ``stage="two_stage"`` the two stages run
-    in ``stage1/`` and ``stage2/`` (stage 2 initialised from ``stage1/model.keras``; a finished
-    stage 1 is not redone when the command is re-run) and ``model.keras`` is stage 2's model.
+    last backup, taken every ``checkpoint_every`` steps and at each epoch end, at the step
+    where it was taken, with the batches an uninterrupted run would have seen),
+    ``checkpoints/last.keras`` and ``best.keras`` (atomic; the best value so far survives a
+    resume), ``log.csv`` (one row per epoch, also across resumes), ``tensorboard/``,
+    ``model.keras`` (the final model, atomic) and ``finished.json``. One process at a time
+    trains into a folder (a lock; a second one gets :class:`RunLockedError` naming the
+    holder). A finished run is not trained again: ``train`` returns it with
+    ``already_finished=True``, unless ``overwrite`` (start again) or ``resume`` with more
+    ``epochs`` (continue it). With ``stage="two_stage"`` the two stages run in ``stage1/``
+    and ``stage2/`` (stage 2 initialised from ``stage1/model.keras``; a finished stage 1 is
+    not redone when the command is re-run) and ``model.keras`` is stage 2's model.
     Under ``strategy="multiworker"`` workers other than the chief write to
     ``<output>/worker<i>/``.
 
@@ -272,67 +306,239 @@ def train(
         config: The run's configuration.
         verbose: Keras ``fit`` verbosity.
         callbacks: Extra Keras callbacks.
+        overwrite: Remove what an earlier run wrote into ``config.output`` and start again.
+        resume: Continue a finished run to ``config.epochs`` when that is more than it did
+            (an interrupted run always continues).
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
         DatasetError: bad input data (the message names the file).
-        ConfigError: a setting that cannot be used (e.g. unavailable proposals).
+        ConfigError: a setting that cannot be used (e.g. unavailable proposals, a bad
+            ``init_from``/``encoder_weights`` file); :class:`RunFolderError` (a subclass)
+            for an output folder that cannot be used, holds a run with other settings or a
+            finished run with fewer epochs (without ``resume``/``overwrite``), and
+            :class:`RunLockedError` when another process trains into it.
 
     Example:
 
     >>> result = train(TrainConfig(preset="deconvnet_tiny", output="runs/shapes", epochs=2))
     """
+    from deconvnet_tf.training.runfolder import RunLock, prepare_output
+
+    _check_files(config)
     # MultiWorkerMirroredStrategy must exist before other TensorFlow work in the process.
     strategy = _strategy(config.strategy)
     if config.stage != "two_stage":
-        return _train_single(config, strategy, verbose, callbacks)
+        return _train_single(config, strategy, verbose, callbacks, overwrite, resume)
     import dataclasses
 
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
-    config.save(output / "config.json")
-    data = config.data
-    if data is None and config.tfds is None:
-        data = str(resolve_dataset_root(config))
-    stage1 = dataclasses.replace(config, stage="stage1", output=str(output / "stage1"), data=data,
-                                 epochs=config.stage1_epochs or config.epochs)
-    first = output / "stage1" / "model.keras"
-    result1 = None
-    if not first.is_file():  # a finished stage 1 is kept when the command is re-run
-        result1 = _train_single(stage1, strategy, verbose, callbacks)
-        first = result1.model_path
-    stage2 = dataclasses.replace(config, stage="stage2", output=str(output / "stage2"), data=data,
-                                 init_from=str(first))
-    result2 = _train_single(stage2, strategy, verbose, callbacks)
-    model_path = result2.model_path
-    if result2.output == output / "stage2":  # the chief (or a single process)
-        model_path = _copy_atomic(result2.model_path, output / "model.keras")
-    stages = {"stage1": result1.history if result1 is not None else None, "stage2": result2.history}
+    output = prepare_output(config.output)
+    task_type, _ = _task(strategy)
+    chief = task_type is None or strategy.extended.should_checkpoint
+    # Workers other than the chief keep their state in their own stage subfolders.
+    lock = RunLock(output) if chief else contextlib.nullcontext()
+    with lock:
+        if chief:
+            status, state = _begin_run(output, config, overwrite, resume)
+            if status == "finished":
+                return _finished_result(output, state, config)
+            config.save(output / "config.json")
+        data = config.data
+        if data is None and config.tfds is None:
+            data = str(resolve_dataset_root(config))
+        stage1 = dataclasses.replace(config, stage="stage1", output=str(output / "stage1"), data=data,
+                                     epochs=config.stage1_epochs or config.epochs)
+        result1 = _train_single(stage1, strategy, verbose, callbacks, False, resume)
+        first = output / "stage1" / "model.keras"
+        stage2 = dataclasses.replace(config, stage="stage2", output=str(output / "stage2"), data=data,
+                                     init_from=str(first))
+        result2 = _train_single(stage2, strategy, verbose, callbacks, False, resume)
+        model_path = result2.model_path
+        if chief:
+            model_path = _copy_atomic(result2.model_path, output / "model.keras")
+            _mark_finished(output, result2.epochs_done, config.epochs, result2.class_names,
+                           result2.ignore_label)
+    stages = {"stage1": None if result1.already_finished else result1.history,
+              "stage2": None if result2.already_finished else result2.history}
     return TrainResult(output, model_path, dict(result2.history), result2.class_names,
-                       result2.ignore_label, result2.replicas, stages)
+                       result2.ignore_label, result2.replicas, stages, result2.epochs_done,
+                       result2.initial_epoch, result1.already_finished and result2.already_finished)
 
 
-def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainResult:
-    from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
-    from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.models import build_model, load_model
-    from deconvnet_tf.training.callbacks import AtomicModelCheckpoint, lr_schedule, save_model_atomic
-    from deconvnet_tf.training.losses import SegmentationCrossEntropy, median_frequency_weights
+def _check_files(config: TrainConfig) -> None:
+    """Fails early (before any data is read) on ``init_from``/``encoder_weights`` files that
+    do not exist."""
+
+    def check(field: str, value: str | None, expected: str) -> None:
+        if value is None or (field == "encoder_weights" and value in ("imagenet", "hed")):
+            return
+        path = Path(value)
+        if path.is_dir():
+            raise ConfigError(f"config field {field!r}: {value!r} is a folder; expected {expected}")
+        if not path.is_file():
+            raise ConfigError(f"config field {field!r}: no such file {value!r} (expected {expected})")
+
+    check("init_from", config.init_from, "a .keras model saved by this package")
+    check("encoder_weights", config.encoder_weights,
+          "'imagenet', 'hed', null or the path of a Keras VGG16 weights file")
+
+
+def _begin_run(output: Path, config: TrainConfig, overwrite: bool, resume: bool):
+    """What to do in run folder ``output`` (locked): ``("finished", state)`` (nothing to
+    train), ``("continue", state)`` (a finished run to more epochs) or ``("start", state)``
+    (a new run, or an interrupted one that resumes from its backup)."""
+    from deconvnet_tf.training.runfolder import (RunFolderError, check_settings, clear_run,
+                                                 inspect_run)
+
+    state = inspect_run(output)
+    if overwrite and state.config is not None:
+        clear_run(output)
+        state = inspect_run(output)
+    check_settings(state, config)
+    if not state.finished:
+        return "start", state
+    done, target = state.epochs_done, int(state.finished.get("target", state.epochs_done))
+    if config.epochs <= done:
+        return "finished", state
+    if resume:
+        return "continue", state
+    what = (f"a finished run of {done} epochs" if done >= target
+            else f"a run that stopped after {done} of {target} epochs")
+    raise RunFolderError(
+        f"output folder {str(output)!r} holds {what}; add resume (--resume) to continue it to "
+        f"{config.epochs} epochs, or overwrite (--overwrite) to start again")
+
+
+def _mark_finished(output: Path, epochs: int, target: int, class_names, ignore_label: int) -> None:
+    from deconvnet_tf.training.runfolder import mark_finished
+
+    mark_finished(output, epochs, target, class_names=list(class_names),
+                  ignore_label=int(ignore_label))
+
+
+def _finished_result(output: Path, state, config: TrainConfig) -> TrainResult:
+    """The :class:`TrainResult` of a run that finished before this call."""
+    from deconvnet_tf.training.runfolder import read_log
+
+    names, ignore = state.finished.get("class_names"), state.finished.get("ignore_label")
+    if names is None or ignore is None:  # finished by an older version: ask the data
+        info = open_data_source(config).info
+        names, ignore = info.class_names, info.ignore_label if info.ignore_label is not None else 255
+    log = output / "log.csv" if (output / "log.csv").is_file() else output / "stage2" / "log.csv"
+    return TrainResult(output, output / "model.keras", read_log(log), tuple(names), int(ignore),
+                       epochs_done=state.epochs_done, initial_epoch=state.epochs_done,
+                       already_finished=True)
+
+
+class _SkipBatches(keras.utils.PyDataset):
+    """A training ``PyDataset`` from batch ``skip`` on (batches are a pure function of their
+    index, so this is the stream an uninterrupted run sees from that point)."""
+
+    def __init__(self, dataset, skip: int):
+        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
+                         max_queue_size=dataset.max_queue_size)
+        self.dataset, self.skip = dataset, int(skip)
+
+    @property
+    def num_batches(self):
+        n = self.dataset.num_batches
+        return None if n is None else max(0, n - self.skip)
+
+    def __getitem__(self, index):
+        return self.dataset[int(index) + self.skip]
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def _first_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def _build_and_compile(config: TrainConfig, num_classes: int, ignore: int, class_weights,
+                       jit_compile: bool, overrides: dict):
+    """The run's model, with ``init_from``/``encoder_weights`` loaded, compiled with the
+    optimizer (decoupled weight decay), loss (class weights) and metric of ``config``, under
+    the current dtype policy (``mixed_float16`` adds loss scaling)."""
+    from deconvnet_tf.models import build_model, load_encoder_weights, load_model
+    from deconvnet_tf.training.losses import SegmentationCrossEntropy
     from deconvnet_tf.training.metrics import mean_iou_metric
+
+    try:
+        model = build_model(config.preset, num_classes=num_classes,
+                            frozen_blocks=config.frozen_blocks, **overrides)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"config field 'preset': cannot build {config.preset!r} with these "
+                          f"settings: {_first_line(err)}") from err
+    if config.encoder_weights is not None:
+        try:
+            load_encoder_weights(model, config.encoder_weights)
+        except (ValueError, OSError, RuntimeError, ImportError) as err:
+            message = _first_line(err).removeprefix("encoder_weights: ")
+            raise ConfigError(f"config field 'encoder_weights': {message}") from err
+    if config.init_from:
+        try:
+            source_model = load_model(config.init_from)
+        except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad archive
+            raise ConfigError(f"config field 'init_from': cannot load {config.init_from!r} as a "
+                              f"Keras model: {_first_line(err)}") from err
+        try:
+            model.set_weights(source_model.get_weights())
+        except ValueError as err:
+            raise ConfigError(f"init_from {config.init_from!r} does not match preset "
+                              f"{config.preset!r} with {num_classes} classes: "
+                              f"{_first_line(err)}") from err
+    model.compile(
+        optimizer=_optimizer(config),
+        loss=SegmentationCrossEntropy(num_classes, ignore, class_weights),
+        metrics=[mean_iou_metric(num_classes, ignore)],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def _train_single(config: TrainConfig, strategy, verbose, callbacks, overwrite: bool = False,
+                  resume: bool = False) -> TrainResult:
+    from deconvnet_tf.training.runfolder import RunLock, prepare_output
 
     output = Path(config.output)
     task_type, task_id = _task(strategy)
     if task_type is not None and not strategy.extended.should_checkpoint:
         output = output / f"{task_type}{task_id}"  # non-chief workers: their own folder
-    output.mkdir(parents=True, exist_ok=True)
-    config.save(output / "config.json")
+    output = prepare_output(output)
+    with RunLock(output):
+        status, state = _begin_run(output, config, overwrite, resume)
+        if status == "finished":
+            return _finished_result(output, state, config)
+        config.save(output / "config.json")
+        try:
+            return _fit(config, output, strategy, verbose, callbacks,
+                        state.epochs_done if status == "continue" else None)
+        finally:
+            keras.config.set_dtype_policy("float32")
+
+
+def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
+         continue_from: int | None) -> TrainResult:
+    from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
+    from deconvnet_tf.data.pipeline import make_pipeline
+    from deconvnet_tf.training.callbacks import (AtomicModelCheckpoint, TrainingBackup, lr_schedule,
+                                                 restore_backup, save_model_atomic)
+    from deconvnet_tf.training.losses import median_frequency_weights
+    from deconvnet_tf.training.runfolder import RunFolderError, truncate_log
+
+    task_type, _ = _task(strategy)
     keras.utils.set_random_seed(config.seed)
     _set_precision(config.mixed_precision)
 
     source = open_data_source(config)
     info = source.info
+    if config.num_classes is not None and config.num_classes < info.num_classes:
+        raise ConfigError(f"config field 'num_classes': {config.num_classes} is fewer than the "
+                          f"{info.num_classes} classes of the dataset")
     num_classes = config.num_classes or info.num_classes
     ignore = info.ignore_label if info.ignore_label is not None else 255
     class_weights = None
@@ -344,6 +550,7 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
 
     pipeline_args = dict(batch_size=config.batch_size, crop_size=tuple(config.crop_size),
                          ignore_label=ignore, seed=config.seed, deterministic=config.deterministic)
+    records = windows = None
     if config.stage in ("stage1", "stage2"):
         records = source.records(config.train_split)
         object_args = dict(ignore_label=ignore, background=config.background_class,
@@ -354,21 +561,39 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
             windows = stage2_windows(records, boxes_fn=_proposal_fn(config), min_iou=config.stage2_min_iou,
                                      per_object=config.stage2_windows_per_object, seed=config.seed,
                                      **object_args)
-        train_ds = make_window_pipeline(records, windows, stage=config.stage,
-                                        window_size=config.window_size,
-                                        background=config.background_class, **pipeline_args)
         num_train = len(windows)
-    elif not _use_tf_data():
-        from deconvnet_tf.data.pydataset import make_pydataset
-
-        train_ds = make_pydataset(None, config.train_split, source=source, mode=config.stage,
-                                  training=True, validate=False,
-                                  cache=_cache_fits(source, config.train_split), **pipeline_args)
     else:
-        train_ds = make_pipeline(source.dataset(config.train_split), mode=config.stage,
-                                 training=True, cache=_cache_fits(source, config.train_split),
-                                 **pipeline_args)
         num_train = source.num_examples(config.train_split)
+    tf_data = config.stage in ("stage1", "stage2") or _use_tf_data()
+
+    def train_data(position: int):
+        """The training batches from batch ``position`` of the run on."""
+        args = dict(pipeline_args)
+        skip = position if position and (config.deterministic or not tf_data) else 0
+        if position and not skip:
+            # Skipping batches of tf.data computes them: a resumed non-deterministic run
+            # takes a fresh stream instead of replaying the one it had.
+            args["seed"] = config.seed + position
+        if config.stage in ("stage1", "stage2"):
+            ds = make_window_pipeline(records, windows, stage=config.stage,
+                                      window_size=config.window_size,
+                                      background=config.background_class, **args)
+        elif not tf_data:
+            from deconvnet_tf.data.pydataset import make_pydataset
+
+            ds = make_pydataset(None, config.train_split, source=source, mode=config.stage,
+                                training=True, validate=False,
+                                cache=_cache_fits(source, config.train_split), **args)
+            return _SkipBatches(ds, skip) if skip else ds
+        else:
+            ds = make_pipeline(source.dataset(config.train_split), mode=config.stage,
+                               training=True, cache=_cache_fits(source, config.train_split), **args)
+        if skip:
+            ds = ds.skip(skip)
+        if task_type is not None:
+            ds = ds.with_options(_autoshard_options())
+        return ds
+
     val_ds = None
     if config.val_split:
         if config.tfds is None:
@@ -382,13 +607,8 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
             val_ds = make_pydataset(None, config.val_split, source=source, mode="whole",
                                     training=False, validate=False,
                                     cache=_cache_fits(source, config.val_split), **pipeline_args)
-    if task_type is not None:
-        import tensorflow as tf
-
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_ds = train_ds.with_options(options)
-        val_ds = val_ds.with_options(options) if val_ds is not None else None
+        if task_type is not None:
+            val_ds = val_ds.with_options(_autoshard_options())
     steps = config.steps_per_epoch or max(1, math.ceil(num_train / config.batch_size))
 
     jit_compile = resolve_jit_compile(config)
@@ -397,30 +617,11 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
     if unpooling is not None and not config.preset.startswith("fcn"):
         overrides["unpooling"] = unpooling
 
-    def build_and_compile():
-        model = build_model(config.preset, num_classes=num_classes,
-                            encoder_weights=config.encoder_weights,
-                            frozen_blocks=config.frozen_blocks, **overrides)
-        if config.init_from:
-            source_model = load_model(config.init_from)
-            try:
-                model.set_weights(source_model.get_weights())
-            except ValueError as err:
-                raise ValueError(f"init_from {config.init_from!r} does not match preset "
-                                 f"{config.preset!r} with {num_classes} classes: {err}") from err
-        model.compile(
-            optimizer=_optimizer(config),
-            loss=SegmentationCrossEntropy(num_classes, ignore, class_weights),
-            metrics=[mean_iou_metric(num_classes, ignore)],
-            jit_compile=jit_compile,
-        )
-        return model
-
-    if strategy is None:
-        model = build_and_compile()
-    else:
-        with strategy.scope():
-            model = build_and_compile()
+    args = (config, num_classes, ignore, class_weights, jit_compile, overrides)
+    scope = contextlib.nullcontext() if strategy is None else strategy.scope()
+    with scope:
+        model = _build_and_compile(*args)
+    if strategy is not None:
         if config.sync_batchnorm and keras.config.backend() == "tensorflow":
             from deconvnet_tf.training.callbacks import set_batchnorm_sync
 
@@ -428,17 +629,43 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
         if task_type is not None:
             _patch_symbolic_build(model, strategy)
 
+    # Where this call starts: a finished run continued (--resume), or the last backup.
+    backup_dir = output / "backup"
+    start_epoch, start_step = 0, 0
+    with (contextlib.nullcontext() if strategy is None else strategy.scope()):
+        if continue_from is not None:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(output / "model.keras"))  # weights and optimizer state
+            start_epoch = continue_from
+        else:
+            try:
+                point = restore_backup(model, backup_dir)
+            except ValueError as err:
+                raise RunFolderError(f"cannot resume the run in {str(output)!r}: {err}; use "
+                                     "overwrite (--overwrite) to start again") from err
+            if point is not None:
+                start_epoch, start_step = point
+    if start_step >= steps:  # the epoch's steps were all done before the interruption
+        start_epoch, start_step = start_epoch + 1, 0
+    resumed = start_epoch > 0 or start_step > 0
+    truncate_log(output / "log.csv", start_epoch)  # epochs about to be redone
+
+    checkpoint = AtomicModelCheckpoint(output / "checkpoints",
+                                       monitor="val_mean_iou" if val_ds is not None else "mean_iou",
+                                       fallback=val_ds is None)
+    if resumed:
+        checkpoint.restore_best()
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            (output / "checkpoints" / "best.json").unlink()
+    backup = TrainingBackup(backup_dir, config.checkpoint_every, steps_per_epoch=steps)
     callbacks = list(callbacks or []) + [
-        keras.callbacks.BackupAndRestore(str(output / "backup"), save_freq=config.checkpoint_every,
-                                         double_checkpoint=True),
         keras.callbacks.LearningRateScheduler(
             lr_schedule(config.lr_schedule, config.learning_rate, config.epochs,
                         every=config.lr_decay_epochs, factor=config.lr_decay_factor)),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(output / "log.csv"), append=True),
-        AtomicModelCheckpoint(output / "checkpoints",
-                              monitor="val_mean_iou" if val_ds is not None else "mean_iou",
-                              fallback=val_ds is None),
+        checkpoint,
     ]
     try:
         import tensorboard  # noqa: F401
@@ -447,6 +674,9 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
         callbacks.append(keras.callbacks.TensorBoard(str(output / "tensorboard"), write_graph=False))
     except ImportError:  # the TensorBoard callback needs the tensorboard package
         pass
+    # Last: an epoch counts as done (not redone after a crash) once its log row and
+    # checkpoints are written.
+    callbacks.append(backup)
     validation_freq = validation_epochs(config.epochs, config.validation_freq)
     fit_scope = contextlib.nullcontext()
     if strategy is not None and keras.config.backend() == "jax":
@@ -454,14 +684,43 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks) -> TrainRes
 
         check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
         fit_scope = strategy.scope()  # keras.distribution shards batches inside its scope
+
+    # An epoch interrupted in the middle is finished first (its remaining steps), then the
+    # remaining epochs run: the batches and weights are those of an uninterrupted run.
+    segments = []
+    epoch = start_epoch
+    if start_step and epoch < config.epochs:
+        segments.append((epoch, epoch + 1, start_step))
+        epoch += 1
+    if epoch < config.epochs:
+        segments.append((epoch, config.epochs, 0))
+    history: dict = {}
     with fit_scope:
-        history = model.fit(
-            train_ds, epochs=config.epochs, steps_per_epoch=steps, validation_data=val_ds,
-            validation_steps=config.validation_steps, validation_freq=validation_freq,
-            callbacks=callbacks, verbose=verbose,
-            shuffle=False,  # the input pipeline shuffles
-        )
+        for first, last, done in segments:
+            backup.step_offset = done
+            fitted = model.fit(
+                train_data(first * steps + done), initial_epoch=first, epochs=last,
+                steps_per_epoch=steps - done, validation_data=val_ds,
+                validation_steps=config.validation_steps, validation_freq=validation_freq,
+                callbacks=callbacks, verbose=verbose,
+                shuffle=False,  # the input pipeline shuffles
+            )
+            for key, values in fitted.history.items():
+                history.setdefault(key, []).extend(values)
+            if model.stop_training:  # TerminateOnNaN
+                break
+    epochs_done = backup.epochs_done if backup.epochs_done is not None else start_epoch
     model_path = save_model_atomic(model, output / "model.keras")
-    keras.config.set_dtype_policy("float32")
+    _mark_finished(output, epochs_done, config.epochs, info.class_names, ignore)
+    shutil.rmtree(backup_dir, ignore_errors=True)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    return TrainResult(output, model_path, dict(history.history), info.class_names, ignore, replicas)
+    return TrainResult(output, model_path, history, info.class_names, ignore, replicas,
+                       epochs_done=epochs_done, initial_epoch=start_epoch)
+
+
+def _autoshard_options():
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -48,3 +49,33 @@ def test_train_cli_rejects_bad_combinations(tmp_path, capsys):
     code = train_cli.main(["--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o"),
                            "--preset", "deconvnet_tiny"])
     assert code == 2 and "is not a directory" in capsys.readouterr().err
+
+
+def test_rerunning_a_finished_command_trains_nothing(tmp_path, capsys):
+    """A finished run says so and exits 0 (model and evaluation kept); --resume with more
+    --epochs continues it; --overwrite trains again from scratch."""
+    data = write_synthetic_dataset(tmp_path / "data", num_train=4, num_val=2, height=32, width=32)
+    out = tmp_path / "run"
+    argv = ["--data", str(data), "--preset", "deconvnet_tiny", "--output", str(out),
+            "--batch-size", "2", "--quiet", "--set", "crop_size=[32,32]", "--set", "steps_per_epoch=1"]
+
+    def epochs():
+        with open(out / "log.csv") as f:
+            return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+    assert train_cli.main(argv + ["--epochs", "1"]) == 0
+    assert "Metrics:" in capsys.readouterr().out
+    kept = ("model.keras", "eval/metrics.json", "log.csv")
+    stamps = {name: (out / name).stat().st_mtime_ns for name in kept}
+    assert train_cli.main(argv + ["--epochs", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "holds a finished run (1 epochs): nothing to train" in text
+    assert "Metrics:" not in text  # evaluated before: not again
+    assert {name: (out / name).stat().st_mtime_ns for name in kept} == stamps
+    assert train_cli.main(argv + ["--epochs", "2", "--resume", "--no-eval"]) == 0
+    assert epochs() == [0, 1]
+    assert json.loads((out / "finished.json").read_text())["epochs"] == 2
+    assert train_cli.main(argv + ["--epochs", "1", "--overwrite", "--no-eval"]) == 0
+    assert epochs() == [0]
+    assert json.loads((out / "finished.json").read_text())["epochs"] == 1
+    assert not (out / "eval").exists()  # the old evaluation went with the old model

@@ -60,3 +60,76 @@ def test_best_checkpoint_ignores_epochs_without_validation(tmp_path):
     fallback.set_model(_model())
     fallback.on_epoch_end(0, {"mean_iou": 0.9})
     assert fallback.best == 0.9
+
+
+def test_save_model_atomic_keeps_the_old_file_and_no_temp_file_on_failure(tmp_path, monkeypatch):
+    from deconvnet_tf.training.callbacks import save_model_atomic
+
+    model = _model()
+    path = save_model_atomic(model, tmp_path / "model.keras")
+    before = path.read_bytes()
+    seen = {}
+
+    def crashing_save(target, *args, **kwargs):
+        # A crash in the middle of writing: part of a file is on disk, the target is intact.
+        with open(target, "wb") as f:
+            f.write(b"PK\x03\x04 half a zip")
+        seen["target_during_write"] = path.read_bytes()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save", crashing_save)
+    with pytest.raises(OSError, match="No space left"):
+        save_model_atomic(model, path)
+    assert seen["target_during_write"] == before  # a kill at that moment leaves the old model
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]  # no temp file left
+
+
+def test_training_backup_is_consistent_after_a_failed_save(tmp_path, monkeypatch):
+    """A backup whose weights could not be written leaves the previous (weights, position)
+    pair, which restores; a fresh model then gets exactly the backed-up weights."""
+    import keras
+
+    from deconvnet_tf.training.callbacks import TrainingBackup, restore_backup
+
+    model = _model()
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    model.fit(np.ones((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0)
+    backup = TrainingBackup(tmp_path / "backup", every=1, steps_per_epoch=4)
+    backup.set_model(model)
+    backup.save(1, 0)
+    saved = [np.asarray(w) for w in model.weights]
+    iterations = int(model.optimizer.iterations)
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=1, verbose=0)  # the weights move on
+
+    def failing(target, *args, **kwargs):
+        with open(target, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model, "save_weights", failing)
+    with pytest.raises(OSError):
+        backup.save(1, 3)
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "state-e1-s0.weights.h5", "training_metadata.json"]
+    fresh = _model()
+    fresh.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    assert restore_backup(fresh, tmp_path / "backup") == (1, 0)
+    for a, b in zip(fresh.weights, saved):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    assert int(fresh.optimizer.iterations) == iterations  # optimizer state restored too
+    assert restore_backup(fresh, tmp_path / "nothing") is None
+
+
+def test_best_value_is_restored_from_best_json(tmp_path):
+    first = AtomicModelCheckpoint(tmp_path, monitor="val_mean_iou", fallback=False)
+    first.set_model(_model())
+    first.on_epoch_end(0, {"val_mean_iou": 0.6})
+    stamp = (tmp_path / "best.keras").stat().st_mtime_ns
+    resumed = AtomicModelCheckpoint(tmp_path, monitor="val_mean_iou", fallback=False)
+    resumed.set_model(_model())
+    assert resumed.restore_best() == 0.6
+    resumed.on_epoch_end(1, {"val_mean_iou": 0.4})  # worse: best.keras stays
+    assert (tmp_path / "best.keras").stat().st_mtime_ns == stamp
+    other = AtomicModelCheckpoint(tmp_path, monitor="loss", mode="min", fallback=False)
+    assert other.restore_best() is None  # recorded for another metric: not used

@@ -60,3 +60,33 @@ def test_save_and_load_round_trip(tmp_path):
         TrainConfig.load(tmp_path / "broken.json")
     with pytest.raises(ConfigError, match="not found"):
         TrainConfig.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", "x", "'epochs': expected an integer"),
+    ("epochs", 2.5, "'epochs': expected an integer"),
+    ("epochs", True, "'epochs': expected an integer"),
+    ("crop_size", 5, "'crop_size': expected a list of integers"),
+    ("crop_size", ["a", "b"], "'crop_size': expected a list of integers"),
+    ("learning_rate", "fast", "'learning_rate': expected a number"),
+    ("learning_rate", float("inf"), "'learning_rate': must be a finite number"),
+    ("weight_decay", float("nan"), "'weight_decay': must be a finite number"),
+    ("mixed_precision", "yes", "'mixed_precision': expected true or false"),
+    ("preset", 3, "'preset': expected a string"),
+    ("frozen_blocks", -1, "'frozen_blocks': must be >= 0"),
+    ("bn_momentum", 1.5, r"'bn_momentum': must be in \[0, 1\)"),
+])
+def test_wrong_types_from_a_config_file_name_the_field(tmp_path, field, value, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({field: value}))
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.load(path)
+
+
+def test_numbers_of_other_types_are_converted():
+    import numpy as np
+
+    c = TrainConfig(epochs=np.int64(3), learning_rate=1, crop_size=(64, np.int32(80)))
+    assert (c.epochs, c.learning_rate, c.crop_size) == (3, 1.0, [64, 80])
+    assert type(c.epochs) is int and type(c.learning_rate) is float
+    assert json.loads(json.dumps(c.to_dict()))["crop_size"] == [64, 80]

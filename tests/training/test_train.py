@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -40,6 +41,7 @@ def test_train_writes_everything(tmp_path):
         assert (out / name).is_file(), name
     assert any((out / "tensorboard").rglob("events.out.tfevents*"))
     assert not (out / "backup").exists()  # removed after a finished run
+    assert json.loads((out / "finished.json").read_text())["epochs"] == 2
     assert len(result.history["loss"]) == 2 and all(np.isfinite(result.history["loss"]))
     assert "val_mean_iou" in result.history
     model = deconvnet_tf.load_model(result.model_path)
@@ -47,8 +49,10 @@ def test_train_writes_everything(tmp_path):
 
 
 def test_resume_after_kill_9(tmp_path):
-    """kill -9 in the middle of epoch 2, then the same command continues from the backup."""
-    config = tiny_config(tmp_path, epochs=3, steps_per_epoch=4)
+    """kill -9 in the middle of epoch 2, then the same command continues from the backup.
+    With the default checkpoint_every (50 steps, longer than an epoch) that is the backup
+    taken at the end of epoch 1."""
+    config = tiny_config(tmp_path, epochs=3, steps_per_epoch=4, checkpoint_every=50)
     config_path = config.save(tmp_path / "config.json")
     script = textwrap.dedent(
         f"""
@@ -70,7 +74,7 @@ def test_resume_after_kill_9(tmp_path):
     assert first.returncode == -9, first.stderr[-3000:]
     out = Path(config.output)
     meta = json.loads((out / "backup" / "training_metadata.json").read_text())
-    assert meta["epoch"] == 1  # the backup taken mid-epoch 2 (0-based 1)
+    assert (meta["epoch"], meta["step"]) == (1, 0)  # end of the first epoch: 0-based epoch 1 next
     assert not (out / "model.keras").exists()
     second = subprocess.run([sys.executable, "-c", script, "resume"], env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -79,16 +83,54 @@ def test_resume_after_kill_9(tmp_path):
     assert (out / "model.keras").is_file()
 
 
-def test_class_weights_bf16_and_xla(tmp_path):
-    config = tiny_config(tmp_path, epochs=1, class_weighting="median_frequency",
+class Inspect(keras.callbacks.Callback):
+    """Records, during training, what the compiled model really uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seen:
+            return
+        layer = self.model.get_layer("block1_conv1")
+        out = layer(np.zeros((1, 8, 8, 3), "float32"))
+        logits = self.model(np.zeros((1, 48, 64, 3), "uint8"))
+        dtype = keras.backend.standardize_dtype
+        self.seen.update(
+            class_weights=self.model.loss.class_weights,
+            policy=layer.dtype_policy.name, activation_dtype=dtype(out.dtype),
+            kernel_dtype=dtype(layer.kernel.dtype), logits_dtype=dtype(logits.dtype),
+            optimizer=type(self.model.optimizer).__name__)
+
+
+def test_class_weights_bf16_and_xla_are_applied(tmp_path):
+    """The loss of the training step carries the median-frequency weights of the train split,
+    and the model computes in bfloat16 (float32 variables and logits), compiled with XLA."""
+    from deconvnet_tf.training.losses import median_frequency_weights
+    from deconvnet_tf.training.train import open_data_source
+
+    config = tiny_config(tmp_path, epochs=1, steps_per_epoch=1, class_weighting="median_frequency",
                          mixed_precision=True, jit_compile=True, val_split="")
-    result = train(config, verbose=0)
+    inspect = Inspect()
+    result = train(config, verbose=0, callbacks=[inspect])
+    seen = inspect.seen
+    counts, image_pixels = open_data_source(config).validate("train")
+    expected = median_frequency_weights(counts, image_pixels)
+    assert len(set(np.round(expected, 4))) > 2  # the data is unbalanced: weights differ
+    np.testing.assert_allclose(seen["class_weights"], expected, rtol=1e-6)
+    assert seen["policy"] == "mixed_bfloat16"
+    assert seen["activation_dtype"] == "bfloat16" and seen["kernel_dtype"] == "float32"
+    assert seen["logits_dtype"] == "float32"
+    assert seen["optimizer"] != "LossScaleOptimizer"  # bfloat16 needs no loss scaling
     assert np.isfinite(result.history["loss"][0])
     model = deconvnet_tf.load_model(result.model_path)
     assert model.unpooling == "switch"  # jit_compile picked the XLA-friendly pair
-    import keras
-
     assert keras.config.dtype_policy().name == "float32"  # restored after the run
+    plain = Inspect()
+    train(tiny_config(tmp_path / "plain", epochs=1, steps_per_epoch=1, val_split=""), verbose=0,
+          callbacks=[plain])
+    assert plain.seen["class_weights"] is None and plain.seen["activation_dtype"] == "float32"
 
 
 def test_mirrored_strategy_on_two_cpu_devices(tmp_path):
@@ -129,10 +171,22 @@ def test_two_stage_runs_stage1_then_stage2_from_it(tmp_path):
         assert (out / stage / "log.csv").is_file()
     assert TrainConfig.load(out / "stage2" / "config.json").init_from == str(out / "stage1" / "model.keras")
     assert np.isfinite(result.stage_histories["stage1"]["loss"][0])
-    stage1_mtime = (out / "stage1" / "model.keras").stat().st_mtime_ns
-    again = train(config, verbose=0)
-    assert again.stage_histories["stage1"] is None  # not redone
-    assert (out / "stage1" / "model.keras").stat().st_mtime_ns == stage1_mtime
+    mtimes = {p: (out / p).stat().st_mtime_ns for p in ("model.keras", "stage1/model.keras",
+                                                         "stage2/model.keras")}
+    again = train(config, verbose=0)  # a finished run: nothing is trained again
+    assert again.already_finished and again.model_path == out / "model.keras"
+    assert {p: (out / p).stat().st_mtime_ns for p in mtimes} == mtimes
+    # Interrupted in stage 2 (its folder gone): the re-run keeps the finished stage 1.
+    import shutil
+
+    shutil.rmtree(out / "stage2")
+    (out / "model.keras").unlink()
+    (out / "finished.json").unlink()
+    third = train(config, verbose=0)
+    assert third.stage_histories["stage1"] is None  # not redone
+    assert np.isfinite(third.stage_histories["stage2"]["loss"][0])
+    assert (out / "stage1" / "model.keras").stat().st_mtime_ns == mtimes["stage1/model.keras"]
+    assert (out / "model.keras").is_file() and not third.already_finished
 
 
 def test_init_from_copies_weights_and_checks_the_architecture(tmp_path):
@@ -179,3 +233,24 @@ def test_poly_schedule_and_sparse_validation(tmp_path):
     validated = [r["val_mean_iou"] not in ("", "NA") for r in rows]
     assert validated == [False, True, True]  # every 2nd epoch and the last
     assert (Path(config.output) / "checkpoints" / "best.keras").is_file()
+
+
+def test_decoupled_weight_decay_reaches_the_optimizer(tmp_path):
+    """One plain SGD step (momentum 0) from known weights w0, with and without weight decay:
+    decoupled decay subtracts lr * wd * w0 on top of the same gradient step."""
+    source = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5, bn_momentum=0.9)
+    source.save(tmp_path / "init.keras")
+    w0 = {w.path: np.asarray(w) for w in source.trainable_weights}
+    lr, wd = 0.1, 0.5
+    finals = {}
+    for decay in (0.0, wd):
+        config = tiny_config(tmp_path / f"wd{decay}", epochs=1, steps_per_epoch=1, val_split="",
+                             optimizer="sgd", momentum=0.0, learning_rate=lr, weight_decay=decay,
+                             init_from=str(tmp_path / "init.keras"))
+        model = deconvnet_tf.load_model(train(config, verbose=0).model_path)
+        finals[decay] = {w.path: np.asarray(w) for w in model.trainable_weights}
+    kernels = [path for path in w0 if path.endswith("kernel")]
+    assert len(kernels) > 5
+    for path in kernels:
+        np.testing.assert_allclose(finals[0.0][path] - finals[wd][path], lr * wd * w0[path],
+                                   rtol=1e-3, atol=1e-6, err_msg=path)
