@@ -53,8 +53,9 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("tests/training/test_evaluate.py", "tests/inference/test_inference_compare.py"),
     ),
     "checkpointing": (
-        ("deconvnet_tf/training/callbacks.py",),
-        ("tests/training/test_callbacks.py",),
+        ("deconvnet_tf/training/callbacks.py", "deconvnet_tf/training/atomic.py",
+         "deconvnet_tf/training/runfolder.py"),
+        ("tests/training/test_callbacks.py", "tests/training/test_runfolder.py"),
     ),
     "size_rule": (
         ("deconvnet_tf/io.py",),

@@ -270,6 +270,7 @@ def clear_run(folder: str | os.PathLike) -> None:
             (sub / "config.json").unlink()
             with contextlib.suppress(OSError):
                 (sub / LOCK).unlink()
+            with contextlib.suppress(OSError):
                 sub.rmdir()  # only when nothing else is left
     for name in ARTIFACTS + GENERATED:
         path = folder / name

@@ -1,0 +1,179 @@
+"""The run folder's rules, unit by unit and without training (fast; mutation-checked):
+what counts as a run folder, the lock, finished/interrupted state, settings checks, --overwrite
+and the log."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from deconvnet_tf.training import runfolder
+from deconvnet_tf.training.atomic import atomic_path, write_text_atomic
+from deconvnet_tf.training.config import TrainConfig
+from deconvnet_tf.training.runfolder import (
+    RunFolderError,
+    RunLock,
+    RunLockedError,
+    check_settings,
+    clear_run,
+    inspect_run,
+    mark_finished,
+    prepare_output,
+    read_log,
+    truncate_log,
+)
+
+pytestmark = pytest.mark.jax  # no TensorFlow
+
+
+def config(tmp_path, **overrides):
+    return TrainConfig(output=str(tmp_path), data="synthetic", **overrides)
+
+
+def test_prepare_output_creates_and_refuses_what_is_not_a_run(tmp_path):
+    assert prepare_output(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="'.*file' is an existing file; expected a folder"):
+        prepare_output(tmp_path / "file")
+    with pytest.raises(RunFolderError, match="cannot create"):
+        prepare_output(tmp_path / "file" / "below")
+    for name in ("model.keras", "log.csv", "stage1"):
+        folder = tmp_path / f"user_{name}"
+        folder.mkdir()
+        (folder / name).write_text("mine")
+        with pytest.raises(RunFolderError, match=f"has {name} but no config.json"):
+            prepare_output(folder)
+        assert (folder / name).read_text() == "mine"
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "notes.txt").write_text("unrelated files are fine")
+    assert prepare_output(tmp_path / "ok") == tmp_path / "ok"
+
+
+@pytest.mark.parametrize("flock", [True, False])
+def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path, monkeypatch, flock):
+    if not flock:
+        monkeypatch.setattr(runfolder, "fcntl", None)
+    with RunLock(tmp_path) as lock:
+        holder = json.loads(lock.path.read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        if flock:  # a second open file description of this process conflicts too
+            with pytest.raises(RunLockedError, match=rf"pid {os.getpid()} on "):
+                RunLock(tmp_path).acquire()
+        else:
+            with pytest.raises(RunLockedError, match="in use by another training run"):
+                RunLock(tmp_path).acquire()
+    with RunLock(tmp_path):  # released: free again
+        pass
+    if not flock:
+        assert not (tmp_path / ".lock.pid").exists()
+
+
+def test_stale_lock_file_of_a_dead_process_is_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setattr(runfolder, "fcntl", None)
+    dead = {"pid": 2**22 + 12345, "host": socket.gethostname()}
+    (tmp_path / ".lock.pid").write_text(json.dumps(dead))
+    assert not runfolder._pid_alive(dead["pid"]) and runfolder._pid_alive(os.getpid())
+    with RunLock(tmp_path) as lock:
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    other_host = {"pid": dead["pid"], "host": "elsewhere"}
+    (tmp_path / ".lock.pid").write_text(json.dumps(other_host))
+    with pytest.raises(RunLockedError, match="on elsewhere"):
+        RunLock(tmp_path).acquire()
+
+
+def test_lock_in_an_unwritable_folder_is_a_run_folder_error(tmp_path):
+    with pytest.raises(RunFolderError, match="cannot write to output folder"):
+        RunLock(tmp_path / "missing").acquire()
+
+
+def test_inspect_run_finished_interrupted_and_old_runs(tmp_path):
+    cfg = config(tmp_path, epochs=3)
+    cfg.save(tmp_path / "config.json")
+    state = inspect_run(tmp_path)
+    assert state.config == cfg and state.finished is None and not state.has_backup
+    assert state.epochs_done == 0
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text("{}")
+    (tmp_path / "model.keras").write_text("model")
+    state = inspect_run(tmp_path)
+    assert state.has_backup and state.finished is None  # interrupted: model.keras not final
+    mark_finished(tmp_path, 2, 3, seconds=1.5)
+    state = inspect_run(tmp_path)
+    assert state.finished == {"epochs": 2, "target": 3, "seconds": 1.5}
+    assert state.epochs_done == 2
+    (tmp_path / "finished.json").write_text("{broken")
+    (tmp_path / "backup" / "training_metadata.json").unlink()
+    state = inspect_run(tmp_path)  # an older version's run: model.keras and no backup
+    assert state.finished == {"epochs": 3, "target": 3}
+    (tmp_path / "config.json").write_text('{"nonsense": 1}')
+    with pytest.raises(RunFolderError, match="config.json that train\\(\\) cannot use"):
+        inspect_run(tmp_path)
+
+
+def test_check_settings_allows_only_resumable_changes(tmp_path):
+    cfg = config(tmp_path, epochs=3, learning_rate=0.01)
+    cfg.save(tmp_path / "config.json")
+    (tmp_path / "model.keras").write_text("model")
+    mark_finished(tmp_path, 3, 3)
+    state = inspect_run(tmp_path)
+    check_settings(state, config(tmp_path, epochs=9, learning_rate=0.01))  # more epochs: fine
+    with pytest.raises(RunFolderError, match=r"holds a finished run with other settings "
+                                             r"\(learning_rate: 0.01 -> 0.02\)"):
+        check_settings(state, config(tmp_path, epochs=3, learning_rate=0.02))
+    many = config(tmp_path, learning_rate=0.5, batch_size=3, weight_decay=0.1, seed=9,
+                  momentum=0.5, epochs=3)
+    with pytest.raises(RunFolderError, match=r"and 1 more\); use overwrite"):
+        check_settings(state, many)
+    (tmp_path / "finished.json").unlink()
+    (tmp_path / "model.keras").unlink()
+    check_settings(inspect_run(tmp_path), many)  # no work there: nothing to protect
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text("{}")
+    with pytest.raises(RunFolderError, match="holds an interrupted run"):
+        check_settings(inspect_run(tmp_path), many)
+
+
+def test_clear_run_removes_only_what_train_wrote(tmp_path):
+    config(tmp_path).save(tmp_path / "config.json")
+    for name in ("model.keras", "finished.json", "log.csv"):
+        (tmp_path / name).write_text("x")
+    for name in ("checkpoints", "backup", "tensorboard", "eval", "synthetic_data"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text("x")
+    stage = tmp_path / "stage1"
+    stage.mkdir()
+    config(stage).save(stage / "config.json")
+    (stage / "model.keras").write_text("x")
+    (tmp_path / "notes.txt").write_text("mine")
+    clear_run(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "notes.txt"]
+
+
+def test_log_truncation_and_reading(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss,val_mean_iou\n0,1.5,NA\n1,1.0,0.4\n2,0.8,0.5\n")
+    assert read_log(log) == {"loss": [1.5, 1.0, 0.8], "val_mean_iou": [0.4, 0.5]}
+    truncate_log(log, 2)
+    assert log.read_text() == "epoch,loss,val_mean_iou\n0,1.5,NA\n1,1.0,0.4\n"
+    truncate_log(log, 5)  # nothing to drop
+    assert log.read_text().count("\n") == 3
+    truncate_log(log, 0)
+    assert not log.exists() and read_log(log) == {}
+    truncate_log(log, 1)  # no file: nothing happens
+    log.write_text("loss\n1.0\n")  # no epoch column: left alone
+    truncate_log(log, 0 + 1)
+    assert log.read_text() == "loss\n1.0\n"
+
+
+def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "a.json"
+    write_text_atomic(target, "one")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
