@@ -29,14 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--tfds", help="TensorFlow Datasets name: oxford_iiit_pet, "
                      "cityscapes/semantic_segmentation, camvid_segmentation, voc2012_segmentation "
                      "(--set tfds_manual_dir=DIR to build from local files)")
+    p.add_argument("--recipe", help="start from a bundled recipe, the settings of a shipped "
+                   "model (camvid_compact, horse_compact); needs --data; flags, --config and "
+                   "--set override it")
     p.add_argument("--preset", help="model preset (deconvnet-presets lists them)")
     p.add_argument("--output", help="run folder: checkpoints, logs, config, model")
     p.add_argument("--stage", choices=["crop", "whole", "stage1", "stage2", "two_stage"],
                    help="training input: crop (random crops), whole (whole images), stage1 "
                    "(object-centred instance crops), stage2 (proposal windows), two_stage "
                    "(stage1 then stage2 initialised from it)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=int, help="epochs to train (default 10)")
+    p.add_argument("--batch-size", type=int, help="images per step (default 8)")
     p.add_argument("--config", help="JSON file of config fields")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field (repeatable), e.g. --set crop_size=[256,256]")
@@ -46,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (uses the switch unpooling); default: on for "
                    "JAX and GPUs, off on TensorFlow's CPU path")
-    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
+    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
+                   help="distribution: one device (default), all local GPUs/CPUs (mirrored) "
+                   "or several machines (multiworker, TF_CONFIG)")
     p.add_argument("--backend", choices=["tensorflow", "jax"],
                    help="Keras backend (re-runs the command with KERAS_BACKEND set)")
     again = p.add_mutually_exclusive_group()
@@ -56,19 +61,45 @@ def _parser() -> argparse.ArgumentParser:
                        help="continue a finished run in --output to --epochs (more than it did)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--quiet", action="store_true", help="one line per epoch")
+    add_verbose_flag(p)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    add_verbose_flag(parser)
-    args = parser.parse_args(argv)
-    select_backend(args.backend, argv, verbose=args.verbose)
+def _base_config(parser: argparse.ArgumentParser, args):
+    """Defaults < ``--recipe`` < ``--config`` (the fields the file sets)."""
+    import json
 
     from deconvnet_tf.training.config import ConfigError, TrainConfig
 
+    if not args.recipe:
+        return TrainConfig.load(args.config) if args.config else TrainConfig()
+    from deconvnet_tf.models.recipes import get_recipe
+
     try:
-        config = TrainConfig.load(args.config) if args.config else TrainConfig()
+        recipe = get_recipe(args.recipe)
+    except ValueError as err:
+        parser.error(f"--recipe: {err}")
+    data = TrainConfig().to_dict()
+    data.update(recipe["config"])
+    if args.config:
+        loaded = TrainConfig.load(args.config).to_dict()  # validates the file
+        try:
+            given = json.loads(open(args.config).read())
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--config {args.config!r}: {err}") from err
+        data.update({k: loaded[k] for k in given if k in loaded})
+    if args.data is None and args.tfds is None and not data.get("data") and not data.get("tfds"):
+        parser.error(f"--recipe {args.recipe} needs --data: {recipe['data']}")
+    return TrainConfig.from_dict(data, source=f"recipe {args.recipe}")
+
+
+def resolve_config(parser: argparse.ArgumentParser, args):
+    """The run's :class:`TrainConfig` from parsed arguments: defaults < ``--recipe`` <
+    ``--config`` < flags < ``--set`` (bad values end the script with one error line)."""
+    from deconvnet_tf.training.config import ConfigError, TrainConfig
+
+    try:
+        config = _base_config(parser, args)
         flags = {
             "data": args.data, "tfds": args.tfds, "preset": args.preset, "output": args.output, "stage": args.stage,
             "epochs": args.epochs, "batch_size": args.batch_size,
@@ -86,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.from_dict(data, source="command line").with_overrides(args.set)
     except ConfigError as err:
         parser.error(" ".join(str(err).split()))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    select_backend(args.backend, argv, verbose=args.verbose)
+
+    config = resolve_config(parser, args)
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.training.evaluate import evaluate, save_report

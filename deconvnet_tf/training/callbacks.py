@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 
 from deconvnet_tf.training.atomic import atomic_path, write_text_atomic
 
-__all__ = ["AtomicModelCheckpoint", "LR_SCHEDULES", "TrainingBackup", "lr_schedule",
+__all__ = ["AtomicModelCheckpoint", "LR_SCHEDULES", "TimeEstimate", "TrainingBackup", "lr_schedule",
            "restore_backup", "save_model_atomic", "set_batchnorm_sync", "step_decay"]
 
 LR_SCHEDULES = ("step", "poly", "cosine")
@@ -179,6 +181,62 @@ class TrainingBackup(keras.callbacks.Callback):
             if old.name != name and ".weights.h5" in old.name:
                 old.unlink()
         return self.directory / name
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``2.1 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class TimeEstimate(keras.callbacks.Callback):
+    """Prints the estimated training time, measured on the first steps, before long work.
+
+    The first ``warmup`` steps (tracing, XLA compilation) are not timed; the next ``measure``
+    are, and their mean step time times the steps left gives the estimate (training steps only:
+    validation comes on top). Printed once, and only when the whole run is estimated to take
+    more than ``threshold`` seconds.
+
+    Args:
+        total_steps: Training steps of this run (all epochs, minus those already done).
+        warmup: Untimed first steps.
+        measure: Timed steps.
+        threshold: Seconds below which nothing is printed.
+        printer: Where the line goes (default ``print``).
+        clock: Seconds counter (tests pass a fake one).
+    """
+
+    def __init__(self, total_steps: int, *, warmup: int = 1, measure: int = 3,
+                 threshold: float = 120.0, printer: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.perf_counter):
+        super().__init__()
+        self.total_steps, self.warmup, self.measure = int(total_steps), warmup, measure
+        self.threshold, self.printer, self.clock = threshold, printer, clock
+        self.seconds_per_step: float | None = None
+        self.estimate: float | None = None
+        self._seen = 0
+        self._start: float | None = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._seen == self.warmup and self._start is None:
+            self._start = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._seen += 1
+        if self.estimate is not None or self._seen != self.warmup + self.measure:
+            return
+        self.seconds_per_step = (self.clock() - self._start) / self.measure
+        self.estimate = self.seconds_per_step * self.total_steps
+        if self.estimate > self.threshold:
+            left = self.seconds_per_step * max(self.total_steps - self._seen, 0)
+            self.printer(
+                f"deconvnet-train: estimated training time {format_duration(self.estimate)} "
+                f"({self.total_steps} steps at {self.seconds_per_step:.2f} s/step, measured on "
+                f"steps {self.warmup + 1}-{self.warmup + self.measure}; about "
+                f"{format_duration(left)} left; validation comes on top)")
 
 
 def restore_backup(model: keras.Model, directory: str | os.PathLike) -> tuple[int, int] | None:

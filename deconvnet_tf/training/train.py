@@ -38,6 +38,10 @@ class TrainResult:
     already_finished: bool = False
 
 
+# Runs estimated (from their first steps) to take longer than this print the estimate.
+TIME_ESTIMATE_THRESHOLD = 120.0
+
+
 def resolve_dataset_root(config: TrainConfig) -> Path:
     """The dataset folder of ``config``: ``config.data``, or the generated default (written
     once under ``<output>/synthetic_data``).
@@ -525,7 +529,7 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
          continue_from: int | None) -> TrainResult:
     from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
     from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.training.callbacks import (AtomicModelCheckpoint, TrainingBackup, lr_schedule,
+    from deconvnet_tf.training.callbacks import (AtomicModelCheckpoint, TimeEstimate, TrainingBackup, lr_schedule,
                                                  restore_backup, save_model_atomic)
     from deconvnet_tf.training.losses import median_frequency_weights
     from deconvnet_tf.training.runfolder import RunFolderError, truncate_log
@@ -659,7 +663,10 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
         with contextlib.suppress(FileNotFoundError):
             (output / "checkpoints" / "best.json").unlink()
     backup = TrainingBackup(backup_dir, config.checkpoint_every, steps_per_epoch=steps)
+    left = max((config.epochs - start_epoch) * steps - start_step, 0)
     callbacks = list(callbacks or []) + [
+        TimeEstimate(left, threshold=TIME_ESTIMATE_THRESHOLD,
+                     printer=print if verbose else (lambda line: None)),
         keras.callbacks.LearningRateScheduler(
             lr_schedule(config.lr_schedule, config.learning_rate, config.epochs,
                         every=config.lr_decay_epochs, factor=config.lr_decay_factor)),

@@ -1,0 +1,121 @@
+"""Recipes as data: each reproduces its shipped model's card command, and the CLI applies it
+with the documented precedence; the time estimate printed before long training."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deconvnet_tf.cli import train as train_cli
+from deconvnet_tf.models.recipes import get_recipe, list_recipes
+from deconvnet_tf.training.callbacks import TimeEstimate, format_duration
+from deconvnet_tf.training.config import TrainConfig
+
+pytestmark = pytest.mark.jax
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve(argv):
+    parser = train_cli._parser()
+    return train_cli.resolve_config(parser, parser.parse_args(argv))
+
+
+def card_command(name: str) -> list[str]:
+    card = (ROOT / "saved_models" / f"{name}.md").read_text()
+    line = next(l for l in card.splitlines() if l.strip().startswith("deconvnet-train "))
+    return shlex.split(line)[1:]
+
+
+@pytest.mark.parametrize("name", ["camvid_compact", "horse_compact"])
+def test_recipe_reproduces_the_shipped_models_card_command(name):
+    assert name in list_recipes()
+    from_card = resolve(card_command(name)).to_dict()
+    from_recipe = resolve(["--recipe", name, "--data", from_card["data"]]).to_dict()
+    ignore = {"output", "data"}  # where the run goes; the card's quiet flag is not a config
+    assert {k: v for k, v in from_recipe.items() if k not in ignore} == \
+           {k: v for k, v in from_card.items() if k not in ignore}
+    assert from_recipe["output"] == f"runs/{name}"
+
+
+def test_precedence_recipe_then_config_then_flags_then_set(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"learning_rate": 0.05, "epochs": 7}))
+    got = resolve(["--recipe", "camvid_compact", "--data", "d", "--config", str(config),
+                   "--epochs", "9", "--set", "momentum=0.5"])
+    assert got.preset == "deconvnet_vgg16_compact" and got.optimizer == "adam"  # recipe
+    assert got.learning_rate == 0.05  # --config over the recipe
+    assert got.epochs == 9  # flag over --config
+    assert got.momentum == 0.5  # --set
+    assert got.crop_size == [176, 240]  # recipe fields the config file does not set stay
+
+
+def test_unknown_recipe_and_missing_data_are_one_line_errors(capsys):
+    for argv, needle in ((["--recipe", "nope"], "unknown recipe 'nope'; available: "
+                                                "camvid_compact, horse_compact"),
+                         (["--recipe", "horse_compact"], "needs --data: Weizmann Horse")):
+        with pytest.raises(SystemExit) as exit_:
+            resolve(argv)
+        assert exit_.value.code == 2
+        assert needle in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown recipe"):
+        get_recipe("../presets")
+
+
+def test_every_recipe_is_a_valid_config():
+    for name in list_recipes():
+        recipe = get_recipe(name)
+        assert recipe["description"] and recipe["data"]
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **recipe["config"]})
+
+
+class FakeClock:
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self):
+        return self.now
+
+
+def run_steps(callback, clock, steps, first=5.0):
+    for i in range(steps):
+        callback.on_train_batch_begin(i)
+        clock.now += first if i == 0 else clock.step  # the first step compiles
+        callback.on_train_batch_end(i)
+
+
+def test_time_estimate_from_the_first_steps_skips_the_compiling_one():
+    lines = []
+    clock = FakeClock(0.5)
+    estimate = TimeEstimate(1000, printer=lines.append, clock=clock)
+    run_steps(estimate, clock, 10)
+    assert estimate.seconds_per_step == pytest.approx(0.5)
+    assert estimate.estimate == pytest.approx(500.0)
+    assert len(lines) == 1 and "estimated training time 8.3 min" in lines[0]
+    assert "1000 steps at 0.50 s/step, measured on steps 2-4" in lines[0]
+
+
+def test_short_runs_print_nothing():
+    lines = []
+    clock = FakeClock(0.01)
+    estimate = TimeEstimate(100, printer=lines.append, clock=clock)
+    run_steps(estimate, clock, 8)
+    assert estimate.estimate == pytest.approx(1.0) and lines == []
+    assert [format_duration(s) for s in (42, 210, 7560)] == ["42 s", "3.5 min", "2.1 h"]
+
+
+def test_train_prints_the_estimate(tmp_path, monkeypatch, capsys):
+    from deconvnet_tf.training import train as train_module
+
+    monkeypatch.setattr(train_module, "TIME_ESTIMATE_THRESHOLD", 0.0)
+    config = TrainConfig(preset="deconvnet_tiny", output=str(tmp_path / "run"), epochs=1,
+                         batch_size=2, crop_size=[32, 32], synthetic_train=12, synthetic_val=2,
+                         synthetic_size=[32, 32], encoder_weights=None, validation_freq=1)
+    train_module.train(config, verbose=2)
+    out = capsys.readouterr().out
+    assert re.search(r"estimated training time \S+ (s|min|h) \(6 steps at", out), out
+    assert np.isfinite(float(re.search(r"at ([0-9.]+) s/step", out).group(1)))
