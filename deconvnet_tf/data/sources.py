@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,8 +203,60 @@ class Source:
         return counts, image_pixels
 
 
+_SELECTOR = re.compile(r"^(?P<split>[^\[\]]+)\[(?P<negate>-?)(?P<body>[^\[\]]+)\]$")
+
+
+def parse_split(split: str) -> tuple[str, str | None]:
+    """``"train[-0001TP]"`` -> ``("train", "-0001TP")``; ``"val"`` -> ``("val", None)``."""
+    match = _SELECTOR.match(split.strip())
+    if match is None:
+        if "[" in split or "]" in split:
+            raise DatasetError(f"split {split!r}: expected NAME, NAME[PREFIXES], NAME[-PREFIXES], "
+                               "NAME[K/N] or NAME[-K/N]")
+        return split, None
+    return match["split"], match["negate"] + match["body"]
+
+
+def select_records(records: list[Record], selector: str | None, split: str = "") -> list[Record]:
+    """The records a split selector keeps (the dev-split protocol).
+
+    Selectors (in brackets after a split name, e.g. ``--set val_split=train[0001TP]``):
+
+    - ``PREFIXES``: records whose image file name starts with one of the comma-separated
+      prefixes (CamVid's prefix is the sequence: ``0001TP``, ``0006R0``, ``0016E5``, ``Seq05VD``);
+      ``-PREFIXES``: all the others.
+    - ``K/N``: fold ``K`` of ``N`` (``0 <= K < N``): every ``N``-th record of the split in file
+      name order, starting at the ``K``-th; ``-K/N``: the other folds.
+
+    Raises:
+        DatasetError: a malformed selector, or one that keeps no record or every record.
+    """
+    if selector is None:
+        return records
+    negate = selector.startswith("-")
+    body = selector[1:] if negate else selector
+    fold = re.fullmatch(r"(\d+)/(\d+)", body)
+    if fold:
+        k, n = int(fold[1]), int(fold[2])
+        if not 0 <= k < n:
+            raise DatasetError(f"split {split!r}: fold {k}/{n} needs 0 <= K < N")
+        order = sorted(range(len(records)), key=lambda i: records[i].image.name)
+        chosen = {i for rank, i in enumerate(order) if rank % n == k}
+    else:
+        prefixes = tuple(p.strip() for p in body.split(",") if p.strip())
+        if not prefixes:
+            raise DatasetError(f"split {split!r}: empty prefix list")
+        chosen = {i for i, r in enumerate(records) if r.image.name.startswith(prefixes)}
+    kept = [r for i, r in enumerate(records) if (i in chosen) != negate]
+    if not kept or len(kept) == len(records):
+        raise DatasetError(f"split {split!r} keeps {len(kept)} of {len(records)} examples: the "
+                           "selector must keep some and leave out some")
+    return kept
+
+
 class RecordSource(Source):
-    """A source of files on disk (folder layout or PASCAL VOC)."""
+    """A source of files on disk (folder layout or PASCAL VOC). Split names may carry a
+    selector (:func:`select_records`): ``train[-0001TP]``, ``train[0001TP]``, ``train[2/5]``."""
 
     def __init__(self, info: DatasetInfo, records_fn, name: str):
         self.info = info
@@ -213,7 +266,8 @@ class RecordSource(Source):
 
     def records(self, split):
         if split not in self._cache:
-            self._cache[split] = self._records_fn(split)
+            name, selector = parse_split(split)
+            self._cache[split] = select_records(self._records_fn(name), selector, split)
         return self._cache[split]
 
     def num_examples(self, split):
