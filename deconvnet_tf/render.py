@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PREDICTION_SUFFIXES", "check_outputs", "colorize", "make_palette", "overlay",
-           "plan_predictions", "prediction_paths", "save_png", "save_prediction", "side_by_side"]
+__all__ = ["PREDICTION_SUFFIXES", "TITLE_HEIGHT", "check_outputs", "colorize", "figure_grid",
+           "legend", "make_palette", "overlay", "plan_predictions", "prediction_paths",
+           "save_png", "save_prediction", "side_by_side", "text_strip", "title_row"]
 
 
 def make_palette(num_classes: int = 256) -> np.ndarray:
@@ -72,6 +73,162 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
     for i, im in enumerate(rgb):
         parts += ([spacer] if i else []) + [im.astype(np.uint8)]
     return np.concatenate(parts, axis=1)
+
+
+#: Height in pixels of the column-title strip that :func:`figure_grid` puts above the rows.
+TITLE_HEIGHT = 20
+_FONT_SCALE, _MIN_FONT_SCALE = 0.45, 0.32
+
+
+def _fit_text(text: str, width: int, scale: float = _FONT_SCALE) -> tuple[str, float, int]:
+    """Shrinks (down to a minimum) and then shortens ``text`` until it fits ``width`` pixels.
+
+    Returns ``(text, font scale, text width)``."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text = str(text)
+    size = cv2.getTextSize(text, font, scale, 1)[0][0]
+    while size > width and scale > _MIN_FONT_SCALE:
+        scale = max(_MIN_FONT_SCALE, scale - 0.03)
+        size = cv2.getTextSize(text, font, scale, 1)[0][0]
+    while size > width and len(text) > 1:
+        text = text[:-2] + "." if len(text) > 2 else text[:1]
+        size = cv2.getTextSize(text, font, scale, 1)[0][0]
+    return text, scale, size
+
+
+def text_strip(text: str, width: int, height: int = TITLE_HEIGHT, *,
+               align: str = "center") -> np.ndarray:
+    """A white ``(height, width, 3)`` uint8 strip with ``text`` in black (OpenCV's Hershey font),
+    shrunk and then shortened to fit.
+
+    Args:
+        text: The text (ASCII).
+        width, height: Size of the strip in pixels.
+        align: ``"center"`` or ``"left"``.
+    """
+    import cv2
+
+    strip = np.full((max(1, height), max(1, width), 3), 255, np.uint8)
+    if not text or width < 4:
+        return strip
+    text, scale, size = _fit_text(text, width - 2)
+    x = max(1, (width - size) // 2) if align == "center" else 1
+    baseline = (height + int(round(22 * scale))) // 2
+    cv2.putText(strip, text, (x, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return strip
+
+
+def title_row(titles, widths, *, gap: int = 4, height: int = TITLE_HEIGHT) -> np.ndarray:
+    """Column titles over columns of ``widths`` pixels separated by ``gap`` (as
+    :func:`side_by_side` lays them out): a white uint8 RGB strip."""
+    titles, widths = list(titles), [int(w) for w in widths]
+    if len(titles) != len(widths):
+        raise ValueError(f"title_row: {len(titles)} titles for {len(widths)} columns")
+    parts = []
+    for i, (title, width) in enumerate(zip(titles, widths)):
+        if i:
+            parts.append(np.full((height, gap, 3), 255, np.uint8))
+        parts.append(text_strip(title, width, height))
+    return np.concatenate(parts, axis=1)
+
+
+def legend(class_names, palette=None, width: int = 400, *, extra=(), swatch: int = 12,
+           line_height: int = 18) -> np.ndarray:
+    """A colour key: one swatch (in the palette, with a grey border) and name per class, laid
+    out left to right and wrapped to ``width`` pixels.
+
+    Args:
+        class_names: Names in class-index order (class ``i`` gets ``palette[i]``).
+        palette: ``(C, 3)`` uint8 RGB colours (default :func:`make_palette`).
+        width: Width of the key in pixels.
+        extra: Further ``(name, (r, g, b))`` entries, e.g. ``("void", (255, 255, 255))``.
+        swatch: Side of a colour swatch in pixels.
+        line_height: Pixels per line.
+
+    Returns:
+        uint8 RGB ``(lines * line_height + 4, width, 3)``, white background.
+    """
+    import cv2
+
+    names = [str(n) for n in class_names]
+    palette = make_palette(max(len(names), 1)) if palette is None else np.asarray(palette, np.uint8)
+    if len(palette) < len(names):
+        raise ValueError(f"legend: {len(names)} classes but only {len(palette)} colours")
+    entries = [(n, tuple(int(v) for v in palette[i])) for i, n in enumerate(names)]
+    entries += [(str(n), tuple(int(v) for v in c)) for n, c in extra]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    width = max(int(width), swatch + 8)
+    placed, x, line = [], 4, 0
+    for name, colour in entries:
+        text, _, text_w = _fit_text(name, width - swatch - 14, scale)
+        need = swatch + 4 + text_w + 12
+        if x > 4 and x + need > width:
+            x, line = 4, line + 1
+        placed.append((x, line, text, colour))
+        x += need
+    canvas = np.full(((line + 1) * line_height + 4, width, 3), 255, np.uint8)
+    for x, line, text, colour in placed:
+        top = 2 + line * line_height + (line_height - swatch) // 2
+        cv2.rectangle(canvas, (x, top), (x + swatch - 1, top + swatch - 1), colour, -1)
+        cv2.rectangle(canvas, (x, top), (x + swatch - 1, top + swatch - 1), (128, 128, 128), 1)
+        cv2.putText(canvas, text, (x + swatch + 4, top + swatch - 2), font, scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return canvas
+
+
+def figure_grid(rows, titles=None, *, class_names=None, palette=None, extra_legend=(),
+                gap: int = 4) -> np.ndarray:
+    """A labelled figure: optional column titles, one row of images per example, and an
+    optional class legend in the palette below.
+
+    Args:
+        rows: A list of rows, each a list of images (RGB uint8 or 2-D grey) of one height;
+            every row has the same number of columns. Columns are as wide as their widest
+            image (narrower ones are padded with white on the right).
+        titles: One title per column (``None``: no title strip), e.g.
+            ``["image", "ground truth", "prediction", "overlay"]``.
+        class_names: Class names for the legend (``None``: no legend).
+        palette: Colours of the classes (default :func:`make_palette`).
+        extra_legend: Further legend entries ``(name, (r, g, b))``, e.g. the void colour.
+        gap: White pixels between columns, between rows and around the title and legend.
+
+    Returns:
+        uint8 RGB ``(H, W, 3)``. Without titles and legend it equals the rows joined by
+        :func:`side_by_side` and stacked with ``gap`` white rows between them; with titles
+        everything moves down by :data:`TITLE_HEIGHT` pixels.
+    """
+    rows = [[np.asarray(im) for im in row] for row in rows]
+    if not rows or not rows[0]:
+        raise ValueError("figure_grid: nothing to draw")
+    columns = len(rows[0])
+    if any(len(r) != columns for r in rows):
+        raise ValueError("figure_grid: every row needs the same number of columns")
+    widths = [max(r[c].shape[1] for r in rows) for c in range(columns)]
+
+    def pad(im, w):
+        im = np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im
+        if im.shape[1] == w:
+            return im.astype(np.uint8)
+        out = np.full((im.shape[0], w, 3), 255, np.uint8)
+        out[:, : im.shape[1]] = im
+        return out
+
+    lines = [side_by_side(*[pad(im, w) for im, w in zip(row, widths)], gap=gap) for row in rows]
+    width = lines[0].shape[1]
+    parts = []
+    if titles is not None:
+        parts.append(title_row(titles, widths, gap=gap))
+    for n, line in enumerate(lines):
+        if n:
+            parts.append(np.full((gap, width, 3), 255, np.uint8))
+        parts.append(line)
+    if class_names is not None:
+        parts.append(np.full((gap, width, 3), 255, np.uint8))
+        parts.append(legend(class_names, palette, width, extra=extra_legend))
+    return np.concatenate(parts, axis=0)
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = True,

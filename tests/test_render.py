@@ -94,3 +94,35 @@ def test_plan_predictions_checks_outputs_before_any_work(tmp_path):
     save_png(tmp_path / "in3" / "a.png", np.zeros((2, 2, 3), np.uint8))
     with pytest.raises(ValueError, match="Two inputs share the stem 'a'"):
         plan_predictions([tmp_path / "in", tmp_path / "in3"], tmp_path / "o")
+
+
+def test_figure_grid_titles_and_legend():
+    from deconvnet_tf.render import TITLE_HEIGHT, figure_grid, legend, text_strip, title_row
+
+    palette = make_palette(5)
+    a = np.full((10, 30, 3), 50, np.uint8)
+    b = colorize(np.arange(5).repeat(6)[None].repeat(10, 0), palette)  # (10, 30)
+    plain = figure_grid([[a, b], [a, b[:, :20]]], gap=4)
+    assert plain.shape == (2 * 10 + 4, 2 * 30 + 4, 3)
+    np.testing.assert_array_equal(plain[:10], side_by_side(a, b))
+    np.testing.assert_array_equal(plain[14:, 54:], 255)  # narrower image padded with white
+    names = ["background", "sky", "road", "car", "a very long class name"]
+    full = figure_grid([[a, b], [a, b]], ["image", "prediction"], class_names=names,
+                       palette=palette, extra_legend=[("void", (255, 255, 255))])
+    np.testing.assert_array_equal(full[TITLE_HEIGHT:TITLE_HEIGHT + 24],
+                                  figure_grid([[a, b], [a, b]]))
+    assert full[:TITLE_HEIGHT, :30].min() < 100 and full[:TITLE_HEIGHT, 34:].min() < 100
+    key = full[TITLE_HEIGHT + 24:]
+    assert key.shape[1] == 64 and key.shape[0] > 18  # wrapped onto several lines
+    colours = {tuple(c) for c in key.reshape(-1, 3)}
+    assert all(tuple(c) in colours for c in palette)
+    wide = legend(names, palette, 800)
+    assert wide.shape == (22, 800, 3)  # one line
+    assert text_strip("", 10).min() == 255 and text_strip("x" * 50, 20).shape == (TITLE_HEIGHT, 20, 3)
+    assert title_row(["a", "b"], [10, 12], gap=3).shape == (TITLE_HEIGHT, 25, 3)
+    with pytest.raises(ValueError, match="2 titles for 1 columns"):
+        title_row(["a", "b"], [10])
+    with pytest.raises(ValueError, match="same number of columns"):
+        figure_grid([[a, b], [a]])
+    with pytest.raises(ValueError, match="only 5 colours"):
+        legend(names + ["x"], palette)

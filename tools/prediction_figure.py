@@ -1,7 +1,9 @@
 """A figure of predictions on dataset images: photo | ground truth | model | + CRF | LiteRT.
 
-One row per image; void/ignored ground-truth pixels are white. Colours: the palette of the
-LiteRT sidecar when ``--lite`` is given, else the package's default palette.
+One row per image under a title per column, and a colour key of the dataset's classes below
+(``--no-titles``/``--no-legend`` leave them out); void/ignored ground-truth pixels are white.
+Colours: the palette of the LiteRT sidecar when ``--lite`` is given, else the package's
+default palette.
 
     python tools/prediction_figure.py --model saved_models/camvid_compact.keras \
         --lite saved_models/camvid_compact_int8.tflite --data /path/to/camvid_180x240 \
@@ -18,7 +20,7 @@ import numpy as np
 
 
 def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf: bool = False,
-           flip: bool = False) -> np.ndarray:
+           flip: bool = False, titles: bool = True, legend: bool = True) -> np.ndarray:
     """Rows ``photo | ground truth | model [| + CRF] [| LiteRT]`` for ``indices`` of ``split``.
 
     Args:
@@ -29,6 +31,9 @@ def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf:
         lite: Optional ``.tflite`` path (LiteRT column; its sidecar gives the palette).
         crf: Add a dense-CRF column.
         flip: Mirrored-image averaging for the model column (and the CRF's input).
+        titles: Column titles above the rows (:data:`deconvnet_tf.render.TITLE_HEIGHT` px).
+        legend: A colour key of the dataset's classes (name + swatch) below the rows, with
+            ``void`` (white) when a shown ground truth has void pixels.
 
     Raises:
         IndexError: An index outside the split.
@@ -37,7 +42,7 @@ def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf:
 
     from deconvnet_tf.data.folder import list_examples, load_example, read_meta
     from deconvnet_tf.inference.predict import load_predictor, predict_image
-    from deconvnet_tf.render import colorize, make_palette, side_by_side
+    from deconvnet_tf.render import colorize, figure_grid, make_palette
 
     examples = list_examples(data, split)
     info = read_meta(data)
@@ -57,11 +62,14 @@ def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf:
 
         segmenter = LiteSegmenter(lite)
         palette = segmenter.palette
-    rows = []
+    names = ["image", "ground truth", "prediction"] + (["+ CRF"] if crf else [])
+    names += ["LiteRT"] if segmenter is not None else []
+    rows, void = [], False
     for i in indices:
         image, label = load_example(*examples[i])
         truth = colorize(label, palette)
         truth[label >= info.num_classes] = 255  # void: white (class 0 is often black)
+        void = void or bool(np.any(label >= info.num_classes))
         probs = predict_image(predictor, image)
         columns = [image, truth, colorize(probs.argmax(-1), palette)]
         if crf:
@@ -70,15 +78,11 @@ def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf:
             columns.append(colorize(dense_crf(image, probs).argmax(-1), palette))
         if segmenter is not None:
             columns.append(colorize(segmenter.predict(image)[0], palette))
-        rows.append(side_by_side(*columns))
-    width = max(r.shape[1] for r in rows)
-    spacer = np.full((4, width, 3), 255, np.uint8)
-    parts = []
-    for n, row in enumerate(rows):
-        padded = np.full((row.shape[0], width, 3), 255, np.uint8)
-        padded[:, : row.shape[1]] = row
-        parts += ([spacer] if n else []) + [padded]
-    return np.concatenate(parts, axis=0)
+        rows.append(columns)
+    return figure_grid(rows, names if titles else None,
+                       class_names=info.class_names if legend else None,
+                       palette=palette[: info.num_classes],
+                       extra_legend=[("void", (255, 255, 255))] if void else ())
 
 
 def main(argv=None) -> int:
@@ -90,6 +94,8 @@ def main(argv=None) -> int:
     parser.add_argument("--indices", type=int, nargs="+", default=[0], help="images of the split")
     parser.add_argument("--crf", action="store_true", help="add a dense-CRF column")
     parser.add_argument("--flip", action="store_true", help="mirrored-image averaging")
+    parser.add_argument("--no-titles", action="store_true", help="leave out the column titles")
+    parser.add_argument("--no-legend", action="store_true", help="leave out the colour key")
     parser.add_argument("--output", required=True, type=Path, help="PNG to write")
     args = parser.parse_args(argv)
 
@@ -98,7 +104,8 @@ def main(argv=None) -> int:
 
     try:
         picture = figure(args.model, args.data, args.split, args.indices, lite=args.lite,
-                         crf=args.crf, flip=args.flip)
+                         crf=args.crf, flip=args.flip, titles=not args.no_titles,
+                         legend=not args.no_legend)
     except (DatasetError, FileNotFoundError, IndexError, ValueError, ImportError) as err:
         print(f"prediction_figure: error: {err}", file=sys.stderr)
         return 2

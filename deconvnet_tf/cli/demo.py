@@ -48,10 +48,10 @@ def run_demo(
     import keras
 
     import deconvnet_tf
-    from deconvnet_tf.data.folder import list_examples, load_example
+    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
     from deconvnet_tf.models import count_flops, with_unpooling
     from deconvnet_tf.models.summary import format_table, preset_summaries
-    from deconvnet_tf.render import colorize, overlay, save_png, side_by_side
+    from deconvnet_tf.render import colorize, figure_grid, overlay, save_png
     from deconvnet_tf.training.config import TrainConfig
     from deconvnet_tf.training.evaluate import evaluate, predict_native, save_report
     from deconvnet_tf.training.train import resolve_dataset_root, train
@@ -95,12 +95,14 @@ def run_demo(
     print(report.table())
     paths = save_report(report, output / "eval")
 
+    class_names = read_meta(root).class_names
     rows = []
     for image_path, label_path in list_examples(root, "val")[:3]:
         image, label = load_example(image_path, label_path)
         pred = predict_native(trained, image).argmax(-1)
-        rows.append(side_by_side(image, colorize(label), colorize(pred), overlay(image, pred)))
-    picture = save_png(output / "prediction.png", np.concatenate(rows, axis=0))
+        rows.append([image, colorize(label), colorize(pred), overlay(image, pred)])
+    picture = save_png(output / "prediction.png", figure_grid(
+        rows, ["image", "ground truth", "prediction", "overlay"], class_names=class_names))
     print(f"\nWrote {picture} (image | ground truth | prediction | overlay)")
 
     print("\n== Dense CRF (pydensecrf, DeconvNet's settings) on the validation split ==")
@@ -115,8 +117,13 @@ def run_demo(
     crf_rows = []
     for image_path, label_path in list_examples(root, "val")[:3]:
         image, label = load_example(image_path, label_path)
-        crf_rows.append(crf_comparison(image, predict_image(trained, image), label=label)[1])
-    crf_picture = save_png(output / "crf.png", np.concatenate(crf_rows, axis=0))
+        probs = predict_image(trained, image)
+        refined = crf_comparison(image, probs, label=label)[0]
+        crf_rows.append([image, colorize(label), colorize(probs.argmax(-1)),
+                         colorize(refined.argmax(-1))])
+    crf_picture = save_png(output / "crf.png", figure_grid(
+        crf_rows, ["image", "ground truth", "network", "network + CRF"],
+        class_names=class_names))
     print(f"Wrote {crf_picture} (image | ground truth | network | network + CRF)")
 
     print("\n== Export: SavedModel and LiteRT (builtin ops only), run with ai-edge-litert ==")

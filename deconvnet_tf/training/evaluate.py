@@ -14,7 +14,7 @@ import numpy as np
 
 from deconvnet_tf.training.metrics import SegmentationReport, report_from_confusion
 
-__all__ = ["ModelFileError", "check_input_size", "check_report_output", "evaluate",
+__all__ = ["ModelFileError", "check_input_size", "check_report_output", "confusion_png", "evaluate",
            "load_model_file", "predict_native", "save_report"]
 
 REPORT_FILES = ("metrics.json", "confusion.png")
@@ -289,21 +289,107 @@ def save_report(report: SegmentationReport, output: str | os.PathLike, *,
         ValueError: ``output`` is a file, or holds a report and not ``overwrite``.
         OSError: The folder cannot be written.
     """
-    import cv2
-
     output = check_report_output(output, overwrite=overwrite, what="output")
+    png = confusion_png(report)  # drawn before anything is written
     output.mkdir(parents=True, exist_ok=True)
     json_path = _write_atomic(output / "metrics.json",
                               (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    png_path = _write_atomic(output / "confusion.png", png)
+    return {"metrics": json_path, "confusion": png_path}
 
-    cm = report.confusion
-    n = len(report.class_names)
-    rows = cm[:, :n] / np.maximum(cm.sum(1, keepdims=True), 1)
+
+def _row_normalised(report: SegmentationReport) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``(rows, column names, row totals)``: the confusion matrix divided by each true class's
+    pixel count; predictions outside the dataset's classes are summed into an ``other``
+    column when there are any."""
+    cm = np.asarray(report.confusion, np.float64)
+    names = [str(n) for n in report.class_names]
+    n = len(names)
+    totals = cm.sum(1)
+    shown = cm[:, :n]
+    columns = list(names)
+    if cm.shape[1] > n and cm[:, n:].sum() > 0:
+        shown = np.concatenate([shown, cm[:, n:].sum(1, keepdims=True)], axis=1)
+        columns.append("other")
+    return shown / np.maximum(totals, 1)[:, None], columns, totals
+
+
+def confusion_png(report: SegmentationReport, *, title: str | None = None) -> bytes:
+    """The confusion matrix as a PNG (matplotlib, Agg backend): rows are the true classes,
+    columns the predicted ones, each cell the fraction of the true class's pixels (the row
+    sums to 1) written in the cell, class names on both axes and a colour bar. Sized for up to
+    ~30 classes (cells, fonts and label rotation adapt to the class count). Without matplotlib,
+    a plain OpenCV heat map with the names.
+
+    Args:
+        report: The evaluation report.
+        title: Figure title (default: mean IoU, pixel accuracy, class-average accuracy).
+    """
+    rows, columns, totals = _row_normalised(report)
+    names = [str(n) for n in report.class_names]
+    if title is None:
+        title = (f"Confusion matrix (row-normalised)\nmean IoU {report.mean_iou * 100:.1f}, "
+                 f"pixel accuracy {report.pixel_accuracy * 100:.1f}")
+    try:
+        import matplotlib
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        return _confusion_png_cv2(rows, names)
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n_rows, n_cols = rows.shape
+    cell = 0.42 if max(n_rows, n_cols) > 12 else 0.55  # inches per cell
+    longest = max(len(c) for c in columns + names)
+    label_in = min(2.2, 0.3 + 0.075 * longest)  # room for the tick labels
+    width = n_cols * cell + label_in + 1.6
+    height = n_rows * cell + label_in + 1.0
+    font = 9 if n_cols <= 12 else (7 if n_cols <= 21 else 5.5)
+    fig = Figure(figsize=(max(width, 5.5), max(height, 4.2)), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)  # Agg, whatever pyplot's backend is (pyplot is never imported)
+    ax = fig.add_subplot()
+    image = ax.imshow(rows, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest",
+                      aspect="equal")
+    colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+    colorbar.set_label("fraction of the true class's pixels", fontsize=font + 1)
+    colorbar.ax.tick_params(labelsize=font)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if totals[i] == 0:
+                text, colour = "-", "0.5"
+            else:
+                value = rows[i, j]
+                text = ("0" if value == 0 else "1" if value == 1 else
+                        "<.01" if value < 0.005 else f"{value:.2f}".lstrip("0"))
+                colour = "white" if value > 0.55 else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=font, color=colour)
+    ax.set_xticks(range(n_cols), columns, rotation=45 if n_cols > 6 else 0,
+                  ha="right" if n_cols > 6 else "center", rotation_mode="anchor",
+                  fontsize=font + 1)
+    ax.set_yticks(range(n_rows), names, fontsize=font + 1)
+    ax.set_xlabel("predicted class", fontsize=font + 2)
+    ax.set_ylabel("true class", fontsize=font + 2)
+    ax.set_xticks(np.arange(-0.5, n_cols, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, n_rows, 1), minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    ax.set_title(title, fontsize=font + 2)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", facecolor="white")
+    return buffer.getvalue()
+
+
+def _confusion_png_cv2(rows: np.ndarray, names: list[str]) -> bytes:
+    import cv2
+
+    n = len(names)
     cell, margin = 28, 120
-    canvas = np.full((margin + n * cell, margin + n * cell, 3), 255, np.uint8)
+    canvas = np.full((margin + n * cell, margin + rows.shape[1] * cell, 3), 255, np.uint8)
     heat = cv2.applyColorMap((rows * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]
-    canvas[margin:, margin:] = cv2.resize(heat, (n * cell, n * cell), interpolation=cv2.INTER_NEAREST)
-    for i, name in enumerate(report.class_names):
+    canvas[margin:, margin:] = cv2.resize(heat, (rows.shape[1] * cell, n * cell),
+                                          interpolation=cv2.INTER_NEAREST)
+    for i, name in enumerate(names):
         y = margin + i * cell + cell // 2 + 4
         cv2.putText(canvas, name[:14], (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
         text = np.full((cell, margin - 8, 3), 255, np.uint8)
@@ -312,5 +398,4 @@ def save_report(report: SegmentationReport, output: str | os.PathLike, *,
     ok, png = cv2.imencode(".png", canvas[..., ::-1])
     if not ok:  # pragma: no cover - a uint8 image always encodes
         raise ValueError("could not encode the confusion matrix as PNG")
-    png_path = _write_atomic(output / "confusion.png", png.tobytes())
-    return {"metrics": json_path, "confusion": png_path}
+    return png.tobytes()

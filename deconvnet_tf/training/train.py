@@ -679,6 +679,11 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
         import tensorflow  # noqa: F401  (Keras' TensorBoard callback writes with tf.summary)
 
         callbacks.append(keras.callbacks.TensorBoard(str(output / "tensorboard"), write_graph=False))
+        if val_ds is not None and _task(strategy)[1] == 0:  # the chief logs a few predictions
+            from deconvnet_tf.training.tb_images import PredictionImages
+
+            callbacks.append(PredictionImages.from_source(
+                output / "tensorboard" / "val_images", source, config.val_split))
     except ImportError:  # the TensorBoard callback needs the tensorboard package
         pass
     # Last: an epoch counts as done (not redone after a crash) once its log row and

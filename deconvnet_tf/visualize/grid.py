@@ -6,27 +6,51 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["projection_to_image", "square_tile", "top_k_grid"]
+__all__ = ["CONTRASTS", "projection_to_image", "square_tile", "top_k_grid"]
 
 _GREY = 128
 
 
-def projection_to_image(projection: np.ndarray, scale: float | None = None) -> np.ndarray:
-    """Maps a signed projection to uint8 for display: zero is mid-grey, ``+-scale`` is 0/255.
+CONTRASTS = ("symmetric", "per_sign")
+
+
+def projection_to_image(projection: np.ndarray, scale: float | None = None, *,
+                        contrast: str = "symmetric") -> np.ndarray:
+    """Contrast-normalises one signed projection for display, as in Zeiler & Fergus' figures:
+    each projection is scaled on its own to the full 0..255 range, with zero at mid-grey (128).
 
     Args:
         projection: ``(H, W, C)`` or ``(H, W)`` float array (e.g. a crop of :func:`project`'s
-            output). One or three channels.
-        scale: The magnitude shown at full contrast; default: the largest ``|value|``.
+            output). One or three channels; all channels share the scale.
+        scale: The magnitude shown at full contrast; default: the largest ``|value|`` of this
+            projection (so each projection uses the full range independently).
+        contrast: ``"symmetric"`` (default): one scale for both signs, ``v -> 127.5 + 127.5 *
+            v / scale`` rounded, so ``-scale -> 0``, ``0 -> 128``, ``+scale -> 255`` and the
+            relative size of positive and negative parts is kept. ``"per_sign"``: positive
+            values are scaled by the largest positive value (to 128..255) and negative ones by
+            the largest negative magnitude (to 0..128), so both ends of the range are used
+            whenever both signs occur (``scale`` is ignored).
 
     Returns:
-        uint8 array of the same shape (all grey when the projection is zero).
+        uint8 array of the same shape (all 128 when the projection is zero).
     """
-    p = np.asarray(projection, np.float32)
-    scale = float(np.abs(p).max()) if scale is None else float(scale)
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    p = np.nan_to_num(np.asarray(projection, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if contrast == "per_sign":
+        top, bottom = float(max(p.max(initial=0.0), 0.0)), float(max(-p.min(initial=0.0), 0.0))
+        out = np.full(p.shape, 128.0, np.float32)
+        if top > 0:
+            out = np.where(p > 0, 128.0 + 127.0 * p / top, out)
+        if bottom > 0:
+            out = np.where(p < 0, 128.0 + 128.0 * p / bottom, out)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    scale = float(np.abs(p).max(initial=0.0)) if scale is None else float(scale)
     if scale <= 0 or not np.isfinite(scale):
         return np.full(p.shape, _GREY, np.uint8)
-    return np.clip(np.rint(128.0 + 127.0 * p / scale), 0, 255).astype(np.uint8)
+    # 127.5 + 127.5 * 0 = 127.5 rounds (half to even) to 128; tiny negatives go to 127.
+    out = np.rint(127.5 + 127.5 * np.clip(p / scale, -1.0, 1.0))
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -70,6 +94,7 @@ def top_k_grid(
     tile: int | None = None,
     labels: bool = True,
     gap: int = 2,
+    contrast: str = "symmetric",
 ) -> np.ndarray:
     """Draws top-k results like Zeiler & Fergus' Figure 2: each projection beside its patch.
 
@@ -84,6 +109,8 @@ def top_k_grid(
             clipped to 48..112.
         labels: Write ``layer ch N`` above each channel's block.
         gap: Pixels between a projection and its patch (pairs are ``3 * gap`` apart).
+        contrast: How each projection is normalised (independently of the others): see
+            :func:`projection_to_image`.
 
     Returns:
         The grid, RGB uint8 ``(H, W, 3)``.
@@ -91,6 +118,8 @@ def top_k_grid(
     Raises:
         ValueError: No rows, or no items at all.
     """
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
     rows = list(rows)
     if not rows or not any(r.items for r in rows):
         raise ValueError("top_k_grid: nothing to draw (no channels or no items)")
@@ -112,7 +141,7 @@ def top_k_grid(
                 idx = start + j
                 if idx < len(row.items):
                     it = row.items[idx]
-                    proj = square_tile(projection_to_image(it.projection), tile)
+                    proj = square_tile(projection_to_image(it.projection, contrast=contrast), tile)
                     patch = square_tile(it.patch, tile)
                     pair = np.concatenate(
                         [proj, np.full((tile, gap, 3), 255, np.uint8), patch], axis=1)

@@ -26,6 +26,13 @@ mode            ReLU rule                       what it is
 So for a network without ReLUs (switches held fixed) all three give the gradient of the chosen
 activation with respect to the input, and ``gradient`` always equals autodiff's gradient.
 BatchNorm is used in inference mode (moving statistics), as the trained network predicts.
+
+Unpooling follows the recorded switch of each max-pooling window (its first maximum,
+row-major). Where a window's forward activations were all zero (common after a ReLU), every
+position ties and the switch is the window's top-left pixel: that is the exact rule
+(``ties="exact"``, the default, the paper's). ``ties="skip"`` is a display option that drops the
+signal unpooled into such all-zero windows instead, so nothing is routed through units that did
+not fire; it changes nothing where a window had any non-zero activation.
 """
 
 from __future__ import annotations
@@ -41,10 +48,11 @@ from keras import ops
 from deconvnet_tf.visualize._vjp import vjp
 from deconvnet_tf.visualize.graph import Trace, VisualizationError, trace
 
-__all__ = ["MODES", "SIGNALS", "Box", "Projector", "project", "receptive_field"]
+__all__ = ["MODES", "SIGNALS", "TIES", "Box", "Projector", "project", "receptive_field"]
 
 MODES = ("deconvnet", "gradient", "guided")
 SIGNALS = ("activation", "unit")
+TIES = ("exact", "skip")
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,23 @@ def _check_mode(mode: str) -> str:
     if mode not in MODES:
         raise VisualizationError(f"mode must be one of {MODES}, got {mode!r}")
     return mode
+
+
+def _is_max_pooling(layer) -> bool:
+    from deconvnet_tf.layers import MaxPoolingWithArgmax2D, SwitchMaxPooling2D
+
+    return isinstance(layer, (keras.layers.MaxPooling2D, MaxPoolingWithArgmax2D,
+                              SwitchMaxPooling2D))
+
+
+def _fired_windows(layer, x):
+    """1.0 where a max-pooling window of ``x`` holds a non-zero value, 0.0 where it is all zero
+    (shaped like the pooled output)."""
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise VisualizationError(f"ties='skip' needs channels_last pooling ({layer.name!r})")
+    size = ops.max_pool(ops.abs(ops.cast(x, "float32")), _pairs(layer.pool_size),
+                        _pairs(layer.strides), layer.padding.lower())
+    return ops.cast(ops.greater(size, 0), "float32")
 
 
 class Projector:
@@ -196,7 +221,7 @@ class Projector:
                 values[id(t)] = v
         return np.asarray(ops.convert_to_numpy(values[id(self.trace.target)]))
 
-    def _forward(self, x):
+    def _forward(self, x, ties: str = "exact"):
         """Runs the steps, recording what the backward pass needs."""
         values: dict[int, object] = {}
         records = []
@@ -227,12 +252,15 @@ class Projector:
                     return _call(_step, values, replace)
 
                 outputs, pullback = vjp(fn, [values[id(t)] for t in sig])
+                fired = None
+                if ties == "skip" and _is_max_pooling(step.layer):
+                    fired = _fired_windows(step.layer, values[id(sig[0])])
                 if fused:
                     pre = outputs[0]
                     outputs = [ops.relu(pre)]
-                    record = (pullback, pre)
+                    record = (pullback, pre, fired)
                 else:
-                    record = (pullback, None)
+                    record = (pullback, None, fired)
             for t, v in zip(node.outputs, outputs):
                 values[id(t)] = v
             records.append(record)
@@ -253,9 +281,11 @@ class Projector:
             elif step.kind == "batchnorm":
                 grads = [outs[0] * ops.cast(record, outs[0].dtype)]
             else:
-                pullback, pre = record
+                pullback, pre, fired = record
                 if pre is not None:
                     outs = [_relu_rule(mode, outs[0], pre)]
+                if fired is not None and outs[0] is not None:  # ties="skip": drop dead windows
+                    outs = [outs[0] * ops.cast(fired, outs[0].dtype), *outs[1:]]
                 outs = [o if i in step.signal_outputs else None for i, o in enumerate(outs)]
                 grads = pullback(outs)
             for i, g in zip(step.signal_inputs, grads):
@@ -273,6 +303,7 @@ class Projector:
         mode: str = "deconvnet",
         select="max",
         signal: str = "activation",
+        ties: str = "exact",
         return_details: bool = False,
     ):
         """Projects one unit (or one whole feature map) per image back to pixel space.
@@ -289,6 +320,11 @@ class Projector:
             signal: ``"activation"`` keeps the chosen activations' values (the paper); ``"unit"``
                 puts 1 there, so that ``gradient`` mode returns the gradient of the chosen
                 activation(s) (their sum) with respect to the input.
+            ties: How unpooling treats a max-pooling window whose forward activations were all
+                zero: ``"exact"`` (default; the paper's rule: the signal goes to the recorded
+                switch, the tie-broken top-left position) or ``"skip"`` (a display option: the
+                signal unpooled into such a window is dropped). Windows with any non-zero value
+                are unpooled identically by both.
             return_details: Also return the positions and the activation values.
 
         Returns:
@@ -304,6 +340,8 @@ class Projector:
         mode = _check_mode(mode)
         if signal not in SIGNALS:
             raise VisualizationError(f"signal must be one of {SIGNALS}, got {signal!r}")
+        if ties not in TIES:
+            raise VisualizationError(f"ties must be one of {TIES}, got {ties!r}")
         x = self._prepare(images)
         batch = int(x.shape[0])
         channels = [channel] * batch if np.ndim(channel) == 0 else list(channel)
@@ -311,7 +349,7 @@ class Projector:
             raise VisualizationError(f"got {len(channels)} channels for {batch} images")
         channels = [self.check_channel(c) for c in channels]
 
-        values, records = self._forward(x)
+        values, records = self._forward(x, ties)
         target = values[id(self.trace.target)]
         act = np.asarray(ops.convert_to_numpy(target))
         mask, positions = self._selection_mask(act, channels, select)
@@ -527,6 +565,7 @@ def project(
     mode: str = "deconvnet",
     select="max",
     signal: str = "activation",
+    ties: str = "exact",
 ) -> np.ndarray:
     """Projects units of ``layer`` back to pixel space (see :meth:`Projector.project`).
 
@@ -539,6 +578,8 @@ def project(
         mode: ``"deconvnet"``, ``"gradient"`` or ``"guided"``.
         select: ``"max"``, ``"all"``, a ``(row, col)`` or one position per image.
         signal: ``"activation"`` (keep the activation values) or ``"unit"`` (put ones there).
+        ties: ``"exact"`` (the paper's switches) or ``"skip"`` (drop the signal unpooled into
+            all-zero pooling windows; a display option).
 
     Returns:
         ``float32`` projections of the images' shape (batch first).
@@ -549,7 +590,8 @@ def project(
     >>> project(model, "block2_conv1_relu", np.zeros((32, 32, 3), "float32"), 0).shape
     (1, 32, 32, 3)
     """
-    return Projector(model, layer).project(images, channel, mode=mode, select=select, signal=signal)
+    return Projector(model, layer).project(images, channel, mode=mode, select=select, signal=signal,
+                                           ties=ties)
 
 
 def receptive_field(model, layer: str, position: Sequence[int], image_shape: Sequence[int]) -> Box:

@@ -23,13 +23,14 @@ def test_demo_end_to_end_short(tmp_path, capsys, monkeypatch):
     assert "argmax and switch unpooling give identical outputs: True" in out
     assert "mean IoU" in out and str(result["picture"]) in out
     picture = cv2.imread(str(result["picture"]))
-    assert picture.shape[0] == 3 * 48 and picture.shape[1] > 4 * 64
+    # Titled columns, three rows of 48-pixel images and a class legend below them.
+    assert picture.shape[0] > 3 * 48 and picture.shape[1] > 4 * 64
     assert 0.0 <= result["mean_iou"] <= 1.0
     model = deconvnet_tf.load_model(result["model"])
     assert model.output_shape[-1] == 5
     # CRF step: a picture with 4 panels per row and a scored CRF row.
     crf = cv2.imread(str(result["crf_picture"]))
-    assert crf.shape[0] == 3 * 48 and crf.shape[1] > 4 * 64
+    assert crf.shape[0] > 3 * 48 and crf.shape[1] > 4 * 64
     assert 0.0 <= result["crf_mean_iou"] <= 1.0 and "DeconvNet" in out and "CRF" in out
     # Export: SavedModel + builtins-only LiteRT fp32/int8, run on the validation images.
     exported = result["export"]

@@ -186,3 +186,28 @@ def test_save_report_is_atomic_and_never_replaces_a_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         save_report(report, out)
     assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "metrics.json"]
+
+
+def test_confusion_png_row_normalised_named_and_sized_for_many_classes(tmp_path):
+    import cv2
+
+    from deconvnet_tf.training.evaluate import _row_normalised, confusion_png
+
+    cm = np.array([[6, 2, 0, 2], [0, 0, 0, 0], [1, 1, 2, 0]])  # 4th column: outside the classes
+    report = report_from_confusion(cm, ["sky", "road", "car"])
+    rows, columns, totals = _row_normalised(report)
+    assert columns == ["sky", "road", "car", "other"]
+    np.testing.assert_allclose(rows, [[0.6, 0.2, 0, 0.2], [0, 0, 0, 0], [0.25, 0.25, 0.5, 0]])
+    np.testing.assert_array_equal(totals, [10, 0, 4])
+    assert _row_normalised(report_from_confusion(cm[:, :3], ["a", "b", "c"]))[1] == ["a", "b", "c"]
+    small = cv2.imdecode(np.frombuffer(confusion_png(report), np.uint8), cv2.IMREAD_COLOR)
+    names = [f"class_{i}" for i in range(21)]
+    rng = np.random.default_rng(0)
+    big_cm = rng.integers(0, 9, (21, 21)) + np.diag(np.full(21, 500))
+    big = cv2.imdecode(np.frombuffer(confusion_png(report_from_confusion(big_cm, names)),
+                                     np.uint8), cv2.IMREAD_COLOR)
+    assert small is not None and big is not None
+    assert big.shape[0] >= 21 * 40 and big.shape[1] >= 21 * 40  # >= 40 px per cell
+    assert big.shape[0] > small.shape[0]
+    paths = save_report(report, tmp_path / "eval")
+    assert cv2.imread(str(paths["confusion"])).shape == small.shape

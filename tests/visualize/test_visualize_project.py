@@ -390,3 +390,49 @@ def test_channel_position_mode_and_shape_errors():
     with pytest.raises(VisualizationError, match="do not fit the model input"):
         p.project(np.zeros((1, 16, 16, 4), "float32"), 0)
 
+
+
+def _relu_pool_conv(pool):
+    """ReLU -> 2x2 max pooling -> 3x3 conv of ones (no bias): every pooled cell gets signal."""
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.ReLU(name="relu")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x) if pool == "keras" else \
+        SwitchMaxPooling2D(2, name="pool")(x)[0]
+    x = keras.layers.Conv2D(1, 3, padding="same", use_bias=False, kernel_initializer="ones",
+                            name="conv")(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("pool", ["keras", "switch"])
+def test_ties_skip_differs_from_the_exact_rule_only_on_all_zero_windows(rng, pool):
+    model = _relu_pool_conv(pool)
+    x = rng.uniform(0.5, 2.0, (1, 6, 6, 1)).astype("float32")
+    dead = [(0, 0), (1, 1), (2, 0)]  # pooling windows whose inputs are all negative -> ReLU 0
+    for i, j in dead:
+        x[0, 2 * i:2 * i + 2, 2 * j:2 * j + 2] = -1.0
+    x[0, 4, 3] = 0.0  # a window with a zero but a positive maximum is not dead
+    p = Projector(model, "conv")
+    exact = p.project(x, 0, select=(1, 1))
+    skip = p.project(x, 0, select=(1, 1), ties="skip")
+    assert np.array_equal(exact, p.project(x, 0, select=(1, 1), ties="exact"))
+    # The seed 3x3 ones-conv reaches all 9 pooled cells with the same positive value v.
+    v = float(np.maximum(x, 0).reshape(3, 2, 3, 2).max(axis=(1, 3)).sum())
+    expected_diff = np.zeros((6, 6), np.float32)
+    for i, j in dead:
+        expected_diff[2 * i, 2 * j] = v  # the exact rule's tie-broken top-left switch
+    np.testing.assert_allclose(exact[0, ..., 0] - skip[0, ..., 0], expected_diff, rtol=1e-5)
+    for i, j in dead:
+        assert np.all(skip[0, 2 * i:2 * i + 2, 2 * j:2 * j + 2] == 0)
+    # Every live window: the value at its switch, identical in both.
+    live = np.ones((6, 6), bool)
+    for i, j in dead:
+        live[2 * i:2 * i + 2, 2 * j:2 * j + 2] = False
+    np.testing.assert_array_equal(exact[0, ..., 0][live], skip[0, ..., 0][live])
+    assert np.count_nonzero(skip) == 9 - len(dead)
+    # Guided backprop's (x > 0) already blocks those pixels here: both rules agree.
+    np.testing.assert_array_equal(p.project(x, 0, select=(1, 1), mode="guided"),
+                                  p.project(x, 0, select=(1, 1), mode="guided", ties="skip"))
+    with pytest.raises(VisualizationError, match="ties must be one of"):
+        p.project(x, 0, ties="random")
+

@@ -129,7 +129,8 @@ def test_argument_errors(images):
 
 def test_projection_to_image_and_grid_layout():
     p = np.array([[[-2.0, 0.0, 1.0]]])
-    np.testing.assert_array_equal(projection_to_image(p), [[[1, 128, 192]]])
+    np.testing.assert_array_equal(projection_to_image(p), [[[0, 128, 191]]])
+    np.testing.assert_array_equal(projection_to_image(p, contrast="per_sign"), [[[0, 128, 255]]])
     np.testing.assert_array_equal(projection_to_image(np.zeros((2, 2, 3))), np.full((2, 2, 3), 128))
 
     class Item:
@@ -149,6 +150,29 @@ def test_projection_to_image_and_grid_layout():
     assert two.shape == (2 * (14 + 26) + 8, 4 * 42 + 3 * 6 + 8, 3)
     with pytest.raises(ValueError, match="nothing to draw"):
         top_k_grid([])
+
+
+def test_each_projection_is_contrast_normalised_to_the_full_range_with_zero_at_grey(rng):
+    for scale in (1e-6, 1.0, 3e4):  # each projection on its own, whatever its magnitude
+        p = rng.normal(0, scale, (7, 5, 3)).astype(np.float32)
+        p[0, 0] = 0.0
+        p[1, 1] = [scale * 1e-9, -scale * 1e-9, 0.0]
+        for contrast in ("symmetric", "per_sign"):
+            img = projection_to_image(p, contrast=contrast)
+            assert img.dtype == np.uint8 and img.shape == p.shape
+            np.testing.assert_array_equal(img[0, 0], 128)  # zero is mid-grey
+            assert img[1, 1, 0] >= 128 and img[1, 1, 1] <= 128
+            assert np.all(p[img > 128] > 0) and np.all(p[img < 128] < 0)  # signs kept
+        sym = projection_to_image(p)
+        big = np.unravel_index(np.abs(p).argmax(), p.shape)
+        assert sym[big] == (255 if p[big] > 0 else 0)  # the largest magnitude reaches an end
+        order = np.argsort(p, axis=None)
+        assert np.all(np.diff(sym.ravel()[order].astype(int)) >= 0)  # monotone
+        both = projection_to_image(p, contrast="per_sign")
+        assert both.min() == 0 and both.max() == 255
+    np.testing.assert_array_equal(projection_to_image(np.full((2, 2), np.nan)), 128)
+    with pytest.raises(ValueError, match="contrast must be one of"):
+        projection_to_image(p, contrast="minmax")
 
 
 def test_visualize_writes_the_png(tmp_path, images):
