@@ -86,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument("--skip-errors", action="store_true",
                         help="leave out (and list) input images that cannot be read")
-    parser.add_argument("--mode", choices=["deconvnet", "gradient", "guided"], default="deconvnet")
+    parser.add_argument("--mode", choices=["deconvnet", "gradient", "guided"], default="deconvnet",
+                        help="deconvnet (Zeiler & Fergus), gradient (saliency) or guided "
+                        "(guided backpropagation)")
+    parser.add_argument("--ties", choices=["exact", "skip"], default="exact",
+                        help="exact: the paper's unpooling rule; skip: a display choice that "
+                        "unpools nothing into all-zero pooling windows (docs/visualize.md)")
     parser.add_argument("--top-k", type=_positive, default=9,
                         help="strongest activations per channel (default 9)")
     parser.add_argument("--batch-size", type=_positive, default=8)
@@ -131,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         result = visualize(
             model, args.layer, files, output, channel=args.channel,
             top_channels=args.top_channels, k=args.top_k, mode=args.mode,
-            batch_size=args.batch_size, tile=args.tile, overwrite=args.overwrite,
+            batch_size=args.batch_size, tile=args.tile, overwrite=args.overwrite, ties=args.ties,
         )
     except MemoryError:
         return report.error("out of memory; use smaller images or a smaller --batch-size")

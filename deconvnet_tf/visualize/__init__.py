@@ -16,7 +16,7 @@ from deconvnet_tf.visualize.graph import (
     invertible_layer_names,
 )
 from deconvnet_tf.visualize.grid import projection_to_image, top_k_grid
-from deconvnet_tf.visualize.project import MODES, Box, Projector, project, receptive_field
+from deconvnet_tf.visualize.project import MODES, TIES, Box, Projector, project, receptive_field
 from deconvnet_tf.visualize.topk import (
     ChannelTopK,
     ImageSource,
@@ -28,6 +28,7 @@ from deconvnet_tf.visualize.topk import (
 
 __all__ = [
     "MODES",
+    "TIES",
     "Box",
     "ChannelTopK",
     "ImageSource",

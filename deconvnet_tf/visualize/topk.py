@@ -283,6 +283,7 @@ def top_k(
     mode: str = "deconvnet",
     batch_size: int = 8,
     per_image: int | None = None,
+    ties: str = "exact",
 ) -> list[ChannelTopK]:
     """Finds the k strongest activations of units of ``layer`` over ``images`` and projects them.
 
@@ -298,6 +299,8 @@ def top_k(
         k: Activations per channel (the paper shows 9).
         mode: ``"deconvnet"``, ``"gradient"`` or ``"guided"``.
         batch_size: Images per forward pass.
+        ties: ``"exact"`` (the paper's rule) or ``"skip"`` (a display choice: nothing is
+            unpooled into all-zero pooling windows; see docs/visualize.md).
         per_image: At most this many activations from one image (distinct positions at least two
             cells apart). Default: 1 when there are at least k images (the paper), otherwise
             enough to fill k.
@@ -382,7 +385,7 @@ def top_k(
             chunk = group[start:start + batch_size]
             batch = np.stack([wanted[j[2]] for j in chunk])
             proj = projector.project(
-                batch, [j[0].channel for j in chunk], mode=mode,
+                batch, [j[0].channel for j in chunk], mode=mode, ties=ties,
                 select=[j[3] for j in chunk] if chunk[0][3] else "max",
             )
             for j, p, image in zip(chunk, proj, batch):
@@ -409,6 +412,7 @@ def visualize(
     batch_size: int = 8,
     tile: int | None = None,
     overwrite: bool = True,
+    ties: str = "exact",
 ) -> VisualizationResult:
     """Top-k scan, projections and the Figure-2-style grid; writes the PNG when ``output`` is set.
 
@@ -426,6 +430,7 @@ def visualize(
         tile: Tile side in pixels (default from the receptive field size).
         overwrite: Replace an existing ``output``; ``False`` raises
             :class:`~deconvnet_tf.io.OutputError` instead.
+        ties: ``"exact"`` or ``"skip"`` (see :func:`top_k`).
 
     Returns:
         A :class:`VisualizationResult`.
@@ -441,7 +446,7 @@ def visualize(
     from deconvnet_tf.visualize.grid import top_k_grid
 
     results = top_k(model, layer, images, channel=channel, top_channels=top_channels, k=k,
-                    mode=mode, batch_size=batch_size)
+                    mode=mode, batch_size=batch_size, ties=ties)
     grid = top_k_grid(results, tile=tile)
     path = (save_png(output, grid, overwrite=overwrite, mark=True)
             if output is not None else None)

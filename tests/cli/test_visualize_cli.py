@@ -148,3 +148,25 @@ def test_cli_vgg16_by_name(tmp_path, capsys):
     rc = cli.main(["--model", "vgg16", "--layer", "block2_conv2", "--channel", "7",
                    "--input", str(tmp_path / "a.png"), "--output", str(out), "--top-k", "2"])
     assert rc == 0 and out.is_file()
+
+
+def test_cli_ties_option_reaches_the_projection(setup, monkeypatch):
+    """--ties skip is passed to the projection (the numbers of both rules are tested in
+    tests/visualize); the default is the paper's exact rule."""
+    from deconvnet_tf.visualize import Projector
+
+    root, model, images = setup
+    seen = []
+    original = Projector.project
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("ties", "exact"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Projector, "project", spy)
+    for ties, name in ((None, "exact.png"), ("skip", "skip.png")):
+        argv = ["--model", str(model), "--layer", "block2_conv1_relu", "--channel", "1",
+                "--input", str(images), "--output", str(root / name), "--top-k", "2"]
+        assert cli.main(argv + (["--ties", ties] if ties else [])) == 0
+        assert seen and set(seen) == {ties or "exact"}
+        seen.clear()
