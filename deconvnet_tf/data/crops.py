@@ -169,7 +169,7 @@ def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator, per_box: int = 4,
 
 
 def _labels_of(records, need_image: bool = False):
-    from deconvnet_tf.data.sources import load_record
+    from deconvnet_tf.data.base import load_record
 
     for index, record in enumerate(records):
         image, label, inst = load_record(record, instances=True)
@@ -267,7 +267,7 @@ def window_example(records, windows: Windows, i: int, *, stage: str, size: int =
     Stage 1 keeps only the window's object labelled (other labelled pixels -> ``background``,
     ignored pixels stay ignored); stage 2 keeps the full label.
     """
-    from deconvnet_tf.data.sources import load_record
+    from deconvnet_tf.data.base import load_record
 
     record = records[int(windows.index[i])]
     if stage == "stage1":

@@ -10,38 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from deconvnet_tf.data.base import DatasetError, DatasetInfo
 
 __all__ = ["DatasetError", "DatasetInfo", "folder_dataset", "list_examples", "read_meta",
            "load_example", "validate_examples"]
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-class DatasetError(ValueError):
-    """Bad dataset input; the message names the file and what was expected."""
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a dataset's ``meta.json`` says.
-
-    Attributes:
-        root: Dataset root folder.
-        class_names: Names of the classes, index order.
-        ignore_label: Label value to ignore (void), or ``None`` when every pixel is labelled.
-    """
-
-    root: Path
-    class_names: tuple[str, ...]
-    ignore_label: int | None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 def read_meta(root: str | os.PathLike) -> DatasetInfo:

@@ -47,7 +47,8 @@ def _features(instances: bool):
 
 def _camvid_pairs(root: Path) -> dict[str, list[tuple[str, Path, Path]]]:
     """Split -> [(stem, image, label)] for either supported CamVid layout."""
-    from deconvnet_tf.data.folder import DatasetError, list_examples
+    from deconvnet_tf.data.base import DatasetError
+    from deconvnet_tf.data.folder import list_examples
 
     splits: dict[str, list[tuple[str, Path, Path]]] = {}
     if (root / "meta.json").is_file():

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deconvnet_tf.data.folder import DatasetError, DatasetInfo
-from deconvnet_tf.data.sources import Source
+from deconvnet_tf.data.base import DatasetError, DatasetInfo, Source
 
 __all__ = ["TFDS_DATASETS", "CITYSCAPES_CLASSES", "TFDSSource", "tfds_dataset",
            "cityscapes_train_ids"]

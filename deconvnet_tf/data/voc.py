@@ -18,9 +18,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
-from deconvnet_tf.data.folder import DatasetError, DatasetInfo
+from deconvnet_tf.data.base import (
+    DatasetError,
+    DatasetInfo,
+    Record,
+    read_index_png,
+    read_sbd_mat,
+    records_dataset,
+    validate_records,
+)
 
 __all__ = ["VOC_CLASSES", "VOC_IGNORE_LABEL", "find_voc_root", "is_voc_root", "voc_info",
            "voc_records", "read_index_png", "read_sbd_mat", "voc_dataset"]
@@ -51,40 +57,6 @@ def voc_info(root: str | os.PathLike) -> DatasetInfo:
     return DatasetInfo(Path(root), VOC_CLASSES, VOC_IGNORE_LABEL)
 
 
-def read_index_png(path: str | os.PathLike) -> np.ndarray:
-    """Reads a palette or greyscale PNG as its raw indices (``uint8 (H, W)``).
-
-    Raises:
-        DatasetError: unreadable file, or an RGB PNG (indices cannot be recovered).
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L", "I;16", "I"):
-                raise DatasetError(f"Label {str(path)!r} is a {im.mode} image: expected a palette "
-                                   "or greyscale PNG of class indices")
-            array = np.asarray(im)
-    except DatasetError:
-        raise
-    except Exception as err:  # PIL raises many types for corrupt files
-        raise DatasetError(f"Cannot read label {str(path)!r}: missing, corrupt or not a PNG "
-                           f"({err.__class__.__name__})") from err
-    return array.astype(np.uint8) if array.dtype != np.uint8 else array
-
-
-def read_sbd_mat(path: str | os.PathLike, key: str = "GTcls") -> np.ndarray:
-    """Reads an SBD label file (``cls/*.mat``: ``key="GTcls"``, ``inst/*.mat``: ``"GTinst"``)."""
-    import scipy.io
-
-    try:
-        mat = scipy.io.loadmat(str(path))
-        return np.asarray(mat[key]["Segmentation"][0][0], np.uint8)
-    except Exception as err:
-        raise DatasetError(f"Cannot read SBD label {str(path)!r}: expected a MATLAB file with "
-                           f"{key}.Segmentation ({err.__class__.__name__}: {err})") from err
-
-
 def _read_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"Split file {str(path)!r} not found")
@@ -106,7 +78,6 @@ def voc_records(root: str | os.PathLike, split: str, *, sbd_root: str | os.PathL
     Raises:
         DatasetError: missing split file, image without label (naming the file), empty split.
     """
-    from deconvnet_tf.data.sources import Record
 
     found = find_voc_root(root)
     if found is None:
@@ -159,7 +130,6 @@ def voc_dataset(root: str | os.PathLike, split: str, *, sbd_root=None, validate:
 
     >>> ds = voc_dataset("VOCdevkit/VOC2012", "val")
     """
-    from deconvnet_tf.data.sources import records_dataset, validate_records
 
     records = voc_records(root, split, sbd_root=sbd_root)
     if validate:

@@ -1,0 +1,329 @@
+"""The bottom of the data layer: errors, dataset info, records on disk, label decoding, the
+``Source`` interface and split selectors. Everything else in :mod:`deconvnet_tf.data` builds on
+this module; it imports nothing from the package but :mod:`deconvnet_tf.io`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DatasetError", "DatasetInfo", "Record", "RecordSource", "Source", "label_statistics",
+           "load_record", "parse_split", "read_index_png", "read_sbd_mat", "records_dataset",
+           "select_records", "validate_records"]
+
+
+class DatasetError(ValueError):
+    """Bad dataset input; the message names the file and what was expected."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset's ``meta.json`` says.
+
+    Attributes:
+        root: Dataset root folder.
+        class_names: Names of the classes, index order.
+        ignore_label: Label value to ignore (void), or ``None`` when every pixel is labelled.
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+    ignore_label: int | None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def read_index_png(path: str | os.PathLike) -> np.ndarray:
+    """Reads a palette or greyscale PNG as its raw indices (``uint8 (H, W)``).
+
+    Raises:
+        DatasetError: unreadable file, or an RGB PNG (indices cannot be recovered).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L", "I;16", "I"):
+                raise DatasetError(f"Label {str(path)!r} is a {im.mode} image: expected a palette "
+                                   "or greyscale PNG of class indices")
+            array = np.asarray(im)
+    except DatasetError:
+        raise
+    except Exception as err:  # PIL raises many types for corrupt files
+        raise DatasetError(f"Cannot read label {str(path)!r}: missing, corrupt or not a PNG "
+                           f"({err.__class__.__name__})") from err
+    return array.astype(np.uint8) if array.dtype != np.uint8 else array
+
+
+def read_sbd_mat(path: str | os.PathLike, key: str = "GTcls") -> np.ndarray:
+    """Reads an SBD label file (``cls/*.mat``: ``key="GTcls"``, ``inst/*.mat``: ``"GTinst"``)."""
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(str(path))
+        return np.asarray(mat[key]["Segmentation"][0][0], np.uint8)
+    except Exception as err:
+        raise DatasetError(f"Cannot read SBD label {str(path)!r}: expected a MATLAB file with "
+                           f"{key}.Segmentation ({err.__class__.__name__}: {err})") from err
+
+
+_LABEL_FORMATS = ("png", "index_png", "sbd_mat")
+_INSTANCE_FORMATS = ("png16", "index_png", "sbd_mat")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One example on disk.
+
+    Attributes:
+        image: Image file (JPEG/PNG, RGB after decoding).
+        label: Label file.
+        label_format: ``"png"`` (8-bit greyscale class indices), ``"index_png"`` (palette or
+            greyscale PNG read as raw indices, e.g. VOC) or ``"sbd_mat"`` (SBD ``GTcls``).
+        instances: Instance-id file or ``None`` (0 = no instance).
+        instances_format: ``"png16"`` (8/16-bit greyscale ids), ``"index_png"`` (VOC
+            ``SegmentationObject``; 255 = boundary, read as 0) or ``"sbd_mat"`` (``GTinst``).
+    """
+
+    image: Path
+    label: Path
+    label_format: str = "png"
+    instances: Path | None = None
+    instances_format: str = "png16"
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """Decodes an image fully (a truncated or corrupt file is an error naming it)."""
+    from deconvnet_tf.io import ImageReadError, read_image
+
+    try:
+        return read_image(path)
+    except ImageReadError as err:
+        raise DatasetError(str(err)) from None
+
+
+def _read_indices(path: Path, fmt: str, what: str) -> np.ndarray:
+    if fmt == "index_png":
+        return read_index_png(path)
+    if fmt == "sbd_mat":
+        return read_sbd_mat(path, "GTcls" if what == "label" else "GTinst")
+    from deconvnet_tf.io import ImageReadError, read_image
+
+    try:
+        array = read_image(path, what=what, unchanged=True)
+    except ImageReadError as err:
+        raise DatasetError(str(err)) from None
+    if array.ndim != 2:
+        raise DatasetError(f"{what.capitalize()} {str(path)!r} has shape {array.shape}: expected "
+                           "a single-channel PNG of indices")
+    return array
+
+
+def load_record(record: Record, *, instances: bool = False):
+    """Reads one record: ``(image uint8 RGB (H, W, 3), label uint8 (H, W))``, plus
+    ``instances int32 (H, W)`` (or ``None``) when ``instances``.
+
+    Raises:
+        DatasetError: unreadable file or a size mismatch, naming the files.
+    """
+    image = _read_image(record.image)
+    label = _read_indices(record.label, record.label_format, "label")
+    if label.shape != image.shape[:2]:
+        raise DatasetError(f"Size mismatch: image {str(record.image)!r} is "
+                           f"{image.shape[0]}x{image.shape[1]} but label {str(record.label)!r} is "
+                           f"{label.shape[0]}x{label.shape[1]}")
+    label = label.astype(np.uint8)
+    if not instances:
+        return image, label
+    inst = None
+    if record.instances is not None:
+        inst = _read_indices(record.instances, record.instances_format, "instances").astype(np.int32)
+        if record.instances_format == "index_png":
+            inst[inst == 255] = 0  # VOC object boundaries
+        if inst.shape != label.shape:
+            raise DatasetError(f"Size mismatch: instances {str(record.instances)!r} is "
+                               f"{inst.shape[0]}x{inst.shape[1]} but label {str(record.label)!r} is "
+                               f"{label.shape[0]}x{label.shape[1]}")
+    return image, label, inst
+
+
+def label_statistics(label: np.ndarray, info: DatasetInfo, name: str = "label"):
+    """Class pixel counts of one label; raises naming ``name`` on out-of-range values."""
+    values = np.bincount(label.ravel(), minlength=256)
+    bad = [int(v) for v in np.flatnonzero(values) if v >= info.num_classes and v != info.ignore_label]
+    if bad:
+        raise DatasetError(f"Label {name!r} has value(s) {bad[:5]} outside [0, {info.num_classes}) "
+                           f"that are not the ignore label ({info.ignore_label})")
+    counts = values[: info.num_classes]
+    return counts, (counts > 0) * label.size
+
+
+def validate_records(records: list[Record], info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Reads every record once, checks it (naming the file) and returns ``(pixel_counts,
+    image_pixels)`` per class (what median-frequency balancing needs)."""
+    if not records:
+        raise DatasetError(f"No examples in {str(info.root)!r}: the split is empty")
+    counts = np.zeros(info.num_classes, np.int64)
+    image_pixels = np.zeros(info.num_classes, np.int64)
+    for record in records:
+        _, label = load_record(record)
+        c, p = label_statistics(label, info, str(record.label))
+        counts += c
+        image_pixels += p
+    return counts, image_pixels
+
+
+def records_dataset(records: list[Record]):
+    """``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))`` over records.
+
+    8-bit greyscale PNG labels decode in TensorFlow; palette PNG / ``.mat`` labels go through
+    NumPy (PIL / SciPy) in parallel ``tf.numpy_function`` calls.
+    """
+    import tensorflow as tf
+
+    if not records:
+        raise DatasetError("No examples: the split is empty")
+    images = tf.constant([str(r.image) for r in records])
+    labels = tf.constant([str(r.label) for r in records])
+    formats = {r.label_format for r in records}
+
+    def read_label_np(path, fmt):
+        return _read_indices(Path(path.decode()), fmt.decode(), "label").astype(np.uint8)
+
+    def decode(image_path, label_path, fmt):
+        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+        if formats == {"png"}:
+            label = tf.io.decode_png(tf.io.read_file(label_path), channels=1)[..., 0]
+        else:
+            label = tf.numpy_function(read_label_np, [label_path, fmt], tf.uint8, stateful=False)
+        return tf.ensure_shape(image, (None, None, 3)), tf.ensure_shape(label, (None, None))
+
+    fmts = tf.constant([r.label_format for r in records])
+    return tf.data.Dataset.from_tensor_slices((images, labels, fmts)).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class Source:
+    """A segmentation data source (base class). ``info`` has class names and the ignore label."""
+
+    info: DatasetInfo
+    name: str = "source"
+
+    def records(self, split: str) -> list[Record]:
+        """Examples on disk (file-based sources only; needed by stage-1/stage-2 crops)."""
+        raise DatasetError(f"{self.name}: object crops (stage1/stage2) need a file-based source "
+                           "(--data: folder layout or PASCAL VOC)")
+
+    def num_examples(self, split: str) -> int:
+        raise NotImplementedError
+
+    def dataset(self, split: str):
+        """``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))``."""
+        raise NotImplementedError
+
+    def numpy_examples(self, split: str, limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(image, label)`` NumPy pairs, in split order."""
+        raise NotImplementedError
+
+    def validate(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Checks every example of ``split`` (clear errors) and returns class statistics."""
+        counts = np.zeros(self.info.num_classes, np.int64)
+        image_pixels = np.zeros(self.info.num_classes, np.int64)
+        n = 0
+        for i, (_, label) in enumerate(self.numpy_examples(split)):
+            c, p = label_statistics(label, self.info, f"{self.name}:{split}[{i}]")
+            counts += c
+            image_pixels += p
+            n += 1
+        if n == 0:
+            raise DatasetError(f"{self.name}: split '{split}' is empty")
+        return counts, image_pixels
+
+
+_SELECTOR = re.compile(r"^(?P<split>[^\[\]]+)\[(?P<negate>-?)(?P<body>[^\[\]]+)\]$")
+
+
+def parse_split(split: str) -> tuple[str, str | None]:
+    """``"train[-0001TP]"`` -> ``("train", "-0001TP")``; ``"val"`` -> ``("val", None)``."""
+    match = _SELECTOR.match(split.strip())
+    if match is None:
+        if "[" in split or "]" in split:
+            raise DatasetError(f"split {split!r}: expected NAME, NAME[PREFIXES], NAME[-PREFIXES], "
+                               "NAME[K/N] or NAME[-K/N]")
+        return split, None
+    return match["split"], match["negate"] + match["body"]
+
+
+def select_records(records: list[Record], selector: str | None, split: str = "") -> list[Record]:
+    """The records a split selector keeps (the dev-split protocol).
+
+    Selectors (in brackets after a split name, e.g. ``--set val_split=train[0001TP]``):
+
+    - ``PREFIXES``: records whose image file name starts with one of the comma-separated
+      prefixes (CamVid's prefix is the sequence: ``0001TP``, ``0006R0``, ``0016E5``, ``Seq05VD``);
+      ``-PREFIXES``: all the others.
+    - ``K/N``: fold ``K`` of ``N`` (``0 <= K < N``): every ``N``-th record of the split in file
+      name order, starting at the ``K``-th; ``-K/N``: the other folds.
+
+    Raises:
+        DatasetError: a malformed selector, or one that keeps no record or every record.
+    """
+    if selector is None:
+        return records
+    negate = selector.startswith("-")
+    body = selector[1:] if negate else selector
+    fold = re.fullmatch(r"(\d+)/(\d+)", body)
+    if fold:
+        k, n = int(fold[1]), int(fold[2])
+        if not 0 <= k < n:
+            raise DatasetError(f"split {split!r}: fold {k}/{n} needs 0 <= K < N")
+        order = sorted(range(len(records)), key=lambda i: records[i].image.name)
+        chosen = {i for rank, i in enumerate(order) if rank % n == k}
+    else:
+        prefixes = tuple(p.strip() for p in body.split(",") if p.strip())
+        if not prefixes:
+            raise DatasetError(f"split {split!r}: empty prefix list")
+        chosen = {i for i, r in enumerate(records) if r.image.name.startswith(prefixes)}
+    kept = [r for i, r in enumerate(records) if (i in chosen) != negate]
+    if not kept or len(kept) == len(records):
+        raise DatasetError(f"split {split!r} keeps {len(kept)} of {len(records)} examples: the "
+                           "selector must keep some and leave out some")
+    return kept
+
+
+class RecordSource(Source):
+    """A source of files on disk (folder layout or PASCAL VOC). Split names may carry a
+    selector (:func:`select_records`): ``train[-0001TP]``, ``train[0001TP]``, ``train[2/5]``."""
+
+    def __init__(self, info: DatasetInfo, records_fn, name: str):
+        self.info = info
+        self._records_fn = records_fn
+        self.name = name
+        self._cache: dict[str, list[Record]] = {}
+
+    def records(self, split):
+        if split not in self._cache:
+            name, selector = parse_split(split)
+            self._cache[split] = select_records(self._records_fn(name), selector, split)
+        return self._cache[split]
+
+    def num_examples(self, split):
+        return len(self.records(split))
+
+    def dataset(self, split):
+        return records_dataset(self.records(split))
+
+    def numpy_examples(self, split, limit=None):
+        for record in self.records(split)[:limit]:
+            yield load_record(record)
+
+    def validate(self, split):
+        return validate_records(self.records(split), self.info)
