@@ -55,11 +55,11 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "checkpointing": (
         ("deconvnet_tf/training/callbacks.py", "deconvnet_tf/training/atomic.py",
          "deconvnet_tf/training/runfolder.py"),
-        ("tests/training/test_callbacks.py", "tests/training/test_runfolder.py"),
+        ("tests/training/test_runfolder.py", "tests/training/test_callbacks.py"),
     ),
     "size_rule": (
         ("deconvnet_tf/io.py",),
-        ("tests/test_io.py",),
+        ("tests/test_io.py", "tests/test_io_formats.py"),
     ),
 }
 
