@@ -15,7 +15,7 @@ pytestmark = requires_tf
 
 
 def test_train_on_a_tfds_dataset_built_from_a_manual_dir(tmp_path, capsys):
-    pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets  # noqa: F401  (a dependency of the package: must import)
     manual = write_synthetic_dataset(tmp_path / "camvid", num_train=4, num_val=2, height=32, width=48)
     out = tmp_path / "run"
     code = train_cli.main([

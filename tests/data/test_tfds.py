@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds  # a dependency of the package: a broken install fails here
 
 from deconvnet_tf.data.folder import DatasetError
 from deconvnet_tf.data.sources import open_source
@@ -14,7 +15,6 @@ from tests.conftest import requires_tf
 from tests.data.fake_datasets import write_fake_segnet_camvid, write_fake_voc
 
 pytestmark = requires_tf
-tfds = pytest.importorskip("tensorflow_datasets")
 
 
 def test_oxford_pet_trimap_becomes_classes():

@@ -1,4 +1,6 @@
-"""The paper-table comparison on a tiny generated dataset with tiny random models."""
+"""The paper-table comparison: exact scores of every method row, (1) with fake models of
+known outputs on a hand-made dataset, (2) with tiny random models on generated data, against a
+NumPy confusion matrix of the same predictions."""
 
 from __future__ import annotations
 
@@ -6,19 +8,181 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pytest
 
 import deconvnet_tf
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
+from deconvnet_tf.inference import crf as crf_module
+from deconvnet_tf.inference import instance as instance_module
 from deconvnet_tf.inference.compare import METHODS, compare_methods
+from deconvnet_tf.inference.crf import dense_crf
+from deconvnet_tf.inference.ensemble import combine_probabilities
+from deconvnet_tf.inference.instance import predict_instances
 from deconvnet_tf.inference.pipeline import InferenceOptions
+from deconvnet_tf.inference.predict import Predictor, predict_image
 from deconvnet_tf.training.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = InferenceOptions(input_size=32, batch_size=4,
                         proposals=dict(edge="gradient", top_k=4, min_size=8))
+
+
+def numpy_scores(labels, predictions, num_classes: int, ignore: int):
+    """Independent reference: confusion (rows ground truth), per-class IoU (NaN for classes
+    absent from both), mean IoU over the others, pixel accuracy; void pixels left out."""
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for label, pred in zip(labels, predictions):
+        valid = label != ignore
+        np.add.at(confusion, (label[valid].astype(int), pred[valid].astype(int)), 1)
+    tp = np.diag(confusion).astype(float)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    iou = np.array([t / u if u else np.nan for t, u in zip(tp, union)])
+    return confusion, iou, float(np.nanmean(iou)), float(tp.sum() / confusion.sum())
+
+
+def assert_report(report, labels, predictions, num_classes, ignore, method):
+    confusion, iou, mean_iou, accuracy = numpy_scores(labels, predictions, num_classes, ignore)
+    np.testing.assert_array_equal(report.confusion, confusion, err_msg=method)
+    np.testing.assert_allclose(report.per_class_iou, iou, rtol=1e-12, err_msg=method)
+    assert report.mean_iou == pytest.approx(mean_iou, rel=1e-12), method
+    assert report.pixel_accuracy == pytest.approx(accuracy, rel=1e-12), method
+
+
+# --- fake models with known outputs on a hand-made dataset --------------------------------------
+
+CLASSES = ("background", "cat", "dog")
+VOID = 255
+SIZE = (4, 6)
+
+
+def _probabilities(labels: np.ndarray, high: float, low: float) -> np.ndarray:
+    """``high`` on each pixel's class, ``low`` on the two others (3 classes)."""
+    return np.where(np.eye(3, dtype=bool)[labels], high, low).astype(np.float32)
+
+
+def _strong(labels, mask=None):
+    out = _probabilities(labels, 0.8, 0.1)
+    return out if mask is None else np.where(mask[..., None], _probabilities(labels, 0.4, 0.3), out)
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory):
+    """Two 4x6 images (uniform grey 10 and 20: the fakes tell them apart by it), labels with
+    void pixels, and per image the label maps each stage predicts:
+
+    * ``whole``: the DeconvNet predictor (whole image), confident (0.8 / 0.1 / 0.1);
+    * ``instance``: the fake instance-wise DeconvNet: confident, except on ``fcn_wins`` (0.4 /
+      0.3 / 0.3);
+    * ``fcn``: the FCN predictor: 0.9 / 0.05 / 0.05 on ``fcn_wins``, 0.4 / 0.3 / 0.3 elsewhere.
+
+    So the ensemble (mean or product of the two maps) predicts the FCN's class on ``fcn_wins``
+    and the instance-wise class elsewhere: ``edeconvnet`` = where(fcn_wins, fcn, instance).
+    The fake CRF moves every pixel to the next class: ``x_crf`` = (x + 1) % 3."""
+    rng = np.random.default_rng(7)
+    root = tmp_path_factory.mktemp("known")
+    stems = ["a", "b"]
+    for folder in ("images", "labels"):
+        (root / "val" / folder).mkdir(parents=True)
+    (root / "val.txt").write_text("\n".join(stems) + "\n")
+    (root / "meta.json").write_text(json.dumps({"classes": list(CLASSES), "ignore_label": VOID}))
+    labels, maps = [], {"whole": [], "instance": [], "fcn": [], "fcn_wins": []}
+    for index, stem in enumerate(stems):
+        label = rng.integers(0, 3, SIZE).astype(np.uint8)
+        label[rng.random(SIZE) < 0.2] = VOID
+        cv2.imwrite(str(root / "val" / "images" / f"{stem}.png"),
+                    np.full(SIZE + (3,), 10 * (index + 1), np.uint8))
+        cv2.imwrite(str(root / "val" / "labels" / f"{stem}.png"), label)
+        labels.append(label)
+        for key in ("whole", "instance", "fcn"):
+            maps[key].append(rng.integers(0, 3, SIZE))
+        maps["fcn_wins"].append(rng.random(SIZE) < 0.5)
+    return root, labels, maps
+
+
+def _fake_models(maps):
+    def image_index(batch_image) -> int:
+        return int(round(float(batch_image[0, 0, 0]))) // 10 - 1
+
+    def whole_fn(batch):
+        return np.stack([_strong(maps["whole"][image_index(im)]) for im in batch])
+
+    def fcn_fn(batch):
+        out = []
+        for im in batch:
+            k = image_index(im)
+            wins = maps["fcn_wins"][k][..., None]
+            out.append(np.where(wins, _probabilities(maps["fcn"][k], 0.9, 0.05),
+                                _probabilities(maps["fcn"][k], 0.4, 0.3)))
+        return np.stack(out)
+
+    return (Predictor(whole_fn, outputs="probabilities", name="deconvnet"),
+            Predictor(fcn_fn, outputs="probabilities", name="fcn"))
+
+
+@pytest.mark.parametrize("ensemble", ["mean", "product"])
+def test_compare_methods_exact_scores_of_known_predictions(known, monkeypatch, ensemble):
+    """Every row is the IoU of exactly its method's predictions: the whole-image DeconvNet and
+    FCN maps, the instance-wise map (computed from the whole-image one, with the options'
+    settings), their ensemble, and the CRF of each (of the right input); void pixels left out."""
+    root, labels, maps = known
+    deconvnet, fcn = _fake_models(maps)
+    options = InferenceOptions(input_size=16, batch_size=3, aggregate="mean",
+                               ensemble_method=ensemble, crf_preset="deeplab",
+                               proposals=dict(edge="gradient", top_k=2))
+    instance_calls, crf_calls = [], []
+
+    def fake_instances(model, image, boxes=None, **kwargs):
+        k = int(image[0, 0, 0]) // 10 - 1
+        instance_calls.append(k)
+        assert model is deconvnet
+        np.testing.assert_allclose(kwargs.pop("whole"), _strong(maps["whole"][k]), rtol=1e-6)
+        assert kwargs == dict(input_size=16, batch_size=3, aggregate="mean",
+                              proposals=dict(edge="gradient", top_k=2))
+        return _strong(maps["instance"][k], maps["fcn_wins"][k])
+
+    def fake_crf(image, probabilities, **kwargs):
+        crf_calls.append(kwargs)
+        assert image.shape == SIZE + (3,) and image.dtype == np.uint8
+        return _strong((np.asarray(probabilities).argmax(-1) + 1) % 3)
+
+    monkeypatch.setattr(instance_module, "predict_instances", fake_instances)
+    monkeypatch.setattr(crf_module, "dense_crf", fake_crf)
+    result = compare_methods(deconvnet, root, "val", fcn=fcn, options=options, progress=False)
+
+    assert list(result.reports) == list(METHODS) and result.num_images == 2
+    assert instance_calls == [0, 1]  # once per image, shared by the rows that need it
+    assert crf_calls == [{"preset": "deeplab"}] * 6  # three CRF rows, two images
+    expected = {
+        "fcn8s": maps["fcn"],
+        "deconvnet_whole": maps["whole"],
+        "deconvnet": maps["instance"],
+        "edeconvnet": [np.where(w, f, i) for w, f, i in
+                       zip(maps["fcn_wins"], maps["fcn"], maps["instance"])],
+    }
+    for key in ("deconvnet_whole", "deconvnet", "edeconvnet"):
+        expected[key + "_crf"] = [(m + 1) % 3 for m in expected[key]]
+    assert set(expected) == set(METHODS)
+    rows = {}
+    for key, predictions in expected.items():
+        assert_report(result.reports[key], labels, predictions, 3, VOID, key)
+        rows[key] = result.reports[key].mean_iou
+    # The rows differ, so a row scored on another method's predictions would fail above.
+    assert len(set(rows.values())) == len(rows), rows
+
+
+def test_numpy_reference_by_hand():
+    label = np.array([[0, 1, 1, VOID]], np.uint8)
+    pred = np.array([[0, 1, 0, 2]])
+    confusion, iou, mean_iou, accuracy = numpy_scores([label], [pred], 3, VOID)
+    np.testing.assert_array_equal(confusion, [[1, 0, 0], [1, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(iou, [0.5, 0.5, np.nan])  # dog: absent from both, left out
+    assert mean_iou == 0.5 and accuracy == 2 / 3
+
+
+# --- tiny random models on generated data -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +207,27 @@ def test_compare_methods_scores_every_method_like_evaluate(setup):
         np.testing.assert_array_equal(result.reports[key].confusion, expected.confusion)
     for report in result.reports.values():
         assert report.confusion.sum() == 2 * 48 * 64  # no void pixels in generated data
-        assert 0.0 <= report.mean_iou <= 1.0
+    # Every row: the scores of its method's predictions, made here stage by stage with the
+    # same options and scored with NumPy.
+    from deconvnet_tf.data.folder import list_examples, load_example
+
+    labels, predictions = [], {key: [] for key in METHODS}
+    for image_path, label_path in list_examples(data, "val"):
+        image, label = load_example(image_path, label_path)
+        labels.append(label)
+        probs = {"deconvnet_whole": predict_image(deconvnet, image),
+                 "fcn8s": predict_image(fcn, image)}
+        probs["deconvnet"] = predict_instances(
+            deconvnet, image, input_size=FAST.input_size, batch_size=FAST.batch_size,
+            aggregate=FAST.aggregate, whole=probs["deconvnet_whole"], proposals=FAST.proposals)
+        probs["edeconvnet"] = combine_probabilities([probs["deconvnet"], probs["fcn8s"]],
+                                                    FAST.ensemble_method)
+        for key in ("deconvnet_whole", "deconvnet", "edeconvnet"):
+            probs[key + "_crf"] = dense_crf(image, probs[key], preset=FAST.crf_preset)
+        for key in METHODS:
+            predictions[key].append(probs[key].argmax(-1))
+    for key in METHODS:
+        assert_report(result.reports[key], labels, predictions[key], 5, 255, key)
     table = result.table()
     assert table.splitlines()[0].startswith("| method | background |")
     assert len(table.splitlines()) == 2 + len(METHODS)

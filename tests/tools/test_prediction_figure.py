@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import deconvnet_tf
 from deconvnet_tf.data.folder import list_examples, load_example, read_meta
@@ -21,7 +20,7 @@ pytestmark = requires_tf
 
 
 def test_figure_rows_columns_and_errors(tmp_path, capsys):
-    pytest.importorskip("pydensecrf")
+    import pydensecrf  # noqa: F401  (the "crf" extra, installed by `make test`)
     data = write_synthetic_dataset(tmp_path / "ds", num_train=1, num_val=2, height=32, width=40)
     model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=11)
     picture = prediction_figure.figure(model, data, "val", [0, 1], crf=True, titles=False,
