@@ -57,3 +57,51 @@ def test_median_frequency_weights():
     np.testing.assert_allclose(median_frequency_weights([1, 1]), [1, 1])
     with pytest.raises(ValueError, match="non-negative"):
         median_frequency_weights([-1, 2])
+
+
+@pytest.mark.jax
+def test_median_frequency_weights_by_the_definition():
+    """SegNet's rule, written out: freq(c) = pixels(c) / pixels of the images containing c,
+    weight = median over seen classes / freq; a class absent from the data (no pixels, or no
+    image) gets 0; plain frequencies without image counts."""
+    pixels = np.array([50, 20, 0, 30, 5])
+    totals = np.array([400, 100, 300, 0, 50])  # class 2: in images but no pixel; 3: no image
+    seen_freq = {0: 50 / 400, 1: 20 / 100, 4: 5 / 50}
+    median = np.median(list(seen_freq.values()))
+    expected = [median / seen_freq.get(c, np.inf) if c in seen_freq else 0.0 for c in range(5)]
+    got = median_frequency_weights(pixels, image_counts=totals)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    plain = median_frequency_weights([10, 30, 60])  # total 100 for every class
+    np.testing.assert_allclose(plain, [3.0, 1.0, 0.5], rtol=1e-6)
+    assert median_frequency_weights(np.array([7], np.int64)).tolist() == [1.0]
+    for bad in ([], [[1, 2], [3, 4]], [1, -2, 3]):
+        with pytest.raises(ValueError, match="pixel_counts must be a non-empty 1-D array of "
+                                             "non-negative counts"):
+            median_frequency_weights(bad)
+
+
+@pytest.mark.jax
+def test_loss_options_change_what_they_should(rng):
+    logits = rng.normal(size=(2, 3, 4, 3)).astype("float32")
+    labels = rng.integers(0, 3, size=(2, 3, 4))
+    labels[0, 0, :2] = 2
+    plain = SegmentationCrossEntropy(num_classes=3, ignore_label=None)
+    everything = np_loss(labels, logits, ignore=-1)
+    assert float(plain(labels, logits)) == pytest.approx(everything, rel=1e-5)
+    # Label maps with a trailing channel axis are the same labels.
+    assert float(plain(labels[..., None], logits)) == pytest.approx(everything, rel=1e-5)
+    # Probabilities instead of logits.
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    as_probs = SegmentationCrossEntropy(num_classes=3, ignore_label=None, from_logits=False)
+    assert float(as_probs(labels, probs)) == pytest.approx(everything, rel=1e-4)
+    # The batch's weighted mean, whatever the batch size (Keras' division is undone).
+    one = SegmentationCrossEntropy(num_classes=3, ignore_label=2)
+    assert float(one(labels, logits)) == pytest.approx(np_loss(labels, logits, 2), rel=1e-5)
+    all_void = np.full((1, 3, 4), 2)
+    assert float(one(all_void, logits[:1])) == 0.0  # finite: the denominator is clamped
+    config = SegmentationCrossEntropy(num_classes=3, ignore_label=None, class_weights=[1, 2, 3],
+                                      from_logits=False).get_config()
+    assert (config["num_classes"], config["ignore_label"], config["class_weights"],
+            config["from_logits"]) == (3, None, [1.0, 2.0, 3.0], False)
+    assert SegmentationCrossEntropy(num_classes=3).get_config()["ignore_label"] == 255
