@@ -19,7 +19,7 @@ import argparse
 import statistics
 import time
 
-__all__ = ["matmul_gflops", "train_step_seconds", "train_rows", "main"]
+__all__ = ["matmul_gflops", "build_train_model", "train_step_seconds", "train_rows", "main"]
 
 
 def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
@@ -39,23 +39,39 @@ def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+def build_train_model(preset: str, jit: bool = False, num_classes: int = 21,
+                      input_shape: tuple | None = None):
+    """The benchmarked Keras model, compiled: SGD momentum 0.9 (weight decay 5e-4, lr 0.01),
+    ``SegmentationCrossEntropy`` (void 255); ``jit``: XLA step with the switch pair.
+
+    Built in the current global dtype policy (the caller sets ``mixed_bfloat16`` for bf16).
+    """
+    import keras
+
+    import deconvnet_tf
+    from deconvnet_tf.training.losses import SegmentationCrossEntropy
+
+    extra = {"unpooling": "switch"} if jit and not preset.startswith("fcn") else {}
+    if input_shape is not None:
+        extra["input_shape"] = tuple(input_shape)
+    model = deconvnet_tf.build_model(preset, num_classes=num_classes, **extra)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, weight_decay=5e-4),
+                  loss=SegmentationCrossEntropy(num_classes, 255), jit_compile=jit)
+    return model
+
+
 def train_step_seconds(preset: str, size: int, batch: int, precision: str, steps: int,
                        jit: bool = False) -> tuple[float, int]:
     """Median seconds of one training step and the forward FLOPs per image."""
     import keras
     import numpy as np
 
-    import deconvnet_tf
     from deconvnet_tf.models import count_flops
-    from deconvnet_tf.training.losses import SegmentationCrossEntropy
 
     keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     try:
-        extra = {"unpooling": "switch"} if jit and not preset.startswith("fcn") else {}
-        model = deconvnet_tf.build_model(preset, num_classes=21, **extra)
+        model = build_train_model(preset, jit)
         flops = count_flops(model, (size, size))
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, weight_decay=5e-4),
-                      loss=SegmentationCrossEntropy(21, 255), jit_compile=jit)
         rng = np.random.default_rng(0)
         x = rng.integers(0, 255, size=(batch, size, size, 3)).astype("float32")
         y = rng.integers(0, 21, size=(batch, size, size)).astype("int32")

@@ -1,5 +1,6 @@
 """The project's benchmark: one table of train-step time and FLOP utilisation, inference latency
-(Keras, SavedModel, LiteRT fp32/int8), the pool/unpool share of the step and tf.data throughput.
+(Keras, SavedModel, LiteRT fp32/int8), the pool/unpool share of the step, tf.data throughput and
+the same network in PyTorch (and ONNX Runtime) measured interleaved with this project's settings.
 
 Composes the single-purpose tools (nothing here re-implements them):
 
@@ -10,6 +11,12 @@ Composes the single-purpose tools (nothing here re-implements them):
   split per format for the full network so that conversions never share one process' memory);
 * ``bench_pipeline``: ``tf.data`` images/s (``measure_pipeline``);
 * ``bench_visualize``: the Zeiler-Fergus projector (``visualize_rows``);
+* ``bench_peers``: the PyTorch reference DeconvNet of ``tools/peers/`` (eager fp32, bf16
+  autocast, channels_last, ``torch.compile``) and ONNX Runtime on its export, each timed call
+  alternating with this project's settings in two worker processes (``peer_rows``; the rows
+  say "not installed" without PyTorch: ``pip install -e ".[peers]"``); ratio rows = this
+  project's best / the peer's best; ``--profile DIR`` adds a tf.profiler and a torch.profiler
+  trace of one train step of each side's best setting and their top-10 ops by self time;
 * the pool/unpool share is measured here (``pooling_rows``): forward + backward of exactly the
   model's pooling and unpooling layers at the shapes they have inside the model, summed,
   divided by the measured train step of the same model.
@@ -21,6 +28,8 @@ whether it is met. ``--gpu`` runs ``bench_gpu`` instead (its options follow ``--
     python tools/benchmark.py --json benchmark.json --markdown docs/benchmarks.md   # full run
     python tools/benchmark.py --estimate-only                                       # runtime
     python tools/benchmark.py --presets deconvnet_tiny --size 32 --quick            # smoke run
+    python tools/benchmark.py --skip train,inference,export,pooling,pipeline,visualize \
+        --profile profiles/                                        # only the PyTorch comparison
     python tools/benchmark.py --gpu --json bench_gpu.json --markdown docs/benchmarks.md
 """
 
@@ -47,7 +56,7 @@ __all__ = ["PARTS", "GOALS", "BEGIN", "END", "build_parser", "describe_machine",
 TOOLS = Path(__file__).resolve().parent
 BEGIN = "<!-- benchmark:cpu:begin -->"
 END = "<!-- benchmark:cpu:end -->"
-PARTS = ("train", "inference", "export", "pooling", "pipeline", "visualize")
+PARTS = ("train", "inference", "export", "pooling", "pipeline", "visualize", "peers")
 GOAL_PRESET, GOAL_SIZE = "deconvnet_vgg16", 224
 GOALS = {
     "inference_tf": 0.60,    # TF inference, batch 1, fraction of the fp32 matmul peak
@@ -56,6 +65,7 @@ GOALS = {
     "bf16_speedup": 1.4,     # bf16 train step vs fp32
     "pool_share": 0.05,      # pool + unpool forward+backward / train step (every preset)
     "pipeline_ratio": 3.0,   # tf.data images/s / train-step images/s (every train row)
+    "peer_ratio": 1.2,       # this project's best / the PyTorch peer's best (train, inference)
 }
 SPLIT_EXPORT_PARAMS = 50e6   # above this, SavedModel / LiteRT fp32 / int8 get a process each
 PROG = "benchmark.py"
@@ -111,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline-batch", type=int, default=8)
     p.add_argument("--pipeline-batches", type=int, default=None, help="timed batches (30; 3)")
     p.add_argument("--visualize-images", type=int, default=None, help="top-k scan images (20; 4)")
+    p.add_argument("--peers", default="all",
+                   help="peer settings of the peers part: all (default), torch (no ONNX "
+                        "Runtime), none (= --skip peers) or a comma-separated subset of "
+                        "eager_fp32,eager_bf16,channels_last_fp32,channels_last_bf16,"
+                        "compile_fp32,compile_bf16,onnxruntime")
+    p.add_argument("--peer-train-batches", nargs="+", type=int, default=[2, 4],
+                   help="train batches of the peers part (inference: --forward-batches' first)")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="peers part: write a tf.profiler and a torch.profiler trace of one train "
+                        "step of each side's best setting to DIR and print their top-10 ops")
+    p.add_argument("--torch-python", default=None,
+                   help="interpreter with PyTorch for the peers part (default: this one)")
     p.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: small defaults (size 64, 1 repeat, 1 step, small matmul)")
@@ -137,7 +159,18 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     if bad:
         raise _UsageError(f"--skip: unknown part(s) {', '.join(bad)}; expected a comma-separated "
                           f"subset of {','.join(PARTS)}")
+    peers = _tool("bench_peers")
+    try:
+        args.peer_settings = peers.parse_peers(args.peers)
+    except ValueError as err:
+        raise _UsageError(f"--peers: {err}") from None
+    if args.peers.strip() == "none" and not args.profile:
+        skip.append("peers")
     args.parts = [p for p in PARTS if p not in skip]
+    if args.profile and "peers" not in args.parts:
+        raise _UsageError("--profile traces the peers part's train steps; do not skip it")
+    if "peers" in args.parts and any(b < 2 for b in args.peer_train_batches):
+        raise _UsageError("--peer-train-batches must be >= 2 (BatchNorm after fc6/fc7)")
     if args.jit_compile:
         args.train_modes = ["xla"]
     args.train_modes = list(dict.fromkeys(args.train_modes))
@@ -198,7 +231,7 @@ def describe_machine() -> dict:
         "flags": {f: f in flags for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
         "memory_gib": mem, "host": platform.node(), "python": platform.python_version(),
         "versions": {k: _version(k) for k in ("tensorflow", "keras", "jax", "ai-edge-litert",
-                                              "numpy")},
+                                              "numpy", "torch", "onnxruntime")},
         "load_start": list(os.getloadavg()),
     }
 
@@ -327,7 +360,9 @@ def estimate_seconds(args, summaries: dict, peak_gflops: float) -> dict:
     """Rough runtime per part (seconds) from FLOPs, parameters and the fp32 matmul peak.
 
     Assumes ~35% of the peak for training, ~40% for inference, conversion ~0.36 s per million
-    parameters (measured: 90 s for deconvnet_vgg16's LiteRT fp32 conversion).
+    parameters (measured: 90 s for deconvnet_vgg16's LiteRT fp32 conversion). Peers: the peer
+    at ~30% of the peak, ``torch.compile`` ~60 s per train graph and ~30 s per inference graph
+    (inductor, cold cache), the ONNX export ~10 s + 0.05 s per million parameters.
     """
     est = {}
     g = max(peak_gflops, 1.0)
@@ -350,8 +385,9 @@ def estimate_seconds(args, summaries: dict, peak_gflops: float) -> dict:
                             + (reps + 1) * len(args.lite_threads) * infer
                             + args.export_samples * infer for q in args.quantize),
             "pooling": 2 * (build + 3) + (steps + 2) * step + 20 + 0.2 * m,
+            "peers": _peers_estimate(args, f, m, g),
         }
-    for part in ("train", "inference", "export", "pooling"):
+    for part in ("train", "inference", "export", "pooling", "peers"):
         if part in args.parts:
             est[part] = sum(v[part] for v in per.values())
     if "pipeline" in args.parts:
@@ -363,6 +399,30 @@ def estimate_seconds(args, summaries: dict, peak_gflops: float) -> dict:
             + 1.5 * args.visualize_images * infer
     est["total"] = sum(est.values()) + 10
     return est
+
+
+def _peers_estimate(args, gflop: float, mparams: float, peak: float) -> float:
+    """Seconds of the peers part for one preset (see ``estimate_seconds``)."""
+    peers = _tool("bench_peers")
+    keras = peers.project_settings(args.train_modes, args.precisions)
+    torch_train = [n for n in args.peer_settings if "train" in peers.PEER_SETTINGS[n][3]]
+    compiled = [n for n in args.peer_settings if peers.PEER_SETTINGS[n][1]]
+    build, total = 2 + 0.04 * mparams, 10.0
+    for batch in args.peer_train_batches:
+        k_step = 3 * gflop * batch / (0.35 * peak)
+        t_step = 3 * gflop * batch / (0.30 * peak)
+        total += (len(keras) * (build + 3 * k_step) + 15 * sum("xla" in n for n in keras)
+                  + len(torch_train) * (0.2 * build + 3 * t_step) + 60 * len(compiled)
+                  + args.steps * (len(keras) * k_step + len(torch_train) * t_step)
+                  # the best settings head to head (compiles hit the caches)
+                  + 1.2 * build + 10 + (args.steps + 3) * (k_step + t_step))
+    if args.forward_batches:
+        infer = gflop * args.forward_batches[0] / (0.35 * peak)
+        total += (len(keras) * (build + 2 * infer) + 5 * sum("xla" in n for n in keras)
+                  + len(args.peer_settings) * (0.2 * build + 3 * infer) + 30 * len(compiled)
+                  + ("onnxruntime" in args.peer_settings) * (10 + 0.05 * mparams)
+                  + args.steps * (len(keras) + len(args.peer_settings)) * infer)
+    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,6 +585,26 @@ def run_benchmark(args, log=_log) -> dict:
             preset, convs[-1], 0, args.size, args.visualize_images, 9,
             min(8, args.visualize_images), args.repeats)]
 
+    def peers():
+        from deconvnet_tf.models import get_architecture
+
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+        presets = [p for p in args.presets if get_architecture(p).family == "deconvnet"]
+        other = [{"kind": "info", "side": "peer", "setting": "torch", "preset": p,
+                  "status": "not compared", "detail": f"the peer is a DeconvNet, {p} is "
+                  f"{get_architecture(p).family}"} for p in args.presets if p not in presets]
+        if not presets:
+            return other
+        return other + _tool("bench_peers").peer_rows(
+            presets, args.size, train_batches=args.peer_train_batches,
+            infer_batch=args.forward_batches[0] if args.forward_batches else None,
+            steps=args.steps, project=_tool("bench_peers").project_settings(
+                args.train_modes, args.precisions),
+            peers=args.peer_settings, matmul_size=args.matmul_size,
+            repeats=max(3, args.repeats), profile_dir=args.profile,
+            torch_python=args.torch_python, log=log)
+
     # Subprocess parts first: this process stays small while LiteRT converts the big network.
     run_part("inference", inference)
     run_part("export", export)
@@ -532,6 +612,7 @@ def run_benchmark(args, log=_log) -> dict:
     run_part("pooling", pooling)
     run_part("pipeline", pipeline)
     run_part("visualize", visualize)
+    run_part("peers", peers)  # two worker processes; last, so they have the memory
     machine["load_end"] = list(os.getloadavg())
     result["wall_s"] = time.perf_counter() - started
     log(f"finished in {result['wall_s'] / 60:.1f} min (estimated {estimate['total'] / 60:.1f})")
@@ -543,7 +624,8 @@ def _config(args) -> dict:
     keys = ("presets", "size", "batch", "steps", "repeats", "matmul_size", "precisions",
             "train_modes", "forward_backends", "forward_batches", "quantize", "lite_threads",
             "export_samples", "pipeline_images", "pipeline_batch", "pipeline_batches",
-            "visualize_images", "parts", "quick")
+            "visualize_images", "parts", "quick", "peer_settings", "peer_train_batches",
+            "profile")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -656,7 +738,95 @@ def summary_rows(result: dict, args) -> list[dict]:
         out.append(_row("visualize", r["preset"], f"top-{r['top_k']} scan over {r['images']} "
                         f"images",
                         f"{r['scan_s']:.1f} s ({r['scan_s'] / r['images']:.2f} s/image)"))
+    out += _peer_summary(_ok(parts, "peers"), size)
     return out
+
+
+def _task(r: dict, size: int) -> str:
+    return (f"train step, batch {r['batch']}, {size}x{size}" if r["task"] == "train"
+            else f"inference, batch {r['batch']}, {size}x{size}")
+
+
+def _latency(task: str, seconds: float, batch: int, extra=()) -> str:
+    """``1.234 s/step (1.62 img/s, ...)`` or ``219.3 ms/image (...)``."""
+    if task == "train":
+        main, extra = f"{seconds:.3f} s/step", [f"{batch / seconds:.2f} img/s", *extra]
+    else:
+        main, extra = f"{1000 * seconds / batch:.1f} ms/image", list(extra)
+    return main + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _peer_summary(rows: list[dict], size: int) -> list[dict]:
+    """The peers part's table rows: the peer's status, every setting's median (both sides,
+    measured interleaved) and per task the ratio of the best settings, with its goal."""
+    out = []
+    part = "vs PyTorch"
+    for r in rows:
+        if r["kind"] == "info" and r["side"] == "peer":
+            name = ("ONNX Runtime" if r.get("setting") == "onnxruntime"
+                    else "PyTorch reference (tools/peers/deconvnet_torch.py)")
+            if r["status"] == "ok":
+                v = r["versions"]
+                extra = ", ".join(f"{k} {v[k]}" for k in ("onnxruntime", "onnx") if v.get(k))
+                out.append(_row(part, "-", f"peer: {name}",
+                                f"torch {v['torch']}, {r['threads']} threads, "
+                                f"{r['cpu_capability']}" + (f"; {extra}" if extra else "")))
+            else:
+                hint = "; pip install -e \".[peers]\"" if r["status"] == "not installed" else ""
+                out.append(_row(part, r.get("preset", "-"), f"peer: {name}",
+                                f"{r['status']} ({r.get('detail') or ''}{hint})"))
+    for r in rows:
+        if r["kind"] == "measure":
+            who = "this project" if r["side"] == "project" else "peer"
+            config = f"{who}: {r['label']}, {_task(r, size)}"
+            if "error" in r:
+                out.append(_row(part, r["preset"], config, f"failed: {r['error']}",
+                                error=r["error"]))
+                continue
+            extra = [f"first call {r['first_s']:.1f} s"]
+            onnx = r.get("onnx")
+            if onnx:
+                ops = ", ".join(sorted(onnx["ops"]))
+                std = ("standard ONNX ops only" if not onnx["nonstandard_domains"] else
+                       "non-standard domains " + ", ".join(onnx["nonstandard_domains"]))
+                extra += [f"export {onnx['export_s']:.0f} s", f"{std}: {ops}",
+                          f"labels = PyTorch {100 * onnx['agreement']:.1f}%"]
+            out.append(_row(part, r["preset"], config,
+                            _latency(r["task"], r["median_s"], r["batch"], extra),
+                            r["gflops"], r["peak_gflops"], r["utilisation"]))
+        elif r["kind"] == "ratio":
+            goal = _goal(size == GOAL_SIZE, f">= {GOALS['peer_ratio']}x",
+                         r["ratio"] >= GOALS["peer_ratio"])
+            measured = (f"{r['ratio']:.2f}x ({r['project_label']} "
+                        f"{_latency(r['task'], r['project_s'], r['batch'])} vs "
+                        f"{r['peer_label']} {_latency(r['task'], r['peer_s'], r['batch'])})")
+            measured = measured[:-1] + f"; {r['source']})"
+            if not r["params_equal"]:
+                measured += " (parameter counts differ!)"
+            out.append(_row(part, r["preset"], f"ratio: this project's best / the peer's best, "
+                            f"{_task(r, size)}", measured, goal=goal[0], met=goal[1]))
+    return out
+
+
+def format_profiles(rows: list[dict]) -> str:
+    """The ``--profile`` results: per traced step, the top-10 ops by self time."""
+    blocks = []
+    for r in rows:
+        if r.get("kind") != "profile":
+            continue
+        title = (f"`{r['preset']}` {r['task']} step, batch {r['batch']}, "
+                 f"{'this project' if r['side'] == 'project' else 'peer'}: {r['label']}")
+        if "error" in r:
+            blocks.append(f"{title}: profile failed: {r['error']}")
+            continue
+        lines = [f"{title} ({r['source']}; all ops {r['total_ms']:.0f} ms; trace "
+                 f"`{r['trace']}`):", "", "| op | calls | self ms | share |",
+                 "|---|---:|---:|---:|"]
+        for t in r["top"]:
+            share = "-" if t["share"] is None else f"{100 * t['share']:.1f}%"
+            lines.append(f"| `{t['op']}` | {t['count']} | {t['self_ms']:.1f} | {share} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
 def _num(value, pattern) -> str:
@@ -717,9 +887,37 @@ def format_markdown(result: dict) -> str:
         "(random upstream gradient, timed alone, summed) / the fp32 train step of the same model "
         "with that pair; the XLA row's ops are compiled alone, so fusion inside the full step may "
         "make the real share smaller. Goals are the issue's (for `deconvnet_vgg16` at 224; "
-        "the pool share and the pipeline goals apply to every preset).",
+        "the pool share and the pipeline goals apply to every preset, the PyTorch ratio goals "
+        "to every preset at 224).",
     ]
+    if "peers" in cfg["parts"]:
+        lines += ["", _PEERS_TEXT]
+    profiles = format_profiles(_ok(result["parts"], "peers"))
+    if profiles:
+        lines += ["", "### Where the time goes: one train step, top-10 ops by self time", "",
+                  profiles.rstrip()]
     return "\n".join(lines) + "\n"
+
+
+_PEERS_TEXT = (
+    "vs PyTorch: the peer is `tools/peers/deconvnet_torch.py`, the same network layer for layer "
+    "(`MaxPool2d(return_indices=True)` + `MaxUnpool2d`, BatchNorm; its parameter count equals "
+    "the Keras model's, checked in the run), with the same loss (pixel cross-entropy, void 255), "
+    "SGD step (lr 0.01, momentum 0.9, weight decay 5e-4), data, batch and size. This project's "
+    "settings (Keras' default step = argmax pair, and the XLA step = switch pair, each fp32 and "
+    "mixed_bfloat16; inference = `predict_on_batch` of the same models) run in one worker "
+    "process, the peer's (eager fp32 and bf16 autocast in NCHW and in channels_last, "
+    "`torch.compile` (inductor; inference with `freezing`) fp32 and bf16, and for inference ONNX "
+    "Runtime on the peer's `torch.onnx` export) in another; both use every core. Per memory "
+    "group (a precision; Keras' default step with PyTorch NCHW and ONNX Runtime, or the XLA "
+    "step with PyTorch channels_last: one model per side alive), after one untimed call per "
+    "setting (two for `torch.compile`) and the matmul peaks, the timed calls go round robin with "
+    "the frameworks alternating (one call of each setting per round; the row is the median of "
+    "the rounds). \"first call\" includes tracing/compilation. Ratio = the peer's best median / "
+    "this project's best median (this project's throughput over the peer's), both from the same "
+    "rounds: the best settings' group, or a head-to-head run of the two, interleaved, when they "
+    "were in different groups. GFLOP/s of both sides are against the `tf.matmul` peak. "
+    "SavedModel/LiteRT are not in the ratio (they are not interleaved with the peer).")
 
 
 # --------------------------------------------------------------------------------------------
@@ -769,6 +967,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result["markdown"] = format_markdown(result)
     print(format_table(result["table"]))
+    profiles = format_profiles(_ok(result["parts"], "peers"))
+    if profiles:
+        print(profiles)
+        for r in result["parts"]["peers"]:
+            if r.get("kind") == "profile" and r.get("table"):
+                print(f"torch.profiler key_averages ({r['preset']}, {r['label']}):\n{r['table']}")
     if args.json_path:
         _write_atomic(Path(args.json_path), json.dumps(result, indent=2, default=str) + "\n")
     if args.markdown:

@@ -1,4 +1,4 @@
-"""The PyTorch peer of the GPU benchmark is the package's network, layer for layer.
+"""The PyTorch peer of the GPU and CPU benchmarks is the package's network, layer for layer.
 
 PyTorch is not a dependency of the package (the peer is benchmark-only), so this module is
 skipped where torch is not installed (CI); it runs on the GPU device image, which has both.
@@ -24,6 +24,23 @@ from deconvnet_torch import DeconvNetTorch, keras_param_count, load_keras_weight
 def test_paper_network_has_the_same_parameter_count():
     peer = DeconvNetTorch(**get_architecture("deconvnet_vgg16").to_dict())
     assert keras_param_count(peer) == 251_839_061  # = build_model("deconvnet_vgg16").count_params()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["deconvnet_vgg16", "deconvnet_vgg16_compact"])
+def test_benchmarked_presets_have_the_keras_parameter_count(preset):
+    """The CPU benchmark's peer rows (tools/bench_peers.py) compare these two presets: the peer
+    has exactly the Keras model's parameters (BatchNorm statistics counted as Keras does), and
+    the same layers in the same order."""
+    import keras
+
+    model = deconvnet_tf.build_model(preset, num_classes=21, input_shape=(224, 224, 3))
+    peer = DeconvNetTorch(**get_architecture(preset, num_classes=21).to_dict())
+    assert keras_param_count(peer) == model.count_params()
+    keras_layers = [layer.name for layer in model.layers if layer.weights]
+    assert list(peer.layers) == keras_layers
+    del model
+    keras.backend.clear_session()
 
 
 def test_same_weights_same_logits_at_an_odd_size():
