@@ -4,6 +4,8 @@ deconvnet visualisation.
 Public API::
 
     import deconvnet_tf
+    seg = deconvnet_tf.Segmenter.from_preset("camvid_compact")
+    labels = seg.predict(images)            # label maps at each image's own size
     deconvnet_tf.list_presets()
     model = deconvnet_tf.build_model("deconvnet_vgg16", num_classes=21)
     model = deconvnet_tf.load_model("model.keras")
@@ -25,9 +27,12 @@ import sys
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_model", "list_presets", "load_model"]
+__all__ = ["Segmenter", "__version__", "build_model", "list_models", "list_presets",
+           "load_model"]
 
 _LAZY = {
+    "Segmenter": "deconvnet_tf.models",
+    "list_models": "deconvnet_tf.models",
     "build_model": "deconvnet_tf.models",
     "list_presets": "deconvnet_tf.models",
     "load_model": "deconvnet_tf.models",

@@ -10,9 +10,71 @@ import time
 from deconvnet_tf.cli._common import Reporter, max_pixels_type, positive_int
 from deconvnet_tf.io import DEFAULT_MAX_PIXELS
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "input_size_type", "main"]
 
 PROG = "deconvnet-lite-predict"
+
+
+def input_size_type(text: str):
+    """``--input-size``: ``"native"`` -> ``"native"``, ``"HxW"`` -> ``(H, W)``."""
+    value = text.strip().lower()
+    if value == "native":
+        return "native"
+    parts = value.split("x")
+    try:
+        height, width = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'native' or HxW (e.g. 180x240), got "
+                                         f"{text!r}") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive HxW, got {text!r}")
+    return height, width
+
+
+def _registry():
+    """:mod:`deconvnet_tf.models.registry` without importing :mod:`deconvnet_tf.models` (which
+    loads Keras): the registry is pure Python, and this command runs where only LiteRT is."""
+    import importlib.util
+    from pathlib import Path
+
+    name = "deconvnet_tf.models.registry"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "models" / "registry.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def apply_input_size(segmenter, size) -> None:
+    """Sets the size a :class:`~deconvnet_tf.lite.LiteSegmenter` resizes images to:
+    ``None`` (default): the model's working resolution (its fixed input, or the exported
+    Segmenter's ``image_size`` in the sidecar); ``"native"``; or ``(H, W)``.
+
+    Raises:
+        ValueError: A fixed-size model asked for another size.
+    """
+    fixed = segmenter.fixed_size
+    model_size = fixed
+    if fixed is None and segmenter.metadata is not None:
+        model_size = segmenter.metadata.working_size
+    if size is None:
+        wanted = model_size
+    elif size == "native":
+        wanted = None
+    else:
+        wanted = tuple(size)
+    if fixed is not None and wanted != fixed:
+        what = "native" if wanted is None else f"{wanted[0]}x{wanted[1]}"
+        raise ValueError(f"--input-size {what}: {segmenter.path.name} has a fixed "
+                         f"{fixed[0]}x{fixed[1]} input; export it with --input-size dynamic "
+                         "(or that size) to predict at another size")
+    if wanted is not None and min(wanted) < segmenter.min_input_size:
+        raise ValueError(f"--input-size {wanted[0]}x{wanted[1]} is below the model's minimum "
+                         f"input size {segmenter.min_input_size}")
+    segmenter.fixed_size = wanted  # the size rule of deconvnet_tf.io.plan_size resizes to it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "<stem>_overlay.png per image. Existing outputs are replaced only with "
                     "--overwrite; folder inputs skip files this project wrote.",
     )
-    parser.add_argument("--model", required=True, help=".tflite file from deconvnet-export")
+    parser.add_argument("--model", required=True,
+                        help=".tflite file from deconvnet-export, or a shipped model's name "
+                        "(camvid_compact, camvid_compact_int8, horse_compact, ...)")
     parser.add_argument("--input", required=True, nargs="+", help="image file(s) or directory")
     parser.add_argument("--output", required=True, help="output directory")
     parser.add_argument("--threads", type=positive_int, default=2,
@@ -39,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pixels", type=max_pixels_type, default=DEFAULT_MAX_PIXELS,
                         metavar="N", help="scale larger images down to N pixels for prediction "
                         f"and the labels back up (default {DEFAULT_MAX_PIXELS}; 'none': no limit)")
+    parser.add_argument("--input-size", type=input_size_type, metavar="native|HxW",
+                        help="resolution the model runs at: default the model's working "
+                        "resolution (a fixed-size export's input); 'native': each image at its "
+                        "own size (dynamic-size exports)")
     return parser
 
 
@@ -56,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
                                    overwrite=args.overwrite)
         ensure_output_dir(args.output)
-        segmenter = LiteSegmenter(args.model, threads=args.threads)
+        segmenter = LiteSegmenter(_registry().resolve_tflite(args.model), threads=args.threads)
+        apply_input_size(segmenter, args.input_size)
         started = time.perf_counter()
         written = predict_paths(segmenter, [path for path, _ in planned], args.output,
                                 save_probabilities=args.save_probs, overwrite=args.overwrite,

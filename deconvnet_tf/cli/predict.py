@@ -42,11 +42,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _input_size(text: str):
+    """``native`` / ``HxW`` (working resolution) or a bare ``N`` (instance crop size)."""
+    value = text.strip()
+    if value.isdigit():
+        return positive_int(value)
+    from deconvnet_tf.cli.lite_predict import input_size_type
+
+    return input_size_type(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --model MODEL --input INPUT [INPUT ...] --output OUTPUT [options]")
-    parser.add_argument("--model", required=True, help=".keras file or SavedModel folder")
+    parser.add_argument("--model", required=True,
+                        help=".keras file, SavedModel folder, or a shipped model's name "
+                        "(camvid_compact, horse_compact; found in $DECONVNET_HOME, default "
+                        "~/.deconvnet, or the source tree's saved_models/)")
     parser.add_argument("--input", required=True, nargs="+", help="image file(s) and/or folder(s)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true",
@@ -56,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pixels", type=max_pixels_type, default=DEFAULT_MAX_PIXELS,
                         metavar="N", help="scale larger images down to N pixels for prediction "
                         f"and the labels back up (default {DEFAULT_MAX_PIXELS}; 'none': no limit)")
+    parser.add_argument("--input-size", type=_input_size, metavar="native|HxW",
+                        help="resolution the model runs at: default the model's working "
+                        "resolution (e.g. 180x240 for camvid_compact; native for a model "
+                        "without one); 'native': each image at its own size; HxW. (A bare "
+                        "number N is the instance-mode crop size, as --crop-size N.)")
     parser.add_argument("--mode", choices=["whole", "instance"], default="whole")
     parser.add_argument("--ensemble", metavar="FCN_MODEL",
                         help="second model run on the whole image and combined (EDeconvNet)")
@@ -79,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--min-box", type=positive_int, default=16,
                        help="smallest proposal side (pixels)")
     group.add_argument("--enlarge", type=_positive_float, default=1.2, help="proposal box scale")
-    group.add_argument("--input-size", type=positive_int, default=224,
-                       help="crop size fed to the model")
+    group.add_argument("--crop-size", type=positive_int, default=None, metavar="N",
+                       help="proposal crop size fed to the model (default 224)")
     group.add_argument("--aggregate", choices=["max", "mean"], default="max")
     group.add_argument("--proposal-cache", metavar="DIR", help="cache proposals per image here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    crop_flag = "--crop-size"
+    working = args.input_size
+    if isinstance(working, int):  # the instance-mode crop size, as before
+        if args.crop_size is not None:
+            parser.error("--input-size N and --crop-size N both give the crop size; use one")
+        args.crop_size, working, crop_flag = working, None, "--input-size"
+    crop_size = args.crop_size if args.crop_size is not None else 224
     select_backend(args.backend, verbose=args.verbose)
     report = Reporter(PROG)
 
@@ -104,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = InferenceOptions(
         mode=args.mode, ensemble_method=args.ensemble_method, crf=args.crf,
-        crf_preset=args.crf_preset, input_size=args.input_size, batch_size=args.batch_size,
+        crf_preset=args.crf_preset, input_size=crop_size, batch_size=args.batch_size,
         aggregate=args.aggregate,
         proposals=dict(method=args.proposals, edge=args.edge, top_k=args.top_k,
                        min_size=args.min_box, enlarge=args.enlarge,
@@ -117,12 +142,22 @@ def main(argv: list[str] | None = None) -> int:
         ensure_output_dir(args.output)
         if args.proposal_cache:
             ensure_output_dir(args.proposal_cache, "--proposal-cache")
-        model = dataclasses.replace(load_predictor(args.model), flip=args.flip)
-        ensemble = (dataclasses.replace(load_predictor(args.ensemble), flip=args.flip)
-                    if args.ensemble else None)
+        image_size = "model" if working is None else working
+        model = dataclasses.replace(load_predictor(args.model, image_size=image_size),
+                                    flip=args.flip)
+        ensemble = (dataclasses.replace(load_predictor(args.ensemble, image_size=image_size),
+                                        flip=args.flip) if args.ensemble else None)
+        for predictor in (model, ensemble):
+            size = predictor.input_size if predictor is not None else None
+            if working not in (None, "native") and size is not None and size != tuple(working):
+                return report.error(f"--input-size {working[0]}x{working[1]}: "
+                                    f"{predictor.name} takes only {size[0]}x{size[1]} images")
+            if size is not None and min(size) < predictor.min_input_size:
+                return report.error(f"--input-size {size[0]}x{size[1]} is below the model's "
+                                    f"minimum input size {predictor.min_input_size}")
         if (args.mode == "instance" and model.input_size is None
-                and args.input_size < model.min_input_size):
-            return report.error(f"--input-size {args.input_size} is below the model's minimum "
+                and crop_size < model.min_input_size):
+            return report.error(f"{crop_flag} {crop_size} is below the model's minimum "
                                 f"input size {model.min_input_size}")
         written = predict_files(model, [path for path, _ in planned], args.output, options,
                                 ensemble=ensemble, save_probs=args.save_probs,

@@ -26,6 +26,7 @@ __all__ = [
     "require_tensorflow",
     "resolve_class_names",
     "resolve_model",
+    "segmenter_info",
     "serving_function",
     "sweep_orphans",
     "temp_sibling",
@@ -73,6 +74,25 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
     if not isinstance(model, keras.Model):
         raise ExportError(f"model must be a keras.Model or a path, got {type(model).__name__}")
     return model, None
+
+
+def segmenter_info(model, names: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """``(network, info)`` of a :class:`~deconvnet_tf.models.Segmenter` (``info``: its
+    ``palette`` array, ``image_size``, ``void_label``, ``class_names``), or ``(model, {})`` for
+    a bare network. The palette is left out when ``names`` (the export's class names) differ
+    from the Segmenter's."""
+    network = getattr(model, "network", None)
+    if network is None or not hasattr(model, "image_converter"):
+        return model, {}
+    info: dict[str, Any] = {
+        "class_names": list(model.class_names),
+        "image_size": None if model.image_size is None else [int(v) for v in model.image_size],
+        "void_label": model.void_label,
+        "max_pixels": model.max_pixels,
+    }
+    if names is None or list(names) == list(model.class_names):
+        info["palette"] = model.palette_array()
+    return network, info
 
 
 def export_name(model_path: str | os.PathLike | None, model=None) -> str:
@@ -327,6 +347,8 @@ def resolve_class_names(model, class_names=None, model_path=None) -> list[str]:
     """
     num_classes = int(model.output_shape[-1])
     names: list[str] | None
+    if class_names is None and getattr(model, "class_names", None) is not None:
+        class_names = list(model.class_names)  # a Segmenter knows its classes
     if isinstance(class_names, (str, os.PathLike)):
         meta = Path(class_names)
         names = _classes_from_meta(meta) if meta.is_file() else None

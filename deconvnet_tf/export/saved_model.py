@@ -21,10 +21,12 @@ from deconvnet_tf.export._common import (
     require_tensorflow,
     resolve_class_names,
     resolve_model,
+    segmenter_info,
     serving_function,
     sweep_orphans,
     temp_sibling,
 )
+from deconvnet_tf.io import fit_image, plan_size, restore_scores
 from deconvnet_tf.lite.metadata import ModelMetadata, read_metadata, write_metadata
 
 __all__ = ["SavedModelPredictor", "export_saved_model", "load_saved_model", "saved_model_info"]
@@ -72,7 +74,10 @@ def export_saved_model(
     files, or a path inside another SavedModel.
 
     Args:
-        model: A Keras model of this package or a ``.keras`` path / run folder.
+        model: A :class:`~deconvnet_tf.models.Segmenter`, a Keras model of this package or a
+            ``.keras`` path / run folder. A Segmenter's class names, palette, void label and
+            working resolution go into the metadata (``extra["image_size"]``: the loader
+            resizes images to it, the rule of :func:`deconvnet_tf.io.plan_size`).
         output: Target directory.
         input_size: ``None`` (any size; or the model's fixed size), ``(H, W)`` or ``"HxW"``.
         class_names: Class names, a ``meta.json`` path, or ``None`` (found next to the
@@ -98,6 +103,7 @@ def export_saved_model(
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)
     names = resolve_class_names(model, class_names, model_path)
+    model, info = segmenter_info(model, names)
     sweep_orphans(output.parent)
     created = make_parents(output)
     tmp = temp_sibling(output)
@@ -107,11 +113,15 @@ def export_saved_model(
         write_archive(model, tmp, shape)
         meta = ModelMetadata.create(
             model.name, model_family(model), names, input_shape=shape,
+            palette=info.get("palette"),
             min_input_size=int(getattr(model, "min_input_size", 1)),
             mean_bgr=list(getattr(model, "mean", (104.008, 116.669, 122.675))),
             format="saved_model", quantize="none", builtins_only=False,
             extra={"signature": SIGNATURE,
-                   "unpooling": getattr(model, "unpooling", None)},
+                   "unpooling": getattr(model, "unpooling", None),
+                   **({"image_size": info["image_size"], "void_label": info["void_label"],
+                    "max_pixels": info["max_pixels"]}
+                      if info else {})},
         )
         write_metadata(tmp, meta)
         atomic_replace_dir(tmp, output)
@@ -122,12 +132,6 @@ def export_saved_model(
         if not done:
             remove_empty(created)
     return output
-
-
-def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    from deconvnet_tf.lite.runtime import _resize as resize
-
-    return resize(array, height, width)
 
 
 class SavedModelPredictor:
@@ -161,6 +165,16 @@ class SavedModelPredictor:
         self.metadata = read_metadata(path, required=False)
         self.num_classes = int(self._fn.structured_outputs["probabilities"].shape[-1])
         self.min_input_size = self.metadata.min_input_size if self.metadata else 1
+        mean_bgr = (self.metadata.mean_bgr if self.metadata is not None
+                    and self.metadata.mean_bgr else (104.008, 116.669, 122.675))
+        self.pad_rgb = tuple(int(round(float(v))) for v in list(mean_bgr)[::-1])
+        working = self.metadata.working_size if self.metadata is not None else None
+        #: Size images are resized to: the fixed input, else the working resolution of the
+        #: exported Segmenter (``None``: native). Set it to ``None`` to predict natively.
+        self.working_size = self.fixed_size or working
+        #: Pixel budget at native resolution (``None``: no limit): the exported Segmenter's.
+        budget = (self.metadata.extra or {}).get("max_pixels") if self.metadata else None
+        self.max_pixels: int | None = None if budget is None else int(budget)
 
     @property
     def class_names(self) -> list[str]:
@@ -176,37 +190,41 @@ class SavedModelPredictor:
         out = self._fn(images=tf.constant(np.asarray(images, np.uint8)))
         return {k: v.numpy() for k, v in out.items()}
 
+    def run_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities of a batch at a size the signature takes (no resizing)."""
+        return self.run(images)["probabilities"]
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch of raw RGB images.
+
+        Images reach the model by the size rule of :func:`deconvnet_tf.io.plan_size`, as in
+        the Keras and LiteRT predictors: resized to :attr:`working_size` when there is one
+        (bilinear), else at their own size within :attr:`max_pixels`; a side below the
+        minimum is padded at the bottom/right with the mean colour; the probabilities are
+        mapped back to each image's size (cropped, bilinear).
 
         Args:
             images: uint8 ``[B, H, W, 3]`` (or one ``[H, W, 3]`` image).
 
         Returns:
-            float32 ``[B, H, W, C]`` (``[H, W, C]`` for a single image). A fixed-size export
-            gets the images resized to its input and the probabilities resized back
-            (bilinear).
+            float32 ``[B, H, W, C]`` (``[H, W, C]`` for a single image).
         """
         images = np.asarray(images)
         single = images.ndim == 3
         if single:
             images = images[None]
-        if images.ndim != 4 or images.shape[-1] != 3:
+        if images.ndim != 4 or images.shape[-1] != 3 or 0 in images.shape[1:3]:
             raise ValueError(f"expected uint8 images [B, H, W, 3], got shape {images.shape}")
         if images.dtype != np.uint8:
             images = np.clip(np.round(images.astype(np.float32)), 0, 255).astype(np.uint8)
-        height, width = images.shape[1:3]
-        target = self.fixed_size
-        if target is None and min(height, width) < self.min_input_size:
-            scale = self.min_input_size / min(height, width)
-            target = (max(self.min_input_size, round(height * scale)),
-                      max(self.min_input_size, round(width * scale)))
-        if target is None or tuple(target) == (height, width):
-            probs = self.run(images)["probabilities"]
+        plan = plan_size(*images.shape[1:3], input_size=self.working_size,
+                         min_size=self.min_input_size, max_pixels=self.max_pixels)
+        if plan.identity:
+            probs = self.run_probabilities(images)
         else:
-            resized = np.stack([_resize(im, *target) for im in images])
-            probs = self.run(resized)["probabilities"]
-            probs = np.stack([_resize(p, height, width) for p in probs])
+            fitted = np.stack([fit_image(im, plan, self.pad_rgb) for im in images])
+            probs = np.stack([restore_scores(p, plan)
+                              for p in self.run_probabilities(fitted)])
         return probs[0] if single else probs
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

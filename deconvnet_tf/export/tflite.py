@@ -28,9 +28,11 @@ from deconvnet_tf.export._common import (
     require_tensorflow,
     resolve_class_names,
     resolve_model,
+    segmenter_info,
     sweep_orphans,
     temp_sibling,
 )
+from deconvnet_tf.io import DEFAULT_MAX_PIXELS, fit_image, plan_size
 from deconvnet_tf.lite.metadata import ModelMetadata, metadata_path
 
 __all__ = [
@@ -126,18 +128,17 @@ def _read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _fit(image: np.ndarray, size: tuple[int, int] | None, minimum: int) -> np.ndarray:
-    import cv2
+_DEFAULT_PAD_RGB = (123, 117, 104)  # DeconvNet's mean colour (RGB, rounded)
 
-    height, width = image.shape[:2]
-    if size is None:
-        if min(height, width) >= minimum:
-            return image
-        scale = minimum / min(height, width)
-        size = (max(minimum, round(height * scale)), max(minimum, round(width * scale)))
-    if (height, width) == tuple(size):
-        return image
-    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+def _fit(image: np.ndarray, size: tuple[int, int] | None, minimum: int,
+         pad_rgb=_DEFAULT_PAD_RGB, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A calibration image as the predictors feed it: the rule of
+    :func:`deconvnet_tf.io.plan_size` (resized to ``size`` when given, else native within
+    ``max_pixels``; a side below ``minimum`` padded at the bottom/right with ``pad_rgb``)."""
+    plan = plan_size(*image.shape[:2], input_size=size, min_size=minimum,
+                     max_pixels=None if size is not None else max_pixels)
+    return fit_image(image, plan, np.round(np.asarray(pad_rgb, np.float32)))
 
 
 def representative_images(
@@ -147,6 +148,7 @@ def representative_images(
     input_size: tuple[int, int] | None = None,
     min_size: int = 1,
     seed: int = 0,
+    pad_rgb=_DEFAULT_PAD_RGB,
 ) -> list[np.ndarray]:
     """Calibration images for full-integer quantisation, as uint8 RGB ``(H, W, 3)``.
 
@@ -157,8 +159,10 @@ def representative_images(
             of RGB arrays.
         count: Number of images (at most; spread evenly over a dataset split).
         input_size: Resize to this ``(H, W)`` (fixed-size exports); ``None`` keeps each
-            image's size (scaled up to ``min_size`` where smaller).
+            image's size within the default pixel budget (padded up to ``min_size`` where
+            smaller): the size rule of the predictors (:func:`deconvnet_tf.io.plan_size`).
         min_size: The network's minimum input size.
+        pad_rgb: Padding colour (the model's mean colour, RGB).
         seed: Seed of the generated scenes.
 
     Raises:
@@ -203,7 +207,7 @@ def representative_images(
                 break
         if not images:
             raise ExportError("representative data is empty")
-    return [_fit(image, input_size, min_size) for image in images]
+    return [_fit(image, input_size, min_size, pad_rgb) for image in images]
 
 
 def _converter(saved_model_dir: Path, quantize: str, allow_flex: bool, calibration):
@@ -257,13 +261,16 @@ def export_tflite(
     nothing is written.
 
     Args:
-        model: A Keras model of this package or a ``.keras`` path / run folder.
+        model: A :class:`~deconvnet_tf.models.Segmenter`, a Keras model of this package or a
+            ``.keras`` path / run folder. A Segmenter's class names, palette and void label go
+            into the sidecar, and its working resolution is the default ``input_size``.
         output: Target ``.tflite`` path (written atomically; the sidecar is
             ``output.with_suffix(".json")``).
         quantize: ``"none"`` (fp32), ``"fp16"`` (fp16 weights), ``"dynamic"`` (int8 weights,
             float activations) or ``"int8"`` (full integer).
-        input_size: ``None`` (dynamic H and W, resized at run time; or the model's fixed
-            size), ``(H, W)`` or ``"HxW"`` for a fixed input.
+        input_size: ``None`` (a Segmenter's working resolution, or the model's fixed size,
+            else dynamic H and W), ``"dynamic"`` (dynamic even for a Segmenter with a working
+            resolution), ``(H, W)`` or ``"HxW"`` for a fixed input.
         representative_data: Calibration data for ``int8`` (see :func:`representative_images`;
             ``None``: generated scenes).
         allow_flex: Keep the argmax pooling and allow TensorFlow (Flex) ops: for comparison
@@ -334,6 +341,9 @@ def export_tflite_variants(
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)
     names = resolve_class_names(model, class_names, model_path)
+    model, info = segmenter_info(model, names)
+    if input_size is None and size is None and info.get("image_size"):
+        size = parse_input_size(tuple(info["image_size"]), model)  # the working resolution
 
     from deconvnet_tf.models import DeconvNet, with_unpooling
 
@@ -344,8 +354,10 @@ def export_tflite_variants(
     minimum = int(getattr(model, "min_input_size", 1))
     calibration = None
     if "int8" in outputs:
+        mean_bgr = tuple(getattr(model, "mean", (104.008, 116.669, 122.675)))
         calibration = representative_images(representative_data, count=calibration_count,
-                                            input_size=size, min_size=minimum)
+                                            input_size=size, min_size=minimum,
+                                            pad_rgb=tuple(mean_bgr[::-1]))
     shape = [1, *(size if size else (None, None)), 3]
 
     from deconvnet_tf.export.saved_model import write_archive
@@ -375,13 +387,13 @@ def export_tflite_variants(
             written[quantize] = _write_tflite(
                 data, Path(output), model=model, names=names, shape=shape, minimum=minimum,
                 quantize=quantize, allow_flex=allow_flex, unpooling=unpooling,
-                seconds=seconds, calibration=calibration,
+                seconds=seconds, calibration=calibration, info=info,
             )
     return written
 
 
 def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, quantize,
-                  allow_flex, unpooling, seconds, calibration) -> Path:
+                  allow_flex, unpooling, seconds, calibration, info=None) -> Path:
     from deconvnet_tf.lite.metadata import _dumps
 
     ops = tflite_op_names(data)
@@ -389,8 +401,10 @@ def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, qu
     if bad and not allow_flex:
         raise ExportError(f"TFLite model of {model.name} needs non-builtin ops {sorted(bad)}: it "
                           "would not run on the stock LiteRT interpreter; nothing was written")
+    info = info or {}
     meta = ModelMetadata.create(
         model.name, model_family(model), names, input_shape=shape,
+        palette=info.get("palette"),
         min_input_size=minimum,
         mean_bgr=list(getattr(model, "mean", (104.008, 116.669, 122.675))),
         format="tflite", quantize=quantize, builtins_only=not bad, ops=sorted(ops),
@@ -399,6 +413,9 @@ def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, qu
             "unpooling": unpooling,
             "convert_seconds": round(seconds, 2),
             "calibration_images": len(calibration) if quantize == "int8" else 0,
+            **({"image_size": info["image_size"], "void_label": info["void_label"],
+                    "max_pixels": info["max_pixels"]}
+               if info else {}),
             "note": ("Flex model for comparison: needs the TensorFlow Select ops runtime, "
                      "NOT the stock LiteRT interpreter") if bad else
                     "builtin ops only: runs on the stock LiteRT interpreter",

@@ -5,14 +5,18 @@ Everything that turns "a model" into class probabilities goes through :class:`Pr
 
 * a Keras model of this package (``.keras`` file or in memory): logits are turned into
   probabilities with a softmax;
+* a :class:`~deconvnet_tf.models.Segmenter` (its working resolution, mean and converter
+  settings), a shipped model's registry name (``"camvid_compact"``);
 * an exported SavedModel folder (``deconvnet_tf.export.saved_model.load_saved_model``: uint8
   images in, probabilities out);
 * any callable ``f(batch (N, H, W, 3)) -> scores (N, H, W, C)`` wrapped in a :class:`Predictor`
   (tests, other runtimes).
 
 Every predictor brings an image to the model with the size rule of
-:func:`deconvnet_tf.io.plan_size` (shared with the LiteRT runtime): a model built with a fixed
-input size gets the image resized to it and the scores resized back (bilinear); an image above
+:func:`deconvnet_tf.io.plan_size` (shared with the SavedModel and LiteRT runtimes): a model
+with a fixed input size or a working resolution (a :class:`~deconvnet_tf.models.Segmenter`'s
+``image_size``) gets the image resized to it and the probabilities resized back (bilinear); an
+image above
 ``Predictor.max_pixels`` (default ``None``: no limit) is scaled down and its scores scaled back;
 a side shorter than the model's minimum is padded at the bottom/right with the mean colour (zero
 after the model's preprocessing) and the scores cropped back.
@@ -81,6 +85,9 @@ class Predictor:
         max_pixels: Pixel budget: larger images are scaled down (aspect kept) for the model and
             the scores scaled back (:func:`deconvnet_tf.io.plan_size`); ``None``: no limit.
             Batches of :func:`predict_images` are also kept within it.
+        class_names: Class names, when known (a Segmenter's, a SavedModel's metadata).
+        palette: ``(C, 3)`` uint8 colours for the outputs, when known (``None``: the default
+            palette of :func:`deconvnet_tf.render.make_palette`).
 
     Example:
         >>> fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits")
@@ -97,6 +104,8 @@ class Predictor:
     name: str = "model"
     flip: bool = False
     max_pixels: int | None = None
+    class_names: tuple[str, ...] | None = None
+    palette: Any = None
 
     def __post_init__(self):
         if self.outputs not in ("logits", "probabilities"):
@@ -174,9 +183,18 @@ def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
     return image
 
 
-def _keras_predictor(model) -> Predictor:
+def _keras_predictor(model, image_size: Any = "model") -> Predictor:
+    if hasattr(model, "predictor") and hasattr(model, "image_converter"):  # a Segmenter
+        # A bare network file wrapped on loading is fed as before (float pixels); a Segmenter
+        # file in uint8 pixels, exactly as its SavedModel / LiteRT exports are.
+        bare = getattr(model, "from_bare_network", False)
+        if image_size != "model":
+            model = model.with_options(image_size=image_size)
+        return model.predictor(uint8=not bare)
     shape = tuple(model.input_shape)[1:3] if getattr(model, "input_shape", None) else (None, None)
     fixed = tuple(int(d) for d in shape) if all(d is not None for d in shape) else None
+    if image_size not in ("model", None) and fixed is None:
+        fixed = _size_pair(image_size)
     mean_bgr = tuple(getattr(model, "mean", (0.0, 0.0, 0.0)))
     softmax_output = getattr(model, "output_activation", None) == "softmax"
     outputs = "probabilities" if softmax_output else "logits"
@@ -190,27 +208,70 @@ def _keras_predictor(model) -> Predictor:
     )
 
 
-def load_predictor(path: str | os.PathLike) -> Predictor:
+def _size_pair(value) -> tuple[int, int] | None:
+    """``None`` / ``"native"`` -> ``None``; ``(H, W)`` / ``"HxW"`` -> ints, checked."""
+    if value is None or (isinstance(value, str) and value.lower() == "native"):
+        return None
+    if isinstance(value, str):
+        value = value.lower().split("x")
+    try:
+        height, width = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be 'native', None, (height, width) or 'HxW', got "
+                         f"{value!r}") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"image_size must be positive, got {height}x{width}")
+    return height, width
+
+
+def _looks_like_path(text: str) -> bool:
+    return (os.sep in text or "/" in text or Path(text).suffix != ""
+            or text.startswith(".") or "://" in text)
+
+
+def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
     """Loads a trained model as a :class:`Predictor`.
 
     Args:
-        path: A ``.keras`` file (``deconvnet_tf.load_model``) or an exported SavedModel folder
-            (``deconvnet_tf.export.saved_model.load_saved_model``).
+        path: A :class:`~deconvnet_tf.models.Segmenter` (or any Keras model of this package),
+            a ``.keras`` file (a Segmenter file, or a bare network whose metadata comes from
+            its sidecar / dataset ``meta.json``), a shipped model's registry name (e.g.
+            ``"camvid_compact"``, see :mod:`deconvnet_tf.models.registry`), a URL, or an
+            exported SavedModel folder (``deconvnet_tf.export.saved_model.load_saved_model``).
+        image_size: The working resolution: ``"model"`` (default: the model's own, e.g. 180x240
+            for ``camvid_compact``; native for a model without one), ``"native"`` / ``None``
+            (each image at its own size within the pixel budget), or ``(H, W)`` / ``"HxW"``.
+            A model or export with a fixed input size keeps it.
 
     Returns:
         The predictor.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is neither a ``.keras`` file nor a SavedModel folder.
+        FileNotFoundError: ``path`` does not exist and is no registered name.
+        ValueError: ``path`` is neither a ``.keras`` file nor a SavedModel folder, or a bad
+            ``image_size``.
         ImportError: A SavedModel folder, but this installation cannot load SavedModels.
 
     Example:
-        >>> predictor = load_predictor("runs/camvid/model.keras")  # doctest: +SKIP
+        >>> predictor = load_predictor("camvid_compact")               # doctest: +SKIP
+        >>> predictor = load_predictor("runs/camvid/model.keras", image_size="native")  # +SKIP
     """
-    path = Path(path)
+    if image_size != "model":
+        image_size = _size_pair(image_size)
+    if not isinstance(path, (str, os.PathLike)):
+        if hasattr(path, "predict_on_batch") and hasattr(path, "input_shape"):
+            return _keras_predictor(path, image_size)
+        raise TypeError(f"load_predictor: expected a path, a registry name or a Keras model, "
+                        f"got {type(path).__name__}")
+    text = os.fspath(path)
+    path = Path(text)
+    entry = None
     if not path.exists():
-        raise FileNotFoundError(f"Model not found: {str(path)!r}")
+        if _looks_like_path(text) and "://" not in text:
+            raise FileNotFoundError(f"Model not found: {text!r}")
+        from deconvnet_tf.models.registry import resolve
+
+        path, entry = resolve(text)  # a registry name or a URL
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise ValueError(f"{str(path)!r} is a folder but not a SavedModel (no saved_model.pb)"
@@ -230,27 +291,34 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
         metadata = getattr(fn, "metadata", None)
         mean_bgr = getattr(metadata, "mean_bgr", None) or (104.008, 116.669, 122.675)
         fixed = getattr(fn, "fixed_size", None)
+        size = tuple(int(v) for v in fixed) if fixed else None
+        if size is None:  # a dynamic export: the working size of its metadata, or the override
+            size = (getattr(fn, "working_size", None) if image_size == "model"
+                    else image_size)
         return Predictor(
-            fn=fn,
+            fn=fn.run_probabilities if hasattr(fn, "run_probabilities") else fn,
             outputs="probabilities",
             min_input_size=int(getattr(fn, "min_input_size", 1) or 1),
-            input_size=tuple(int(v) for v in fixed) if fixed else None,
+            input_size=tuple(size) if size else None,
             pad_rgb=tuple(float(v) for v in list(mean_bgr)[::-1]),
             input_dtype="uint8",
             name=path.name,
+            max_pixels=None if size else getattr(fn, "max_pixels", None),
+            class_names=tuple(fn.class_names) if metadata is not None else None,
+            palette=metadata.palette_array() if metadata is not None else None,
         )
     if path.suffix.lower() == ".tflite":
         raise ValueError(f"{str(path)!r} is a LiteRT model; run it with deconvnet-lite-predict "
                          "(deconvnet_tf.lite.LiteSegmenter), or pass the .keras file")
-    from deconvnet_tf.models import load_model
+    from deconvnet_tf.models.segmenter import load_segmenter
 
     try:
-        model = load_model(path)
+        model = load_segmenter(path, registry_entry=entry)
     except Exception as err:  # Keras raises many types (and bare JSON errors) for a bad archive
         if str(path) in str(err):
             raise
         raise ValueError(f"Cannot load the model {str(path)!r}: {_first_line(err)}") from err
-    return _keras_predictor(model)
+    return _keras_predictor(model, image_size)
 
 
 def _first_line(err: BaseException) -> str:
@@ -268,7 +336,7 @@ def as_predictor(model: Any) -> Predictor:
         return model
     if isinstance(model, (str, os.PathLike)):
         return load_predictor(model)
-    if hasattr(model, "predict_on_batch") and hasattr(model, "input_shape"):
+    if hasattr(model, "predict_on_batch") and hasattr(model, "input_shape"):  # Segmenter too
         return _keras_predictor(model)
     raise TypeError(f"Expected a Predictor, a Keras model or a model path, got "
                     f"{type(model).__name__}; wrap other callables in Predictor(fn, ...)")
@@ -306,7 +374,9 @@ def predict_images(
             chunk = indices[start:start + step]
             scores = predictor.scores(np.stack([prepared[i][0] for i in chunk]))
             for i, score in zip(chunk, scores):
-                results[i] = predictor.to_probabilities(prepared[i][1](score))
+                # probabilities first, then back to the image's size: the order of the
+                # SavedModel and LiteRT runtimes (the same labels on every runtime)
+                results[i] = prepared[i][1](predictor.to_probabilities(score))
     return results  # type: ignore[return-value]
 
 

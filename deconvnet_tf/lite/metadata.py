@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CAMVID_PALETTE",
     "METADATA_FORMAT",
     "SAVED_MODEL_METADATA",
     "MetadataError",
     "ModelMetadata",
+    "default_palette",
     "metadata_path",
     "read_metadata",
     "write_metadata",
@@ -38,6 +40,35 @@ PREPROCESSING_NOTE = (
     "to the input size (bilinear) and the probabilities back to the image size (bilinear), "
     "then take the argmax over classes."
 )
+
+
+#: The standard CamVid 11-class colours (SegNet's class order).
+CAMVID_PALETTE = {
+    "Sky": (128, 128, 128),
+    "Building": (128, 0, 0),
+    "Pole": (192, 192, 128),
+    "Road": (128, 64, 128),
+    "Pavement": (60, 40, 222),
+    "Tree": (128, 128, 0),
+    "SignSymbol": (192, 128, 128),
+    "Fence": (64, 64, 128),
+    "Car": (64, 0, 128),
+    "Pedestrian": (64, 64, 0),
+    "Bicyclist": (0, 128, 192),
+}
+
+
+def default_palette(class_names) -> dict[str, tuple[int, int, int]]:
+    """``class name -> RGB``: CamVid's own colours when every class is a CamVid class, else
+    the PASCAL VOC colour map in class order (class 0 black, then 128,0,0 ...: a two-class
+    model such as Horse gets black and dark red)."""
+    from deconvnet_tf.render import make_palette
+
+    names = [str(n) for n in class_names]
+    if names and all(n in CAMVID_PALETTE for n in names):
+        return {n: CAMVID_PALETTE[n] for n in names}
+    colours = make_palette(256)
+    return {n: tuple(int(v) for v in colours[i % 256]) for i, n in enumerate(names)}
 
 
 class MetadataError(ValueError):
@@ -65,7 +96,9 @@ class ModelMetadata:
         builtins_only: Whether the model runs on the stock LiteRT interpreter (no Flex or
             custom ops).
         ops: Sorted op names of a ``.tflite`` model (empty for SavedModels).
-        extra: Free-form additional information.
+        extra: Free-form additional information; exports of a Segmenter add ``image_size``
+            (its working resolution ``[H, W]`` or ``None``), ``void_label`` and ``max_pixels``
+            (its pixel budget at native resolution).
         schema: Format tag of this JSON (``METADATA_FORMAT``).
 
     Example:
@@ -112,15 +145,15 @@ class ModelMetadata:
             family: Architecture family.
             class_names: Class names, index order.
             input_shape: ``[batch, height, width, 3]`` (``None`` = dynamic).
-            palette: ``(C, 3)`` uint8 colours (default: the VOC palette of
-                :func:`deconvnet_tf.render.make_palette`).
+            palette: ``(C, 3)`` uint8 colours (default: :func:`default_palette`: CamVid's
+                colours for CamVid's classes, else the VOC palette).
             **kwargs: Other :class:`ModelMetadata` fields.
         """
         from deconvnet_tf.render import make_palette
 
         names = [str(n) for n in class_names]
         if palette is None:
-            palette = make_palette(max(len(names), 1))
+            palette = list(default_palette(names).values()) or make_palette(1)
         batch, height, width = input_shape[0], input_shape[1], input_shape[2]
         outputs = kwargs.pop("outputs", None) or {
             "probabilities": {
@@ -156,6 +189,29 @@ class ModelMetadata:
         if height is None or width is None:
             return None
         return int(height), int(width)
+
+    @property
+    def working_size(self) -> tuple[int, int] | None:
+        """The size images are resized to: the fixed input size, else the working resolution
+        of the exported :class:`~deconvnet_tf.models.Segmenter` (``extra["image_size"]``), else
+        ``None`` (native resolution)."""
+        if self.fixed_size is not None:
+            return self.fixed_size
+        size = (self.extra or {}).get("image_size")
+        if isinstance(size, (list, tuple)) and len(size) == 2 and all(size):
+            return int(size[0]), int(size[1])
+        return None
+
+    @property
+    def void_label(self) -> int | None:
+        """Label value of unlabelled pixels of the training data (``extra["void_label"]``)."""
+        value = (self.extra or {}).get("void_label")
+        return None if value is None else int(value)
+
+    def palette_dict(self) -> dict[str, tuple[int, int, int]]:
+        """``class name -> (r, g, b)``."""
+        return {name: tuple(int(v) for v in colour)
+                for name, colour in zip(self.class_names, self.palette_array().tolist())}
 
     def palette_array(self) -> np.ndarray:
         """The palette as a ``(num_classes, 3)`` uint8 array."""
