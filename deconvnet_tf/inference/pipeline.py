@@ -194,7 +194,8 @@ def predict_files(
             else:
                 label, full = probs.argmax(-1), probs
             written.append(save_prediction(output, path.stem, image, label,
-                                           full if save_probs else None, overwrite=overwrite))
+                                           full if save_probs else None,
+                                           getattr(model, "palette", None), overwrite=overwrite))
             done += 1
             if bar is not None:
                 bar.update(done)

@@ -207,3 +207,18 @@ def test_truncated_jpeg_is_named_and_skip_errors_goes_on(files, tmp_path):
         expected = predict_image(deconvnet, make_scene(seed, 32, 40)[0]).argmax(-1)
         np.testing.assert_array_equal(label, expected)
     assert not list((tmp_path / "skip").glob("b_*"))
+
+
+def test_colour_outputs_use_the_models_palette(tmp_path):
+    """A CamVid Segmenter's colour PNG is in CamVid's colours (sky grey), not VOC's."""
+    from deconvnet_tf.lite.metadata import CAMVID_PALETTE
+
+    photo = tmp_path / "photo.png"
+    save_png(photo, make_scene(3, 60, 80)[0])
+    assert predict_cli.main(["--model", "camvid_compact", "--input", str(photo), "--output",
+                             str(tmp_path / "out"), "--quiet"]) == 0
+    labels = cv2.imread(str(tmp_path / "out" / "photo_labels.png"), cv2.IMREAD_UNCHANGED)
+    colour = cv2.imread(str(tmp_path / "out" / "photo_color.png"))[..., ::-1]
+    palette = np.array(list(CAMVID_PALETTE.values()) if isinstance(CAMVID_PALETTE, dict)
+                       else CAMVID_PALETTE, np.uint8)
+    np.testing.assert_array_equal(colour, palette[labels])
