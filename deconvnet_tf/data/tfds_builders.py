@@ -101,7 +101,7 @@ class CamvidSegmentation(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(items) for split, items in pairs.items()}
 
     def _generate_examples(self, items):
-        from deconvnet_tf.data.sources import Record, load_record
+        from deconvnet_tf.data.base import Record, load_record
 
         for stem, image_path, label_path in items:
             image, label = load_record(Record(image_path, label_path, "png"))
@@ -128,7 +128,7 @@ class Voc2012Segmentation(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        from deconvnet_tf.data.folder import DatasetError
+        from deconvnet_tf.data.base import DatasetError
         from deconvnet_tf.data.voc import find_voc_root, voc_records
 
         root = find_voc_root(dl_manager.manual_dir)
@@ -140,7 +140,7 @@ class Voc2012Segmentation(tfds.core.GeneratorBasedBuilder):
                 for split in ("train", "val") if (lists / f"{split}.txt").is_file()}
 
     def _generate_examples(self, records):
-        from deconvnet_tf.data.sources import load_record
+        from deconvnet_tf.data.base import load_record
 
         for record in records:
             image, label, inst = load_record(record, instances=True)
