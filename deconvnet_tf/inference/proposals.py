@@ -304,8 +304,7 @@ def propose_boxes(
     boxes = boxes[np.sort(first)][:top_k].astype(np.float32)
 
     if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(f".{cache_path.stem}.tmp.npy")
-        np.save(tmp, boxes)
-        os.replace(tmp, cache_path)
+        from deconvnet_tf.io import save_npy
+
+        save_npy(cache_path, boxes)  # a unique temporary name: concurrent runs may share a cache
     return boxes

@@ -265,12 +265,10 @@ def metadata_path(model_path: str | os.PathLike) -> Path:
 
 def write_metadata(model_path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     """Writes the sidecar of ``model_path`` atomically and returns its path."""
+    from deconvnet_tf.io import write_bytes
+
     path = metadata_path(model_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(_dumps(metadata.to_dict()) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_bytes(path, (_dumps(metadata.to_dict()) + "\n").encode())
 
 
 def read_metadata(model_path: str | os.PathLike, *, required: bool = True) -> ModelMetadata | None:
