@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-quick mutation install presets clean
+.PHONY: demo test test-docs-slow test-quick mutation install presets clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,14 +24,19 @@ presets: $(STAMP)
 
 # The suite runs on the TensorFlow backend and, at the same time (the two runs share the
 # cores better than one after the other), the backend-portable tests (marker "jax") under
-# KERAS_BACKEND=jax; the JAX run's output is printed after the TensorFlow run's.
+# KERAS_BACKEND=jax; the JAX run's output is printed after the TensorFlow run's. The long
+# documented commands (tests/test_docs.py cases marked slow: the demo, two-stage training,
+# exports, hed-initialised trainings, ~15 min) run in `make test-docs-slow`, which CI runs too.
 test: $(STAMP)
 	@KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -q -m jax -p no:cacheprovider \
 		> .pytest-jax.log 2>&1 & jax=$$!; \
-	$(PY) -m pytest -q; tf=$$?; \
+	$(PY) -m pytest -q -m "not (docs and slow)" --durations=15; tf=$$?; \
 	wait $$jax; jaxrc=$$?; \
 	echo "--- KERAS_BACKEND=jax: tests marked jax ---"; cat .pytest-jax.log; \
 	exit $$(( tf || jaxrc ))
+
+test-docs-slow: $(STAMP)
+	$(PY) -m pytest -q -m "docs and slow" -p no:cacheprovider tests/test_docs.py
 
 # The quick loop: everything but the tests marked slow (full-size paper/FCN networks), on the
 # TensorFlow backend only. CI runs `make test`.
