@@ -4,6 +4,7 @@ optional dense CRF) and the file loop behind ``deconvnet-predict``."""
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -176,6 +177,13 @@ def predict_files(
     written: list[dict[str, Path]] = []
     pending: list[tuple] = []
     done = 0
+    if options.mode == "instance" and planned:
+        top_k = int((options.proposals or {}).get("top_k", 50))
+        warn(f"instance-wise mode runs the network on up to {top_k} proposal crops of "
+             f"{options.input_size}x{options.input_size} per image (about {top_k} times the "
+             "work of one whole-image pass at that size); the time per image follows the first "
+             "image")
+    timing = {"first": None}
 
     def flush():
         nonlocal done
@@ -185,7 +193,14 @@ def predict_files(
         if whole_batch:
             probs_list = predict_images(model, smalls, batch_size=options.batch_size)
         else:
+            start = time.perf_counter()
             probs_list = [infer(model, small, options, ensemble=ensemble) for small in smalls]
+            if options.mode == "instance" and timing["first"] is None:
+                timing["first"] = seconds = time.perf_counter() - start
+                left = len(planned) - done - len(smalls)
+                if left > 0:
+                    warn(f"instance-wise inference took {seconds:.1f} s for the first image; "
+                         f"about {seconds * left / 60:.1f} min for the {left} left")
         for (path, image, _, plan), probs in zip(pending, probs_list):
             height, width = image.shape[:2]
             if plan.downscaled:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -60,7 +62,7 @@ def test_whole_mode_on_a_folder_writes_every_output(files, capsys):
     np.testing.assert_allclose(probs, flipped, atol=2e-3)
 
 
-def test_instance_mode_with_ensemble_and_crf(files):
+def test_instance_mode_with_ensemble_and_crf(files, capsys):
     """The files equal what the library functions give step by step: instance-wise DeconvNet
     on the same proposals, the FCN on the whole image, their product, then the dense CRF."""
     tmp, deconvnet, fcn = files
@@ -72,6 +74,11 @@ def test_instance_mode_with_ensemble_and_crf(files):
                              "--edge", "gradient", "--top-k", "4", "--input-size", "32",
                              "--proposal-cache", str(cache), "--quiet", "--save-probs"])
     assert code == 0
+    # The cost is announced before the work, and the time of the rest after the first image.
+    err = capsys.readouterr().err
+    assert "instance-wise mode runs the network on up to 4 proposal crops of 32x32" in err
+    assert re.search(r"took [0-9.]+ s for the first image; about [0-9.]+ min for the 1 left",
+                     err), err
     assert sorted(p.name for p in out.glob("*.png")) == sorted(
         f"img{i}{s}" for i in (0, 1) for s in ("_labels.png", "_color.png", "_overlay.png"))
     assert len(list(cache.glob("*.npy"))) == 2
