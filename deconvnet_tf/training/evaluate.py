@@ -35,7 +35,8 @@ def load_model_file(path: str | os.PathLike, what: str = "--model") -> tuple[ker
     """Loads a ``.keras`` file (or a training run folder's ``model.keras``) with clear errors.
 
     Args:
-        path: A ``.keras`` file or a run folder that holds ``model.keras``.
+        path: A ``.keras`` file, a run folder that holds ``model.keras``, or the name of a
+            shipped model (``camvid_compact``; see :mod:`deconvnet_tf.models.registry`).
         what: How the path is named in messages (the command-line flag).
 
     Returns:
@@ -46,7 +47,14 @@ def load_model_file(path: str | os.PathLike, what: str = "--model") -> tuple[ker
             a loadable ``.keras`` model (corrupt, truncated, another format).
     """
     from deconvnet_tf.models import load_model
+    from deconvnet_tf.models.registry import list_models, resolve
 
+    text = os.fspath(path)
+    if not Path(text).exists() and (text in list_models() or "://" in text):
+        try:  # a shipped model's name (or a URL): the registry finds the file
+            path, _ = resolve(text)
+        except (FileNotFoundError, ValueError) as err:
+            raise ModelFileError(f"{what} {text!r}: {_first_line(err)}") from err
     path = Path(path)
     if path.is_dir():
         if not (path / "model.keras").is_file():

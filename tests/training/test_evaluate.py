@@ -211,3 +211,12 @@ def test_confusion_png_row_normalised_named_and_sized_for_many_classes(tmp_path)
     assert big.shape[0] > small.shape[0]
     paths = save_report(report, tmp_path / "eval")
     assert cv2.imread(str(paths["confusion"])).shape == small.shape
+
+
+def test_load_model_file_finds_shipped_models_by_name():
+    from deconvnet_tf.training.evaluate import ModelFileError, load_model_file
+
+    model, path = load_model_file("horse_compact")
+    assert path.name == "horse_compact.keras" and model.output_shape[-1] == 2
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_model_file("not_a_model_name")
