@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["Reporter", "add_verbose_flag", "error_line", "max_pixels_type", "plain_text",
+__all__ = ["Reporter", "add_prediction_output_flags", "add_verbose_flag", "error_line", "max_pixels_type", "plain_text",
            "positive_int", "quiet_frameworks", "select_backend"]
 
 # Set in the environment of a re-executed console script, so that it never loops.
@@ -68,6 +68,19 @@ def select_backend(name: str | None, argv: Sequence[str] | None = None, *,
 def plain_text(doc: str | None) -> str:
     """A module docstring as ``--help`` text: without reStructuredText markup."""
     return (doc or "").replace("``", "").replace(":func:", "").replace(":mod:", "")
+
+
+def add_prediction_output_flags(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``, ``--skip-errors`` and ``--max-pixels`` of the prediction scripts."""
+    from deconvnet_tf.io import DEFAULT_MAX_PIXELS
+
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs of an earlier run (never an input)")
+    parser.add_argument("--skip-errors", action="store_true",
+                        help="report unreadable images and go on (exit status 1 if any)")
+    parser.add_argument("--max-pixels", type=max_pixels_type, default=DEFAULT_MAX_PIXELS,
+                        metavar="N", help="scale larger images down to N pixels for prediction "
+                        f"and the labels back up (default {DEFAULT_MAX_PIXELS}; 'none': no limit)")
 
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:

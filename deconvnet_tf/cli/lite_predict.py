@@ -7,8 +7,7 @@ import argparse
 import sys
 import time
 
-from deconvnet_tf.cli._common import Reporter, max_pixels_type, positive_int
-from deconvnet_tf.io import DEFAULT_MAX_PIXELS
+from deconvnet_tf.cli._common import Reporter, add_prediction_output_flags, positive_int
 
 __all__ = ["build_parser", "input_size_type", "main"]
 
@@ -96,13 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="interpreter threads (default 2)")
     parser.add_argument("--save-probs", action="store_true",
                         help="also write <stem>_probs.npy (float16 class probabilities)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace outputs of an earlier run (never an input)")
-    parser.add_argument("--skip-errors", action="store_true",
-                        help="report unreadable images and go on (exit status 1 if any)")
-    parser.add_argument("--max-pixels", type=max_pixels_type, default=DEFAULT_MAX_PIXELS,
-                        metavar="N", help="scale larger images down to N pixels for prediction "
-                        f"and the labels back up (default {DEFAULT_MAX_PIXELS}; 'none': no limit)")
+    add_prediction_output_flags(parser)
     parser.add_argument("--input-size", type=input_size_type, metavar="native|HxW",
                         help="resolution the model runs at: default the model's working "
                         "resolution (a fixed-size export's input); 'native': each image at its "

@@ -18,14 +18,13 @@ import argparse
 import sys
 
 from deconvnet_tf.cli._common import (
-    plain_text,
-    add_verbose_flag,
     Reporter,
-    max_pixels_type,
+    add_prediction_output_flags,
+    add_verbose_flag,
+    plain_text,
     positive_int,
     select_backend,
 )
-from deconvnet_tf.io import DEFAULT_MAX_PIXELS
 
 __all__ = ["main"]
 
@@ -62,13 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                         "~/.deconvnet, or the source tree's saved_models/)")
     parser.add_argument("--input", required=True, nargs="+", help="image file(s) and/or folder(s)")
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace outputs of an earlier run (never an input)")
-    parser.add_argument("--skip-errors", action="store_true",
-                        help="report unreadable images and go on (exit status 1 if any)")
-    parser.add_argument("--max-pixels", type=max_pixels_type, default=DEFAULT_MAX_PIXELS,
-                        metavar="N", help="scale larger images down to N pixels for prediction "
-                        f"and the labels back up (default {DEFAULT_MAX_PIXELS}; 'none': no limit)")
+    add_prediction_output_flags(parser)
     parser.add_argument("--input-size", type=_input_size, metavar="native|HxW",
                         help="resolution the model runs at: default the model's working "
                         "resolution (e.g. 180x240 for camvid_compact; native for a model "
