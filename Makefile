@@ -26,7 +26,7 @@ presets: $(STAMP)
 # cores better than one after the other), the backend-portable tests (marker "jax") under
 # KERAS_BACKEND=jax; the JAX run's output is printed after the TensorFlow run's. The long
 # documented commands (tests/test_docs.py cases marked slow: the demo, two-stage training,
-# exports, hed-initialised trainings, ~15 min) run in `make test-docs-slow`, which CI runs too.
+# exports, hed-initialised trainings, ~15 min) run in `make test-docs-slow` (before a release).
 test: $(STAMP)
 	@KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -q -m jax -p no:cacheprovider \
 		> .pytest-jax.log 2>&1 & jax=$$!; \
