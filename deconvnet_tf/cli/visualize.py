@@ -22,21 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import Reporter, add_verbose_flag, select_backend, plain_text
+from deconvnet_tf.cli._common import (Reporter, add_verbose_flag, plain_text, positive_int,
+                                      select_backend)
 
 __all__ = ["main"]
 
 PROG = "deconvnet-visualize"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _non_negative(text: str) -> int:
@@ -79,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer", required=True, help="layer name, e.g. block5_conv3")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--channel", type=_non_negative, help="the channel (feature map) to show")
-    which.add_argument("--top-channels", type=_positive, metavar="N",
+    which.add_argument("--top-channels", type=positive_int, metavar="N",
                        help="show the N channels with the strongest mean activation")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="PNG file to write")
@@ -92,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ties", choices=["exact", "skip"], default="exact",
                         help="exact: the paper's unpooling rule; skip: a display choice that "
                         "unpools nothing into all-zero pooling windows (docs/visualize.md)")
-    parser.add_argument("--top-k", type=_positive, default=9,
+    parser.add_argument("--top-k", type=positive_int, default=9,
                         help="strongest activations per channel (default 9)")
-    parser.add_argument("--batch-size", type=_positive, default=8)
-    parser.add_argument("--tile", type=_positive, help="tile side in pixels (default: from the "
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--tile", type=positive_int, help="tile side in pixels (default: from the "
                         "receptive field, 48..112)")
     parser.add_argument("--backend", choices=["tensorflow", "jax"])
     add_verbose_flag(parser)

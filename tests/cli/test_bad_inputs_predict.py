@@ -549,7 +549,7 @@ CASES = [
          lambda c: _viz(c, "--overwrite", inp=c.scene("imgs/a.png"), out=c.path("imgs/a.png")),
          ("a.png' would replace the input",)),
     Case("visualize: top-k 0", V, lambda c: _viz(c, "--top-k", "0"),
-         ("argument --top-k: expected a positive integer",)),
+         ("argument --top-k: expected an integer >= 1",)),
     Case("visualize: negative channel", V,
          lambda c: ["--model", "m", "--layer", "x", "--channel", "-1", "--input", "i",
                     "--output", "o.png"], ("argument --channel",)),

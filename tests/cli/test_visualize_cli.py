@@ -70,7 +70,7 @@ def test_cli_library_errors_exit_2(setup, capsys, extra, message):
         (["--layer", "block1_conv1", "--channel", "0", "--top-channels", "2"], "not allowed with argument"),
         (["--layer", "block1_conv1"], "one of the arguments --channel --top-channels is required"),
         (["--layer", "block1_conv1", "--channel", "0", "--mode", "occlusion"], "invalid choice"),
-        (["--layer", "block1_conv1", "--channel", "0", "--top-k", "0"], "expected a positive integer"),
+        (["--layer", "block1_conv1", "--channel", "0", "--top-k", "0"], "expected an integer >= 1"),
     ],
 )
 def test_cli_usage_errors(setup, capsys, argv, message):
