@@ -89,15 +89,22 @@ def color_jitter(image, seed, brightness: float = 0.2, contrast: float = 0.2, sa
 
 
 def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.25),
-            flip: bool = True, jitter: bool = True):
-    """The training augmentation: random scale, crop (with padding), flip, colour jitter."""
+            flip: bool = True, jitter: bool | float = True):
+    """The training augmentation: random scale, crop (with padding), flip, colour jitter.
+
+    ``jitter``: ``True`` (strength 0.2), ``False``/0 (off) or the strength (brightness delta
+    and contrast/saturation ranges ``1 +- strength``).
+    """
+    from deconvnet_tf.data.augment_np import jitter_strength
+
     tf = _tf()
+    strength = jitter_strength(jitter)
     seeds = tf.random.experimental.stateless_split(seed, 4)
     if scale is not None:
         image, label = random_scale(image, label, seeds[0], *scale)
     image, label = random_crop(image, label, crop_size[0], crop_size[1], ignore_label, seeds[1])
     if flip:
         image, label = random_flip(image, label, seeds[2])
-    if jitter:
-        image = color_jitter(image, seeds[3])
+    if strength:
+        image = color_jitter(image, seeds[3], strength, strength, strength)
     return image, label

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["random_scale", "pad_to_size", "random_crop", "center_crop", "random_flip",
-           "adjust_brightness", "adjust_contrast", "adjust_saturation", "color_jitter", "augment"]
+           "adjust_brightness", "adjust_contrast", "adjust_saturation", "color_jitter", "jitter_strength", "augment"]
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
@@ -138,10 +138,20 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float 
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
+def jitter_strength(jitter: bool | float) -> float:
+    """The colour-jitter strength of an ``augment(jitter=...)`` argument (``True``: 0.2)."""
+    if jitter is True:
+        return 0.2
+    strength = float(jitter)
+    if not 0 <= strength < 1:
+        raise ValueError(f"jitter must be a bool or a strength in [0, 1), got {jitter!r}")
+    return strength
+
+
 def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, *,
             crop_size: Sequence[int], ignore_label: int,
             scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
-            jitter: bool = True):
+            jitter: bool | float = True):
     """The training augmentation: random scale, crop (with padding), flip, colour jitter.
 
     Args:
@@ -152,7 +162,8 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, *,
         ignore_label: Label of padded pixels.
         scale: ``(min, max)`` scale factors, or ``None`` for no rescaling.
         flip: Random horizontal flips.
-        jitter: Random colour jitter.
+        jitter: Random colour jitter: ``True`` (strength 0.2), ``False``/0 (off) or the
+            strength (brightness delta and contrast/saturation ranges ``1 +- strength``).
 
     Returns:
         ``(image uint8 (h, w, 3), label uint8 (h, w))``, contiguous.
@@ -166,6 +177,7 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, *,
     image, label = random_crop(image, label, int(crop_size[0]), int(crop_size[1]), ignore_label, rng)
     if flip:
         image, label = random_flip(image, label, rng)
-    if jitter:
-        image = color_jitter(image, rng)
+    strength = jitter_strength(jitter)
+    if strength:
+        image = color_jitter(image, rng, strength, strength, strength)
     return np.ascontiguousarray(image), np.ascontiguousarray(label)

@@ -23,7 +23,7 @@ def make_pipeline(
     seed: int = 0,
     scale: tuple[float, float] | None = (0.75, 1.25),
     flip: bool = True,
-    jitter: bool = True,
+    jitter: bool | float = True,
 ):
     """Batches ``(image, label)`` pairs for Keras ``fit``/``evaluate``.
 
@@ -41,7 +41,8 @@ def make_pipeline(
         cache: Cache decoded examples in memory before the random ops.
         deterministic: Keep element order fixed (reproducible batches given ``seed``).
         seed: Seed of shuffling and augmentation.
-        scale, flip, jitter: Augmentation options of ``"crop"`` training.
+        scale, flip, jitter: Augmentation options of ``"crop"`` training (``jitter``: a bool
+            or the colour-jitter strength, see :func:`deconvnet_tf.data.augment.augment`).
 
     Returns:
         A dataset of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.

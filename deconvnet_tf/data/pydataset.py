@@ -95,7 +95,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         seed: int = 0,
         scale: tuple[float, float] | None = (0.75, 1.25),
         flip: bool = True,
-        jitter: bool = True,
+        jitter: bool | float = True,
         cache: bool = True,
         validate: bool = True,
         workers: int = 1,
@@ -124,7 +124,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.seed = int(seed)
         self.scale = None if scale is None else (float(scale[0]), float(scale[1]))
         self.flip = bool(flip)
-        self.jitter = bool(jitter)
+        self.jitter = jitter if isinstance(jitter, bool) else aug.jitter_strength(jitter)
         self.cache = bool(cache)
         if source is not None:
             from deconvnet_tf.data.sources import load_record
@@ -242,7 +242,7 @@ def make_pydataset(
     seed: int = 0,
     scale: tuple[float, float] | None = (0.75, 1.25),
     flip: bool = True,
-    jitter: bool = True,
+    jitter: bool | float = True,
     cache: bool = True,
     validate: bool = True,
     workers: int = 1,

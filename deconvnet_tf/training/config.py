@@ -66,6 +66,11 @@ class TrainConfig:
         epochs: Epochs.
         batch_size: Global batch size.
         crop_size: ``[height, width]`` of training crops.
+        scale_range: ``[min, max]`` of the random rescale before each ``"crop"`` training crop
+            (image bilinear, label nearest; ``[1, 1]`` turns it off).
+        color_jitter: Strength of the random brightness/contrast/saturation jitter of
+            ``"crop"`` training (brightness delta and contrast/saturation factor ranges
+            ``1 +- color_jitter``; 0 turns it off).
         optimizer: ``"sgd"`` (paper) or ``"adam"``.
         learning_rate: Initial learning rate (paper: 0.01).
         momentum: SGD momentum (paper: 0.9).
@@ -125,6 +130,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 8
     crop_size: list[int] = field(default_factory=lambda: [224, 224])
+    scale_range: list[float] = field(default_factory=lambda: [0.75, 1.25])
+    color_jitter: float = 0.2
     optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9
@@ -185,6 +192,10 @@ class TrainConfig:
             value = getattr(self, name)
             if len(value) != 2 or min(int(v) for v in value) < 16:
                 fail(name, f"must be [height, width] with both >= 16, got {value!r}")
+        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
+            fail("scale_range", f"must be [min, max] with 0 < min <= max, got {self.scale_range!r}")
+        if not 0 <= self.color_jitter < 1:
+            fail("color_jitter", f"must be in [0, 1), got {self.color_jitter!r}")
         if self.data is not None and self.tfds is not None:
             fail("tfds", "give either data (a folder) or tfds (a TFDS name), not both")
         if self.stage in ("stage1", "stage2", "two_stage"):
@@ -311,6 +322,12 @@ def _check_types(config: TrainConfig, fail) -> None:
         elif origin is str:
             if not isinstance(value, str):
                 fail(name, f"expected a string, got {value!r}")
+        elif origin is list and typing.get_args(annotation) == (float,):
+            if not (isinstance(value, (list, tuple)) and all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in value)):
+                fail(name, f"expected a list of finite numbers such as [0.5, 2.0], got {value!r}")
+            setattr(config, name, [float(v) for v in value])
         elif origin is list:
             if not (isinstance(value, (list, tuple)) and all(integral(v) for v in value)):
                 fail(name, f"expected a list of integers such as [224, 224], got {value!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -469,7 +470,7 @@ def _build_and_compile(config: TrainConfig, num_classes: int, ignore: int, class
     the current dtype policy (``mixed_float16`` adds loss scaling)."""
     from deconvnet_tf.models import build_model, load_encoder_weights, load_model
     from deconvnet_tf.training.losses import SegmentationCrossEntropy
-    from deconvnet_tf.training.metrics import mean_iou_metric
+    from deconvnet_tf.evaluation.metrics import mean_iou_metric
 
     try:
         model = build_model(config.preset, num_classes=num_classes,
@@ -525,20 +526,24 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks, overwrite: 
             keras.config.set_dtype_policy("float32")
 
 
-def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
-         continue_from: int | None) -> TrainResult:
-    from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
-    from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.training.callbacks import (AtomicModelCheckpoint, TimeEstimate, TrainingBackup, lr_schedule,
-                                                 restore_backup, save_model_atomic)
+@dataclass
+class _Inputs:
+    """What the run reads: the source, its classes and the batches of ``fit``."""
+
+    source: object
+    info: object
+    num_classes: int
+    ignore: int
+    class_weights: list | None
+    train_data: Callable[[int], object]  # batches from batch ``position`` of the run on
+    val_ds: object | None
+    steps: int
+
+
+def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
+    """``(num_classes, ignore_label, class_weights)``; validates the training split."""
     from deconvnet_tf.training.losses import median_frequency_weights
-    from deconvnet_tf.training.runfolder import RunFolderError, truncate_log
 
-    task_type, _ = _task(strategy)
-    keras.utils.set_random_seed(config.seed)
-    _set_precision(config.mixed_precision)
-
-    source = open_data_source(config)
     info = source.info
     if config.num_classes is not None and config.num_classes < info.num_classes:
         raise ConfigError(f"config field 'num_classes': {config.num_classes} is fewer than the "
@@ -551,9 +556,21 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
         if config.class_weighting == "median_frequency":
             class_weights = median_frequency_weights(pixel_counts, image_pixels)
             class_weights = np.pad(class_weights, (0, num_classes - len(class_weights))).tolist()
+    return num_classes, ignore, class_weights
 
+
+def _inputs(config: TrainConfig, strategy) -> _Inputs:
+    """Opens the data and builds the training batches (a function of the start position)
+    and the validation batches."""
+    from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
+    from deconvnet_tf.data.pipeline import make_pipeline
+
+    task_type, _ = _task(strategy)
+    source = open_data_source(config)
+    num_classes, ignore, class_weights = _class_setup(config, source)
     pipeline_args = dict(batch_size=config.batch_size, crop_size=tuple(config.crop_size),
                          ignore_label=ignore, seed=config.seed, deterministic=config.deterministic)
+    augmentation = dict(scale=tuple(config.scale_range), jitter=config.color_jitter)
     records = windows = None
     if config.stage in ("stage1", "stage2"):
         records = source.records(config.train_split)
@@ -586,12 +603,13 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
             from deconvnet_tf.data.pydataset import make_pydataset
 
             ds = make_pydataset(None, config.train_split, source=source, mode=config.stage,
-                                training=True, validate=False,
+                                training=True, validate=False, **augmentation,
                                 cache=_cache_fits(source, config.train_split), **args)
             return _SkipBatches(ds, skip) if skip else ds
         else:
             ds = make_pipeline(source.dataset(config.train_split), mode=config.stage,
-                               training=True, cache=_cache_fits(source, config.train_split), **args)
+                               training=True, **augmentation,
+                               cache=_cache_fits(source, config.train_split), **args)
         if skip:
             ds = ds.skip(skip)
         if task_type is not None:
@@ -614,36 +632,50 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
         if task_type is not None:
             val_ds = val_ds.with_options(_autoshard_options())
     steps = config.steps_per_epoch or max(1, math.ceil(num_train / config.batch_size))
+    return _Inputs(source, source.info, num_classes, ignore, class_weights, train_data, val_ds,
+                   steps)
 
+
+def _model_for(config: TrainConfig, strategy, inputs: _Inputs):
+    """The compiled model, built in the strategy's scope (synchronised BatchNorm under it)."""
     jit_compile = resolve_jit_compile(config)
     unpooling = config.unpooling or ("switch" if jit_compile else None)
     overrides = {} if config.bn_momentum is None else {"bn_momentum": config.bn_momentum}
     if unpooling is not None and not config.preset.startswith("fcn"):
         overrides["unpooling"] = unpooling
-
-    args = (config, num_classes, ignore, class_weights, jit_compile, overrides)
-    scope = contextlib.nullcontext() if strategy is None else strategy.scope()
-    with scope:
+    args = (config, inputs.num_classes, inputs.ignore, inputs.class_weights, jit_compile, overrides)
+    with _scope(strategy):
         model = _build_and_compile(*args)
     if strategy is not None:
         if config.sync_batchnorm and keras.config.backend() == "tensorflow":
             from deconvnet_tf.training.callbacks import set_batchnorm_sync
 
             set_batchnorm_sync(model, True)
-        if task_type is not None:
+        if _task(strategy)[0] is not None:
             _patch_symbolic_build(model, strategy)
+    return model
 
-    # Where this call starts: a finished run continued (--resume), or the last backup.
-    backup_dir = output / "backup"
+
+def _scope(strategy):
+    return contextlib.nullcontext() if strategy is None else strategy.scope()
+
+
+def _start_point(model, output: Path, strategy, continue_from: int | None,
+                 steps: int) -> tuple[int, int]:
+    """``(epoch, step)`` where this call starts: a finished run continued (``--resume``), the
+    last backup, or ``(0, 0)``; the weights and optimizer state are restored into ``model``."""
+    from deconvnet_tf.training.callbacks import restore_backup
+    from deconvnet_tf.training.runfolder import RunFolderError
+
     start_epoch, start_step = 0, 0
-    with (contextlib.nullcontext() if strategy is None else strategy.scope()):
+    with _scope(strategy):
         if continue_from is not None:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(str(output / "model.keras"))  # weights and optimizer state
             start_epoch = continue_from
         else:
             try:
-                point = restore_backup(model, backup_dir)
+                point = restore_backup(model, output / "backup")
             except ValueError as err:
                 raise RunFolderError(f"cannot resume the run in {str(output)!r}: {err}; use "
                                      "overwrite (--overwrite) to start again") from err
@@ -651,19 +683,27 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
                 start_epoch, start_step = point
     if start_step >= steps:  # the epoch's steps were all done before the interruption
         start_epoch, start_step = start_epoch + 1, 0
-    resumed = start_epoch > 0 or start_step > 0
-    truncate_log(output / "log.csv", start_epoch)  # epochs about to be redone
+    return start_epoch, start_step
 
-    checkpoint = AtomicModelCheckpoint(output / "checkpoints",
-                                       monitor="val_mean_iou" if val_ds is not None else "mean_iou",
-                                       fallback=val_ds is None)
-    if resumed:
+
+def _run_callbacks(config: TrainConfig, output: Path, strategy, verbose, callbacks,
+                   inputs: _Inputs, start: tuple[int, int]):
+    """``(callbacks, backup)``: the user's, then time estimate, schedule, NaN stop, CSV log,
+    checkpoints, TensorBoard, and last the resumable backup."""
+    from deconvnet_tf.training.callbacks import (AtomicModelCheckpoint, TimeEstimate,
+                                                 TrainingBackup, lr_schedule)
+
+    start_epoch, start_step = start
+    checkpoint = AtomicModelCheckpoint(
+        output / "checkpoints", monitor="val_mean_iou" if inputs.val_ds is not None else "mean_iou",
+        fallback=inputs.val_ds is None)
+    if start_epoch > 0 or start_step > 0:
         checkpoint.restore_best()
     else:
         with contextlib.suppress(FileNotFoundError):
             (output / "checkpoints" / "best.json").unlink()
-    backup = TrainingBackup(backup_dir, config.checkpoint_every, steps_per_epoch=steps)
-    left = max((config.epochs - start_epoch) * steps - start_step, 0)
+    backup = TrainingBackup(output / "backup", config.checkpoint_every, steps_per_epoch=inputs.steps)
+    left = max((config.epochs - start_epoch) * inputs.steps - start_step, 0)
     callbacks = list(callbacks or []) + [
         TimeEstimate(left, threshold=TIME_ESTIMATE_THRESHOLD,
                      printer=print if verbose else (lambda line: None)),
@@ -679,16 +719,46 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
         import tensorflow  # noqa: F401  (Keras' TensorBoard callback writes with tf.summary)
 
         callbacks.append(keras.callbacks.TensorBoard(str(output / "tensorboard"), write_graph=False))
-        if val_ds is not None and _task(strategy)[1] == 0:  # the chief logs a few predictions
+        if inputs.val_ds is not None and _task(strategy)[1] == 0:  # the chief logs predictions
             from deconvnet_tf.training.tb_images import PredictionImages
 
             callbacks.append(PredictionImages.from_source(
-                output / "tensorboard" / "val_images", source, config.val_split))
+                output / "tensorboard" / "val_images", inputs.source, config.val_split))
     except ImportError:  # the TensorBoard callback needs the tensorboard package
         pass
     # Last: an epoch counts as done (not redone after a crash) once its log row and
     # checkpoints are written.
     callbacks.append(backup)
+    return callbacks, backup
+
+
+def _segments(start_epoch: int, start_step: int, epochs: int) -> list[tuple[int, int, int]]:
+    """``(first, last, steps done)`` fit calls: an epoch interrupted in the middle is finished
+    first (its remaining steps), then the remaining epochs run, so the batches and weights
+    are those of an uninterrupted run."""
+    segments = []
+    epoch = start_epoch
+    if start_step and epoch < epochs:
+        segments.append((epoch, epoch + 1, start_step))
+        epoch += 1
+    if epoch < epochs:
+        segments.append((epoch, epochs, 0))
+    return segments
+
+
+def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
+         continue_from: int | None) -> TrainResult:
+    from deconvnet_tf.training.callbacks import save_model_atomic
+    from deconvnet_tf.training.runfolder import truncate_log
+
+    keras.utils.set_random_seed(config.seed)
+    _set_precision(config.mixed_precision)
+    inputs = _inputs(config, strategy)
+    model = _model_for(config, strategy, inputs)
+    start_epoch, start_step = _start_point(model, output, strategy, continue_from, inputs.steps)
+    truncate_log(output / "log.csv", start_epoch)  # epochs about to be redone
+    callbacks, backup = _run_callbacks(config, output, strategy, verbose, callbacks, inputs,
+                                       (start_epoch, start_step))
     validation_freq = validation_epochs(config.epochs, config.validation_freq)
     fit_scope = contextlib.nullcontext()
     if strategy is not None and keras.config.backend() == "jax":
@@ -697,22 +767,14 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
         check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
         fit_scope = strategy.scope()  # keras.distribution shards batches inside its scope
 
-    # An epoch interrupted in the middle is finished first (its remaining steps), then the
-    # remaining epochs run: the batches and weights are those of an uninterrupted run.
-    segments = []
-    epoch = start_epoch
-    if start_step and epoch < config.epochs:
-        segments.append((epoch, epoch + 1, start_step))
-        epoch += 1
-    if epoch < config.epochs:
-        segments.append((epoch, config.epochs, 0))
     history: dict = {}
+    steps = inputs.steps
     with fit_scope:
-        for first, last, done in segments:
+        for first, last, done in _segments(start_epoch, start_step, config.epochs):
             backup.step_offset = done
             fitted = model.fit(
-                train_data(first * steps + done), initial_epoch=first, epochs=last,
-                steps_per_epoch=steps - done, validation_data=val_ds,
+                inputs.train_data(first * steps + done), initial_epoch=first, epochs=last,
+                steps_per_epoch=steps - done, validation_data=inputs.val_ds,
                 validation_steps=config.validation_steps, validation_freq=validation_freq,
                 callbacks=callbacks, verbose=verbose,
                 shuffle=False,  # the input pipeline shuffles
@@ -723,11 +785,11 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
                 break
     epochs_done = backup.epochs_done if backup.epochs_done is not None else start_epoch
     model_path = save_model_atomic(model, output / "model.keras")
-    _mark_finished(output, epochs_done, config.epochs, info.class_names, ignore)
-    shutil.rmtree(backup_dir, ignore_errors=True)
+    _mark_finished(output, epochs_done, config.epochs, inputs.info.class_names, inputs.ignore)
+    shutil.rmtree(output / "backup", ignore_errors=True)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    return TrainResult(output, model_path, history, info.class_names, ignore, replicas,
-                       epochs_done=epochs_done, initial_epoch=start_epoch)
+    return TrainResult(output, model_path, history, inputs.info.class_names, inputs.ignore,
+                       replicas, epochs_done=epochs_done, initial_epoch=start_epoch)
 
 
 def _autoshard_options():

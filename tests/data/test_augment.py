@@ -223,6 +223,26 @@ def test_augment_flips_and_jitters_by_default(ops):
     assert 0 < mirrored < 16 and jittered == 16
 
 
+def test_augment_jitter_strength_sets_the_brightness_range(ops):
+    """``jitter=s`` draws brightness deltas in [-s, s]: 0 is off, 0.5 reaches past 0.2."""
+    image = np.full((12, 16, 3), 128, np.uint8)
+    label = np.zeros((12, 16), np.uint8)
+    kwargs = dict(crop_size=(12, 16), ignore_label=255, scale=None, flip=False)
+    for i in range(4):
+        out, _ = ops.augment(image, label, i, jitter=0.0, **kwargs)
+        np.testing.assert_array_equal(out, image)
+    spread = [np.abs(ops.augment(image, label, i, jitter=0.5, **kwargs)[0].astype(float) - 128)
+              .mean() / 255 for i in range(24)]
+    assert 0.25 < max(spread) <= 0.5 + 1 / 255
+
+
+@pytest.mark.parametrize("jitter", [1.0, -0.1, 2])
+def test_augment_rejects_a_jitter_strength_outside_0_1(ops, jitter):
+    image, label = photo()
+    with pytest.raises(ValueError, match="jitter must be a bool or a strength in"):
+        ops.augment(image, label, 0, crop_size=(12, 16), ignore_label=255, jitter=jitter)
+
+
 def test_documented_defaults(ops):
     """README/docs: scale 0.75-1.25, brightness/contrast/saturation 0.2, flip and jitter on."""
     params = inspect.signature(ops.module.augment).parameters

@@ -23,6 +23,13 @@ def test_overrides_parse_by_field_type():
     assert (c.data, c.num_classes, c.encoder_weights, c.bn_momentum) == ("/x", None, "hed", 0.9)
 
 
+def test_augmentation_fields_parse_as_floats_and_default_to_the_old_augmentation():
+    assert (TrainConfig().scale_range, TrainConfig().color_jitter) == ([0.75, 1.25], 0.2)
+    c = TrainConfig().with_overrides(["scale_range=[0.5,2]", "color_jitter=0"])
+    assert c.scale_range == [0.5, 2.0] and all(type(v) is float for v in c.scale_range)
+    assert c.color_jitter == 0.0
+
+
 @pytest.mark.parametrize(
     "assignment,message",
     [
@@ -36,6 +43,12 @@ def test_overrides_parse_by_field_type():
         ("jit_compile=true", None),
         ("lr_schedule=linear", "'lr_schedule'"),
         ("validation_freq=0", "'validation_freq'"),
+        ("scale_range=[0,2]", "'scale_range'"),
+        ("scale_range=[2,1]", "'scale_range'"),
+        ("scale_range=[0.5]", "'scale_range'"),
+        ('scale_range=["a",2]', "'scale_range'"),
+        ("color_jitter=1", "'color_jitter'"),
+        ("color_jitter=-0.1", "'color_jitter'"),
     ],
 )
 def test_bad_values_name_the_field(assignment, message):

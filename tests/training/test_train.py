@@ -254,3 +254,23 @@ def test_decoupled_weight_decay_reaches_the_optimizer(tmp_path):
     for path in kernels:
         np.testing.assert_allclose(finals[0.0][path] - finals[wd][path], lr * wd * w0[path],
                                    rtol=1e-3, atol=1e-6, err_msg=path)
+
+
+def test_scale_range_and_color_jitter_reach_the_training_pipeline(tmp_path, monkeypatch):
+    """The config's augmentation fields are what the tf.data training pipeline gets."""
+    from deconvnet_tf.data import pipeline
+
+    calls = []
+    real = pipeline.make_pipeline
+
+    def recording(dataset, **kwargs):
+        calls.append(kwargs)
+        return real(dataset, **kwargs)
+
+    monkeypatch.setattr(pipeline, "make_pipeline", recording)
+    config = tiny_config(tmp_path, epochs=1, steps_per_epoch=1, scale_range=[0.5, 2.0],
+                         color_jitter=0.0)
+    train(config, verbose=0)
+    training_calls = [c for c in calls if c.get("training")]
+    assert training_calls, "the training pipeline was not built with make_pipeline"
+    assert all(c["scale"] == (0.5, 2.0) and c["jitter"] == 0.0 for c in training_calls)
