@@ -330,14 +330,21 @@ def train(
 
     >>> result = train(TrainConfig(preset="deconvnet_tiny", output="runs/shapes", epochs=2))
     """
-    from deconvnet_tf.training.runfolder import RunLock, prepare_output
-
     _check_files(config)
     # MultiWorkerMirroredStrategy must exist before other TensorFlow work in the process.
     strategy = _strategy(config.strategy)
     if config.stage != "two_stage":
         return _train_single(config, strategy, verbose, callbacks, overwrite, resume)
+    return _train_two_stage(config, strategy, verbose, callbacks, overwrite, resume)
+
+
+def _train_two_stage(config: TrainConfig, strategy, verbose, callbacks, overwrite: bool,
+                     resume: bool) -> TrainResult:
+    """Stage 1 in ``<output>/stage1``, then stage 2 from its model in ``<output>/stage2``;
+    ``<output>/model.keras`` is stage 2's model."""
     import dataclasses
+
+    from deconvnet_tf.training.runfolder import RunLock, prepare_output
 
     output = prepare_output(config.output)
     task_type, _ = _task(strategy)
