@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Group -> (modules to mutate, tests that cover them). Groups are data: add a line.
 GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "augmentation": (
-        ("deconvnet_tf/data/augment.py", "deconvnet_tf/data/augment_np.py"),
-        ("tests/data/test_augment.py", "tests/data/test_folder_pipeline.py",
-         "tests/data/test_pydataset.py"),
+        ("deconvnet_tf/data/augment.py", "deconvnet_tf/data/augment_np.py",
+         "deconvnet_tf/data/augment_spec.py"),
+        ("tests/data/test_augment.py", "tests/data/test_augment_parity.py",
+         "tests/data/test_folder_pipeline.py", "tests/data/test_pydataset.py"),
     ),
     "ensemble": (
         ("deconvnet_tf/inference/ensemble.py",),

@@ -1,14 +1,27 @@
 """Augmentations on ``(image uint8 (H, W, 3), label uint8 (H, W))`` pairs, in TensorFlow ops.
 
+The TensorFlow executor of the training augmentation (the tf.data pipeline,
+:func:`deconvnet_tf.data.pipeline.make_pipeline`); :mod:`deconvnet_tf.data.augment_np` is the
+NumPy executor (the PyDataset pipeline). The spec, every random parameter of it, lives in
+:mod:`deconvnet_tf.data.augment_spec`: the random ops here draw their parameters from it
+through ``tf.numpy_function`` and apply them with TF ops, so the same key gives the same
+scale, crop window and flip as the NumPy executor (labels identical) and the same colour jitter
+(images within one grey level).
+
 Labels are only ever resampled with nearest neighbour; padding fills the image with 0 and the
-label with the ignore label. Random ops take a stateless ``seed`` (shape ``[2]`` int32) so the
-pipeline is reproducible.
+label with the ignore label. Random ops take a ``seed``: a ``[2]`` integer tensor (or pair)
+``(seed, index)``, the key of :func:`deconvnet_tf.data.augment_spec.as_key`; the pipelines
+pass ``(pipeline seed, stream position)``.
 """
 
 from __future__ import annotations
 
-__all__ = ["random_scale", "pad_to_size", "random_crop", "center_crop", "random_flip",
-           "color_jitter", "augment"]
+import numpy as np
+
+from deconvnet_tf.data import augment_spec as spec
+
+__all__ = ["random_scale", "resize", "pad_to_size", "random_crop", "crop_at", "center_crop",
+           "random_flip", "adjust_colors", "color_jitter", "draw_params", "augment"]
 
 
 def _tf():
@@ -17,16 +30,67 @@ def _tf():
     return tf
 
 
+def _seed(seed):
+    """The seed as an int64 ``[2]`` tensor (what ``tf.numpy_function`` hands to the spec)."""
+    tf = _tf()
+    seed = tf.convert_to_tensor(seed)
+    if not seed.dtype.is_integer:
+        raise ValueError(f"seed must be an integer [2] tensor (seed, index), got {seed.dtype}")
+    return tf.ensure_shape(tf.cast(seed, tf.int64), [2])
+
+
+def _spec_call(fn, inputs, dtype, shape):
+    """``fn(*inputs)`` of the spec, as a tensor of ``dtype`` and static ``shape``."""
+    tf = _tf()
+    np_dtype = dtype.as_numpy_dtype
+
+    def call(*args):
+        return np.asarray(fn(*args), np_dtype).reshape(shape)
+
+    out = tf.numpy_function(call, list(inputs), dtype, stateful=False)
+    return tf.ensure_shape(out, shape)
+
+
+def _nearest_indices(in_size, out_size):
+    """:func:`deconvnet_tf.data.augment_spec.nearest_indices` in TF integer ops (exact)."""
+    tf = _tf()
+    i = tf.range(tf.cast(out_size, tf.int64), dtype=tf.int64)
+    return ((2 * i + 1) * tf.cast(in_size, tf.int64)) // (2 * tf.cast(out_size, tf.int64))
+
+
+def _resize_float(image, label, size):
+    """The image as float32 resized bilinearly (half-pixel centres, not rounded), the label
+    with nearest neighbour (the spec's ``nearest_indices``)."""
+    tf = _tf()
+    shape = tf.shape(label)
+    size = tf.convert_to_tensor(size)
+    rows = _nearest_indices(shape[0], size[0])
+    cols = _nearest_indices(shape[1], size[1])
+    x = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear")
+    return x, tf.gather(tf.gather(label, rows, axis=0), cols, axis=1)
+
+
+def _to_uint8(x):
+    tf = _tf()
+    return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+
+
+def resize(image, label, size):
+    """Resizes both to ``size`` (``[2]`` int): image bilinear (rounded, uint8), label nearest
+    (the spec's :func:`deconvnet_tf.data.augment_spec.nearest_indices`)."""
+    x, label = _resize_float(image, label, size)
+    return _to_uint8(x), label
+
+
 def random_scale(image, label, seed, min_scale: float = 0.75, max_scale: float = 1.25):
     """Rescales both by a random factor: image bilinear, label nearest."""
     tf = _tf()
-    scale = tf.random.stateless_uniform([], seed, min_scale, max_scale)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
-    image = tf.image.resize(image, size, method="bilinear")
-    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-    label = tf.image.resize(label[..., None], size, method="nearest")[..., 0]
-    return image, label
+    shape = tf.shape(image)
+
+    def size(key, height, width):
+        return spec.scaled_size(key, height, width, min_scale, max_scale)
+
+    return resize(image, label, _spec_call(size, [_seed(seed), shape[0], shape[1]], tf.int32, [2]))
 
 
 def pad_to_size(image, label, height: int, width: int, ignore_label: int):
@@ -40,16 +104,25 @@ def pad_to_size(image, label, height: int, width: int, ignore_label: int):
     return image, label
 
 
-def random_crop(image, label, height: int, width: int, ignore_label: int, seed):
-    """Pads if needed, then crops the same random ``height x width`` window from both."""
+def crop_at(image, label, top, left, height: int, width: int, ignore_label: int):
+    """Pads if needed, then crops the ``height x width`` window at ``(top, left)`` from both."""
     tf = _tf()
     image, label = pad_to_size(image, label, height, width, ignore_label)
-    shape = tf.shape(image)
-    top = tf.random.stateless_uniform([], seed, 0, shape[0] - height + 1, dtype=tf.int32)
-    left = tf.random.stateless_uniform([], seed + 1, 0, shape[1] - width + 1, dtype=tf.int32)
     image = image[top : top + height, left : left + width]
     label = label[top : top + height, left : left + width]
     return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(label, (height, width))
+
+
+def random_crop(image, label, height: int, width: int, ignore_label: int, seed):
+    """Pads if needed, then crops the same random ``height x width`` window from both."""
+    tf = _tf()
+    shape = tf.shape(image)
+
+    def offset(key, h, w):
+        return spec.crop_offset(key, h, w, height, width)
+
+    top_left = _spec_call(offset, [_seed(seed), shape[0], shape[1]], tf.int32, [2])
+    return crop_at(image, label, top_left[0], top_left[1], height, width, ignore_label)
 
 
 def center_crop(image, label, height: int, width: int, ignore_label: int):
@@ -63,13 +136,37 @@ def center_crop(image, label, height: int, width: int, ignore_label: int):
     return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(label, (height, width))
 
 
-def random_flip(image, label, seed):
-    """Mirrors both horizontally with probability 1/2."""
+def _flip_if(image, label, flip):
     tf = _tf()
-    flip = tf.random.stateless_uniform([], seed) < 0.5
     image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
     label = tf.cond(flip, lambda: label[:, ::-1], lambda: label)
     return image, label
+
+
+def random_flip(image, label, seed):
+    """Mirrors both horizontally with probability 1/2."""
+    tf = _tf()
+    return _flip_if(image, label, _spec_call(spec.flip, [_seed(seed)], tf.bool, []))
+
+
+def _jitter_float(x, brightness=None, contrast=None, saturation=None):
+    """The colour steps on a float image of 0..255 values (not rounded)."""
+    tf = _tf()
+    x = x / 255.0
+    if brightness is not None:
+        x = tf.image.adjust_brightness(x, brightness)
+    if contrast is not None:
+        x = tf.image.adjust_contrast(x, contrast)
+    if saturation is not None:
+        x = tf.image.adjust_saturation(x, saturation)
+    return x * 255.0
+
+
+def adjust_colors(image, brightness=None, contrast=None, saturation=None):
+    """Brightness delta, contrast factor, saturation factor (``None`` skips a step), in that
+    order, on the 0..1 scale, then round and clip (uint8 in, uint8 out)."""
+    tf = _tf()
+    return _to_uint8(_jitter_float(tf.cast(image, tf.float32), brightness, contrast, saturation))
 
 
 def color_jitter(image, seed, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2):
@@ -78,33 +175,60 @@ def color_jitter(image, seed, brightness: float = 0.2, contrast: float = 0.2, sa
     A range of 0 turns that step off.
     """
     tf = _tf()
-    x = tf.cast(image, tf.float32) / 255.0
-    if brightness:
-        x = tf.image.stateless_random_brightness(x, brightness, seed)
-    if contrast:
-        x = tf.image.stateless_random_contrast(x, 1 - contrast, 1 + contrast, seed + 2)
-    if saturation:
-        x = tf.image.stateless_random_saturation(x, 1 - saturation, 1 + saturation, seed + 3)
-    return tf.cast(tf.clip_by_value(tf.round(x * 255.0), 0, 255), tf.uint8)
+
+    def factors(key):
+        return spec.jitter_factors(key, brightness, contrast, saturation)
+
+    f = _spec_call(factors, [_seed(seed)], tf.float32, [3])
+    return adjust_colors(image, f[0] if brightness else None, f[1] if contrast else None,
+                         f[2] if saturation else None)
+
+
+def draw_params(seed, image, *, crop_size, scale=(0.75, 1.25), flip: bool = True,
+                jitter: bool | float = True):
+    """:func:`deconvnet_tf.data.augment_spec.draw` for ``image``'s size, as tensors.
+
+    Returns:
+        ``(sizes, colours)``: int32 ``[height, width, top, left, flip]`` and float32
+        ``[brightness delta, contrast factor, saturation factor]``.
+    """
+    tf = _tf()
+    shape = tf.shape(image)
+
+    def draw(key, height, width):
+        p = spec.draw(key, height, width, crop_size=crop_size, scale=scale, flip=flip,
+                      jitter=jitter)
+        return (np.array([p.height, p.width, p.top, p.left, p.flip], np.int32),
+                np.array([p.brightness, p.contrast, p.saturation], np.float32))
+
+    sizes, colours = tf.numpy_function(draw, [_seed(seed), shape[0], shape[1]],
+                                       (tf.int32, tf.float32), stateful=False)
+    return tf.ensure_shape(sizes, [5]), tf.ensure_shape(colours, [3])
 
 
 def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.25),
             flip: bool = True, jitter: bool | float = True):
     """The training augmentation: random scale, crop (with padding), flip, colour jitter.
 
+    The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
+    :func:`deconvnet_tf.data.augment_np.augment` draws for the same key.
+
     ``jitter``: ``True`` (strength 0.2), ``False``/0 (off) or the strength (brightness delta
     and contrast/saturation ranges ``1 +- strength``).
     """
-    from deconvnet_tf.data.augment_np import jitter_strength
-
     tf = _tf()
-    strength = jitter_strength(jitter)
-    seeds = tf.random.experimental.stateless_split(seed, 4)
+    strength = spec.jitter_strength(jitter)
+    height, width = int(crop_size[0]), int(crop_size[1])
+    sizes, colours = draw_params(seed, image, crop_size=(height, width), scale=scale, flip=flip,
+                                 jitter=strength)
+    # Float from the resize to the end, rounded once (as the NumPy executor).
     if scale is not None:
-        image, label = random_scale(image, label, seeds[0], *scale)
-    image, label = random_crop(image, label, crop_size[0], crop_size[1], ignore_label, seeds[1])
+        x, label = _resize_float(image, label, sizes[:2])
+    else:
+        x = tf.cast(image, tf.float32)
+    x, label = crop_at(x, label, sizes[2], sizes[3], height, width, ignore_label)
     if flip:
-        image, label = random_flip(image, label, seeds[2])
+        x, label = _flip_if(x, label, sizes[4] > 0)
     if strength:
-        image = color_jitter(image, seeds[3], strength, strength, strength)
-    return image, label
+        x = _jitter_float(x, colours[0], colours[1], colours[2])
+    return _to_uint8(x), label

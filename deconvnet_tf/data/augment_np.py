@@ -1,18 +1,24 @@
 """Augmentations on ``(image uint8 (H, W, 3), label uint8 (H, W))`` pairs in NumPy/OpenCV.
 
-The NumPy twin of :mod:`deconvnet_tf.data.augment` (TensorFlow ops) for input pipelines that
-must run without TensorFlow (``keras.utils.PyDataset`` on the JAX backend). Same operations,
-same parameters, same rules: images are resampled bilinearly, labels only with nearest
-neighbour (so a label value is always one of the source's values or the ignore label);
+The NumPy executor of the training augmentation, for input pipelines that must run without
+TensorFlow (``keras.utils.PyDataset`` on the JAX backend); :mod:`deconvnet_tf.data.augment` is
+the TensorFlow executor (tf.data). The spec, every random parameter of it, lives in
+:mod:`deconvnet_tf.data.augment_spec`: both executors draw from it, so the same key gives the
+same scale, crop window and flip (labels identical) and the same colour jitter (images within
+one grey level: OpenCV's fixed-point bilinear resize and float reductions round differently
+from ``tf.image``). Same rules in both: images are resampled bilinearly, labels only with
+nearest neighbour (so a label value is always one of the source's values or the ignore label);
 padding goes at the bottom/right with image 0 and label ``ignore_label``; a flip mirrors image
-and label together; colour jitter touches the image only. Random draws come from a
-``numpy.random.Generator`` instead of TensorFlow's stateless seeds, so the two pipelines draw
-different (equally distributed) crops.
+and label together; colour jitter touches the image only.
+
+The random functions take a ``seed``: a key ``(seed, index)`` (what the pipelines pass: the
+pipeline seed and the example's stream position), an int ``s`` (the key ``(s, 0)``) or a
+``numpy.random.Generator`` (a key is drawn from it); see
+:func:`deconvnet_tf.data.augment_spec.as_key`.
 
 Example:
 
->>> rng = np.random.default_rng(0)
->>> image, label = augment(image, label, rng, crop_size=(224, 224), ignore_label=255)
+>>> image, label = augment(image, label, (0, 17), crop_size=(224, 224), ignore_label=255)
 """
 
 from __future__ import annotations
@@ -21,8 +27,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["random_scale", "pad_to_size", "random_crop", "center_crop", "random_flip",
-           "adjust_brightness", "adjust_contrast", "adjust_saturation", "color_jitter", "jitter_strength", "augment"]
+from deconvnet_tf.data import augment_spec as spec
+from deconvnet_tf.data.augment_spec import jitter_strength
+
+__all__ = ["random_scale", "resize", "pad_to_size", "random_crop", "crop_at", "center_crop",
+           "random_flip", "adjust_brightness", "adjust_contrast", "adjust_saturation",
+           "adjust_colors", "color_jitter", "jitter_strength", "apply_params", "augment"]
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
@@ -32,14 +42,42 @@ def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
         raise ValueError(f"label must have the image's (H, W) = {image.shape[:2]}, got {label.shape}")
 
 
-def random_scale(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
+def _resize_float(image: np.ndarray, label: np.ndarray, height: int, width: int):
+    """The image as float32 resized bilinearly (half-pixel centres, not rounded), the label
+    with nearest neighbour (:func:`deconvnet_tf.data.augment_spec.nearest_indices`)."""
+    import cv2
+
+    x = image.astype(np.float32)
+    if (height, width) == image.shape[:2]:
+        return x, label
+    rows = spec.nearest_indices(image.shape[0], height)
+    cols = spec.nearest_indices(image.shape[1], width)
+    x = cv2.resize(x, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
+    return x, np.take(np.take(label, rows, axis=0), cols, axis=1)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def resize(image: np.ndarray, label: np.ndarray, height: int, width: int):
+    """Resizes both to ``height x width``: the image bilinear (rounded, uint8), the label
+    nearest neighbour (:func:`deconvnet_tf.data.augment_spec.nearest_indices`); unchanged
+    when already that size."""
+    if (height, width) == image.shape[:2]:
+        return image, label
+    x, label = _resize_float(image, label, height, width)
+    return _to_uint8(x), label
+
+
+def random_scale(image: np.ndarray, label: np.ndarray, seed,
                  min_scale: float = 0.75, max_scale: float = 1.25):
     """Rescales both by a factor drawn uniformly from ``[min_scale, max_scale)``.
 
     Args:
         image: ``uint8 (H, W, 3)``.
         label: ``uint8 (H, W)``.
-        rng: Random generator.
+        seed: Key, int or generator (see the module docstring).
         min_scale: Smallest factor.
         max_scale: Largest factor.
 
@@ -47,17 +85,10 @@ def random_scale(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
         ``(image, label)`` of size ``max(round((H, W) * factor), 1)``: the image bilinear
         (rounded, clipped to uint8), the label nearest neighbour.
     """
-    import cv2
-
     _check_pair(image, label)
-    factor = rng.uniform(min_scale, max_scale)
-    height = max(int(round(image.shape[0] * factor)), 1)
-    width = max(int(round(image.shape[1] * factor)), 1)
-    if (height, width) == image.shape[:2]:
-        return image, label
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
-    return image, label
+    height, width = spec.scaled_size(spec.as_key(seed), image.shape[0], image.shape[1],
+                                     min_scale, max_scale)
+    return resize(image, label, height, width)
 
 
 def pad_to_size(image: np.ndarray, label: np.ndarray, height: int, width: int, ignore_label: int):
@@ -70,14 +101,19 @@ def pad_to_size(image: np.ndarray, label: np.ndarray, height: int, width: int, i
     return image, label
 
 
-def random_crop(image: np.ndarray, label: np.ndarray, height: int, width: int,
-                ignore_label: int, rng: np.random.Generator):
-    """Pads if needed, then crops the same random ``height x width`` window from both."""
+def crop_at(image: np.ndarray, label: np.ndarray, top: int, left: int, height: int, width: int,
+            ignore_label: int):
+    """Pads if needed, then crops the ``height x width`` window at ``(top, left)`` from both."""
     image, label = pad_to_size(image, label, height, width, ignore_label)
-    top = int(rng.integers(0, image.shape[0] - height + 1))
-    left = int(rng.integers(0, image.shape[1] - width + 1))
     return (image[top : top + height, left : left + width],
             label[top : top + height, left : left + width])
+
+
+def random_crop(image: np.ndarray, label: np.ndarray, height: int, width: int,
+                ignore_label: int, seed):
+    """Pads if needed, then crops the same random ``height x width`` window from both."""
+    top, left = spec.crop_offset(spec.as_key(seed), image.shape[0], image.shape[1], height, width)
+    return crop_at(image, label, top, left, height, width, ignore_label)
 
 
 def center_crop(image: np.ndarray, label: np.ndarray, height: int, width: int, ignore_label: int):
@@ -88,9 +124,9 @@ def center_crop(image: np.ndarray, label: np.ndarray, height: int, width: int, i
             label[top : top + height, left : left + width])
 
 
-def random_flip(image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
+def random_flip(image: np.ndarray, label: np.ndarray, seed):
     """Mirrors both horizontally with probability 1/2."""
-    if rng.uniform() < 0.5:
+    if spec.flip(spec.as_key(seed)):
         return image[:, ::-1], label[:, ::-1]
     return image, label
 
@@ -122,42 +158,72 @@ def adjust_saturation(x: np.ndarray, factor: float) -> np.ndarray:
     return value - (value - x) * f
 
 
-def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.2,
+def _jitter_float(x: np.ndarray, brightness: float | None, contrast: float | None,
+                  saturation: float | None) -> np.ndarray:
+    """The colour steps on a float image of 0..255 values (not rounded)."""
+    x = x / np.float32(255.0)
+    if brightness is not None:
+        x = adjust_brightness(x, brightness)
+    if contrast is not None:
+        x = adjust_contrast(x, contrast)
+    if saturation is not None:
+        x = adjust_saturation(x, saturation)
+    return x * np.float32(255.0)
+
+
+def adjust_colors(image: np.ndarray, brightness: float | None, contrast: float | None,
+                  saturation: float | None) -> np.ndarray:
+    """Brightness delta, contrast factor, saturation factor (``None`` skips a step), in that
+    order, on the 0..1 scale, then round and clip (uint8 in, uint8 out)."""
+    return _to_uint8(_jitter_float(image.astype(np.float32), brightness, contrast, saturation))
+
+
+def color_jitter(image: np.ndarray, seed, brightness: float = 0.2,
                  contrast: float = 0.2, saturation: float = 0.2) -> np.ndarray:
     """Random brightness/contrast/saturation of the image only (uint8 in, uint8 out).
 
     As ``tf.image``'s ``random_brightness`` (add a delta in ``[-b, b]`` on the 0..1 scale),
     ``random_contrast`` (scale each channel about its image mean by a factor in
     ``[1 - c, 1 + c]``) and ``random_saturation`` (scale HSV saturation by a factor in
-    ``[1 - s, 1 + s]``), in that order, then round and clip.
+    ``[1 - s, 1 + s]``), in that order, then round and clip. A range of 0 turns that step off.
     """
-    x = image.astype(np.float32) / 255.0
-    x = adjust_brightness(x, rng.uniform(-brightness, brightness))
-    x = adjust_contrast(x, rng.uniform(1 - contrast, 1 + contrast))
-    x = adjust_saturation(x, rng.uniform(1 - saturation, 1 + saturation))
-    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+    delta, c, s = spec.jitter_factors(spec.as_key(seed), brightness, contrast, saturation)
+    return adjust_colors(image, delta if brightness else None, c if contrast else None,
+                         s if saturation else None)
 
 
-def jitter_strength(jitter: bool | float) -> float:
-    """The colour-jitter strength of an ``augment(jitter=...)`` argument (``True``: 0.2)."""
-    if jitter is True:
-        return 0.2
-    strength = float(jitter)
-    if not 0 <= strength < 1:
-        raise ValueError(f"jitter must be a bool or a strength in [0, 1), got {jitter!r}")
-    return strength
+def apply_params(image: np.ndarray, label: np.ndarray, params: spec.AugmentParams, *,
+                 crop_size: Sequence[int], ignore_label: int):
+    """The augmentation with drawn parameters: resize, crop (with padding), flip, jitter.
+
+    The image stays float from the resize to the end and is rounded once, as in
+    :func:`deconvnet_tf.data.augment.augment` (so the executors differ by at most one grey
+    level: float rounding, never a compounded intermediate rounding).
+    """
+    x, label = _resize_float(image, label, params.height, params.width)
+    x, label = crop_at(x, label, params.top, params.left, int(crop_size[0]), int(crop_size[1]),
+                       ignore_label)
+    if params.flip:
+        x, label = x[:, ::-1], label[:, ::-1]
+    if params.jitter:
+        x = _jitter_float(x, params.brightness, params.contrast, params.saturation)
+    return _to_uint8(x), np.ascontiguousarray(label)
 
 
-def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, *,
+def augment(image: np.ndarray, label: np.ndarray, seed, *,
             crop_size: Sequence[int], ignore_label: int,
             scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
             jitter: bool | float = True):
     """The training augmentation: random scale, crop (with padding), flip, colour jitter.
 
+    The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
+    :func:`deconvnet_tf.data.augment.augment` draws for the same key.
+
     Args:
         image: ``uint8 (H, W, 3)`` RGB.
         label: ``uint8 (H, W)`` class indices.
-        rng: Random generator (one per example makes batches reproducible in any order).
+        seed: Key ``(seed, index)`` (one per example makes batches reproducible in any
+            order), int or ``numpy.random.Generator`` (see the module docstring).
         crop_size: ``(height, width)`` of the output.
         ignore_label: Label of padded pixels.
         scale: ``(min, max)`` scale factors, or ``None`` for no rescaling.
@@ -169,15 +235,9 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, *,
         ``(image uint8 (h, w, 3), label uint8 (h, w))``, contiguous.
 
     Raises:
-        ValueError: If the image/label shapes do not match.
+        ValueError: If the image/label shapes do not match, or on a bad ``jitter``/``seed``.
     """
     _check_pair(image, label)
-    if scale is not None:
-        image, label = random_scale(image, label, rng, *scale)
-    image, label = random_crop(image, label, int(crop_size[0]), int(crop_size[1]), ignore_label, rng)
-    if flip:
-        image, label = random_flip(image, label, rng)
-    strength = jitter_strength(jitter)
-    if strength:
-        image = color_jitter(image, rng, strength, strength, strength)
-    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+    params = spec.draw(spec.as_key(seed), image.shape[0], image.shape[1], crop_size=crop_size,
+                       scale=scale, flip=flip, jitter=jitter)
+    return apply_params(image, label, params, crop_size=crop_size, ignore_label=ignore_label)

@@ -1,4 +1,12 @@
-"""tf.data input pipelines for training and evaluation."""
+"""tf.data input pipelines for training and evaluation.
+
+Training crops are augmented by :mod:`deconvnet_tf.data.augment` (TensorFlow ops) with the
+parameters of the spec :mod:`deconvnet_tf.data.augment_spec`, keyed by ``(seed, stream
+position)`` like the PyDataset pipeline (:mod:`deconvnet_tf.data.pydataset`), so the two give
+the same crops/flips/scales to the same example at the same position. Their shuffles differ
+(a tf.data shuffle buffer here, a NumPy permutation per pass there), so which example sits at a
+position differs unless the order is fixed (``shuffle_buffer=1`` here).
+"""
 
 from __future__ import annotations
 
@@ -61,14 +69,15 @@ def make_pipeline(
         ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    counter = tf.data.Dataset.counter(start=seed * 1_000_003)
-    ds = tf.data.Dataset.zip((ds, counter))
+    # The example at stream position p is augmented with the key (seed, p), as in the
+    # PyDataset pipeline (deconvnet_tf.data.pydataset): the spec is one function of the key.
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
 
     def transform(example, index):
         image, label = example
         if mode == "crop" and training:
-            op_seed = tf.stack([tf.cast(index, tf.int32), tf.constant(seed, tf.int32)])
-            image, label = aug.augment(image, label, op_seed, crop_size=(height, width),
+            key = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
+            image, label = aug.augment(image, label, key, crop_size=(height, width),
                                        ignore_label=ignore_label, scale=scale, flip=flip,
                                        jitter=jitter)
         else:

@@ -2,14 +2,18 @@
 
 The backend-portable twin of :func:`deconvnet_tf.data.pipeline.make_pipeline`: same arguments
 where they mean the same thing, same batches (``images uint8 (B, h, w, 3)``, ``labels int32
-(B, h, w)``), same augmentation (:mod:`deconvnet_tf.data.augment_np`, NumPy/OpenCV). Keras
+(B, h, w)``), same augmentation (the spec :mod:`deconvnet_tf.data.augment_spec`, executed by
+:mod:`deconvnet_tf.data.augment_np` in NumPy/OpenCV here, by TensorFlow ops there). Keras
 ``fit``/``evaluate`` take it on every backend; on JAX it is how training reads a dataset
 folder without TensorFlow installed.
 
 Batches are a pure function of ``(seed, batch index)``: a training batch ``i`` holds the
 examples at positions ``i * batch_size ... (i + 1) * batch_size - 1`` of an endless stream of
-per-epoch permutations, each augmented with a generator seeded by ``(seed, position)``. So any
-number of workers (threads or processes) give the same batches in the same order.
+per-epoch permutations, each augmented with the spec's parameters for the key
+``(seed, position)``. So any number of workers (threads or processes) give the same batches in
+the same order, and an example at the same position of ``make_pipeline``'s stream (same seed)
+gets the same crop, flip and scale there; the two shuffles differ (a NumPy permutation per pass
+here, a tf.data shuffle buffer there).
 """
 
 from __future__ import annotations
@@ -200,8 +204,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         epoch, offset = divmod(position, self.num_examples)
         image, label = self._load(int(self._order(epoch)[offset]))
         if self.mode == "crop":
-            rng = np.random.default_rng([self.seed, position])
-            return aug.augment(image, label, rng, crop_size=self.crop_size,
+            return aug.augment(image, label, (self.seed, position), crop_size=self.crop_size,
                                ignore_label=self.ignore_label, scale=self.scale, flip=self.flip,
                                jitter=self.jitter)
         return aug.center_crop(image, label, height, width, self.ignore_label)

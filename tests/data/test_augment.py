@@ -1,5 +1,9 @@
 """The augmentation spec, checked on both executors (tf.data ops and the NumPy twin).
 
+The random parameters are drawn in one place, :mod:`deconvnet_tf.data.augment_spec`; both
+executors get the same key ``(i, 7)`` per draw index here, and
+``tests/data/test_augment_parity.py`` checks that they give the same outputs for it.
+
 Each test states one rule of the spec (README / docs/training.md) and measures it on the
 output, so a changed constant, operator or argument in either executor fails a test
 (`python tools/mutation.py --groups augmentation`).
@@ -19,10 +23,10 @@ EXECUTORS = ["numpy", "tensorflow"]
 
 
 class NumpyOps:
-    """The NumPy twin, with a generator per draw index."""
+    """The NumPy executor, with the key ``(i, 7)`` per draw index (the TF executor's seed)."""
 
     def rng(self, i):
-        return np.random.default_rng(i)
+        return (i, 7)
 
     def scale(self, image, label, i, lo, hi):
         return augment_np.random_scale(image, label, self.rng(i), lo, hi)
@@ -46,7 +50,7 @@ class NumpyOps:
 
 
 class TensorFlowOps:
-    """The tf.data executor, with a stateless seed per draw index."""
+    """The tf.data executor, with the key ``[i, 7]`` per draw index."""
 
     def __init__(self):
         import tensorflow as tf

@@ -1,0 +1,226 @@
+"""The training augmentation spec: every random number of the augmentation, drawn in one place.
+
+The augmentation has two executors: :mod:`deconvnet_tf.data.augment` (TensorFlow ops, for the
+tf.data pipeline :func:`deconvnet_tf.data.pipeline.make_pipeline`) and
+:mod:`deconvnet_tf.data.augment_np` (NumPy/OpenCV, for the ``keras.utils.PyDataset`` pipeline
+:mod:`deconvnet_tf.data.pydataset`). Neither draws random numbers of its own: both take the
+parameters from this module (the TensorFlow one through ``tf.numpy_function``), so the same key
+gives the same scale, crop window, flip and colour jitter in both, and both pipelines give the
+example at stream position ``p`` the key ``(seed, p)``.
+
+The spec, in order (see :func:`draw`):
+
+1. scale: a factor uniform in ``[min_scale, max_scale)``; the image becomes
+   ``max(round((H, W) * factor), 1)`` (round half to even, in float64), resampled bilinearly
+   (half-pixel centres), the label with nearest neighbour (:func:`nearest_indices`);
+2. crop: after padding at the bottom/right to at least the crop size, the window's top and left
+   are uniform integers in ``[0, padded - crop]``;
+3. flip: horizontal mirror of image and label with probability 1/2;
+4. colour jitter of strength ``s``: brightness delta uniform in ``[-s, s)`` (0..1 scale),
+   contrast factor and saturation factor uniform in ``[1 - s, 1 + s)``, applied in that order.
+
+Randomness is counter based: a key is a pair of integers ``(seed, index)`` and every parameter
+is a SplitMix64 hash of ``(seed, index, stream)`` with one stream per parameter. So a draw
+depends on nothing but the key (not on call order, threads, workers or the NumPy version), and
+the single-step draws (:func:`scaled_size`, :func:`crop_offset`, :func:`flip`,
+:func:`jitter_factors`) give the same numbers as the corresponding fields of :func:`draw`.
+No TensorFlow here.
+
+Example:
+
+>>> params = draw((0, 17), 360, 480, crop_size=(224, 224))
+>>> params.height, params.width, params.top, params.left, params.flip    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["AugmentParams", "as_key", "uniform", "randint", "scale_factor", "scaled_size",
+           "crop_offset", "flip", "jitter_factors", "nearest_indices", "jitter_strength", "draw"]
+
+# One stream per random parameter.
+SCALE, CROP_TOP, CROP_LEFT, FLIP, BRIGHTNESS, CONTRAST, SATURATION = range(1, 8)
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(z: int) -> int:
+    """SplitMix64's finaliser: a bijection of 64-bit integers that mixes every bit."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def as_key(seed) -> tuple[int, int]:
+    """The ``(seed, index)`` key of a seed argument.
+
+    Args:
+        seed: A pair of integers (tuple, list, array or the value of a ``[2]`` tensor), an
+            integer ``s`` (the key ``(s, 0)``) or a ``numpy.random.Generator`` (a key drawn
+            from it, which advances it).
+
+    Raises:
+        ValueError: For anything else.
+    """
+    if isinstance(seed, np.random.Generator):
+        a, b = seed.integers(0, 1 << 63, size=2)
+        return int(a), int(b)
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return int(seed), 0
+    values = np.asarray(seed)
+    if values.shape != (2,) or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"seed must be an int, a pair of ints (seed, index) or a "
+                         f"numpy.random.Generator, got {seed!r}")
+    return int(values[0]), int(values[1])
+
+
+def _bits(key: tuple[int, int], stream: int) -> int:
+    seed, index = key
+    h = _mix((seed & _MASK) ^ 0x243F6A8885A308D3)
+    h = _mix(h ^ (index & _MASK))
+    return _mix(h ^ ((stream * _GOLDEN) & _MASK))
+
+
+def uniform(key: tuple[int, int], stream: int, low: float = 0.0, high: float = 1.0) -> float:
+    """A float64 uniform in ``[low, high)`` (exactly ``low`` when ``low == high``)."""
+    u = (_bits(key, stream) >> 11) * 2.0**-53
+    return float(low) + (float(high) - float(low)) * u
+
+
+def randint(key: tuple[int, int], stream: int, n: int) -> int:
+    """An integer uniform in ``[0, n)`` (``n >= 1``), exact (no float rounding)."""
+    if n < 1:
+        raise ValueError(f"randint needs n >= 1, got {n}")
+    return (_bits(key, stream) * int(n)) >> 64
+
+
+def scale_factor(key, min_scale: float = 0.75, max_scale: float = 1.25) -> float:
+    """The random scale factor, uniform in ``[min_scale, max_scale)``."""
+    return uniform(as_key(key), SCALE, min_scale, max_scale)
+
+
+def scaled_size(key, height: int, width: int, min_scale: float = 0.75,
+                max_scale: float = 1.25) -> tuple[int, int]:
+    """``max(round((height, width) * factor), 1)`` for the key's :func:`scale_factor`."""
+    factor = scale_factor(key, min_scale, max_scale)
+    return (max(int(round(int(height) * factor)), 1), max(int(round(int(width) * factor)), 1))
+
+
+def crop_offset(key, height: int, width: int, crop_height: int, crop_width: int
+                ) -> tuple[int, int]:
+    """``(top, left)`` of the crop window in the image padded to at least the crop size.
+
+    ``height``/``width`` are the image's size before padding.
+    """
+    key = as_key(key)
+    top = randint(key, CROP_TOP, max(int(height), int(crop_height)) - int(crop_height) + 1)
+    left = randint(key, CROP_LEFT, max(int(width), int(crop_width)) - int(crop_width) + 1)
+    return top, left
+
+
+def flip(key) -> bool:
+    """Whether to mirror horizontally (probability 1/2)."""
+    return uniform(as_key(key), FLIP) < 0.5
+
+
+_flip = flip  # ``draw``'s ``flip`` argument shadows the function
+
+
+def jitter_factors(key, brightness: float = 0.2, contrast: float = 0.2,
+                   saturation: float = 0.2) -> tuple[float, float, float]:
+    """``(brightness delta, contrast factor, saturation factor)``.
+
+    Uniform in ``[-brightness, brightness)``, ``[1 - contrast, 1 + contrast)`` and
+    ``[1 - saturation, 1 + saturation)``; a range of 0 gives the neutral value (0, 1, 1),
+    and the executors skip that step.
+    """
+    key = as_key(key)
+    return (uniform(key, BRIGHTNESS, -brightness, brightness),
+            uniform(key, CONTRAST, 1 - contrast, 1 + contrast),
+            uniform(key, SATURATION, 1 - saturation, 1 + saturation))
+
+
+def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
+    """Source rows (or columns) of nearest-neighbour resampling ``in_size -> out_size``.
+
+    Half-pixel centres, exactly: output pixel ``i`` reads source pixel
+    ``floor((i + 0.5) * in_size / out_size)``, in integers (no float ties, so both executors
+    pick the same label pixels; OpenCV's and TensorFlow's own nearest modes disagree on ties).
+    """
+    i = np.arange(int(out_size), dtype=np.int64)
+    return ((2 * i + 1) * int(in_size)) // (2 * int(out_size))
+
+
+def jitter_strength(jitter: bool | float) -> float:
+    """The colour-jitter strength of an ``augment(jitter=...)`` argument (``True``: 0.2)."""
+    if jitter is True:
+        return 0.2
+    strength = float(jitter)
+    if not 0 <= strength < 1:
+        raise ValueError(f"jitter must be a bool or a strength in [0, 1), got {jitter!r}")
+    return strength
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """The parameters of one example's training augmentation (see :func:`draw`).
+
+    Attributes:
+        scale: Scale factor (1.0 without scaling).
+        height, width: Size after scaling (the source size without scaling).
+        top, left: Crop window in the scaled image padded to at least the crop size.
+        flip: Mirror horizontally after cropping.
+        jitter: Whether colour jitter applies (strength > 0).
+        brightness: Brightness delta (0..1 scale; 0 without jitter).
+        contrast: Contrast factor (1 without jitter).
+        saturation: Saturation factor (1 without jitter).
+    """
+
+    scale: float
+    height: int
+    width: int
+    top: int
+    left: int
+    flip: bool
+    jitter: bool
+    brightness: float
+    contrast: float
+    saturation: float
+
+
+def draw(key, height: int, width: int, *, crop_size: Sequence[int],
+         scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
+         jitter: bool | float = True) -> AugmentParams:
+    """All parameters of the training augmentation of one ``height x width`` example.
+
+    Args:
+        key: The example's key (see :func:`as_key`): ``(seed, stream position)`` in both
+            pipelines.
+        height, width: Source image size.
+        crop_size: ``(height, width)`` of the output.
+        scale: ``(min, max)`` scale factors, or ``None`` for no rescaling.
+        flip: Random horizontal flips.
+        jitter: ``True`` (strength 0.2), ``False``/0 (off) or the strength.
+
+    Returns:
+        The :class:`AugmentParams`.
+    """
+    key = as_key(key)
+    crop_h, crop_w = int(crop_size[0]), int(crop_size[1])
+    strength = jitter_strength(jitter)
+    if scale is not None:
+        factor = scale_factor(key, *scale)
+        size = scaled_size(key, height, width, *scale)
+    else:
+        factor, size = 1.0, (int(height), int(width))
+    top, left = crop_offset(key, size[0], size[1], crop_h, crop_w)
+    mirrored = _flip(key) if flip else False
+    delta, contrast, saturation = jitter_factors(key, strength, strength, strength)
+    return AugmentParams(scale=factor, height=size[0], width=size[1], top=top, left=left,
+                         flip=bool(mirrored), jitter=strength > 0, brightness=delta,
+                         contrast=contrast, saturation=saturation)
