@@ -12,10 +12,12 @@ Public API::
 
 The package is lazy (PEP 562): ``import deconvnet_tf`` (and so ``import deconvnet_tf.lite``, the
 phone-like runtime, and every console script's ``--help``) loads neither Keras nor TensorFlow.
-The model API imports Keras on first use and registers the custom layers, so ``.keras`` files
-of this package load through :func:`load_model` from any entry point. When Keras is already
-imported, ``import deconvnet_tf`` registers the layers at once (for
-``keras.saving.load_model``); otherwise ``import deconvnet_tf.models`` does. Where Keras is not
+The model API imports Keras on first use and registers the custom layers and the
+``Segmenter`` task, so ``.keras`` files of this package load through :func:`load_model` from
+any entry point. When Keras is already imported, ``import deconvnet_tf`` registers them at once
+(for ``keras.saving.load_model``); otherwise ``import deconvnet_tf.inference.segmenter`` (or
+using ``deconvnet_tf.Segmenter``) does; ``import deconvnet_tf.models`` registers the layers
+and networks only. Where Keras is not
 installed, :mod:`deconvnet_tf.lite` and :mod:`deconvnet_tf.render` work and the model API
 raises an ``ImportError`` that says what is missing.
 """
@@ -31,11 +33,11 @@ __all__ = ["Segmenter", "__version__", "build_model", "list_models", "list_prese
            "load_model"]
 
 _LAZY = {
-    "Segmenter": "deconvnet_tf.models",
+    "Segmenter": "deconvnet_tf.inference.segmenter",
     "list_models": "deconvnet_tf.models",
     "build_model": "deconvnet_tf.models",
     "list_presets": "deconvnet_tf.models",
-    "load_model": "deconvnet_tf.models",
+    "load_model": "deconvnet_tf.inference.segmenter",
 }
 
 
@@ -59,5 +61,5 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-if "keras" in sys.modules:  # Keras is loaded already: register the layers now (cheap)
-    importlib.import_module("deconvnet_tf.models")
+if "keras" in sys.modules:  # Keras is loaded already: register the layers and the Segmenter now
+    importlib.import_module("deconvnet_tf.inference.segmenter")

@@ -19,11 +19,14 @@ predictors and the dataset readers all use the same code.
 * :func:`plan_size` is the size rule of every predictor: a fixed-size model gets the image
   resized to its input; otherwise an image above ``max_pixels`` is scaled down (aspect kept)
   and an image below the model's minimum side is padded at the bottom/right.
+* :func:`find_class_names` finds a model file's class names the way a training run folder
+  stores them (the dataset ``meta.json``), for the Segmenter and the exporters.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import math
 import os
 import tempfile
@@ -42,8 +45,10 @@ __all__ = [
     "OutputError",
     "SizePlan",
     "check_image_bytes",
+    "classes_from_meta",
     "downscale_message",
     "ensure_output_dir",
+    "find_class_names",
     "fit_image",
     "is_project_output",
     "list_images",
@@ -517,3 +522,56 @@ def upscale_labels(probabilities: np.ndarray, height: int, width: int) -> np.nda
             np.copyto(best, channel, where=better)
             labels[better] = start + offset
     return labels
+
+
+# ------------------------------------------------------------------ run-folder metadata
+def classes_from_meta(path: str | os.PathLike) -> list[str] | None:
+    """The non-empty ``classes`` list of a dataset ``meta.json`` as strings, or ``None`` (no
+    such file, not JSON, no such list)."""
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    classes = meta.get("classes") if isinstance(meta, dict) else None
+    if isinstance(classes, list) and classes:
+        return [str(c) for c in classes]
+    return None
+
+
+def find_class_names(model_path: str | os.PathLike | None) -> list[str] | None:
+    """Class names for a model file, found the way a run folder stores them.
+
+    Looks for ``meta.json`` next to the model, then for a training run's ``config.json``
+    (next to the model or one folder up, for ``checkpoints/*.keras``) and reads the
+    ``meta.json`` of its dataset (``data``, or the generated ``<run>/synthetic_data``).
+
+    Returns:
+        The class names, or ``None`` when nothing was found.
+    """
+    if model_path is None:
+        return None
+    path = Path(model_path).resolve()
+    direct = path.parent / "meta.json"
+    if direct.is_file():
+        return classes_from_meta(direct)
+    for folder in (path.parent, path.parent.parent):
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            continue
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(config, dict):
+            continue
+        if config.get("data"):
+            root = Path(config["data"])
+            if not root.is_absolute() and (folder / root).exists():
+                root = folder / root
+        elif not config.get("tfds"):
+            root = folder / "synthetic_data"
+        else:
+            continue
+        if (root / "meta.json").is_file():
+            return classes_from_meta(root / "meta.json")
+    return None

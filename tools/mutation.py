@@ -50,7 +50,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("tests/training/test_losses.py",),
     ),
     "metrics": (
-        ("deconvnet_tf/training/metrics.py",),
+        ("deconvnet_tf/evaluation/metrics.py",),
         ("tests/training/test_evaluate.py", "tests/inference/test_inference_compare.py"),
     ),
     "checkpointing": (

@@ -5,7 +5,7 @@
     python tools/paper_table.py --deconvnet runs/dn/model.keras --fcn runs/fcn/model.keras \
         --data /path/to/camvid_360x480 --split test --output table.json
 
-A thin CLI over ``deconvnet_tf.inference.compare.compare_methods``.
+A thin CLI over ``deconvnet_tf.evaluation.compare.compare_methods``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from deconvnet_tf.data.folder import DatasetError
-    from deconvnet_tf.inference.compare import compare_methods
+    from deconvnet_tf.evaluation.compare import compare_methods
     from deconvnet_tf.inference.pipeline import InferenceOptions
 
     options = InferenceOptions(

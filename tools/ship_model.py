@@ -39,8 +39,8 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     from deconvnet_tf.export import export_tflite_variants
     from deconvnet_tf.lite import LiteSegmenter
     from deconvnet_tf.training.callbacks import save_model_atomic
-    from deconvnet_tf.training.evaluate import evaluate, predict_native
-    from deconvnet_tf.training.metrics import report_from_confusion
+    from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
+    from deconvnet_tf.evaluation.metrics import report_from_confusion
 
     info = read_meta(data)
     model = deconvnet_tf.load_model(run / "model.keras")

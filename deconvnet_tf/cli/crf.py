@@ -42,13 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-errors", action="store_true",
                         help="report images whose image/probability file is bad and go on "
                              "(exit status 1 if any)")
-    parser.add_argument("--preset", choices=["deconvnet", "deeplab"], default="deconvnet")
+    parser.add_argument("--preset", choices=["deconvnet", "deeplab"], default="deconvnet",
+                        help="CRF parameter set (default: deconvnet); the flags below override it")
     parser.add_argument("--iterations", type=positive_int, help="mean-field iterations")
-    parser.add_argument("--gaussian-sxy", type=_non_negative_float)
-    parser.add_argument("--gaussian-compat", type=_non_negative_float)
-    parser.add_argument("--bilateral-sxy", type=_non_negative_float)
-    parser.add_argument("--bilateral-srgb", type=_non_negative_float)
-    parser.add_argument("--bilateral-compat", type=_non_negative_float)
+    parser.add_argument("--gaussian-sxy", type=_non_negative_float,
+                        help="spatial std. dev. of the smoothness kernel, pixels (deconvnet: 3)")
+    parser.add_argument("--gaussian-compat", type=_non_negative_float,
+                        help="weight of the smoothness kernel (deconvnet: 3)")
+    parser.add_argument("--bilateral-sxy", type=_non_negative_float,
+                        help="spatial std. dev. of the appearance kernel, pixels (deconvnet: 20)")
+    parser.add_argument("--bilateral-srgb", type=_non_negative_float,
+                        help="colour std. dev. of the appearance kernel, 0..255 (deconvnet: 3)")
+    parser.add_argument("--bilateral-compat", type=_non_negative_float,
+                        help="weight of the appearance kernel (deconvnet: 5)")
     parser.add_argument("--save-probs", action="store_true",
                         help="also write the refined probabilities (<stem>_probs.npy, float16)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

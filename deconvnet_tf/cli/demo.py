@@ -53,7 +53,7 @@ def run_demo(
     from deconvnet_tf.models.summary import format_table, preset_summaries
     from deconvnet_tf.render import colorize, figure_grid, overlay, save_png
     from deconvnet_tf.training.config import TrainConfig
-    from deconvnet_tf.training.evaluate import evaluate, predict_native, save_report
+    from deconvnet_tf.evaluation.evaluate import evaluate, predict_native, save_report
     from deconvnet_tf.training.train import resolve_dataset_root, train
 
     output = Path(output)
@@ -106,7 +106,7 @@ def run_demo(
     print(f"\nWrote {picture} (image | ground truth | prediction | overlay)")
 
     print("\n== Dense CRF (pydensecrf, DeconvNet's settings) on the validation split ==")
-    from deconvnet_tf.inference.compare import compare_methods
+    from deconvnet_tf.evaluation.compare import compare_methods
     from deconvnet_tf.inference.crf import crf_comparison
     from deconvnet_tf.inference.predict import predict_image
 
@@ -181,10 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deconvnet-demo", description=plain_text(__doc__))
     parser.add_argument("--output", default="demo_output",
                         help="output folder (a rerun reuses its data and replaces its pictures)")
-    parser.add_argument("--preset", default="deconvnet_tiny")
-    parser.add_argument("--epochs", type=positive_int, default=40)
-    parser.add_argument("--num-train", type=positive_int, default=64)
-    parser.add_argument("--seed", type=_seed, default=0)
+    parser.add_argument("--preset", default="deconvnet_tiny",
+                        help="model preset to train (default: deconvnet_tiny; see deconvnet-presets)")
+    parser.add_argument("--epochs", type=positive_int, default=40, help="training epochs (default: 40)")
+    parser.add_argument("--num-train", type=positive_int, default=64,
+                        help="generated training scenes (default: 64)")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of the generated data and the training (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     parser.add_argument("--overwrite", action="store_true",
                         help="train again even if --output holds a demo run with other settings")

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                      "--tfds-manual-dir)")
     parser.add_argument("--tfds-data-dir", help="TFDS data directory")
     parser.add_argument("--tfds-manual-dir", help="TFDS manual directory (build offline)")
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--split", default="val",
+                        help="split to score, with an optional selector such as "
+                        "'train[0001TP]' (default: val)")
     parser.add_argument("--output", required=True, metavar="DIR",
                         help="folder for metrics.json and confusion.png (created if missing)")
     parser.add_argument("--overwrite", action="store_true",
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                         "image at its own size)")
     parser.add_argument("--flip", action="store_true",
                         help="test-time augmentation: average with the mirrored image's scores")
-    parser.add_argument("--backend", choices=["tensorflow", "jax"])
+    parser.add_argument("--backend", choices=["tensorflow", "jax"],
+                        help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.data.sources import open_source
-    from deconvnet_tf.training.evaluate import (
+    from deconvnet_tf.evaluation.evaluate import (
         check_input_size,
         check_report_output,
         evaluate,

@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                         "resolution (e.g. 180x240 for camvid_compact; native for a model "
                         "without one); 'native': each image at its own size; HxW. (A bare "
                         "number N is the instance-mode crop size, as --crop-size N.)")
-    parser.add_argument("--mode", choices=["whole", "instance"], default="whole")
+    parser.add_argument("--mode", choices=["whole", "instance"], default="whole",
+                        help="whole: one pass over the image (default); instance: the paper's "
+                        "instance-wise inference over object proposals, combined per pixel")
     parser.add_argument("--ensemble", metavar="FCN_MODEL",
                         help="second model run on the whole image and combined (EDeconvNet)")
     parser.add_argument("--ensemble-method", choices=["mean", "product"], default="mean",
@@ -75,14 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--crf", action="store_true", help="dense-CRF post-processing")
     parser.add_argument("--flip", action="store_true",
                         help="test-time augmentation: average with the mirrored image's scores")
-    parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet")
+    parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet",
+                        help="dense CRF parameters with --crf (default: deconvnet)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
                         help="images (whole mode) or proposal crops (instance mode) per call")
     parser.add_argument("--save-probs", action="store_true",
                         help="also write <stem>_probs.npy (float16 class probabilities)")
     group = parser.add_argument_group("instance-wise inference")
     group.add_argument("--proposals", choices=["edgeboxes", "selective_search"],
-                       default="edgeboxes")
+                       default="edgeboxes", help="object proposals (default: edgeboxes, the paper's)")
     group.add_argument("--edge", choices=["hed", "gradient"], default="hed",
                        help="edge map for EdgeBoxes (hed falls back to gradient if unavailable)")
     group.add_argument("--top-k", type=positive_int, default=50,
@@ -92,10 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--enlarge", type=_positive_float, default=1.2, help="proposal box scale")
     group.add_argument("--crop-size", type=positive_int, default=None, metavar="N",
                        help="proposal crop size fed to the model (default 224)")
-    group.add_argument("--aggregate", choices=["max", "mean"], default="max")
+    group.add_argument("--aggregate", choices=["max", "mean"], default="max",
+                       help="how overlapping proposal scores combine per pixel (default: max, "
+                       "the paper's)")
     group.add_argument("--proposal-cache", metavar="DIR", help="cache proposals per image here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--backend", choices=["tensorflow", "jax"])
+    parser.add_argument("--backend", choices=["tensorflow", "jax"],
+                        help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
     return parser
 

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.training.config import ConfigError
-    from deconvnet_tf.training.evaluate import evaluate, save_report
+    from deconvnet_tf.evaluation.evaluate import evaluate, save_report
     from deconvnet_tf.training.train import open_data_source, train
 
     try:

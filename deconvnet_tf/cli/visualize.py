@@ -85,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
                         "unpools nothing into all-zero pooling windows (docs/visualize.md)")
     parser.add_argument("--top-k", type=positive_int, default=9,
                         help="strongest activations per channel (default 9)")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8,
+                        help="images per forward pass when ranking activations (default: 8)")
     parser.add_argument("--tile", type=positive_int, help="tile side in pixels (default: from the "
                         "receptive field, 48..112)")
-    parser.add_argument("--backend", choices=["tensorflow", "jax"])
+    parser.add_argument("--backend", choices=["tensorflow", "jax"],
+                        help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if not args.output.lower().endswith(".png"):

@@ -280,6 +280,52 @@ def window_example(records, windows: Windows, i: int, *, stage: str, size: int =
     return warp_window(image, label, windows.boxes[i], size, ignore_label)
 
 
+def _warped_windows(records, windows: Windows, *, stage: str, window_size: int,
+                    ignore_label: int, background: int, deterministic: bool):
+    """A dataset of the warped ``(image, label)`` of each window, in window order (the warp
+    runs in OpenCV through a parallel ``tf.numpy_function``)."""
+    import tensorflow as tf
+
+    def load(i):
+        return window_example(records, windows, int(i), stage=stage, size=window_size,
+                              ignore_label=ignore_label, background=background)
+
+    def load_tf(i):
+        image, label = tf.numpy_function(load, [i], (tf.uint8, tf.uint8), stateful=False)
+        return (tf.ensure_shape(image, (window_size, window_size, 3)),
+                tf.ensure_shape(label, (window_size, window_size)))
+
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    ds = tf.data.Dataset.range(len(windows)).with_options(options)
+    return ds.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _crop_transform(height: int, width: int, *, training: bool, ignore_label: int, seed: int,
+                    flip: bool, jitter: bool):
+    """``transform((image, label), index)``: a random crop, mirror and colour jitter seeded by
+    the element index when ``training``, else a centre crop; labels int32."""
+    import tensorflow as tf
+
+    from deconvnet_tf.data import augment as aug
+
+    def transform(example, index):
+        image, label = example
+        if training:
+            seeds = tf.random.experimental.stateless_split(
+                tf.stack([tf.cast(index, tf.int32), tf.constant(seed, tf.int32)]), 3)
+            image, label = aug.random_crop(image, label, height, width, ignore_label, seeds[0])
+            if flip:
+                image, label = aug.random_flip(image, label, seeds[1])
+            if jitter:
+                image = aug.color_jitter(image, seeds[2])
+        else:
+            image, label = aug.center_crop(image, label, height, width, ignore_label)
+        return image, tf.cast(label, tf.int32)
+
+    return transform
+
+
 def make_window_pipeline(
     records,
     windows: Windows,
@@ -328,8 +374,6 @@ def make_window_pipeline(
     """
     import tensorflow as tf
 
-    from deconvnet_tf.data import augment as aug
-
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     if len(windows) == 0:
@@ -339,19 +383,9 @@ def make_window_pipeline(
     if height > window_size or width > window_size:
         raise ValueError(f"crop_size {crop_size} is larger than window_size {window_size}")
 
-    def load(i):
-        return window_example(records, windows, int(i), stage=stage, size=window_size,
-                              ignore_label=ignore_label, background=background)
-
-    def load_tf(i):
-        image, label = tf.numpy_function(load, [i], (tf.uint8, tf.uint8), stateful=False)
-        return (tf.ensure_shape(image, (window_size, window_size, 3)),
-                tf.ensure_shape(label, (window_size, window_size)))
-
-    options = tf.data.Options()
-    options.deterministic = bool(deterministic)
-    ds = tf.data.Dataset.range(len(windows)).with_options(options)
-    ds = ds.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = _warped_windows(records, windows, stage=stage, window_size=window_size,
+                         ignore_label=ignore_label, background=background,
+                         deterministic=deterministic)
     if cache == "auto":
         cache = len(windows) * window_size * window_size * 4 <= cache_limit_bytes
     if cache:
@@ -360,21 +394,8 @@ def make_window_pipeline(
         ds = ds.shuffle(min(shuffle_buffer, len(windows)), seed=seed,
                         reshuffle_each_iteration=True).repeat()
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter(start=seed * 1_000_003)))
-
-    def transform(example, index):
-        image, label = example
-        if training:
-            seeds = tf.random.experimental.stateless_split(
-                tf.stack([tf.cast(index, tf.int32), tf.constant(seed, tf.int32)]), 3)
-            image, label = aug.random_crop(image, label, height, width, ignore_label, seeds[0])
-            if flip:
-                image, label = aug.random_flip(image, label, seeds[1])
-            if jitter:
-                image = aug.color_jitter(image, seeds[2])
-        else:
-            image, label = aug.center_crop(image, label, height, width, ignore_label)
-        return image, tf.cast(label, tf.int32)
-
+    transform = _crop_transform(height, width, training=training, ignore_label=ignore_label,
+                                seed=seed, flip=flip, jitter=jitter)
     ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)

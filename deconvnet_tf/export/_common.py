@@ -1,5 +1,8 @@
 """Helpers shared by the SavedModel and TFLite exporters (model resolution, class names,
-input sizes, the serving function, atomic writes)."""
+input sizes, the serving function, atomic writes).
+
+:func:`find_class_names` lives in :mod:`deconvnet_tf.io` (the Segmenter uses it too) and is
+re-exported here."""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+
+from deconvnet_tf.io import classes_from_meta as _classes_from_meta
+from deconvnet_tf.io import find_class_names
 
 __all__ = [
     "ExportError",
@@ -63,7 +69,7 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
             that does not load as a ``.keras`` segmentation model.
     """
     if isinstance(model, (str, os.PathLike)):
-        from deconvnet_tf.training.evaluate import ModelFileError, load_model_file
+        from deconvnet_tf.evaluation.evaluate import ModelFileError, load_model_file
 
         try:
             return load_model_file(model, "--model")
@@ -77,7 +83,7 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
 
 
 def segmenter_info(model, names: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
-    """``(network, info)`` of a :class:`~deconvnet_tf.models.Segmenter` (``info``: its
+    """``(network, info)`` of a :class:`~deconvnet_tf.Segmenter` (``info``: its
     ``palette`` array, ``image_size``, ``void_label``, ``class_names``), or ``(model, {})`` for
     a bare network. The palette is left out when ``names`` (the export's class names) differ
     from the Segmenter's."""
@@ -280,56 +286,6 @@ def model_family(model) -> str:
     """``model.architecture.family`` or the class name."""
     arch = getattr(model, "architecture", None)
     return str(getattr(arch, "family", type(model).__name__.lower()))
-
-
-def _classes_from_meta(path: Path) -> list[str] | None:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    classes = meta.get("classes") if isinstance(meta, dict) else None
-    if isinstance(classes, list) and classes:
-        return [str(c) for c in classes]
-    return None
-
-
-def find_class_names(model_path: str | os.PathLike | None) -> list[str] | None:
-    """Class names for a model file, found the way a run folder stores them.
-
-    Looks for ``meta.json`` next to the model, then for a training run's ``config.json``
-    (next to the model or one folder up, for ``checkpoints/*.keras``) and reads the
-    ``meta.json`` of its dataset (``data``, or the generated ``<run>/synthetic_data``).
-
-    Returns:
-        The class names, or ``None`` when nothing was found.
-    """
-    if model_path is None:
-        return None
-    path = Path(model_path).resolve()
-    direct = path.parent / "meta.json"
-    if direct.is_file():
-        return _classes_from_meta(direct)
-    for folder in (path.parent, path.parent.parent):
-        config_path = folder / "config.json"
-        if not config_path.is_file():
-            continue
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(config, dict):
-            continue
-        if config.get("data"):
-            root = Path(config["data"])
-            if not root.is_absolute() and (folder / root).exists():
-                root = folder / root
-        elif not config.get("tfds"):
-            root = folder / "synthetic_data"
-        else:
-            continue
-        if (root / "meta.json").is_file():
-            return _classes_from_meta(root / "meta.json")
-    return None
 
 
 def resolve_class_names(model, class_names=None, model_path=None) -> list[str]:

@@ -81,6 +81,67 @@ def _load_samples(samples) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def _check_targets(output_dir: Path, targets: dict[str, Path], *, saved_model: bool,
+                   overwrite: bool) -> None:
+    """Checks every output path before the first export starts."""
+    if saved_model:
+        check_output(output_dir / "saved_model", "saved_model", overwrite=overwrite,
+                     what="output")
+    for target in targets.values():
+        check_output(target, "tflite", overwrite=overwrite, what="output")
+
+
+def _export_saved_model(result: ExportResult, model, output_dir: Path, *, size, names,
+                        overwrite: bool) -> None:
+    """Writes ``<output_dir>/saved_model`` and records its path, time and size."""
+    started = time.perf_counter()
+    result.saved_model = export_saved_model(model, output_dir / "saved_model",
+                                            input_size=size, class_names=names,
+                                            overwrite=overwrite)
+    result.seconds["saved_model"] = time.perf_counter() - started
+    result.sizes["saved_model"] = _dir_size(result.saved_model)
+
+
+def _export_tflite(result: ExportResult, model, targets: dict[str, Path], *, size, names,
+                   representative_data, overwrite: bool) -> None:
+    """Writes the ``.tflite`` variants and records their paths, sizes and conversion times."""
+    from deconvnet_tf.lite.metadata import read_metadata
+
+    written = export_tflite_variants(
+        model, targets, input_size=size, representative_data=representative_data,
+        class_names=names, overwrite=overwrite)
+    for q, path in written.items():
+        result.tflite[q] = path
+        result.sizes[q] = path.stat().st_size
+        result.seconds[q] = float(read_metadata(path).extra.get("convert_seconds", 0.0))
+
+
+def _check_on_litert(result: ExportResult, model, sample_images, *,
+                     predict_dir: str | os.PathLike | None, threads: int) -> None:
+    """Runs each ``.tflite`` on the sample images with LiteRT: records the pixel agreement of
+    its labels with the Keras model's (and, with ``predict_dir``, the written predictions)."""
+    from deconvnet_tf.lite import LiteSegmenter
+    from deconvnet_tf.render import save_prediction
+
+    samples = _load_samples(sample_images)
+    reference = [np.argmax(np.asarray(model(image[None], training=False))[0], -1)
+                 for _, image in samples]
+    for q, path in result.tflite.items():
+        segmenter = LiteSegmenter(path, threads=threads)
+        equal = total = 0
+        written = []
+        for (stem, image), ref in zip(samples, reference):
+            label, probs = segmenter.predict(image)
+            equal += int(np.sum(label == ref))
+            total += ref.size
+            if predict_dir is not None:
+                written.append(save_prediction(Path(predict_dir) / q, stem, image, label,
+                                               palette=segmenter.palette))
+        result.agreement[q] = equal / max(total, 1)
+        if predict_dir is not None:
+            result.predictions[q] = written
+
+
 def export_all(
     model,
     output_dir: str | os.PathLike,
@@ -139,48 +200,14 @@ def export_all(
     output_dir = Path(output_dir)
     base = export_name(model_path, model)
     targets = {q: output_dir / tflite_name(base, q) for q in quantize}
-    if saved_model:  # every target is checked before the first export starts
-        check_output(output_dir / "saved_model", "saved_model", overwrite=overwrite,
-                     what="output")
-    for target in targets.values():
-        check_output(target, "tflite", overwrite=overwrite, what="output")
+    _check_targets(output_dir, targets, saved_model=saved_model, overwrite=overwrite)
     result = ExportResult(saved_model=None, tflite={})
     if saved_model:
-        started = time.perf_counter()
-        result.saved_model = export_saved_model(model, output_dir / "saved_model",
-                                                input_size=size, class_names=names,
-                                                overwrite=overwrite)
-        result.seconds["saved_model"] = time.perf_counter() - started
-        result.sizes["saved_model"] = _dir_size(result.saved_model)
+        _export_saved_model(result, model, output_dir, size=size, names=names,
+                            overwrite=overwrite)
     if quantize:
-        from deconvnet_tf.lite.metadata import read_metadata
-
-        written = export_tflite_variants(
-            model, targets, input_size=size, representative_data=representative_data,
-            class_names=names, overwrite=overwrite)
-        for q, path in written.items():
-            result.tflite[q] = path
-            result.sizes[q] = path.stat().st_size
-            result.seconds[q] = float(read_metadata(path).extra.get("convert_seconds", 0.0))
+        _export_tflite(result, model, targets, size=size, names=names,
+                       representative_data=representative_data, overwrite=overwrite)
     if sample_images is not None:
-        from deconvnet_tf.lite import LiteSegmenter
-        from deconvnet_tf.render import save_prediction
-
-        samples = _load_samples(sample_images)
-        reference = [np.argmax(np.asarray(model(image[None], training=False))[0], -1)
-                     for _, image in samples]
-        for q, path in result.tflite.items():
-            segmenter = LiteSegmenter(path, threads=threads)
-            equal = total = 0
-            written = []
-            for (stem, image), ref in zip(samples, reference):
-                label, probs = segmenter.predict(image)
-                equal += int(np.sum(label == ref))
-                total += ref.size
-                if predict_dir is not None:
-                    written.append(save_prediction(Path(predict_dir) / q, stem, image, label,
-                                                   palette=segmenter.palette))
-            result.agreement[q] = equal / max(total, 1)
-            if predict_dir is not None:
-                result.predictions[q] = written
+        _check_on_litert(result, model, sample_images, predict_dir=predict_dir, threads=threads)
     return result

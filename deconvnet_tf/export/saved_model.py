@@ -74,7 +74,7 @@ def export_saved_model(
     files, or a path inside another SavedModel.
 
     Args:
-        model: A :class:`~deconvnet_tf.models.Segmenter`, a Keras model of this package or a
+        model: A :class:`~deconvnet_tf.Segmenter`, a Keras model of this package or a
             ``.keras`` path / run folder. A Segmenter's class names, palette, void label and
             working resolution go into the metadata (``extra["image_size"]``: the loader
             resizes images to it, the rule of :func:`deconvnet_tf.io.plan_size`).

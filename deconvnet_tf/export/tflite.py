@@ -261,7 +261,7 @@ def export_tflite(
     nothing is written.
 
     Args:
-        model: A :class:`~deconvnet_tf.models.Segmenter`, a Keras model of this package or a
+        model: A :class:`~deconvnet_tf.Segmenter`, a Keras model of this package or a
             ``.keras`` path / run folder. A Segmenter's class names, palette and void label go
             into the sidecar, and its working resolution is the default ``input_size``.
         output: Target ``.tflite`` path (written atomically; the sidecar is
@@ -302,6 +302,33 @@ def export_tflite(
     )[quantize]
 
 
+def _check_outputs(outputs: dict[str, str | os.PathLike], *, overwrite: bool) -> dict[str, Path]:
+    """``{quantize: Path}`` after checking each quantisation and output path (all distinct)."""
+    outputs = {q: Path(o) for q, o in outputs.items()}
+    for quantize, output in outputs.items():
+        if quantize not in QUANTIZE_CHOICES:
+            raise ExportError(f"--quantize {quantize!r}: expected one of {QUANTIZE_CHOICES}")
+        check_output(output, "tflite", overwrite=overwrite)
+    if len({o.absolute() for o in outputs.values()}) != len(outputs):
+        raise ExportError(f"outputs: two quantisations share one path ({outputs})")
+    return outputs
+
+
+def _convert(saved_model_dir: Path, model_name: str, quantize: str, allow_flex: bool,
+             calibration) -> bytes:
+    """The ``.tflite`` bytes of one quantisation of the traced SavedModel."""
+    converter = _converter(saved_model_dir, quantize, allow_flex, calibration)
+    try:
+        with warnings.catch_warnings():
+            # int8 calibration runs TensorFlow's own (deprecated) tf.lite.Interpreter.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            return converter.convert()
+    except Exception as err:  # the converter raises several error types
+        detail = " ".join(str(err).split()) or type(err).__name__  # one line
+        raise ExportError(f"TFLite conversion of {model_name} ({quantize}) failed: "
+                          f"{detail[-1000:]}") from err
+
+
 def export_tflite_variants(
     model,
     outputs: dict[str, str | os.PathLike],
@@ -331,13 +358,7 @@ def export_tflite_variants(
             removed by the next one, see :func:`~deconvnet_tf.export._common.sweep_orphans`).
     """
     require_tensorflow()
-    outputs = {q: Path(o) for q, o in outputs.items()}
-    for quantize, output in outputs.items():
-        if quantize not in QUANTIZE_CHOICES:
-            raise ExportError(f"--quantize {quantize!r}: expected one of {QUANTIZE_CHOICES}")
-        check_output(output, "tflite", overwrite=overwrite)
-    if len({o.absolute() for o in outputs.values()}) != len(outputs):
-        raise ExportError(f"outputs: two quantisations share one path ({outputs})")
+    outputs = _check_outputs(outputs, overwrite=overwrite)
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)
     names = resolve_class_names(model, class_names, model_path)
@@ -372,17 +393,7 @@ def export_tflite_variants(
         trace_seconds = time.perf_counter() - started
         for quantize, output in outputs.items():
             started = time.perf_counter()
-            converter = _converter(saved, quantize, allow_flex, calibration)
-            try:
-                with warnings.catch_warnings():
-                    # int8 calibration runs TensorFlow's own (deprecated) tf.lite.Interpreter.
-                    warnings.filterwarnings("ignore",
-                                            message=".*tf.lite.Interpreter is deprecated")
-                    data = converter.convert()
-            except Exception as err:  # the converter raises several error types
-                detail = " ".join(str(err).split()) or type(err).__name__  # one line
-                raise ExportError(f"TFLite conversion of {model.name} ({quantize}) failed: "
-                                  f"{detail[-1000:]}") from err
+            data = _convert(saved, model.name, quantize, allow_flex, calibration)
             seconds = trace_seconds + time.perf_counter() - started
             written[quantize] = _write_tflite(
                 data, Path(output), model=model, names=names, shape=shape, minimum=minimum,

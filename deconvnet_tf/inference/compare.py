@@ -1,192 +1,40 @@
-"""One table for the paper's comparison (Noh et al. 2015, Table 1): FCN-8s, DeconvNet on the
-whole image (+ CRF), DeconvNet instance-wise, + CRF, EDeconvNet, EDeconvNet + CRF, scored on a
-dataset split with the same mean IoU as ``deconvnet-evaluate`` (``keras.metrics.MeanIoU`` with the void
-label ignored)."""
+"""Deprecated alias of :mod:`deconvnet_tf.evaluation.compare` (moved to the evaluation package);
+removed in the next release.
+
+Importing it warns (``DeprecationWarning``, naming the new module); every name is looked up in
+:mod:`deconvnet_tf.evaluation.compare` on use (PEP 562), so this module imports nothing of it
+(inference sits below evaluation: a static import would point up).
+"""
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+import importlib
+import sys
+import warnings
 
 __all__ = ["METHODS", "MethodComparison", "compare_methods"]
 
-METHODS: dict[str, str] = {
-    "fcn8s": "FCN-8s",
-    "deconvnet_whole": "DeconvNet (whole image)",
-    "deconvnet_whole_crf": "DeconvNet (whole image) + CRF",
-    "deconvnet": "DeconvNet (instance-wise)",
-    "deconvnet_crf": "DeconvNet + CRF",
-    "edeconvnet": "EDeconvNet",
-    "edeconvnet_crf": "EDeconvNet + CRF",
-}
-_NEEDS_FCN = ("fcn8s", "edeconvnet", "edeconvnet_crf")
+_NEW = "deconvnet_tf.evaluation.compare"
 
 
-@dataclass
-class MethodComparison:
-    """Scores of several inference methods on one split.
-
-    Attributes:
-        class_names: Dataset classes.
-        reports: Method key -> :class:`~deconvnet_tf.training.metrics.SegmentationReport`.
-        seconds: Stage -> mean seconds per image: ``deconvnet_whole``, ``deconvnet_instance``
-            (proposals + crops), ``fcn8s``, and the CRFs (``deconvnet_whole_crf``,
-            ``deconvnet_crf``, ``edeconvnet_crf``).
-        num_images: Images scored.
-        settings: What was run (for the record).
-    """
-
-    class_names: tuple[str, ...]
-    reports: dict
-    seconds: dict[str, float] = field(default_factory=dict)
-    num_images: int = 0
-    settings: dict = field(default_factory=dict)
-
-    def table(self) -> str:
-        """Markdown table: one row per method, per-class IoU and mean IoU (in %)."""
-        header = "| method | " + " | ".join(self.class_names) + " | **mean IoU** |"
-        lines = [header, "|---|" + "---:|" * (len(self.class_names) + 1)]
-        for key, report in self.reports.items():
-            cells = ["-" if np.isnan(v) else f"{v * 100:.1f}" for v in report.per_class_iou]
-            lines.append(f"| {METHODS.get(key, key)} | " + " | ".join(cells)
-                         + f" | **{report.mean_iou * 100:.1f}** |")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return {
-            "num_images": self.num_images,
-            "settings": self.settings,
-            "seconds_per_image": self.seconds,
-            "methods": {k: {"name": METHODS.get(k, k), "mean_iou": r.mean_iou,
-                            "pixel_accuracy": r.pixel_accuracy,
-                            "per_class_iou": dict(zip(self.class_names, r.per_class_iou))}
-                        for k, r in self.reports.items()},
-        }
+def _importer_level() -> int:
+    """``stacklevel`` of the importing line: ``warnings`` skips the frozen import frames
+    itself; ``importlib.import_module`` adds one more."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
+                                 or frame.f_code.co_filename == importlib.__file__):
+        level += frame.f_code.co_filename == importlib.__file__
+        frame = frame.f_back
+    return level
 
 
-def compare_methods(
-    deconvnet: Any,
-    data: str | os.PathLike,
-    split: str = "val",
-    *,
-    fcn: Any = None,
-    methods: tuple[str, ...] | list[str] | None = None,
-    limit: int | None = None,
-    options: Any = None,
-    progress: bool = True,
-) -> MethodComparison:
-    """Scores DeconvNet (whole, instance-wise, + CRF), EDeconvNet (+ CRF) and FCN-8s on a split.
+warnings.warn(f"{__name__} is deprecated and will be removed in the next release; import "
+              f"from {_NEW} instead", DeprecationWarning, stacklevel=_importer_level())
 
-    Every image is predicted once per stage (whole-image DeconvNet, proposals + instance-wise
-    DeconvNet, whole-image FCN); the ensembles and CRFs reuse those probabilities.
 
-    Args:
-        deconvnet: DeconvNet (predictor, Keras model, ``.keras`` path or SavedModel folder).
-        data: Dataset root in the folder layout.
-        split: Split name.
-        fcn: FCN-8s for ``fcn8s``/``edeconvnet``/``edeconvnet_crf`` (optional).
-        methods: Keys of :data:`METHODS` (default: all that the given models allow).
-        limit: Only the first ``limit`` images.
-        options: :class:`~deconvnet_tf.inference.pipeline.InferenceOptions` for the proposals,
-            crop size, aggregation, ensemble method and CRF preset (``mode``/``crf`` ignored).
-        progress: Show a progress bar.
+def __getattr__(name: str):
+    return getattr(importlib.import_module(_NEW), name)
 
-    Returns:
-        The :class:`MethodComparison` (``.table()`` prints like the paper's Table 1).
 
-    Raises:
-        ValueError: Unknown methods, FCN methods without an FCN, class-count mismatch.
-
-    Example:
-        >>> result = compare_methods("dn.keras", "data/camvid", fcn="fcn.keras")  # doctest: +SKIP
-        >>> print(result.table())                                                # doctest: +SKIP
-    """
-    import keras
-
-    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
-    from deconvnet_tf.inference.crf import dense_crf
-    from deconvnet_tf.inference.ensemble import combine_probabilities
-    from deconvnet_tf.inference.instance import predict_instances
-    from deconvnet_tf.inference.pipeline import InferenceOptions
-    from deconvnet_tf.inference.predict import as_predictor, predict_image
-    from deconvnet_tf.training.metrics import report_from_confusion
-
-    if methods is None:
-        methods = [m for m in METHODS if fcn is not None or m not in _NEEDS_FCN]
-    methods = list(dict.fromkeys(methods))
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    if fcn is None and any(m in _NEEDS_FCN for m in methods):
-        raise ValueError(f"Methods {[m for m in methods if m in _NEEDS_FCN]} need an FCN model "
-                         "(fcn=...)")
-    options = (options or InferenceOptions()).validate()
-    deconvnet = as_predictor(deconvnet)
-    fcn = as_predictor(fcn) if fcn is not None else None
-    info = read_meta(data)
-    examples = list_examples(data, split)[:limit]
-
-    metrics: dict[str, Any] = {}
-    seconds: dict[str, float] = {}
-    bar = keras.utils.Progbar(len(examples), unit_name="image") if progress else None
-
-    def timed(stage, fn, *args, **kwargs):
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
-        return out
-
-    crf_kwargs = dict(preset=options.crf_preset, **options.crf_overrides)
-    for index, (image_path, label_path) in enumerate(examples, 1):
-        image, label = load_example(image_path, label_path)
-        probs: dict[str, np.ndarray] = {}
-        need = set(methods)
-        if need - {"fcn8s"}:
-            probs["deconvnet_whole"] = timed("deconvnet_whole", predict_image, deconvnet, image)
-        if need & {"deconvnet", "deconvnet_crf", "edeconvnet", "edeconvnet_crf"}:
-            probs["deconvnet"] = timed(
-                "deconvnet_instance", predict_instances, deconvnet, image,
-                input_size=options.input_size, batch_size=options.batch_size,
-                aggregate=options.aggregate, whole=probs["deconvnet_whole"],
-                proposals=options.proposals)
-        if fcn is not None and need & set(_NEEDS_FCN):
-            probs["fcn8s"] = timed("fcn8s", predict_image, fcn, image)
-        if need & {"edeconvnet", "edeconvnet_crf"}:
-            probs["edeconvnet"] = combine_probabilities([probs["deconvnet"], probs["fcn8s"]],
-                                                        options.ensemble_method)
-        for key in ("deconvnet_whole_crf", "deconvnet_crf", "edeconvnet_crf"):
-            if key in need:
-                probs[key] = timed(key, dense_crf, image, probs[key[: -len("_crf")]],
-                                   **crf_kwargs)
-        for key in methods:
-            scores = probs[key]
-            if scores.shape[-1] < info.num_classes:
-                raise ValueError(f"{METHODS[key]} predicts {scores.shape[-1]} classes but "
-                                 f"{str(data)!r} has {info.num_classes}")
-            if key not in metrics:
-                metrics[key] = keras.metrics.MeanIoU(num_classes=scores.shape[-1],
-                                                     ignore_class=info.ignore_label)
-            metrics[key].update_state(label.astype(np.int32), scores.argmax(-1).astype(np.int32))
-        if bar is not None:
-            bar.update(index)
-
-    count = max(len(examples), 1)
-    reports = {}
-    for key in methods:
-        confusion = np.asarray(metrics[key].total_cm)[: info.num_classes, : info.num_classes]
-        reports[key] = report_from_confusion(confusion, info.class_names)
-    settings = {"split": split, "input_size": options.input_size, "aggregate": options.aggregate,
-                "ensemble_method": options.ensemble_method, "crf_preset": options.crf_preset,
-                "proposals": {k: (str(v) if k == "cache_dir" and v is not None else v)
-                              for k, v in options.proposals.items()}}
-    return MethodComparison(
-        class_names=info.class_names,
-        reports=reports,
-        seconds={k: v / count for k, v in seconds.items()},
-        num_images=len(examples),
-        settings=settings,
-    )
+def __dir__():
+    return sorted(set(globals()) | set(dir(importlib.import_module(_NEW))))

@@ -212,12 +212,129 @@ def crf_comparison(
               colorize(refined.argmax(-1), palette)]
     return refined, side_by_side(*parts)
 
+# ------------------------------------------------------------------ the file loop (predict, crf)
+_INFERENCE_DIR = os.path.dirname(os.path.abspath(__file__))
 
+
+def _warn_outside(message: str) -> None:
+    """``warnings.warn(message)`` attributed to the first caller outside ``deconvnet_tf.inference``
+    (the code that called :func:`refine_files` or ``predict_files``), however deep in the file
+    loop the warning is raised."""
+    import sys
+    import warnings
+
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.dirname(
+            os.path.abspath(frame.f_code.co_filename)) == _INFERENCE_DIR:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
+
+
+class _Progress:
+    """Counts the images done (written or skipped), on a Keras progress bar when ``show``."""
+
+    def __init__(self, total: int, show: bool):
+        self.done = 0
+        self.bar = None
+        if show:
+            import keras
+
+            self.bar = keras.utils.Progbar(total, unit_name="image")
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(self.done)
+
+
+def _each_file(items, work, finish, errors, *, skip_errors: bool,
+               skip: Callable[[Path, str], None], counter: _Progress,
+               before_raise: Callable[[], None] | None = None) -> None:
+    """The file loop of ``deconvnet-predict`` and ``deconvnet-crf``: ``finish(item, work(item))``
+    for each ``(path, ...)`` item. An error of a type in ``errors`` raised by ``work`` is
+    re-raised (after ``before_raise()``), or with ``skip_errors`` reported as
+    ``skip(path, message)`` and counted as done; ``finish`` counts the others."""
+    for item in items:
+        try:
+            result = work(item)
+        except errors as err:
+            if not skip_errors:
+                if before_raise is not None:
+                    before_raise()
+                raise
+            skip(item[0], str(err))
+            counter.tick()
+        else:
+            finish(item, result)
+
+
+# ------------------------------------------------------------------------------- refine_files
 def _probability_file(probs: Path, stem: str) -> Path | None:
     for name in (f"{stem}_probs.npy", f"{stem}.npy"):
         if (probs / name).is_file():
             return probs / name
     return None
+
+
+def _pair_inputs(image: Path, probs: Path, *, skip_errors: bool):
+    """``(images, [(image, probability file or None)], {image: message})``: the images and the
+    probability file of each; with ``skip_errors`` an image without one is kept with its error
+    message instead of raising."""
+    from deconvnet_tf.io import list_images
+
+    if not probs.exists():
+        raise FileNotFoundError(f"Probabilities not found: {str(probs)!r}")
+    images = list_images(image)
+    missing: dict[Path, str] = {}
+    if probs.is_dir():
+        pairs = []
+        for path in images:
+            found = _probability_file(probs, path.stem)
+            if found is None:
+                message = (f"No probabilities for image {str(path)!r}: expected "
+                           f"{str(probs / (path.stem + '_probs.npy'))!r} or "
+                           f"{str(probs / (path.stem + '.npy'))!r}")
+                if not skip_errors:
+                    raise FileNotFoundError(message)
+                missing[path] = message
+            pairs.append((path, found))
+    else:
+        if len(images) != 1:
+            raise ValueError(f"--probs {str(probs)!r} is one file but --image {str(image)!r} "
+                             f"holds {len(images)} images; pass a folder of .npy files")
+        pairs = [(images[0], probs)]
+    return images, pairs, missing
+
+
+def _load_probabilities(path: Path) -> np.ndarray:
+    """A saved ``.npy`` array; ValueError naming the file when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise ValueError("not a NumPy .npy file")
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        detail = next((line.strip() for line in str(err).splitlines() if line.strip()),
+                      type(err).__name__)
+        raise ValueError(f"Cannot read probabilities {str(path)!r}: {detail}") from err
+
+
+def _refine_one(image_path: Path, probs_path: Path | None, missing: str | None, *, preset: str,
+                settings: CRFSettings) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, refined probabilities)`` of one image (``missing``: why it has no probability
+    file); errors name the files."""
+    from deconvnet_tf.io import read_image
+
+    if missing is not None:
+        raise FileNotFoundError(missing)
+    p = _load_probabilities(probs_path)
+    photo = read_image(image_path)
+    what = f"{probs_path.name} for {image_path.name}"
+    try:
+        refined = dense_crf(photo, p, preset=preset, **asdict(settings))
+    except ValueError as err:
+        raise ValueError(str(err).replace("dense_crf", what, 1)) from err
+    return photo, refined
 
 
 def refine_files(
@@ -262,74 +379,28 @@ def refine_files(
         FileNotFoundError: Missing inputs. ValueError: mismatched or bad inputs (naming the
         files). deconvnet_tf.io.OutputError: outputs exist or cannot be written.
     """
-    import warnings
-
-    from deconvnet_tf.io import ImageReadError, ensure_output_dir, list_images, read_image
+    from deconvnet_tf.io import ImageReadError, ensure_output_dir
     from deconvnet_tf.render import plan_predictions, save_prediction
 
-    skip = on_skip or (lambda path, message: warnings.warn(f"skipped {str(path)!r}: {message}",
-                                                           stacklevel=3))
+    skip = on_skip or (lambda path, message: _warn_outside(f"skipped {str(path)!r}: {message}"))
     settings = crf_settings(preset, **overrides)  # fail on bad settings before any work
     _import_densecrf()
-    image, probs = Path(image), Path(probs)
-    if not probs.exists():
-        raise FileNotFoundError(f"Probabilities not found: {str(probs)!r}")
-    images = list_images(image)
-    missing: dict[Path, str] = {}
-    if probs.is_dir():
-        pairs = []
-        for path in images:
-            found = _probability_file(probs, path.stem)
-            if found is None:
-                message = (f"No probabilities for image {str(path)!r}: expected "
-                           f"{str(probs / (path.stem + '_probs.npy'))!r} or "
-                           f"{str(probs / (path.stem + '.npy'))!r}")
-                if not skip_errors:
-                    raise FileNotFoundError(message)
-                missing[path] = message
-            pairs.append((path, found))
-    else:
-        if len(images) != 1:
-            raise ValueError(f"--probs {str(probs)!r} is one file but --image {str(image)!r} "
-                             f"holds {len(images)} images; pass a folder of .npy files")
-        pairs = [(images[0], probs)]
+    images, pairs, missing = _pair_inputs(Path(image), Path(probs), skip_errors=skip_errors)
     plan_predictions(images, output, probabilities=save_probs, overwrite=overwrite,
                      other_inputs=[found for _, found in pairs if found is not None])
     ensure_output_dir(output)
-    bar = None
-    if progress:
-        import keras
-
-        bar = keras.utils.Progbar(len(pairs), unit_name="image")
+    counter = _Progress(len(pairs), progress)
     written = []
-    for i, (image_path, probs_path) in enumerate(pairs, 1):
-        try:
-            if image_path in missing:
-                raise FileNotFoundError(missing[image_path])
-            try:
-                with open(probs_path, "rb") as handle:
-                    if handle.read(6) != b"\x93NUMPY":
-                        raise ValueError("not a NumPy .npy file")
-                p = np.load(probs_path, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as err:
-                detail = next((line.strip() for line in str(err).splitlines() if line.strip()),
-                              type(err).__name__)
-                raise ValueError(f"Cannot read probabilities {str(probs_path)!r}: "
-                                 f"{detail}") from err
-            photo = read_image(image_path)
-            what = f"{probs_path.name} for {image_path.name}"
-            try:
-                refined = dense_crf(photo, p, preset=preset, **asdict(settings))
-            except ValueError as err:
-                raise ValueError(str(err).replace("dense_crf", what, 1)) from err
-        except (FileNotFoundError, ImageReadError, ValueError) as err:
-            if not skip_errors:
-                raise
-            skip(image_path, str(err))
-        else:
-            written.append(save_prediction(output, image_path.stem, photo, refined.argmax(-1),
-                                           refined if save_probs else None,
-                                           overwrite=overwrite))
-        if bar is not None:
-            bar.update(i)
+
+    def refine(pair):
+        return _refine_one(*pair, missing.get(pair[0]), preset=preset, settings=settings)
+
+    def write(pair, result):
+        photo, refined = result
+        written.append(save_prediction(output, pair[0].stem, photo, refined.argmax(-1),
+                                       refined if save_probs else None, overwrite=overwrite))
+        counter.tick()
+
+    _each_file(pairs, refine, write, (FileNotFoundError, ImageReadError, ValueError),
+               skip_errors=skip_errors, skip=skip, counter=counter)
     return written

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +99,79 @@ def infer(
     return probs
 
 
+class _PendingImages:
+    """The images read by :func:`predict_files` and not yet predicted: :meth:`flush` predicts
+    them (one batch in plain whole-image mode, else one by one) and writes each one's files."""
+
+    def __init__(self, model, ensemble, options: InferenceOptions, output, counter, *,
+                 total: int, save_probs: bool, overwrite: bool, max_pixels: int | None,
+                 warn: Callable[[str], None]):
+        self.model, self.ensemble, self.options, self.output = model, ensemble, options, output
+        self.counter, self.total, self.warn = counter, total, warn
+        self.save_probs, self.overwrite, self.max_pixels = save_probs, overwrite, max_pixels
+        self.whole_batch = options.mode == "whole" and ensemble is None and not options.crf
+        self.step = options.batch_size if self.whole_batch else 1
+        self.items: list[tuple] = []
+        self.written: list[dict[str, Path]] = []
+        self.first_seconds: float | None = None
+
+    def add(self, item: tuple, image: np.ndarray) -> None:
+        """Queues an image read from ``item[0]`` (scaled down to ``max_pixels``)."""
+        from deconvnet_tf.io import downscale_message, fit_image, plan_size
+
+        path = item[0]
+        plan = plan_size(*image.shape[:2], max_pixels=self.max_pixels)
+        if plan.downscaled:
+            self.warn(downscale_message(path, plan, self.max_pixels))
+        self.items.append((path, image, fit_image(image, plan), plan))
+        if len(self.items) >= self.step:
+            self.flush()
+
+    def _predict(self, smalls: list[np.ndarray]) -> list[np.ndarray]:
+        """Probabilities of the (scaled) images; after the first instance-wise image, an
+        estimate of the time left."""
+        from deconvnet_tf.inference.predict import predict_images
+
+        options = self.options
+        if self.whole_batch:
+            return predict_images(self.model, smalls, batch_size=options.batch_size)
+        start = time.perf_counter()
+        probs_list = [infer(self.model, small, options, ensemble=self.ensemble)
+                      for small in smalls]
+        if options.mode == "instance" and self.first_seconds is None:
+            self.first_seconds = seconds = time.perf_counter() - start
+            left = self.total - self.counter.done - len(smalls)
+            if left > 0:
+                self.warn(f"instance-wise inference took {seconds:.1f} s for the first image; "
+                          f"about {seconds * left / 60:.1f} min for the {left} left")
+        return probs_list
+
+    def _save(self, path: Path, image: np.ndarray, plan, probs: np.ndarray) -> dict[str, Path]:
+        """Writes one image's files, the labels (and probabilities) at the image's size."""
+        from deconvnet_tf.io import resize_channels, upscale_labels
+        from deconvnet_tf.render import save_prediction
+
+        height, width = image.shape[:2]
+        if plan.downscaled:
+            label = upscale_labels(probs, height, width)
+            full = resize_channels(probs, height, width) if self.save_probs else None
+        else:
+            label, full = probs.argmax(-1), probs
+        return save_prediction(self.output, path.stem, image, label,
+                               full if self.save_probs else None,
+                               getattr(self.model, "palette", None), overwrite=self.overwrite)
+
+    def flush(self) -> None:
+        """Predicts the queued images and writes their files."""
+        if not self.items:
+            return
+        probs_list = self._predict([item[2] for item in self.items])
+        for (path, image, _, plan), probs in zip(self.items, probs_list):
+            self.written.append(self._save(path, image, plan, probs))
+            self.counter.tick()
+        self.items.clear()
+
+
 def predict_files(
     model: Any,
     inputs: str | os.PathLike | Iterable[str | os.PathLike],
@@ -147,92 +219,29 @@ def predict_files(
         deconvnet_tf.io.OutputError: An output exists (without ``overwrite``), would replace an
             input, or cannot be written.
     """
-    from deconvnet_tf.inference.predict import as_predictor, predict_images
-    from deconvnet_tf.io import (
-        ImageReadError,
-        downscale_message,
-        ensure_output_dir,
-        fit_image,
-        plan_size,
-        read_image,
-        resize_channels,
-        upscale_labels,
-    )
-    from deconvnet_tf.render import plan_predictions, save_prediction
+    from deconvnet_tf.inference.crf import _each_file, _Progress, _warn_outside
+    from deconvnet_tf.inference.predict import as_predictor
+    from deconvnet_tf.io import ImageReadError, ensure_output_dir, read_image
+    from deconvnet_tf.render import plan_predictions
 
     options = (options or InferenceOptions()).validate()
-    warn = on_warning or (lambda message: warnings.warn(message, stacklevel=3))
+    warn = on_warning or _warn_outside
     skip = on_skip or (lambda path, message: warn(f"skipped {str(path)!r}: {message}"))
     planned = plan_predictions(inputs, output, probabilities=save_probs, overwrite=overwrite)
     ensure_output_dir(output)
     model = as_predictor(model)
     ensemble = as_predictor(ensemble) if ensemble is not None else None
-    bar = None
-    if progress:
-        import keras
-
-        bar = keras.utils.Progbar(len(planned), unit_name="image")
-    whole_batch = options.mode == "whole" and ensemble is None and not options.crf
-    step = options.batch_size if whole_batch else 1
-    written: list[dict[str, Path]] = []
-    pending: list[tuple] = []
-    done = 0
+    pending = _PendingImages(model, ensemble, options, output, _Progress(len(planned), progress),
+                             total=len(planned), save_probs=save_probs, overwrite=overwrite,
+                             max_pixels=max_pixels, warn=warn)
     if options.mode == "instance" and planned:
         top_k = int((options.proposals or {}).get("top_k", 50))
         warn(f"instance-wise mode runs the network on up to {top_k} proposal crops of "
              f"{options.input_size}x{options.input_size} per image (about {top_k} times the "
              "work of one whole-image pass at that size); the time per image follows the first "
              "image")
-    timing = {"first": None}
-
-    def flush():
-        nonlocal done
-        if not pending:
-            return
-        smalls = [item[2] for item in pending]
-        if whole_batch:
-            probs_list = predict_images(model, smalls, batch_size=options.batch_size)
-        else:
-            start = time.perf_counter()
-            probs_list = [infer(model, small, options, ensemble=ensemble) for small in smalls]
-            if options.mode == "instance" and timing["first"] is None:
-                timing["first"] = seconds = time.perf_counter() - start
-                left = len(planned) - done - len(smalls)
-                if left > 0:
-                    warn(f"instance-wise inference took {seconds:.1f} s for the first image; "
-                         f"about {seconds * left / 60:.1f} min for the {left} left")
-        for (path, image, _, plan), probs in zip(pending, probs_list):
-            height, width = image.shape[:2]
-            if plan.downscaled:
-                label = upscale_labels(probs, height, width)
-                full = resize_channels(probs, height, width) if save_probs else None
-            else:
-                label, full = probs.argmax(-1), probs
-            written.append(save_prediction(output, path.stem, image, label,
-                                           full if save_probs else None,
-                                           getattr(model, "palette", None), overwrite=overwrite))
-            done += 1
-            if bar is not None:
-                bar.update(done)
-        pending.clear()
-
-    for path, _ in planned:
-        try:
-            image = read_image(path)
-        except ImageReadError as err:
-            if not skip_errors:
-                flush()  # the images before this one are done: write them first
-                raise
-            skip(path, str(err))
-            done += 1
-            if bar is not None:
-                bar.update(done)
-            continue
-        plan = plan_size(*image.shape[:2], max_pixels=max_pixels)
-        if plan.downscaled:
-            warn(downscale_message(path, plan, max_pixels))
-        pending.append((path, image, fit_image(image, plan), plan))
-        if len(pending) >= step:
-            flush()
-    flush()
-    return written
+    _each_file(planned, lambda item: read_image(item[0]), pending.add, ImageReadError,
+               skip_errors=skip_errors, skip=skip, counter=pending.counter,
+               before_raise=pending.flush)  # the images before a bad one are written first
+    pending.flush()
+    return pending.written

@@ -5,7 +5,7 @@ Everything that turns "a model" into class probabilities goes through :class:`Pr
 
 * a Keras model of this package (``.keras`` file or in memory): logits are turned into
   probabilities with a softmax;
-* a :class:`~deconvnet_tf.models.Segmenter` (its working resolution, mean and converter
+* a :class:`~deconvnet_tf.Segmenter` (its working resolution, mean and converter
   settings), a shipped model's registry name (``"camvid_compact"``);
 * an exported SavedModel folder (``deconvnet_tf.export.saved_model.load_saved_model``: uint8
   images in, probabilities out);
@@ -14,7 +14,7 @@ Everything that turns "a model" into class probabilities goes through :class:`Pr
 
 Every predictor brings an image to the model with the size rule of
 :func:`deconvnet_tf.io.plan_size` (shared with the SavedModel and LiteRT runtimes): a model
-with a fixed input size or a working resolution (a :class:`~deconvnet_tf.models.Segmenter`'s
+with a fixed input size or a working resolution (a :class:`~deconvnet_tf.Segmenter`'s
 ``image_size``) gets the image resized to it and the probabilities resized back (bilinear); an
 image above
 ``Predictor.max_pixels`` (default ``None``: no limit) is scaled down and its scores scaled back;
@@ -233,7 +233,7 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
     """Loads a trained model as a :class:`Predictor`.
 
     Args:
-        path: A :class:`~deconvnet_tf.models.Segmenter` (or any Keras model of this package),
+        path: A :class:`~deconvnet_tf.Segmenter` (or any Keras model of this package),
             a ``.keras`` file (a Segmenter file, or a bare network whose metadata comes from
             its sidecar / dataset ``meta.json``), a shipped model's registry name (e.g.
             ``"camvid_compact"``, see :mod:`deconvnet_tf.models.registry`), a URL, or an
@@ -310,7 +310,7 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
     if path.suffix.lower() == ".tflite":
         raise ValueError(f"{str(path)!r} is a LiteRT model; run it with deconvnet-lite-predict "
                          "(deconvnet_tf.lite.LiteSegmenter), or pass the .keras file")
-    from deconvnet_tf.models.segmenter import load_segmenter
+    from deconvnet_tf.inference.segmenter import load_segmenter
 
     try:
         model = load_segmenter(path, registry_entry=entry)

@@ -193,7 +193,7 @@ class ModelMetadata:
     @property
     def working_size(self) -> tuple[int, int] | None:
         """The size images are resized to: the fixed input size, else the working resolution
-        of the exported :class:`~deconvnet_tf.models.Segmenter` (``extra["image_size"]``), else
+        of the exported :class:`~deconvnet_tf.Segmenter` (``extra["image_size"]``), else
         ``None`` (native resolution)."""
         if self.fixed_size is not None:
             return self.fixed_size

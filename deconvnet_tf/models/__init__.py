@@ -1,5 +1,14 @@
-"""Models of the DeconvNet family: presets (data), builders, pretrained encoder weights, the
-``Segmenter`` task and the registry of shipped models."""
+"""Models of the DeconvNet family: presets (data), builders, pretrained encoder weights,
+loading and the registry of shipped models.
+
+The ``Segmenter`` task lives in :mod:`deconvnet_tf.inference.segmenter` (it predicts through
+the predictor of :mod:`deconvnet_tf.inference.predict`); ``deconvnet_tf.Segmenter`` and
+``deconvnet_tf.load_model`` are the public names (they register the Segmenter for ``.keras``
+loading). ``deconvnet_tf.models.Segmenter`` / ``load_segmenter`` are deprecated aliases,
+looked up on use."""
+
+import importlib
+import warnings
 
 from deconvnet_tf.models.builder import build_model, with_unpooling
 from deconvnet_tf.models.deconvnet import UNPOOLING_CHOICES, DeconvNet, default_unpooling
@@ -8,7 +17,6 @@ from deconvnet_tf.models.flops import count_flops
 from deconvnet_tf.models.io import load_model
 from deconvnet_tf.models.presets import PRESETS, Architecture, get_architecture, list_presets
 from deconvnet_tf.models.registry import list_models
-from deconvnet_tf.models.segmenter import Segmenter, load_segmenter
 from deconvnet_tf.models.weights import load_encoder_weights, vgg16_conv_arrays
 
 __all__ = [
@@ -18,7 +26,6 @@ __all__ = [
     "BilinearUpsampling",
     "DeconvNet",
     "FCN",
-    "Segmenter",
     "build_model",
     "count_flops",
     "default_unpooling",
@@ -27,7 +34,26 @@ __all__ = [
     "list_presets",
     "load_encoder_weights",
     "load_model",
-    "load_segmenter",
     "vgg16_conv_arrays",
     "with_unpooling",
 ]
+
+_SEGMENTER_MODULE = "deconvnet_tf.inference.segmenter"
+_SEGMENTER_NAMES = ("Segmenter", "load_segmenter")
+
+
+def __getattr__(name: str):
+    # Deprecated aliases, looked up on use (PEP 562), not imported: models sits below
+    # inference in the layers of .importlinter.
+    if name not in _SEGMENTER_NAMES:
+        raise AttributeError(f"module 'deconvnet_tf.models' has no attribute {name!r}")
+    warnings.warn(f"deconvnet_tf.models.{name} is deprecated; use deconvnet_tf.{name} or "
+                  f"{_SEGMENTER_MODULE}.{name}", DeprecationWarning, stacklevel=2)
+    value = getattr(importlib.import_module(_SEGMENTER_MODULE), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SEGMENTER_NAMES))
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -32,7 +33,9 @@ def load_model(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a ``.keras`` archive.
+        ValueError: ``path`` is not a ``.keras`` archive, or holds a ``Segmenter`` while the
+            Segmenter task (one layer up, :mod:`deconvnet_tf.inference.segmenter`) is not
+            imported: ``deconvnet_tf.load_model`` loads those.
     """
     path = Path(path)
     if not path.exists():
@@ -41,9 +44,22 @@ def load_model(
         raise ValueError(
             f"{str(path)!r} is not a .keras model file (a zip archive written by model.save)"
         )
+    if (_saved_class(path) == "Segmenter"
+            and keras.saving.get_registered_object("deconvnet_tf>Segmenter") is None):
+        raise ValueError(f"{str(path)!r} holds a deconvnet_tf.Segmenter: load it with "
+                         "deconvnet_tf.load_model or deconvnet_tf.Segmenter.from_preset")
     model = keras.saving.load_model(
         path, compile=compile, custom_objects={"DeconvNet": DeconvNet, "FCN": FCN}
     )
     if unpooling is not None:
         model = with_unpooling(model, unpooling)
     return model
+
+
+def _saved_class(path: Path) -> str | None:
+    """The top-level ``class_name`` of a ``.keras`` archive (``None`` if unreadable)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json")).get("class_name")
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return None

@@ -109,7 +109,7 @@ class PredictionImages(keras.callbacks.Callback):
         """One uint8 RGB picture per image: titles over ``image | ground truth | prediction``
         and the colour key below (the current model's predictions)."""
         from deconvnet_tf.render import colorize, figure_grid
-        from deconvnet_tf.training.evaluate import predict_native
+        from deconvnet_tf.evaluation.evaluate import predict_native
 
         num_classes = len(self.class_names)
         out = []

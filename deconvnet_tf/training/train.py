@@ -475,7 +475,8 @@ def _build_and_compile(config: TrainConfig, num_classes: int, ignore: int, class
     """The run's model, with ``init_from``/``encoder_weights`` loaded, compiled with the
     optimizer (decoupled weight decay), loss (class weights) and metric of ``config``, under
     the current dtype policy (``mixed_float16`` adds loss scaling)."""
-    from deconvnet_tf.models import build_model, load_encoder_weights, load_model
+    from deconvnet_tf.inference.segmenter import load_model
+    from deconvnet_tf.models import build_model, load_encoder_weights
     from deconvnet_tf.training.losses import SegmentationCrossEntropy
     from deconvnet_tf.evaluation.metrics import mean_iou_metric
 

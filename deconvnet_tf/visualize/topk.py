@@ -272,6 +272,85 @@ def _model_input_size(model) -> tuple[tuple[int, int] | None, int]:
     return size, int(shape[3] or 3)
 
 
+def _channels_to_scan(projector: Projector, layer: str, channel, top_channels) -> list[int]:
+    """The channels to keep top-k heaps for: the given one(s), or all for ``top_channels``."""
+    if top_channels is not None:
+        if not isinstance(top_channels, int) or not 1 <= top_channels <= projector.num_channels:
+            raise VisualizationError(
+                f"top_channels must be in 1..{projector.num_channels} (the channels of layer "
+                f"{layer!r}), got {top_channels!r}"
+            )
+        return list(range(projector.num_channels))
+    channels = [channel] if np.ndim(channel) == 0 else list(channel)
+    return [projector.check_channel(c) for c in channels]
+
+
+def _scan(projector: Projector, source: ImageSource, channels: list[int], *, k: int,
+          per_image: int, batch_size: int) -> tuple[dict[int, list], np.ndarray]:
+    """The forward pass over the source: ``({channel: heap of its k strongest
+    (value, -image index, tie, position)}, mean activation per channel)``."""
+    heaps: dict[int, list] = {c: [] for c in channels}
+    sums = np.zeros(projector.num_channels, np.float64)
+    count = 0
+    tie = 0
+    for indices, batch in source.batches(batch_size):
+        act = projector.activations(batch).astype(np.float32)
+        spatial_axes = tuple(range(1, act.ndim - 1))
+        sums += act.sum(axis=spatial_axes).sum(axis=0) if spatial_axes else act.sum(axis=0)
+        count += act.shape[0] * (int(np.prod(act.shape[1:-1])) if spatial_axes else 1)
+        if per_image == 1:
+            flat = act.reshape(act.shape[0], -1, act.shape[-1])
+            arg = flat.argmax(axis=1)
+            best = np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]
+        for b, index in enumerate(indices):
+            for c in channels:
+                if per_image == 1:
+                    pos = tuple(int(p) for p in np.unravel_index(int(arg[b, c]), act.shape[1:-1]))
+                    cands = [(float(best[b, c]), pos)]
+                else:
+                    cands = _top_positions(act[b, ..., c], per_image)
+                heap = heaps[c]
+                for value, pos in cands:
+                    tie += 1
+                    entry = (value, -index, tie, pos)
+                    if len(heap) < k:
+                        heapq.heappush(heap, entry)
+                    elif entry > heap[0]:
+                        heapq.heapreplace(heap, entry)
+    return heaps, sums / max(count, 1)
+
+
+def _project_winners(projector: Projector, source: ImageSource, results: list[ChannelTopK],
+                     heaps: dict[int, list], *, mode: str, ties: str, batch_size: int) -> None:
+    """Projects each result's heap entries (batching items of equal image shape) and appends
+    them to its ``items``, strongest first."""
+    jobs = []
+    for r in results:
+        for value, neg_index, _, pos in sorted(heaps[r.channel], reverse=True):
+            jobs.append((r, value, -neg_index, pos))
+    wanted = source.get([j[2] for j in jobs])
+    groups: dict[tuple, list] = {}
+    for job in jobs:
+        groups.setdefault(wanted[job[2]].shape, []).append(job)
+    made: dict[int, TopKItem] = {}
+    for shape, group in groups.items():
+        for start in range(0, len(group), batch_size):
+            chunk = group[start:start + batch_size]
+            batch = np.stack([wanted[j[2]] for j in chunk])
+            proj = projector.project(
+                batch, [j[0].channel for j in chunk], mode=mode, ties=ties,
+                select=[j[3] for j in chunk] if chunk[0][3] else "max",
+            )
+            for j, p, image in zip(chunk, proj, batch):
+                r, value, index, pos = j
+                box = projector.receptive_field(pos, image.shape)
+                rows, cols = box.slices()
+                made[id(j)] = TopKItem(r.channel, value, index, source.name(index), tuple(pos),
+                                       box, p[rows, cols].copy(), image[rows, cols].copy())
+    for job in jobs:
+        job[0].items.append(made[id(job)])
+
+
 def top_k(
     model,
     layer: str,
@@ -324,78 +403,16 @@ def top_k(
     num_images = len(source)
     if num_images == 0:
         raise VisualizationError("no images to scan")
-    if top_channels is not None:
-        if not isinstance(top_channels, int) or not 1 <= top_channels <= projector.num_channels:
-            raise VisualizationError(
-                f"top_channels must be in 1..{projector.num_channels} (the channels of layer "
-                f"{layer!r}), got {top_channels!r}"
-            )
-        channels = list(range(projector.num_channels))
-    else:
-        channels = [channel] if np.ndim(channel) == 0 else list(channel)
-        channels = [projector.check_channel(c) for c in channels]
+    channels = _channels_to_scan(projector, layer, channel, top_channels)
     if per_image is None:
         per_image = 1 if num_images >= k else math.ceil(k / num_images)
-
-    heaps: dict[int, list] = {c: [] for c in channels}
-    sums = np.zeros(projector.num_channels, np.float64)
-    count = 0
-    tie = 0
-    for indices, batch in source.batches(batch_size):
-        act = projector.activations(batch).astype(np.float32)
-        spatial_axes = tuple(range(1, act.ndim - 1))
-        sums += act.sum(axis=spatial_axes).sum(axis=0) if spatial_axes else act.sum(axis=0)
-        count += act.shape[0] * (int(np.prod(act.shape[1:-1])) if spatial_axes else 1)
-        if per_image == 1:
-            flat = act.reshape(act.shape[0], -1, act.shape[-1])
-            arg = flat.argmax(axis=1)
-            best = np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]
-        for b, index in enumerate(indices):
-            for c in channels:
-                if per_image == 1:
-                    pos = tuple(int(p) for p in np.unravel_index(int(arg[b, c]), act.shape[1:-1]))
-                    cands = [(float(best[b, c]), pos)]
-                else:
-                    cands = _top_positions(act[b, ..., c], per_image)
-                heap = heaps[c]
-                for value, pos in cands:
-                    tie += 1
-                    entry = (value, -index, tie, pos)
-                    if len(heap) < k:
-                        heapq.heappush(heap, entry)
-                    elif entry > heap[0]:
-                        heapq.heapreplace(heap, entry)
-    means = sums / max(count, 1)
+    heaps, means = _scan(projector, source, channels, k=k, per_image=per_image,
+                         batch_size=batch_size)
     if top_channels is not None:
         channels = [int(c) for c in np.argsort(-means, kind="stable")[:top_channels]]
-
     results = [ChannelTopK(layer, c, float(means[c]), num_images) for c in channels]
-    # Project the winners, batching items of equal image shape.
-    jobs = []
-    for r in results:
-        for value, neg_index, _, pos in sorted(heaps[r.channel], reverse=True):
-            jobs.append((r, value, -neg_index, pos))
-    wanted = source.get([j[2] for j in jobs])
-    groups: dict[tuple, list] = {}
-    for job in jobs:
-        groups.setdefault(wanted[job[2]].shape, []).append(job)
-    made: dict[int, TopKItem] = {}
-    for shape, group in groups.items():
-        for start in range(0, len(group), batch_size):
-            chunk = group[start:start + batch_size]
-            batch = np.stack([wanted[j[2]] for j in chunk])
-            proj = projector.project(
-                batch, [j[0].channel for j in chunk], mode=mode, ties=ties,
-                select=[j[3] for j in chunk] if chunk[0][3] else "max",
-            )
-            for j, p, image in zip(chunk, proj, batch):
-                r, value, index, pos = j
-                box = projector.receptive_field(pos, image.shape)
-                rows, cols = box.slices()
-                made[id(j)] = TopKItem(r.channel, value, index, source.name(index), tuple(pos),
-                                       box, p[rows, cols].copy(), image[rows, cols].copy())
-    for job in jobs:
-        job[0].items.append(made[id(job)])
+    _project_winners(projector, source, results, heaps, mode=mode, ties=ties,
+                     batch_size=batch_size)
     return results
 
 

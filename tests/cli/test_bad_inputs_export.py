@@ -306,8 +306,8 @@ def _write_labels(root: Path, fn) -> None:
 def corpus_root(tmp_path_factory):
     from deconvnet_tf.data.synthetic import write_synthetic_dataset
     from deconvnet_tf.export import export_saved_model
-    from deconvnet_tf.training.evaluate import save_report
-    from deconvnet_tf.training.metrics import report_from_confusion
+    from deconvnet_tf.evaluation.evaluate import save_report
+    from deconvnet_tf.evaluation.metrics import report_from_confusion
 
     root = tmp_path_factory.mktemp("corpus_export")
     models = root / "models"

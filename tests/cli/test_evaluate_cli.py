@@ -12,7 +12,7 @@ import deconvnet_tf
 from deconvnet_tf.cli import evaluate as evaluate_cli
 from deconvnet_tf.data.folder import list_examples, load_example
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
-from deconvnet_tf.training.evaluate import predict_native
+from deconvnet_tf.evaluation.evaluate import predict_native
 from tests.conftest import requires_tf
 
 pytestmark = requires_tf

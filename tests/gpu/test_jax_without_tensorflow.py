@@ -61,7 +61,7 @@ class StepLosses(keras.callbacks.Callback):
 
 SINGLE_DEVICE = COMMON + r'''
 from deconvnet_tf.training.callbacks import save_model_atomic
-from deconvnet_tf.training.metrics import mean_iou_metric
+from deconvnet_tf.evaluation.metrics import mean_iou_metric
 keras.utils.set_random_seed(0)
 # All 8 training images in every batch, no augmentation: each step sees the same data, so
 # the per-step loss must go down.

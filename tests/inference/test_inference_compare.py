@@ -17,13 +17,13 @@ import deconvnet_tf
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
 from deconvnet_tf.inference import crf as crf_module
 from deconvnet_tf.inference import instance as instance_module
-from deconvnet_tf.inference.compare import METHODS, compare_methods
+from deconvnet_tf.evaluation.compare import METHODS, compare_methods
 from deconvnet_tf.inference.crf import dense_crf
 from deconvnet_tf.inference.ensemble import combine_probabilities
 from deconvnet_tf.inference.instance import predict_instances
 from deconvnet_tf.inference.pipeline import InferenceOptions
 from deconvnet_tf.inference.predict import Predictor, predict_image
-from deconvnet_tf.training.evaluate import evaluate
+from deconvnet_tf.evaluation.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = InferenceOptions(input_size=32, batch_size=4,

@@ -14,7 +14,7 @@ import pytest
 import deconvnet_tf
 from deconvnet_tf import Segmenter
 from deconvnet_tf.lite.metadata import ModelMetadata
-from deconvnet_tf.models.segmenter import CAMVID_PALETTE, default_palette, load_segmenter
+from deconvnet_tf.inference.segmenter import CAMVID_PALETTE, default_palette, load_segmenter
 
 NAMES = ["background", "disc", "ring"]
 

@@ -12,8 +12,8 @@ from deconvnet_tf.cli import evaluate as evaluate_cli
 from deconvnet_tf.cli import train as train_cli
 from deconvnet_tf.data.folder import list_examples, load_example
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
-from deconvnet_tf.training.evaluate import evaluate, predict_native, save_report
-from deconvnet_tf.training.metrics import report_from_confusion
+from deconvnet_tf.evaluation.evaluate import evaluate, predict_native, save_report
+from deconvnet_tf.evaluation.metrics import report_from_confusion
 from tests.conftest import requires_tf
 
 pytestmark = requires_tf
@@ -191,7 +191,7 @@ def test_save_report_is_atomic_and_never_replaces_a_file(tmp_path, monkeypatch):
 def test_confusion_png_row_normalised_named_and_sized_for_many_classes(tmp_path):
     import cv2
 
-    from deconvnet_tf.training.evaluate import _row_normalised, confusion_png
+    from deconvnet_tf.evaluation.evaluate import _row_normalised, confusion_png
 
     cm = np.array([[6, 2, 0, 2], [0, 0, 0, 0], [1, 1, 2, 0]])  # 4th column: outside the classes
     report = report_from_confusion(cm, ["sky", "road", "car"])
@@ -214,7 +214,7 @@ def test_confusion_png_row_normalised_named_and_sized_for_many_classes(tmp_path)
 
 
 def test_load_model_file_finds_shipped_models_by_name():
-    from deconvnet_tf.training.evaluate import ModelFileError, load_model_file
+    from deconvnet_tf.evaluation.evaluate import ModelFileError, load_model_file
 
     model, path = load_model_file("horse_compact")
     assert path.name == "horse_compact.keras" and model.output_shape[-1] == 2
