@@ -3,11 +3,18 @@
 For a run folder written by ``deconvnet-train`` (``config.json``, ``model.keras``) and the
 dataset it was trained on, this writes
 
-* ``<out>/<name>.keras``: the model without optimizer state (loads with ``deconvnet_tf.load_model``);
+* ``<out>/<name>.keras``: a ``deconvnet_tf.Segmenter`` without optimizer state: the network with
+  its working resolution (``--input-size``), class names and void label (the dataset's
+  ``meta.json``) and palette (the registry entry of ``<name>`` when there is one, else the
+  default), so ``Segmenter.from_preset`` and ``deconvnet-predict --model`` use them;
 * ``<out>/<name>.tflite`` and ``<name>_int8.tflite`` (+ ``.json`` sidecars with class names and
   palette): builtins-only LiteRT models, int8 calibrated on the training split;
-* ``<out>/<name>.md``: the model card (data and its terms, preset, training command, metrics of
-  the Keras model and of both LiteRT files on the validation split, sizes).
+* ``<out>/<name>.md``: the model card (data and its terms, preset, training command, training
+  wall time, the dev-split score of ``--dev-run`` (the recipe chosen on data that is not
+  reported), metrics of the Keras model and of both LiteRT files on the validation split, sizes).
+
+Existing files are never replaced unless ``--overwrite`` is given; every file is written
+atomically.
 
     python tools/ship_model.py --run runs/camvid --data /path/to/camvid_180x240 --name camvid_compact \
         --input-size 180x240 --terms "CamVid ... CC BY-NC 4.0" --command "deconvnet-train ..."
@@ -31,19 +38,59 @@ def _confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore) ->
     return np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
+def shipped_files(out: Path, name: str) -> list[Path]:
+    """Every file :func:`ship` writes for ``name`` into ``out``."""
+    return [out / f"{name}{ending}" for ending in (
+        ".keras", ".tflite", ".json", "_int8.tflite", "_int8.json", ".md")]
+
+
+def dev_split_score(dev_run: Path) -> dict:
+    """The dev-protocol run's last validated score: ``{train_split, val_split, epochs,
+    mean_iou}`` from its ``config.json`` and ``log.csv``."""
+    import csv
+
+    config = json.loads((dev_run / "config.json").read_text())
+    with open(dev_run / "log.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_mean_iou") not in (None, "", "NA")]
+    if not rows:
+        raise ValueError(f"--dev-run {str(dev_run)!r}: log.csv has no validated epoch")
+    return {"train_split": config["train_split"], "val_split": config["val_split"],
+            "epochs": int(rows[-1]["epoch"]) + 1, "mean_iou": float(rows[-1]["val_mean_iou"])}
+
+
+def training_minutes(run: Path) -> float:
+    """Wall time of the run: from its ``config.json`` (written at the start) to its
+    ``model.keras`` (written at the end), in minutes."""
+    return ((run / "model.keras").stat().st_mtime - (run / "config.json").stat().st_mtime) / 60
+
+
 def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms: str = "",
-         command: str = "", notes: str = "", split: str = "val") -> dict:
-    """Writes the shipped files of one model; returns the measured numbers."""
-    import deconvnet_tf
+         command: str = "", notes: str = "", split: str = "val", dev_run: Path | None = None,
+         overwrite: bool = False) -> dict:
+    """Writes the shipped files of one model; returns the measured numbers.
+
+    Raises:
+        FileExistsError: A file to write exists and ``overwrite`` is false (nothing written).
+    """
     from deconvnet_tf.data.folder import list_examples, load_example, read_meta
-    from deconvnet_tf.export import export_tflite_variants
-    from deconvnet_tf.lite import LiteSegmenter
-    from deconvnet_tf.training.callbacks import save_model_atomic
     from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
     from deconvnet_tf.evaluation.metrics import report_from_confusion
+    from deconvnet_tf.export import export_tflite_variants
+    from deconvnet_tf.inference.segmenter import load_segmenter
+    from deconvnet_tf.lite import LiteSegmenter
+    from deconvnet_tf.models.registry import REGISTRY
+    from deconvnet_tf.training.atomic import write_text_atomic
+    from deconvnet_tf.training.callbacks import save_model_atomic
 
+    existing = [str(p) for p in shipped_files(out, name) if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite to replace "
+                              "the shipped files")
+    dev = dev_split_score(dev_run) if dev_run is not None else None
     info = read_meta(data)
-    model = deconvnet_tf.load_model(run / "model.keras")
+    model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
+                           image_size=input_size, class_names=list(info.class_names),
+                           void_label=info.ignore_label)
     out.mkdir(parents=True, exist_ok=True)
     keras_path = save_model_atomic(model, out / f"{name}.keras")
     start = time.perf_counter()
@@ -83,7 +130,18 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
              f"{config.get('frozen_blocks')}, {config.get('epochs')} epochs, batch "
              f"{config.get('batch_size')}, crops {config.get('crop_size')}, optimizer "
              f"{config.get('optimizer')} lr {config.get('learning_rate')}, class weighting "
-             f"{config.get('class_weighting')}.", ""]
+             f"{config.get('class_weighting')}, scale range {config.get('scale_range', [0.75, 1.25])}, "
+             f"colour jitter {config.get('color_jitter', 0.2)}. Training took "
+             f"{training_minutes(run):.1f} min wall (run folder's config.json to model.keras).",
+             "", "Working resolution: " + (f"{model.image_size[0]}x{model.image_size[1]} (images "
+             "are resized to it and the labels mapped back)" if model.image_size else
+             "native (each image at its own size)") + ".", ""]
+    if dev is not None:
+        lines += ["## How the recipe was chosen", "",
+                  f"On a dev split that is not reported: trained on `{dev['train_split']}`, "
+                  f"scored on `{dev['val_split']}` ({dev['epochs']} epoch{'s' if dev['epochs'] != 1 else ''}): "
+                  f"**{100 * dev['mean_iou']:.1f} mean IoU** (Keras MeanIoU, void ignored). The "
+                  f"`{split}` numbers below are reported once, after the choice.", ""]
     if notes:
         lines += [notes, ""]
     lines += [f"## Metrics on the `{split}` split ({len(examples)} images, native resolution)", "",
@@ -106,10 +164,9 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
               "    deconvnet-predict --model saved_models/%s.keras --input IMG --output out/" % name,
               "    deconvnet-lite-predict --model saved_models/%s_int8.tflite --input IMG --output out/"
               % name, ""]
-    card = out / f"{name}.md"
-    card.write_text("\n".join(lines))
+    card = write_text_atomic(out / f"{name}.md", "\n".join(lines))
     return {"card": card, "reports": {k: r.to_dict() for k, r in reports.items()},
-            "agreement": agreement, "sizes": sizes}
+            "agreement": agreement, "sizes": sizes, "dev": dev}
 
 
 def main(argv=None) -> int:
@@ -117,11 +174,19 @@ def main(argv=None) -> int:
     parser.add_argument("--run", required=True, type=Path, help="run folder of deconvnet-train")
     parser.add_argument("--data", required=True, type=Path, help="dataset root (folder layout)")
     parser.add_argument("--name", required=True, help="file name stem in the output folder")
-    parser.add_argument("--output", type=Path, default=Path("saved_models"))
-    parser.add_argument("--input-size", default=None, help="HxW of the LiteRT input (default dynamic)")
+    parser.add_argument("--output", type=Path, default=Path("saved_models"),
+                        help="folder of the shipped files (default: saved_models)")
+    parser.add_argument("--input-size", default=None,
+                        help="HxW working resolution of the model and its LiteRT input "
+                        "(default: native / dynamic)")
     parser.add_argument("--terms", default="", help="data source and licence line")
     parser.add_argument("--command", default="", help="the training command, for the card")
     parser.add_argument("--notes", default="", help="extra paragraph for the card")
+    parser.add_argument("--dev-run", type=Path, default=None,
+                        help="run folder of the dev-split run that chose the recipe (its score "
+                        "goes on the card)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing shipped files of --name")
     args = parser.parse_args(argv)
     if not (args.run / "model.keras").is_file():
         parser.error(f"--run {str(args.run)!r} has no model.keras")
@@ -131,8 +196,14 @@ def main(argv=None) -> int:
             size = tuple(int(v) for v in args.input_size.lower().split("x"))
         except ValueError:
             parser.error(f"--input-size must look like 180x240, got {args.input_size!r}")
-    result = ship(args.run, args.data, args.name, args.output, input_size=size, terms=args.terms,
-                  command=args.command, notes=args.notes)
+    if args.dev_run is not None and not (args.dev_run / "log.csv").is_file():
+        parser.error(f"--dev-run {str(args.dev_run)!r} has no log.csv")
+    try:
+        result = ship(args.run, args.data, args.name, args.output, input_size=size,
+                      terms=args.terms, command=args.command, notes=args.notes,
+                      dev_run=args.dev_run, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as err:
+        parser.error(str(err))
     print(result["card"].read_text())
     return 0
 
