@@ -45,23 +45,50 @@ def run_demo(
             run with the same settings is otherwise reused, one with other settings is an
             error).
     """
-    import keras
-
-    import deconvnet_tf
-    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
-    from deconvnet_tf.models import count_flops, with_unpooling
-    from deconvnet_tf.models.summary import format_table, preset_summaries
-    from deconvnet_tf.render import colorize, figure_grid, overlay, save_png
-    from deconvnet_tf.training.config import TrainConfig
-    from deconvnet_tf.evaluation.evaluate import evaluate, predict_native, save_report
-    from deconvnet_tf.training.train import resolve_dataset_root, train
+    from deconvnet_tf.data.folder import read_meta
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    _print_presets()
+    config = _demo_config(output, preset, epochs, num_train, size, seed)
+    root = _generate_data(config, num_train, size)
+    _describe_model(preset, size, seed, root)
+    result, train_seconds = _train_model(config, epochs, verbose, overwrite)
+    trained, report, paths = _evaluate_model(result, root, output, verbose, train_seconds)
+    class_names = read_meta(root).class_names
+    picture = _render_predictions(trained, root, output, class_names)
+    comparison, crf_picture = _refine_with_crf(trained, root, output, class_names, verbose)
+    exported = _export_models(result, root, output)
+    grid = _visualize_unit(trained, root, output)
+    _print_outputs(output, paths)
+    return {
+        "picture": picture,
+        "crf_picture": crf_picture,
+        "visualization": grid.path,
+        "export": exported,
+        "model": result.model_path,
+        "metrics": paths["metrics"],
+        "pixel_accuracy": report.pixel_accuracy,
+        "mean_iou": report.mean_iou,
+        "crf_mean_iou": comparison.reports["deconvnet_whole_crf"].mean_iou,
+        "train_seconds": train_seconds,
+    }
+
+
+def _print_presets() -> None:
+    """Step 1: the preset table."""
+    from deconvnet_tf.models.summary import format_table, preset_summaries
+
     print("== Presets (parameters, FLOPs per 224x224 image) ==")
     print(format_table(preset_summaries(num_classes=21)))
 
-    config = TrainConfig(
+
+def _demo_config(output: Path, preset: str, epochs: int, num_train: int,
+                 size: tuple[int, int], seed: int):
+    """The demo's :class:`~deconvnet_tf.training.config.TrainConfig` (run in ``<output>/run``)."""
+    from deconvnet_tf.training.config import TrainConfig
+
+    return TrainConfig(
         preset=preset, output=str(output / "run"), stage="whole", epochs=epochs, batch_size=8,
         crop_size=list(size), optimizer="adam", learning_rate=3e-3, weight_decay=0.0,
         bn_momentum=0.9,  # moving statistics that keep up with a run of a few hundred steps
@@ -70,9 +97,25 @@ def run_demo(
         synthetic_train=num_train, synthetic_val=max(4, num_train // 4), synthetic_size=list(size),
         checkpoint_every=100, seed=seed, deterministic=True,
     )
+
+
+def _generate_data(config, num_train: int, size: tuple[int, int]) -> Path:
+    """Step 2: generates (or reuses) the synthetic dataset; returns its root."""
+    from deconvnet_tf.training.train import resolve_dataset_root
+
     root = resolve_dataset_root(config)
     print(f"\n== Generated data: {root} ({num_train} train / {config.synthetic_val} val images "
           f"of {size[0]}x{size[1]}, 5 classes) ==")
+    return root
+
+
+def _describe_model(preset: str, size: tuple[int, int], seed: int, root: Path) -> None:
+    """Step 3: the model's size and cost; argmax and switch unpooling agree (TensorFlow)."""
+    import keras
+
+    import deconvnet_tf
+    from deconvnet_tf.data.folder import list_examples, load_example
+    from deconvnet_tf.models import count_flops, with_unpooling
 
     keras.utils.set_random_seed(seed)
     model = deconvnet_tf.build_model(preset, num_classes=5)
@@ -84,18 +127,36 @@ def run_demo(
         same = np.array_equal(np.asarray(model(image[None])), np.asarray(other(image[None])))
         print(f"argmax and switch unpooling give identical outputs: {same}")
 
+
+def _train_model(config, epochs: int, verbose: int, overwrite: bool):
+    """Step 4: trains (or reuses a finished run); returns the result and the seconds taken."""
+    from deconvnet_tf.training.train import train
+
     print(f"\n== Training ({epochs} epochs, Adam 3e-3, batch 8, median-frequency class weights) ==")
     start = time.perf_counter()
     result = train(config, verbose=1 if verbose else 0, overwrite=overwrite)
-    train_seconds = time.perf_counter() - start
+    return result, time.perf_counter() - start
+
+
+def _evaluate_model(result, root: Path, output: Path, verbose: int, train_seconds: float):
+    """Step 5a: loads the trained model, scores the validation split, writes ``eval/``."""
+    import deconvnet_tf
+    from deconvnet_tf.evaluation.evaluate import evaluate, save_report
 
     print(f"\n== Evaluation on the validation split (after {train_seconds:.0f} s of training) ==")
     trained = deconvnet_tf.load_model(result.model_path)
     report = evaluate(trained, root, "val", progress=bool(verbose))
     print(report.table())
     paths = save_report(report, output / "eval")
+    return trained, report, paths
 
-    class_names = read_meta(root).class_names
+
+def _render_predictions(trained, root: Path, output: Path, class_names) -> Path:
+    """Step 5b: ``prediction.png`` (image | ground truth | prediction | overlay)."""
+    from deconvnet_tf.data.folder import list_examples, load_example
+    from deconvnet_tf.evaluation.evaluate import predict_native
+    from deconvnet_tf.render import colorize, figure_grid, overlay, save_png
+
     rows = []
     for image_path, label_path in list_examples(root, "val")[:3]:
         image, label = load_example(image_path, label_path)
@@ -104,6 +165,13 @@ def run_demo(
     picture = save_png(output / "prediction.png", figure_grid(
         rows, ["image", "ground truth", "prediction", "overlay"], class_names=class_names))
     print(f"\nWrote {picture} (image | ground truth | prediction | overlay)")
+    return picture
+
+
+def _refine_with_crf(trained, root: Path, output: Path, class_names, verbose: int):
+    """Step 6: scores the network with and without the dense CRF, writes ``crf.png``."""
+    from deconvnet_tf.data.folder import list_examples, load_example
+    from deconvnet_tf.render import colorize, figure_grid, save_png
 
     print("\n== Dense CRF (pydensecrf, DeconvNet's settings) on the validation split ==")
     from deconvnet_tf.evaluation.compare import compare_methods
@@ -125,6 +193,12 @@ def run_demo(
         crf_rows, ["image", "ground truth", "network", "network + CRF"],
         class_names=class_names))
     print(f"Wrote {crf_picture} (image | ground truth | network | network + CRF)")
+    return comparison, crf_picture
+
+
+def _export_models(result, root: Path, output: Path):
+    """Step 7: SavedModel and LiteRT (fp32, int8) exports, run on the validation images."""
+    from deconvnet_tf.data.folder import list_examples
 
     print("\n== Export: SavedModel and LiteRT (builtin ops only), run with ai-edge-litert ==")
     from deconvnet_tf.export import export_all
@@ -136,7 +210,11 @@ def run_demo(
     print(exported.summary())
     print(f"Wrote {output / 'export'} (SavedModel, .tflite + .json sidecars) and the LiteRT "
           f"predictions in {output / 'lite'}")
+    return exported
 
+
+def _visualize_unit(trained, root: Path, output: Path):
+    """Step 8: Zeiler-Fergus top-9 grid of 3 units of the last encoder conv."""
     print("\n== Zeiler-Fergus deconvnet: top-9 activations of 3 units of the last encoder conv ==")
     from deconvnet_tf.visualize import visualize
 
@@ -145,23 +223,14 @@ def run_demo(
                      top_channels=3, k=9)
     print(f"Wrote {grid.path} (layer {layer}: projection | receptive-field patch, strongest "
           f"first, over {grid.num_images} validation images)")
+    return grid
 
+
+def _print_outputs(output: Path, paths: dict) -> None:
+    """The closing summary: what was written where."""
     print(f"\nOutputs in {output}/: prediction.png, crf.png, visualize.png, eval/ "
           f"({paths['metrics'].name}, {paths['confusion'].name}), export/, lite/, and the run "
           f"folder run/ (config, checkpoints, log.csv, tensorboard, model.keras)")
-    return {
-        "picture": picture,
-        "crf_picture": crf_picture,
-        "visualization": grid.path,
-        "export": exported,
-        "model": result.model_path,
-        "metrics": paths["metrics"],
-        "pixel_accuracy": report.pixel_accuracy,
-        "mean_iou": report.mean_iou,
-        "crf_mean_iou": comparison.reports["deconvnet_whole_crf"].mean_iou,
-        "train_seconds": train_seconds,
-    }
-
 
 def _seed(text: str) -> int:
     try:

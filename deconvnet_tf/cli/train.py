@@ -45,10 +45,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="override any config field (repeatable), e.g. --set crop_size=[256,256]")
     p.add_argument("--encoder-weights", help="None, imagenet, hed or a path")
     p.add_argument("--mixed-precision", action="store_true", default=None,
-                   help="bfloat16 on CPU, float16 (loss scaling) on GPUs without bf16")
+                   help="bfloat16 on CPU, float16 (loss scaling) on GPUs without bf16 (default: "
+                   "automatic, mixed on GPUs and AMX CPUs, float32 elsewhere)")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (uses the switch unpooling); default: on for "
-                   "JAX and GPUs, off on TensorFlow's CPU path")
+                   "JAX and GPUs; on TensorFlow's CPU path when the run is long enough to pay "
+                   "for compiling")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
                    help="distribution: one device (default), all local GPUs/CPUs (mirrored) "
                    "or several machines (multiworker, TF_CONFIG)")

@@ -127,15 +127,7 @@ def compare_methods(
         image, label = load_example(image_path, label_path)
         probs = _method_probabilities(image, methods, deconvnet, fcn, options, crf_kwargs,
                                       seconds)
-        for key in methods:
-            scores = probs[key]
-            if scores.shape[-1] < info.num_classes:
-                raise ValueError(f"{METHODS[key]} predicts {scores.shape[-1]} classes but "
-                                 f"{str(data)!r} has {info.num_classes}")
-            if key not in metrics:
-                metrics[key] = keras.metrics.MeanIoU(num_classes=scores.shape[-1],
-                                                     ignore_class=info.ignore_label)
-            metrics[key].update_state(label.astype(np.int32), scores.argmax(-1).astype(np.int32))
+        _update_metrics(metrics, methods, probs, label, info, data)
         if bar is not None:
             bar.update(index)
 
@@ -149,6 +141,23 @@ def compare_methods(
         num_images=len(examples),
         settings=_settings(split, options),
     )
+
+
+def _update_metrics(metrics: dict[str, Any], methods: list[str], probs: dict[str, np.ndarray],
+                    label: np.ndarray, info, data) -> None:
+    """Adds one image's predictions of every method to its ``MeanIoU`` (made on first use);
+    raises ``ValueError`` when a method predicts fewer classes than the dataset has."""
+    import keras
+
+    for key in methods:
+        scores = probs[key]
+        if scores.shape[-1] < info.num_classes:
+            raise ValueError(f"{METHODS[key]} predicts {scores.shape[-1]} classes but "
+                             f"{str(data)!r} has {info.num_classes}")
+        if key not in metrics:
+            metrics[key] = keras.metrics.MeanIoU(num_classes=scores.shape[-1],
+                                                 ignore_class=info.ignore_label)
+        metrics[key].update_state(label.astype(np.int32), scores.argmax(-1).astype(np.int32))
 
 
 def _check_methods(methods, fcn) -> list[str]:

@@ -273,40 +273,50 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
 
         path, entry = resolve(text)  # a registry name or a URL
     if path.is_dir():
-        if not (path / "saved_model.pb").is_file():
-            raise ValueError(f"{str(path)!r} is a folder but not a SavedModel (no saved_model.pb)"
-                             "; pass a .keras file or an exported SavedModel folder")
-        try:
-            from deconvnet_tf.export.saved_model import load_saved_model
-        except ImportError as err:
-            raise ImportError(
-                f"Cannot load the SavedModel {str(path)!r}: this installation has no "
-                f"deconvnet_tf.export.saved_model ({err}); use the .keras file instead"
-            ) from err
-        try:
-            fn = load_saved_model(path)
-        except Exception as err:  # TensorFlow raises many types for a broken SavedModel
-            raise ValueError(f"Cannot load the SavedModel {str(path)!r}: "
-                             f"{_first_line(err)}") from err
-        metadata = getattr(fn, "metadata", None)
-        mean_bgr = getattr(metadata, "mean_bgr", None) or (104.008, 116.669, 122.675)
-        fixed = getattr(fn, "fixed_size", None)
-        size = tuple(int(v) for v in fixed) if fixed else None
-        if size is None:  # a dynamic export: the working size of its metadata, or the override
-            size = (getattr(fn, "working_size", None) if image_size == "model"
-                    else image_size)
-        return Predictor(
-            fn=fn.run_probabilities if hasattr(fn, "run_probabilities") else fn,
-            outputs="probabilities",
-            min_input_size=int(getattr(fn, "min_input_size", 1) or 1),
-            input_size=tuple(size) if size else None,
-            pad_rgb=tuple(float(v) for v in list(mean_bgr)[::-1]),
-            input_dtype="uint8",
-            name=path.name,
-            max_pixels=None if size else getattr(fn, "max_pixels", None),
-            class_names=tuple(fn.class_names) if metadata is not None else None,
-            palette=metadata.palette_array() if metadata is not None else None,
-        )
+        return _saved_model_predictor(path, image_size)
+    return _keras_file_predictor(path, entry, image_size)
+
+
+def _saved_model_predictor(path: Path, image_size: Any) -> Predictor:
+    """The :class:`Predictor` of an exported SavedModel folder (uint8 in, probabilities out)."""
+    if not (path / "saved_model.pb").is_file():
+        raise ValueError(f"{str(path)!r} is a folder but not a SavedModel (no saved_model.pb)"
+                         "; pass a .keras file or an exported SavedModel folder")
+    try:
+        from deconvnet_tf.export.saved_model import load_saved_model
+    except ImportError as err:
+        raise ImportError(
+            f"Cannot load the SavedModel {str(path)!r}: this installation has no "
+            f"deconvnet_tf.export.saved_model ({err}); use the .keras file instead"
+        ) from err
+    try:
+        fn = load_saved_model(path)
+    except Exception as err:  # TensorFlow raises many types for a broken SavedModel
+        raise ValueError(f"Cannot load the SavedModel {str(path)!r}: "
+                         f"{_first_line(err)}") from err
+    metadata = getattr(fn, "metadata", None)
+    mean_bgr = getattr(metadata, "mean_bgr", None) or (104.008, 116.669, 122.675)
+    fixed = getattr(fn, "fixed_size", None)
+    size = tuple(int(v) for v in fixed) if fixed else None
+    if size is None:  # a dynamic export: the working size of its metadata, or the override
+        size = (getattr(fn, "working_size", None) if image_size == "model"
+                else image_size)
+    return Predictor(
+        fn=fn.run_probabilities if hasattr(fn, "run_probabilities") else fn,
+        outputs="probabilities",
+        min_input_size=int(getattr(fn, "min_input_size", 1) or 1),
+        input_size=tuple(size) if size else None,
+        pad_rgb=tuple(float(v) for v in list(mean_bgr)[::-1]),
+        input_dtype="uint8",
+        name=path.name,
+        max_pixels=None if size else getattr(fn, "max_pixels", None),
+        class_names=tuple(fn.class_names) if metadata is not None else None,
+        palette=metadata.palette_array() if metadata is not None else None,
+    )
+
+
+def _keras_file_predictor(path: Path, entry: Any, image_size: Any) -> Predictor:
+    """The :class:`Predictor` of a ``.keras`` file (``entry``: its registry entry, if any)."""
     if path.suffix.lower() == ".tflite":
         raise ValueError(f"{str(path)!r} is a LiteRT model; run it with deconvnet-lite-predict "
                          "(deconvnet_tf.lite.LiteSegmenter), or pass the .keras file")

@@ -89,10 +89,14 @@ class TrainConfig:
         bn_momentum: BatchNorm momentum (``None``: the preset's).
         unpooling: ``"argmax"``/``"switch"``/``None`` (default of the backend; ``jit_compile``
             forces ``"switch"``).
-        mixed_precision: bfloat16 on CPUs and on GPUs with native bfloat16 (compute
-            capability >= 8.0), float16 with loss scaling on older GPUs.
+        mixed_precision: ``True``: bfloat16 on CPUs and on GPUs with native bfloat16 (compute
+            capability >= 8.0), float16 with loss scaling on older GPUs; ``False``: float32;
+            ``None`` (default): the machine's fastest, mixed on GPUs and on CPUs with AMX,
+            float32 on other CPUs (the run's first log line says which and why).
         jit_compile: XLA-compile the train step; ``None`` (default): on for the JAX backend
-            and on GPUs, off on TensorFlow's CPU path (where the argmax pair is the default).
+            and on GPUs; on TensorFlow's CPU path on when the run is long enough to pay for
+            compiling (its training FLOPs take over ``XLA_MIN_RUN_SECONDS`` = 2 min at 100
+            GFLOP/s), else off (the argmax pair is then the default unpooling).
         strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (tf.distribute).
         sync_batchnorm: Under a ``mirrored``/``multiworker`` strategy, compute BatchNorm batch
             statistics over all replicas (identical moving statistics everywhere; saved
@@ -146,7 +150,7 @@ class TrainConfig:
     frozen_blocks: int = 0
     bn_momentum: float | None = None
     unpooling: str | None = None
-    mixed_precision: bool = False
+    mixed_precision: bool | None = None
     jit_compile: bool | None = None
     strategy: str = "default"
     sync_batchnorm: bool = True

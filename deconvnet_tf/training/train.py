@@ -137,6 +137,35 @@ def _set_precision(mixed: bool) -> str:
     return policy
 
 
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has AMX bfloat16 tiles (``amx_bf16`` in ``/proc/cpuinfo``'s flags), the
+    only CPUs where bfloat16 training is expected to beat float32 (without AMX, bf16 under
+    XLA measured 0.88-1.20x fp32 on the AVX-512 development CPU)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    return any(line.startswith("flags") and "amx_bf16" in line.split()
+               for line in cpuinfo.splitlines())
+
+
+def resolve_mixed_precision(config: TrainConfig, gpu_capabilities=None,
+                            cpuinfo: str | None = None) -> tuple[bool, str]:
+    """``(mixed, why)``: ``config.mixed_precision``, or when it is ``None`` the fastest correct
+    setting of this machine: mixed precision on GPUs (bfloat16 from compute capability 8.0,
+    float16 with loss scaling before) and on CPUs with AMX; float32 on other CPUs."""
+    if config.mixed_precision is not None:
+        return bool(config.mixed_precision), "set in the config"
+    gpus = _gpu_capabilities() if gpu_capabilities is None else gpu_capabilities
+    if gpus:
+        return True, "GPU"
+    if cpu_has_amx(cpuinfo):
+        return True, "CPU with AMX bfloat16"
+    return False, "CPU without AMX, where bfloat16 is not faster than float32"
+
+
 def _use_tf_data() -> bool:
     """tf.data on the TensorFlow backend when TensorFlow imports; the PyDataset otherwise."""
     if keras.config.backend() != "tensorflow":
@@ -148,14 +177,41 @@ def _use_tf_data() -> bool:
     return True
 
 
-def resolve_jit_compile(config: TrainConfig) -> bool:
-    """``config.jit_compile``, or when it is ``None``: XLA on the JAX backend and on GPUs, off on
-    TensorFlow's CPU path (MaxPoolWithArgmax, the default unpooling there, has no XLA kernel)."""
+#: On TensorFlow's CPU path XLA is chosen by default when the run would take longer than this
+#: without it (compiling costs ~10-60 s; the compiled step measured 1.2-1.7x faster on the
+#: development CPUs), estimated at CPU_GFLOPS_ESTIMATE.
+XLA_MIN_RUN_SECONDS = 120.0
+CPU_GFLOPS_ESTIMATE = 100.0
+
+
+def resolve_jit_compile(config: TrainConfig, run_gflop: float | None = None) -> bool:
+    """``config.jit_compile``, or when it is ``None`` the fastest correct setting: XLA on the
+    JAX backend and on GPUs; on TensorFlow's CPU path XLA when the run is long enough to pay
+    for compiling (``run_gflop``, the training FLOPs of the whole run, takes more than
+    ``XLA_MIN_RUN_SECONDS`` at ``CPU_GFLOPS_ESTIMATE``; unknown: off). Never with
+    ``unpooling="argmax"`` (MaxPoolWithArgmax has no XLA kernel)."""
     if config.jit_compile is not None:
         return bool(config.jit_compile)
     if keras.config.backend() == "jax":
         return True
-    return keras.config.backend() == "tensorflow" and bool(_tf_gpus()) and config.unpooling != "argmax"
+    if keras.config.backend() != "tensorflow" or config.unpooling == "argmax":
+        return False
+    if _tf_gpus():
+        return True
+    return run_gflop is not None and run_gflop / CPU_GFLOPS_ESTIMATE > XLA_MIN_RUN_SECONDS
+
+
+def run_gflop(config: TrainConfig, num_classes: int, steps: int) -> float:
+    """Training FLOPs of the whole run in GFLOP (forward + backward ~ 3x forward), counted on
+    the preset built at the crop size."""
+    from deconvnet_tf.models import build_model, count_flops, get_architecture
+
+    kwargs = {"unpooling": "switch"} if get_architecture(config.preset).family == "deconvnet" else {}
+    probe = build_model(config.preset, input_shape=(*config.crop_size, 3),
+                        num_classes=num_classes, **kwargs)
+    per_image = count_flops(probe) / 1e9
+    del probe
+    return 3 * per_image * config.batch_size * steps * config.epochs
 
 
 def _tf_gpus():
@@ -644,9 +700,8 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
                    steps)
 
 
-def _model_for(config: TrainConfig, strategy, inputs: _Inputs):
+def _model_for(config: TrainConfig, strategy, inputs: _Inputs, jit_compile: bool):
     """The compiled model, built in the strategy's scope (synchronised BatchNorm under it)."""
-    jit_compile = resolve_jit_compile(config)
     unpooling = config.unpooling or ("switch" if jit_compile else None)
     overrides = {} if config.bn_momentum is None else {"bn_momentum": config.bn_momentum}
     if unpooling is not None and not config.preset.startswith("fcn"):
@@ -662,6 +717,26 @@ def _model_for(config: TrainConfig, strategy, inputs: _Inputs):
         if _task(strategy)[0] is not None:
             _patch_symbolic_build(model, strategy)
     return model
+
+
+def _settings_line(config: TrainConfig, policy: str, why_precision: str, jit_compile: bool,
+                   gflop: float | None) -> str:
+    """The log line that says which precision and compilation the run uses, and why."""
+    if config.jit_compile is not None:
+        why_jit = "set in the config"
+    elif keras.config.backend() == "jax":
+        why_jit = "JAX compiles every step"
+    elif config.unpooling == "argmax":
+        why_jit = "the argmax unpooling has no XLA kernel"
+    elif gflop is None:
+        why_jit = "GPU"
+    else:
+        minutes = gflop / CPU_GFLOPS_ESTIMATE / 60
+        why_jit = (f"~{minutes:.1f} min of compute at {CPU_GFLOPS_ESTIMATE:.0f} GFLOP/s is "
+                   + ("long enough" if jit_compile else "too short") + " to pay for compiling")
+    return (f"deconvnet-train: {policy} ({why_precision}); XLA {'on' if jit_compile else 'off'} "
+            f"({why_jit}). Override with --set mixed_precision=true|false and "
+            f"--set jit_compile=true|false.")
 
 
 def _scope(strategy):
@@ -760,9 +835,16 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
     from deconvnet_tf.training.runfolder import truncate_log
 
     keras.utils.set_random_seed(config.seed)
-    _set_precision(config.mixed_precision)
+    mixed, why_precision = resolve_mixed_precision(config)
+    policy = _set_precision(mixed)
     inputs = _inputs(config, strategy)
-    model = _model_for(config, strategy, inputs)
+    gflop = None
+    if config.jit_compile is None and keras.config.backend() == "tensorflow":
+        gflop = run_gflop(config, inputs.num_classes, inputs.steps)
+    jit_compile = resolve_jit_compile(config, gflop)
+    if verbose:
+        print(_settings_line(config, policy, why_precision, jit_compile, gflop), flush=True)
+    model = _model_for(config, strategy, inputs, jit_compile)
     start_epoch, start_step = _start_point(model, output, strategy, continue_from, inputs.steps)
     truncate_log(output / "log.csv", start_epoch)  # epochs about to be redone
     callbacks, backup = _run_callbacks(config, output, strategy, verbose, callbacks, inputs,

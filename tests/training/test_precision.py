@@ -73,3 +73,81 @@ def test_jax_gpu_capabilities_are_read(monkeypatch):
     monkeypatch.setattr(keras.config, "backend", lambda: "jax")
     assert train_module._gpu_capabilities() == [(7, 0), (9, 0)]
     assert select_precision(True, train_module._gpu_capabilities()) == "mixed_float16"
+
+
+# ----------------------------------------------------------------- the machine's fastest defaults
+AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+AVX512_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n"
+
+
+def test_cpu_has_amx_reads_the_flags_line():
+    from deconvnet_tf.training.train import cpu_has_amx
+
+    assert cpu_has_amx(AMX_CPUINFO) and not cpu_has_amx(AVX512_CPUINFO)
+    assert not cpu_has_amx("model name\t: amx_bf16 in a name is not a flag\n")
+
+
+@pytest.mark.parametrize("setting, gpus, cpuinfo, expected", [
+    (None, [], AVX512_CPUINFO, False),      # CPU without AMX: float32
+    (None, [], AMX_CPUINFO, True),          # AMX: bfloat16
+    (None, [(9, 0)], AVX512_CPUINFO, True),  # GPU: mixed (bf16 from 8.0, fp16 before)
+    (None, [(7, 0)], AVX512_CPUINFO, True),
+    (False, [(9, 0)], AMX_CPUINFO, False),  # an explicit setting wins
+    (True, [], AVX512_CPUINFO, True),
+])
+def test_mixed_precision_default_is_the_machines_fastest(setting, gpus, cpuinfo, expected):
+    from deconvnet_tf.training.train import resolve_mixed_precision
+
+    config = TrainConfig(preset="deconvnet_tiny", mixed_precision=setting)
+    mixed, why = resolve_mixed_precision(config, gpu_capabilities=gpus, cpuinfo=cpuinfo)
+    assert mixed is expected and why
+
+
+@requires_tf
+def test_xla_default_on_tensorflow_cpu_follows_the_run_length(monkeypatch):
+    from deconvnet_tf.training import train as train_module
+
+    monkeypatch.setattr(train_module, "_tf_gpus", lambda: [])
+    config = TrainConfig(preset="deconvnet_tiny")
+    limit = train_module.XLA_MIN_RUN_SECONDS * train_module.CPU_GFLOPS_ESTIMATE
+    assert train_module.resolve_jit_compile(config, None) is False  # unknown length
+    assert train_module.resolve_jit_compile(config, 0.5 * limit) is False
+    assert train_module.resolve_jit_compile(config, 2 * limit) is True
+    assert train_module.resolve_jit_compile(
+        TrainConfig(preset="deconvnet_tiny", unpooling="argmax"), 2 * limit) is False
+    assert train_module.resolve_jit_compile(
+        TrainConfig(preset="deconvnet_tiny", jit_compile=False), 2 * limit) is False
+    monkeypatch.setattr(train_module, "_tf_gpus", lambda: ["GPU:0"])
+    assert train_module.resolve_jit_compile(config, None) is True
+
+
+@requires_tf
+def test_run_gflop_counts_the_preset_at_the_crop_size():
+    from deconvnet_tf.models import build_model, count_flops
+    from deconvnet_tf.training.train import run_gflop
+
+    config = TrainConfig(preset="deconvnet_tiny", crop_size=[48, 64], batch_size=4, epochs=3)
+    per_image = count_flops(build_model("deconvnet_tiny", input_shape=(48, 64, 3),
+                                        num_classes=5, unpooling="switch")) / 1e9
+    assert run_gflop(config, 5, steps=10) == pytest.approx(3 * per_image * 4 * 10 * 3)
+    # the shipped CamVid recipe's run (36 epochs of 46 steps at 176x240): XLA by default
+    camvid = TrainConfig(preset="deconvnet_vgg16_compact", crop_size=[176, 240], batch_size=8,
+                         epochs=36)
+    from deconvnet_tf.training import train as train_module
+
+    assert run_gflop(camvid, 11, steps=46) / train_module.CPU_GFLOPS_ESTIMATE > 3600
+
+
+@requires_tf
+def test_the_run_says_which_settings_it_chose(tmp_path, capsys):
+    from deconvnet_tf.training.train import train
+
+    config = TrainConfig(preset="deconvnet_tiny", output=str(tmp_path / "run"), epochs=1,
+                         batch_size=2, crop_size=[32, 32], synthetic_train=4, synthetic_val=2,
+                         synthetic_size=[32, 32], steps_per_epoch=1)
+    train(config, verbose=2)
+    line = next(l for l in capsys.readouterr().out.splitlines() if "XLA" in l)
+    assert line.startswith("deconvnet-train: float32 (") or line.startswith(
+        "deconvnet-train: mixed_bfloat16 (")
+    assert "XLA off" in line and "too short to pay for compiling" in line
+    assert "--set jit_compile=true|false" in line
