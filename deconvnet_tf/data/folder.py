@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deconvnet_tf.data.base import DatasetError, DatasetInfo
+from deconvnet_tf.data.base import (DatasetError, DatasetInfo, Record, load_record, records_dataset,
+                                     validate_records)
 
 __all__ = ["DatasetError", "DatasetInfo", "folder_dataset", "list_examples", "read_meta",
            "load_example", "validate_examples"]
@@ -71,26 +72,14 @@ def load_example(image_path: str | os.PathLike, label_path: str | os.PathLike):
 
     Both files are decoded fully (:func:`deconvnet_tf.io.read_image`), so a truncated or
     corrupt file is a :class:`DatasetError` naming it here, not a TensorFlow error later.
+    The folder layout's entry to :func:`deconvnet_tf.data.base.load_record`.
     """
-    from deconvnet_tf.io import ImageReadError, read_image
-
-    try:
-        image = read_image(image_path)
-        label = read_image(label_path, what="label", unchanged=True)
-    except ImageReadError as err:
-        raise DatasetError(str(err)) from None
-    if label.ndim != 2:
-        raise DatasetError(f"Label {str(label_path)!r} has shape {label.shape}: expected a "
-                           "single-channel PNG of class indices")
-    if label.shape != image.shape[:2]:
-        raise DatasetError(f"Size mismatch: image {str(image_path)!r} is "
-                           f"{image.shape[0]}x{image.shape[1]} but label {str(label_path)!r} is "
-                           f"{label.shape[0]}x{label.shape[1]}")
-    return image, label.astype(np.uint8)
+    return load_record(Record(Path(image_path), Path(label_path)))
 
 
 def validate_examples(examples, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
-    """Reads every example once, checks it, and returns class statistics.
+    """Reads every example once, checks it, and returns class statistics
+    (:func:`deconvnet_tf.data.base.validate_records` on the folder layout's pairs).
 
     Returns:
         ``(pixel_counts, image_pixels)`` per class: labelled pixels of the class, and total
@@ -100,24 +89,16 @@ def validate_examples(examples, info: DatasetInfo) -> tuple[np.ndarray, np.ndarr
         DatasetError: unreadable files, size mismatch, or a label value outside
             ``[0, num_classes)`` that is not the ignore label (naming the file).
     """
-    counts = np.zeros(info.num_classes, np.int64)
-    image_pixels = np.zeros(info.num_classes, np.int64)
-    for image_path, label_path in examples:
-        _, label = load_example(image_path, label_path)
-        values = np.bincount(label.ravel(), minlength=256)
-        bad = [int(v) for v in np.flatnonzero(values) if v >= info.num_classes and v != info.ignore_label]
-        if bad:
-            raise DatasetError(
-                f"Label {str(label_path)!r} has value(s) {bad[:5]} outside [0, {info.num_classes}) "
-                f"that are not the ignore label ({info.ignore_label})"
-            )
-        counts += values[: info.num_classes]
-        image_pixels += (values[: info.num_classes] > 0) * label.size
-    return counts, image_pixels
+    return validate_records(_records(examples), info)
+
+
+def _records(examples) -> list[Record]:
+    return [Record(Path(image), Path(label)) for image, label in examples]
 
 
 def folder_dataset(root: str | os.PathLike, split: str, *, validate: bool = True):
-    """A ``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))`` for a split.
+    """A ``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))`` for a split
+    (:func:`deconvnet_tf.data.base.records_dataset` on the folder layout's pairs).
 
     Args:
         root: Dataset root (see the module docstring for the layout).
@@ -125,20 +106,8 @@ def folder_dataset(root: str | os.PathLike, split: str, *, validate: bool = True
         validate: Read every example once first and fail with a clear error naming the file
             on bad input (recommended; ~2 ms an image).
     """
-    import tensorflow as tf
-
     info = read_meta(root)
-    examples = list_examples(root, split)
+    records = _records(list_examples(root, split))
     if validate:
-        validate_examples(examples, info)
-    images = tf.constant([str(i) for i, _ in examples])
-    labels = tf.constant([str(l) for _, l in examples])
-
-    def decode(image_path, label_path):
-        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-        label = tf.io.decode_png(tf.io.read_file(label_path), channels=1)[..., 0]
-        return tf.ensure_shape(image, (None, None, 3)), tf.ensure_shape(label, (None, None))
-
-    return tf.data.Dataset.from_tensor_slices((images, labels)).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+        validate_records(records, info)
+    return records_dataset(records)
