@@ -60,6 +60,11 @@ def run_demo(
     comparison, crf_picture = _refine_with_crf(trained, root, output, class_names, verbose)
     exported = _export_models(result, root, output)
     grid = _visualize_unit(trained, root, output)
+    summary = {"mean_iou": report.mean_iou, "pixel_accuracy": report.pixel_accuracy,
+               "crf_mean_iou": comparison.reports["deconvnet_whole_crf"].mean_iou,
+               "litert_agreement": dict(exported.agreement), "train_seconds": train_seconds,
+               "preset": preset, "epochs": epochs, "num_train": num_train, "seed": seed}
+    paths["summary"] = _write_summary(output / "summary.json", summary)
     _print_outputs(output, paths)
     return {
         "picture": picture,
@@ -73,6 +78,15 @@ def run_demo(
         "crf_mean_iou": comparison.reports["deconvnet_whole_crf"].mean_iou,
         "train_seconds": train_seconds,
     }
+
+
+def _write_summary(path: Path, summary: dict) -> Path:
+    """``summary.json``: the demo's numbers (what README's set-up line quotes), atomically."""
+    import json
+
+    from deconvnet_tf.training.atomic import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
 
 
 def _print_presets() -> None:

@@ -41,6 +41,13 @@ def test_demo_end_to_end_short(tmp_path, capsys, monkeypatch):
     assert list((tmp_path / "lite" / "int8").glob("*_overlay.png"))
     # Zeiler-Fergus grid of the trained network.
     assert cv2.imread(str(result["visualization"])) is not None
+    # summary.json: the numbers the README's set-up line quotes (tools/readme_demo.py)
+    import json
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["mean_iou"] == result["mean_iou"]
+    assert summary["crf_mean_iou"] == result["crf_mean_iou"]
+    assert summary["litert_agreement"] == exported.agreement and summary["epochs"] == 2
     # Another demo into the same folder with other settings: one line naming --overwrite,
     # before the finished run is touched.
     from tests.cli.corpus import assert_one_line_error, run_main
