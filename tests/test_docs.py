@@ -60,6 +60,8 @@ Python ``epochs=N``, ``steps_per_epoch=N``,                 ``1``, ``2``, ``2``,
                                                             generated scenes (once per session;
                                                             its data in ``runs/<name>/synthetic_data``)
 ``photo.png``, ``photos/``                                  generated 48x64 scenes
+``train[0001TP]``, ``train[-0001TP]`` (CamVid's sequence)   ``train[train_00000]``,
+                                                            ``train[-train_00000]``
 ``saved_models/*``                                          the shipped files (copies)
 ==========================================================  =======================================
 
@@ -118,6 +120,8 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"(?<![\w/.-])camvid_360x480\b", DATA_TOKEN),
     (r"(?<![\w/.-])camvid/", DATA_TOKEN + "/"),
     (r"--data VOCdevkit\b", "--data " + DATA_TOKEN),
+    # CamVid's held-out sequence in a split selector -> the first generated training scene
+    (r"\[(-?)0001TP\]", r"[\1train_00000]"),
     # big presets -> small ones
     (r"\bdeconvnet_vgg16(?:_slim)?\b", "deconvnet_vgg16_compact"),
     (r"\bdeconvnet_(?:small|mobile)\b", "deconvnet_tiny"),
@@ -196,6 +200,8 @@ SLOW: list[tuple[str, tuple[str, ...] | None, str]] = [
     (r"tools/paper_table\.py|--mode instance", None,
      "instance-wise inference: HED edges, EdgeBoxes and a batch of crops per image"),
     (r"deconvnet-export", None, "each SavedModel/TFLite conversion takes 10-20 s"),
+    (r"deconvnet-train[^\n]*--recipe", None,
+     "a bundled recipe: a VGG16-sized training with HED weights, bf16 and XLA"),
     (r"deconvnet-train[^\n]*--encoder-weights hed", None,
      "a VGG16-sized (deconvnet_vgg16_compact) training with HED weights: ~40 s"),
     (r"deconvnet-train|\.fit\(|predict_instances|predict_edeconvnet|deconvnet_tf\.visualize|"
