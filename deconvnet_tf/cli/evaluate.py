@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                         help="run the network at HxW (at least the model's minimum input size) "
-                        "and resize the scores back to each image's native size (default: each "
-                        "image at its own size)")
+                        "and resize the scores back to each image's native size (default: the "
+                        "working resolution a Segmenter file records, else each image at its "
+                        "own size)")
     parser.add_argument("--flip", action="store_true",
                         help="test-time augmentation: average with the mirrored image's scores")
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
