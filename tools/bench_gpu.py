@@ -40,7 +40,6 @@ __all__ = ["add_arguments", "build_parser", "run_gpu_benchmark", "format_markdow
            "write_markdown_section", "BenchmarkError", "main"]
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = Path(__file__).resolve().parent / "peers"
 BEGIN = "<!-- bench_gpu:begin -->"
 END = "<!-- bench_gpu:end -->"
 TORCH_VARIANTS = {
@@ -284,8 +283,7 @@ def _worker_torch(spec: dict) -> dict:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(PEERS))
-    from deconvnet_torch import DeconvNetTorch, keras_param_count
+    from peers.deconvnet_torch import DeconvNetTorch, keras_param_count
 
     cuda = torch.cuda.is_available()
     if not cuda and not spec["cpu_ok"]:
@@ -403,9 +401,14 @@ def _run_worker(kind: str, spec: dict, *, python: str, env: dict, timeout: int) 
     return result
 
 
-def _env(extra_path: Path, **updates: str) -> dict:
+def _env(extra_path: Path | None = None, **updates: str) -> dict:
+    """The workers' environment; ``extra_path`` (the checkout, for ``deconvnet_tf`` where the
+    package is not installed) is prepended to ``PYTHONPATH``. The workers run this file as a
+    script, so ``tools/`` is their ``sys.path[0]`` and ``peers.deconvnet_torch`` imports."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra_path), env.get("PYTHONPATH")) if p)
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(extra_path), env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(updates)
@@ -460,7 +463,7 @@ def run_gpu_benchmark(args) -> dict:
         spec = dict(common, variant=variant, precision=precision, architecture=arch)
         rows.append({"framework": "PyTorch", "variant": TORCH_VARIANTS[variant],
                      "precision": precision,
-                     **_run_worker("torch", spec, python=args.torch_python, env=_env(PEERS),
+                     **_run_worker("torch", spec, python=args.torch_python, env=_env(),
                                    timeout=timeout)})
     flops = next((r["forward_flops_per_image"] for r in rows if "forward_flops_per_image" in r),
                  None)

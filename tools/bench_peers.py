@@ -60,11 +60,14 @@ import time
 import traceback
 from pathlib import Path
 
+# Sibling tools, imported by plain name: tools/ is sys.path[0] when this runs as a script (also
+# in the worker processes) and is on pytest's pythonpath (pyproject.toml).
+import bench_gpu
+import bench_train
+
 __all__ = ["PROJECT_SETTINGS", "PEER_SETTINGS", "project_settings", "parse_peers", "peer_rows",
            "tf_top_ops", "format_rows", "main"]
 
-TOOLS = Path(__file__).resolve().parent
-PEERS_DIR = TOOLS / "peers"
 MARK = "@@bench_peers "
 INSTALL_HINT = "pip install -e \".[peers]\""
 
@@ -110,12 +113,6 @@ def _one_line(err: BaseException | str, limit: int = 240) -> str:
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _tool(name: str):
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    return importlib.import_module(name)
 
 
 def project_settings(train_modes=("default", "xla"),
@@ -306,7 +303,6 @@ class _KerasSide(_Side):
         from deconvnet_tf.models import count_flops
 
         self.free()
-        bench_train = _tool("bench_train")
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (batch, size, size, 3)).astype("float32")
         y = rng.integers(0, num_classes, (batch, size, size)).astype("int32")
@@ -335,7 +331,6 @@ class _KerasSide(_Side):
         return {**info, "errors": errors}
 
     def peak(self, n, repeats) -> dict:
-        bench_train = _tool("bench_train")
         return {p: bench_train.matmul_gflops(p, n, repeats) for p in ("float32", "bfloat16")}
 
     def profile(self, name, path) -> dict:
@@ -394,10 +389,9 @@ class _TorchSide(_Side):
         torch = self.torch
         self.free()
         torch._dynamo.reset()
-        sys.path.insert(0, str(PEERS_DIR))
-        from deconvnet_torch import DeconvNetTorch, keras_param_count
+        from peers.deconvnet_torch import DeconvNetTorch, keras_param_count
 
-        arch = _tool("bench_gpu")._architecture(preset, num_classes)
+        arch = bench_gpu._architecture(preset, num_classes)
         rng = np.random.default_rng(0)  # the Keras worker's data, NHWC -> NCHW
         x_np = rng.integers(0, 256, (batch, size, size, 3)).astype("float32")
         y_np = rng.integers(0, num_classes, (batch, size, size)).astype("int64")

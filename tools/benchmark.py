@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import importlib.metadata
 import json
 import os
@@ -49,6 +48,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Sibling tools, imported by plain name: tools/ is sys.path[0] when this runs as a script
+# (python tools/benchmark.py) and is on pytest's pythonpath (pyproject.toml).
+import bench_export
+import bench_forward
+import bench_gpu
+import bench_peers
+import bench_pipeline
+import bench_train
+import bench_visualize
 
 __all__ = ["PARTS", "GOALS", "BEGIN", "END", "build_parser", "describe_machine", "pooling_rows",
            "estimate_seconds", "run_benchmark", "format_table", "format_markdown", "main"]
@@ -73,13 +82,6 @@ PROG = "benchmark.py"
 
 class _UsageError(ValueError):
     """A bad command-line value (reported as ``benchmark.py: error: ...``, exit 2)."""
-
-
-def _tool(name: str):
-    """Imports ``tools/<name>.py`` (the directory is put on ``sys.path`` on first use)."""
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    return importlib.import_module(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,9 +161,8 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     if bad:
         raise _UsageError(f"--skip: unknown part(s) {', '.join(bad)}; expected a comma-separated "
                           f"subset of {','.join(PARTS)}")
-    peers = _tool("bench_peers")
     try:
-        args.peer_settings = peers.parse_peers(args.peers)
+        args.peer_settings = bench_peers.parse_peers(args.peers)
     except ValueError as err:
         raise _UsageError(f"--peers: {err}") from None
     if args.peers.strip() == "none" and not args.profile:
@@ -242,7 +243,7 @@ def describe_machine() -> dict:
 
 def _median_call(fn, repeats: int) -> float:
     """Median seconds of ``repeats`` calls after one untimed call (bench_export's timer)."""
-    return _tool("bench_export")._median_seconds(fn, repeats)
+    return bench_export._median_seconds(fn, repeats)
 
 
 def _pool_unpool_seconds(model, batch: int, jit: bool, repeats: int) -> dict:
@@ -328,7 +329,6 @@ def pooling_rows(preset: str, size: int, batch: int, steps: int, repeats: int,
 
     import deconvnet_tf
 
-    bench_train = _tool("bench_train")
     keras.config.set_dtype_policy("float32")
     rows = []
     for pair, jit in (("argmax", False), ("switch", True)):
@@ -403,10 +403,9 @@ def estimate_seconds(args, summaries: dict, peak_gflops: float) -> dict:
 
 def _peers_estimate(args, gflop: float, mparams: float, peak: float) -> float:
     """Seconds of the peers part for one preset (see ``estimate_seconds``)."""
-    peers = _tool("bench_peers")
-    keras = peers.project_settings(args.train_modes, args.precisions)
-    torch_train = [n for n in args.peer_settings if "train" in peers.PEER_SETTINGS[n][3]]
-    compiled = [n for n in args.peer_settings if peers.PEER_SETTINGS[n][1]]
+    keras = bench_peers.project_settings(args.train_modes, args.precisions)
+    torch_train = [n for n in args.peer_settings if "train" in bench_peers.PEER_SETTINGS[n][3]]
+    compiled = [n for n in args.peer_settings if bench_peers.PEER_SETTINGS[n][1]]
     build, total = 2 + 0.04 * mparams, 10.0
     for batch in args.peer_train_batches:
         k_step = 3 * gflop * batch / (0.35 * peak)
@@ -442,7 +441,7 @@ def _free() -> None:
 
 
 def _peak(precision: str, args) -> float:
-    return _tool("bench_train").matmul_gflops(precision, args.matmul_size, max(3, args.repeats))
+    return bench_train.matmul_gflops(precision, args.matmul_size, max(3, args.repeats))
 
 
 def _run_export(preset: str, args, keras_row: bool) -> list[dict]:
@@ -487,7 +486,6 @@ def run_benchmark(args, log=_log) -> dict:
     machine = describe_machine()
     from deconvnet_tf.models.summary import preset_summaries
 
-    bench_train = _tool("bench_train")
     summaries = {s.name: {"params": s.params, "gflops": s.gflops}
                  for s in preset_summaries(args.presets, (args.size, args.size))}
     _free()
@@ -522,8 +520,8 @@ def run_benchmark(args, log=_log) -> dict:
         pk = {"float32": _peak("float32", args)}
         rows = []
         for preset in args.presets:
-            for r in _tool("bench_forward").forward_rows(preset, args.size, args.forward_batches,
-                                                         args.repeats, args.forward_backends):
+            for r in bench_forward.forward_rows(preset, args.size, args.forward_batches,
+                                                args.repeats, args.forward_backends):
                 rows.append(dict(r, preset=preset, peak_gflops=pk["float32"],
                                  utilisation=r["gflops"] / pk["float32"]))
         return rows
@@ -563,7 +561,7 @@ def run_benchmark(args, log=_log) -> dict:
 
     def pipeline():
         own_step = "train" not in args.parts or isinstance(parts.get("train"), dict)
-        return [_tool("bench_pipeline").measure_pipeline(
+        return [bench_pipeline.measure_pipeline(
             None, args.pipeline_images,
             (args.size + 16, args.size + 32) if args.quick else (360, 480),
             args.presets[0] if own_step else None, "crop", (args.size, args.size),
@@ -581,7 +579,7 @@ def run_benchmark(args, log=_log) -> dict:
         del model
         if not convs:
             raise ValueError(f"{preset} has no blockN_convM encoder layer to project")
-        return [_tool("bench_visualize").visualize_rows(
+        return [bench_visualize.visualize_rows(
             preset, convs[-1], 0, args.size, args.visualize_images, 9,
             min(8, args.visualize_images), args.repeats)]
 
@@ -596,10 +594,10 @@ def run_benchmark(args, log=_log) -> dict:
                   f"{get_architecture(p).family}"} for p in args.presets if p not in presets]
         if not presets:
             return other
-        return other + _tool("bench_peers").peer_rows(
+        return other + bench_peers.peer_rows(
             presets, args.size, train_batches=args.peer_train_batches,
             infer_batch=args.forward_batches[0] if args.forward_batches else None,
-            steps=args.steps, project=_tool("bench_peers").project_settings(
+            steps=args.steps, project=bench_peers.project_settings(
                 args.train_modes, args.precisions),
             peers=args.peer_settings, matmul_size=args.matmul_size,
             repeats=max(3, args.repeats), profile_dir=args.profile,
@@ -925,11 +923,10 @@ _PEERS_TEXT = (
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    _tool("bench_gpu")._write_atomic(path, text)
+    bench_gpu._write_atomic(path, text)
 
 
 def _gpu_main(argv: list[str]) -> int:
-    bench_gpu = _tool("bench_gpu")
     parser = argparse.ArgumentParser(prog=f"{PROG} --gpu", description=bench_gpu.__doc__.split(
         "\n\n")[0])
     parser.add_argument("--gpu", action="store_true", help="GPU mode (tools/bench_gpu.py)")
@@ -976,8 +973,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_path:
         _write_atomic(Path(args.json_path), json.dumps(result, indent=2, default=str) + "\n")
     if args.markdown:
-        _tool("bench_gpu").write_markdown_section(args.markdown, result["markdown"],
-                                                  begin=BEGIN, end=END)
+        bench_gpu.write_markdown_section(args.markdown, result["markdown"],
+                                         begin=BEGIN, end=END)
     failed = [k for k, v in result["parts"].items() if isinstance(v, dict)]
     for name in failed:
         print(f"{PROG}: part {name} failed: {result['parts'][name]['error']}", file=sys.stderr)

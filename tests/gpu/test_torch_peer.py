@@ -6,9 +6,6 @@ skipped where torch is not installed (CI); it runs on the GPU device image, whic
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,8 +14,8 @@ torch = pytest.importorskip("torch", reason="PyTorch (benchmark peer only) is no
 import deconvnet_tf  # noqa: E402
 from deconvnet_tf.models import get_architecture  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "peers"))
-from deconvnet_torch import DeconvNetTorch, keras_param_count, load_keras_weights  # noqa: E402
+from peers.deconvnet_torch import (  # noqa: E402  (tools/peers/; pytest's pythonpath has tools/)
+    DeconvNetTorch, keras_param_count, load_keras_weights)
 
 
 def test_paper_network_has_the_same_parameter_count():

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("bench_cli", ROOT / "tools" / "bench_cli.py")
-bench_cli = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench_cli)
+import bench_cli  # tools/bench_cli.py (pytest's pythonpath has tools/)
 
 
 def test_times_a_script_and_tables_it(tmp_path, capsys):

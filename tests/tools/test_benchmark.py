@@ -10,7 +10,6 @@ import json
 import math
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -18,15 +17,11 @@ import pytest
 
 from tests.conftest import requires_tf
 
+import bench_gpu  # tools/bench_gpu.py, ... (pytest's pythonpath has tools/)
+import bench_peers
+import benchmark
+
 pytestmark = requires_tf
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-import benchmark  # noqa: E402  (tools/ is not a package)
-import bench_gpu  # noqa: E402
-import bench_peers  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the peers extra) is not "

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import mutation  # tools/mutation.py (pytest's pythonpath has tools/)
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("mutation", ROOT / "tools" / "mutation.py")
-mutation = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mutation)
 
 
 def test_groups_name_existing_modules_and_tests():

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import plot_curves  # noqa: E402
+import plot_curves  # tools/plot_curves.py (pytest's pythonpath has tools/)
 
 LOG = """epoch,learning_rate,loss,mean_iou,val_learning_rate,val_loss,val_mean_iou
 0,0.001,2.0,0.1,NA,NA,NA

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
 import deconvnet_tf
@@ -13,8 +10,7 @@ from deconvnet_tf.data.synthetic import write_synthetic_dataset
 from deconvnet_tf.render import TITLE_HEIGHT, colorize, make_palette
 from tests.conftest import requires_tf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import prediction_figure  # noqa: E402
+import prediction_figure  # tools/prediction_figure.py (pytest's pythonpath has tools/)
 
 pytestmark = requires_tf
 

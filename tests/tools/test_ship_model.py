@@ -3,22 +3,13 @@ without --overwrite."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import requires_tf
 
-ROOT = Path(__file__).resolve().parents[2]
+import ship_model  # tools/ship_model.py (pytest's pythonpath has tools/)
+
 pytestmark = requires_tf  # training and the LiteRT export
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "tools" / "ship_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +32,13 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
     import deconvnet_tf
 
     run, data, dev = run_and_data
-    tool = _tool()
     out = tmp_path / "shipped"
-    result = tool.main(["--run", str(run), "--data", str(data), "--name", "toy", "--output",
-                        str(out), "--input-size", "48x64", "--dev-run", str(dev)])
+    result = ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy",
+                              "--output", str(out), "--input-size", "48x64", "--dev-run",
+                              str(dev)])
     assert result == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        p.name for p in tool.shipped_files(out, "toy"))
+        p.name for p in ship_model.shipped_files(out, "toy"))
     segmenter = deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras"))
     from deconvnet_tf.data.folder import read_meta
 
@@ -62,13 +53,13 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
 
 def test_ship_never_replaces_files_without_overwrite(run_and_data, tmp_path, capsys):
     run, data, _ = run_and_data
-    tool = _tool()
     out = tmp_path / "shipped"
     out.mkdir()
     mine = out / "toy.md"
     mine.write_text("my notes")
     with pytest.raises(SystemExit) as caught:
-        tool.main(["--run", str(run), "--data", str(data), "--name", "toy", "--output", str(out)])
+        ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy", "--output",
+                         str(out)])
     assert caught.value.code == 2
     assert "toy.md exist(s); pass --overwrite" in capsys.readouterr().err
     assert mine.read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == ["toy.md"]

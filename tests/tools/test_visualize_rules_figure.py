@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
 import deconvnet_tf
 from deconvnet_tf.render import TITLE_HEIGHT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import visualize_rules_figure  # noqa: E402
+import visualize_rules_figure  # tools/visualize_rules_figure.py (pytest's pythonpath)
 
 
 def test_rules_figure_rows_and_columns():

@@ -13,10 +13,11 @@ uses Keras' epsilon (1e-3) and momentum convention. Inputs are raw RGB (uint8 or
 ``deconvnet_vgg16`` here has 251.8M parameters counting BatchNorm's running statistics, as
 Keras' ``count_params`` does (:func:`keras_param_count`).
 
-Example:
+Example (in a script under ``tools/``, whose folder is ``sys.path[0]``, or under pytest, whose
+``pythonpath`` has ``tools``):
 
     import torch
-    from deconvnet_torch import DeconvNetTorch
+    from peers.deconvnet_torch import DeconvNetTorch
     model = DeconvNetTorch(num_classes=21).cuda().to(memory_format=torch.channels_last)
     logits = model(torch.zeros(1, 3, 224, 224, dtype=torch.uint8, device="cuda"))
 """

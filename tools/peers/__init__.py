@@ -1,0 +1,1 @@
+"""Benchmark peers in other frameworks: ``from peers import deconvnet_torch`` (needs PyTorch)."""
