@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deconvnet_tf.io import OutputError, list_images, mark_png, save_npy, write_bytes
+
 __all__ = ["PREDICTION_SUFFIXES", "TITLE_HEIGHT", "check_outputs", "colorize", "figure_grid",
            "legend", "make_palette", "overlay", "plan_predictions", "prediction_paths",
            "save_png", "save_prediction", "side_by_side", "text_strip", "title_row"]
@@ -245,8 +247,6 @@ def save_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = Tr
     """
     import cv2
 
-    from deconvnet_tf.io import mark_png, write_bytes
-
     path = Path(path)
     array = np.asarray(image)
     if array.ndim == 3:
@@ -282,8 +282,6 @@ def check_outputs(outputs: Iterable[str | os.PathLike], *,
         OutputError: An output would replace one of ``inputs`` (even with ``overwrite``), is a
             folder, or already exists and ``overwrite`` is false; the message names the file.
     """
-    from deconvnet_tf.io import OutputError
-
     outputs = [Path(p) for p in outputs]
     by_path, by_inode = {}, {}
     for item in inputs:
@@ -338,8 +336,6 @@ def plan_predictions(
             with the same stem (their outputs would collide).
         deconvnet_tf.io.OutputError: See :func:`check_outputs`.
     """
-    from deconvnet_tf.io import list_images
-
     paths = list_images(inputs)
     stems: dict[str, Path] = {}
     for path in paths:
@@ -390,8 +386,6 @@ def save_prediction(
     Returns:
         The paths written, keyed ``label``, ``color``, ``overlay`` and (optionally) ``probs``.
     """
-    from deconvnet_tf.io import save_npy
-
     label = np.asarray(label)
     if label.ndim != 2 or label.shape != np.asarray(image).shape[:2]:
         raise ValueError(f"save_prediction({stem!r}): label {label.shape} must be (H, W) of the "

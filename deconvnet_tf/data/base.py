@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deconvnet_tf.io import ImageReadError, read_image
+
 __all__ = ["DatasetError", "DatasetInfo", "Record", "RecordSource", "Source", "label_statistics",
            "load_record", "parse_split", "read_index_png", "read_sbd_mat", "records_dataset",
            "select_records", "validate_records"]
@@ -102,8 +104,6 @@ class Record:
 
 def _read_image(path: Path) -> np.ndarray:
     """Decodes an image fully (a truncated or corrupt file is an error naming it)."""
-    from deconvnet_tf.io import ImageReadError, read_image
-
     try:
         return read_image(path)
     except ImageReadError as err:
@@ -115,8 +115,6 @@ def _read_indices(path: Path, fmt: str, what: str) -> np.ndarray:
         return read_index_png(path)
     if fmt == "sbd_mat":
         return read_sbd_mat(path, "GTcls" if what == "label" else "GTinst")
-    from deconvnet_tf.io import ImageReadError, read_image
-
     try:
         array = read_image(path, what=what, unchanged=True)
     except ImageReadError as err:

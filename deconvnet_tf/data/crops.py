@@ -27,6 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deconvnet_tf.data import augment as aug
+from deconvnet_tf.data.base import load_record
+
 __all__ = ["ObjectBox", "Windows", "object_boxes", "object_mask", "box_iou", "enlarge_box",
            "jitter_boxes", "stage1_windows", "stage2_windows", "warp_window", "window_example",
            "make_window_pipeline", "STAGES"]
@@ -169,8 +172,6 @@ def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator, per_box: int = 4,
 
 
 def _labels_of(records, need_image: bool = False):
-    from deconvnet_tf.data.base import load_record
-
     for index, record in enumerate(records):
         image, label, inst = load_record(record, instances=True)
         yield index, (image if need_image else None), label, inst
@@ -267,8 +268,6 @@ def window_example(records, windows: Windows, i: int, *, stage: str, size: int =
     Stage 1 keeps only the window's object labelled (other labelled pixels -> ``background``,
     ignored pixels stay ignored); stage 2 keeps the full label.
     """
-    from deconvnet_tf.data.base import load_record
-
     record = records[int(windows.index[i])]
     if stage == "stage1":
         image, label, inst = load_record(record, instances=True)
@@ -306,8 +305,6 @@ def _crop_transform(height: int, width: int, *, training: bool, ignore_label: in
     """``transform((image, label), index)``: a random crop, mirror and colour jitter seeded by
     the element index when ``training``, else a centre crop; labels int32."""
     import tensorflow as tf
-
-    from deconvnet_tf.data import augment as aug
 
     def transform(example, index):
         image, label = example

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 
+from deconvnet_tf.data import augment as aug
+
 __all__ = ["make_pipeline", "pipeline_throughput"]
 
 MODES = ("crop", "whole")
@@ -56,8 +58,6 @@ def make_pipeline(
         A dataset of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.
     """
     import tensorflow as tf
-
-    from deconvnet_tf.data import augment as aug
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

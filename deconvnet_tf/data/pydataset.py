@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from deconvnet_tf.data import augment_np as aug
+from deconvnet_tf.data.base import load_record
 from deconvnet_tf.data.folder import list_examples, load_example, read_meta, validate_examples
 
 __all__ = ["FolderPyDataset", "make_pydataset"]
@@ -131,8 +132,6 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.jitter = jitter if isinstance(jitter, bool) else aug.jitter_strength(jitter)
         self.cache = bool(cache)
         if source is not None:
-            from deconvnet_tf.data.sources import load_record
-
             self.examples = list(source.records(split))
             self._loader = load_record
             if validate:

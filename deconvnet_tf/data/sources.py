@@ -35,6 +35,9 @@ from deconvnet_tf.data.base import (  # re-exported: the primitives live in data
     select_records,
     validate_records,
 )
+from deconvnet_tf.data import voc
+from deconvnet_tf.data.folder import list_examples, read_meta
+from deconvnet_tf.data.tfds_sources import TFDSSource
 
 __all__ = ["DatasetError", "DatasetInfo", "Record", "RecordSource", "Source", "label_statistics",
            "load_record", "open_source", "parse_split", "records_dataset", "select_records",
@@ -42,8 +45,6 @@ __all__ = ["DatasetError", "DatasetInfo", "Record", "RecordSource", "Source", "l
 
 
 def _folder_records(root: Path, split: str) -> list[Record]:
-    from deconvnet_tf.data.folder import list_examples
-
     records = []
     for image, label in list_examples(root, split):
         inst = root / split / "instances" / label.name
@@ -74,13 +75,9 @@ def open_source(
     Raises:
         DatasetError: neither or both of ``data``/``tfds``, or an unrecognised folder.
     """
-    from deconvnet_tf.data import voc
-
     if (data is None) == (tfds is None):
         raise DatasetError("give exactly one of a dataset folder (data) or a TFDS name (tfds)")
     if tfds is not None:
-        from deconvnet_tf.data.tfds_sources import TFDSSource
-
         return TFDSSource(tfds, data_dir=tfds_data_dir, manual_dir=manual_dir, download=download)
     root = Path(data)
     if not root.is_dir():
@@ -90,7 +87,5 @@ def open_source(
         return RecordSource(voc.voc_info(voc_root),
                             lambda split: voc.voc_records(voc_root, split, sbd_root=sbd_root),
                             f"VOC {voc_root}")
-    from deconvnet_tf.data.folder import read_meta
-
     info = read_meta(root)
     return RecordSource(info, lambda split: _folder_records(root, split), str(root))

@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from deconvnet_tf.data.base import DatasetError, Record, load_record
+from deconvnet_tf.data.folder import list_examples
+from deconvnet_tf.data.voc import find_voc_root, voc_records
+
 __all__ = ["CamvidSegmentation", "Voc2012Segmentation", "CAMVID_CLASSES", "CAMVID_VOID"]
 
 CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
@@ -47,9 +51,6 @@ def _features(instances: bool):
 
 def _camvid_pairs(root: Path) -> dict[str, list[tuple[str, Path, Path]]]:
     """Split -> [(stem, image, label)] for either supported CamVid layout."""
-    from deconvnet_tf.data.base import DatasetError
-    from deconvnet_tf.data.folder import list_examples
-
     splits: dict[str, list[tuple[str, Path, Path]]] = {}
     if (root / "meta.json").is_file():
         for txt in sorted(root.glob("*.txt")):
@@ -101,8 +102,6 @@ class CamvidSegmentation(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(items) for split, items in pairs.items()}
 
     def _generate_examples(self, items):
-        from deconvnet_tf.data.base import Record, load_record
-
         for stem, image_path, label_path in items:
             image, label = load_record(Record(image_path, label_path, "png"))
             yield stem, {"image": image, "segmentation_mask": label[..., None], "file_name": stem}
@@ -128,9 +127,6 @@ class Voc2012Segmentation(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        from deconvnet_tf.data.base import DatasetError
-        from deconvnet_tf.data.voc import find_voc_root, voc_records
-
         root = find_voc_root(dl_manager.manual_dir)
         if root is None:
             raise DatasetError(f"No VOC2012 in manual dir {str(dl_manager.manual_dir)!r}: "
@@ -140,8 +136,6 @@ class Voc2012Segmentation(tfds.core.GeneratorBasedBuilder):
                 for split in ("train", "val") if (lists / f"{split}.txt").is_file()}
 
     def _generate_examples(self, records):
-        from deconvnet_tf.data.base import load_record
-
         for record in records:
             image, label, inst = load_record(record, instances=True)
             if inst is None:

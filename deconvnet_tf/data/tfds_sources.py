@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from deconvnet_tf.data.base import DatasetError, DatasetInfo, Source
+from deconvnet_tf.data.voc import VOC_CLASSES
 
 __all__ = ["TFDS_DATASETS", "CITYSCAPES_CLASSES", "TFDSSource", "tfds_dataset",
            "cityscapes_train_ids"]
@@ -51,8 +52,6 @@ class _Spec:
 
 
 def _specs() -> dict[str, _Spec]:
-    from deconvnet_tf.data.voc import VOC_CLASSES
-
     camvid = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
               "Pedestrian", "Bicyclist")
     return {
@@ -111,7 +110,8 @@ class TFDSSource(Source):
         import tensorflow_datasets as tfds
 
         if self.spec.ours:
-            from deconvnet_tf.data import tfds_builders  # noqa: F401  (registers the builders)
+            # optional: tensorflow_datasets (importing the module registers the builders)
+            from deconvnet_tf.data import tfds_builders  # noqa: F401
         builder = tfds.builder(self.tfds_name, data_dir=self.data_dir)
         if self.manual_dir is not None or self.download:
             if self.manual_dir is not None and not Path(self.manual_dir).is_dir():

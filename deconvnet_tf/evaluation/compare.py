@@ -12,6 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+from deconvnet_tf.inference import crf, instance
+from deconvnet_tf.inference.ensemble import combine_probabilities
+from deconvnet_tf.inference.pipeline import InferenceOptions
+from deconvnet_tf.inference.predict import as_predictor, predict_image
+
 __all__ = ["METHODS", "MethodComparison", "compare_methods"]
 
 METHODS: dict[str, str] = {
@@ -107,10 +113,8 @@ def compare_methods(
     """
     import keras
 
-    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+    # Keras: evaluation.metrics imports Keras; this module stays framework-free on import
     from deconvnet_tf.evaluation.metrics import report_from_confusion
-    from deconvnet_tf.inference.pipeline import InferenceOptions
-    from deconvnet_tf.inference.predict import as_predictor
 
     methods = _check_methods(methods, fcn)
     options = (options or InferenceOptions()).validate()
@@ -177,11 +181,9 @@ def _check_methods(methods, fcn) -> list[str]:
 def _method_probabilities(image: np.ndarray, methods: list[str], deconvnet, fcn, options,
                           crf_kwargs: dict, seconds: dict[str, float]) -> dict[str, np.ndarray]:
     """Probabilities of one image for every stage the methods need (each stage predicted
-    once; the ensembles and CRFs reuse them); adds each stage's seconds to ``seconds``."""
-    from deconvnet_tf.inference.crf import dense_crf
-    from deconvnet_tf.inference.ensemble import combine_probabilities
-    from deconvnet_tf.inference.instance import predict_instances
-    from deconvnet_tf.inference.predict import predict_image
+    once; the ensembles and CRFs reuse them); adds each stage's seconds to ``seconds``.
+    The instance-wise pass and the CRF are looked up on their modules at each call (so a test
+    can replace them there)."""
 
     def timed(stage, fn, *args, **kwargs):
         start = time.perf_counter()
@@ -195,7 +197,7 @@ def _method_probabilities(image: np.ndarray, methods: list[str], deconvnet, fcn,
         probs["deconvnet_whole"] = timed("deconvnet_whole", predict_image, deconvnet, image)
     if need & {"deconvnet", "deconvnet_crf", "edeconvnet", "edeconvnet_crf"}:
         probs["deconvnet"] = timed(
-            "deconvnet_instance", predict_instances, deconvnet, image,
+            "deconvnet_instance", instance.predict_instances, deconvnet, image,
             input_size=options.input_size, batch_size=options.batch_size,
             aggregate=options.aggregate, whole=probs["deconvnet_whole"],
             proposals=options.proposals)
@@ -206,7 +208,8 @@ def _method_probabilities(image: np.ndarray, methods: list[str], deconvnet, fcn,
                                                     options.ensemble_method)
     for key in ("deconvnet_whole_crf", "deconvnet_crf", "edeconvnet_crf"):
         if key in need:
-            probs[key] = timed(key, dense_crf, image, probs[key[: -len("_crf")]], **crf_kwargs)
+            probs[key] = timed(key, crf.dense_crf, image, probs[key[: -len("_crf")]],
+                               **crf_kwargs)
     return probs
 
 

@@ -12,7 +12,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from deconvnet_tf.data.folder import DatasetError
+from deconvnet_tf.data.sources import open_source
 from deconvnet_tf.evaluation.metrics import SegmentationReport, report_from_confusion
+from deconvnet_tf.inference.predict import as_predictor
+from deconvnet_tf.inference.segmenter import load_model
+from deconvnet_tf.models.registry import list_models, resolve
 
 __all__ = ["ModelFileError", "check_input_size", "check_report_output", "confusion_png", "evaluate",
            "load_model_file", "predict_native", "save_report"]
@@ -46,9 +51,6 @@ def load_model_file(path: str | os.PathLike, what: str = "--model") -> tuple[ker
         ModelFileError: Missing path, a folder without ``model.keras``, or a file that is not
             a loadable ``.keras`` model (corrupt, truncated, another format).
     """
-    from deconvnet_tf.inference.segmenter import load_model
-    from deconvnet_tf.models.registry import list_models, resolve
-
     text = os.fspath(path)
     if not Path(text).exists() and (text in list_models() or "://" in text):
         try:  # a shipped model's name (or a URL): the registry finds the file
@@ -166,8 +168,6 @@ def predict_native(model: keras.Model, image: np.ndarray,
     """
     import dataclasses
 
-    from deconvnet_tf.inference.predict import as_predictor
-
     predictor = as_predictor(model)
     if input_size is not None:
         predictor = dataclasses.replace(predictor, input_size=(int(input_size[0]), int(input_size[1])))
@@ -201,7 +201,7 @@ def evaluate(
         limit: Evaluate only the first ``limit`` images.
         progress: Show a progress bar.
         input_size: Run the network at this ``(height, width)`` and resize the scores back
-            (``None``: each image at its own size).
+            (``None``: the working resolution a Segmenter records, else each image at its own size).
         flip: Average each image's scores with those of its mirror image (test-time
             augmentation, twice the inference time).
         exact_classes: Require the model's class count to equal the dataset's (what
@@ -227,8 +227,6 @@ def evaluate(
     >>> report = evaluate("runs/camvid/model.keras", "/data/camvid_360x480", "val")
     >>> print(report.table())
     """
-    from deconvnet_tf.data.sources import open_source
-
     if not isinstance(model, keras.Model):
         model, _ = load_model_file(model, "model")
     input_size = check_input_size(model, input_size)
@@ -268,8 +266,6 @@ def _check_class_count(model: keras.Model, source, exact_classes: bool) -> int:
 def _label_records(source, split: str):
     """The split's file records (to name a bad label file), or ``None`` when the source is not
     file-based (TFDS: examples are named by index)."""
-    from deconvnet_tf.data.folder import DatasetError
-
     try:
         return source.records(split)
     except DatasetError:
@@ -279,8 +275,6 @@ def _label_records(source, split: str):
 def _check_label_values(label: np.ndarray, source, split: str, records, index: int) -> None:
     """Raises ``DatasetError`` for label values outside the dataset's classes that are not its
     void label, naming the label file (or ``split[index]``)."""
-    from deconvnet_tf.data.folder import DatasetError
-
     info = source.info
     bad = [int(v) for v in np.unique(label)
            if v >= info.num_classes and v != info.ignore_label]

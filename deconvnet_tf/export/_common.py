@@ -69,6 +69,7 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
             that does not load as a ``.keras`` segmentation model.
     """
     if isinstance(model, (str, os.PathLike)):
+        # Keras: evaluation.evaluate imports Keras; importing deconvnet_tf.export stays cheap
         from deconvnet_tf.evaluation.evaluate import ModelFileError, load_model_file
 
         try:
@@ -376,7 +377,7 @@ def _split_preprocessing(model):
     """
     import keras
 
-    from deconvnet_tf.layers import VGGPreprocessing
+    from deconvnet_tf.layers import VGGPreprocessing  # Keras: the layers import Keras
 
     layers = [layer for layer in model.layers if isinstance(layer, VGGPreprocessing)]
     if len(layers) != 1 or not model.layers or model.layers[1] is not layers[0]:
@@ -407,6 +408,7 @@ def serving_function(model, *, split_preprocessing: bool = False,
     softmax_inside = getattr(model, "output_activation", None) == "softmax"
     pre, body = _split_preprocessing(model) if split_preprocessing else (None, model)
     if int8_safe_pooling:
+        # TF-only: _int8_pooling imports Keras and builds TensorFlow ops
         from deconvnet_tf.export._int8_pooling import with_int8_safe_pooling
 
         body = with_int8_safe_pooling(body)

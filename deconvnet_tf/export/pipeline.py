@@ -18,6 +18,10 @@ from deconvnet_tf.export._common import (
 )
 from deconvnet_tf.export.saved_model import export_saved_model
 from deconvnet_tf.export.tflite import QUANTIZE_CHOICES, ExportError, export_tflite_variants
+from deconvnet_tf.lite import LiteSegmenter
+from deconvnet_tf.lite.metadata import read_metadata
+from deconvnet_tf.lite.runtime import read_image
+from deconvnet_tf.render import save_prediction
 
 __all__ = ["ExportResult", "export_all", "tflite_name"]
 
@@ -67,8 +71,6 @@ def _dir_size(path: Path) -> int:
 
 
 def _load_samples(samples) -> list[tuple[str, np.ndarray]]:
-    from deconvnet_tf.lite.runtime import read_image
-
     out = []
     for i, item in enumerate(samples):
         if isinstance(item, (str, os.PathLike)):
@@ -105,8 +107,6 @@ def _export_saved_model(result: ExportResult, model, output_dir: Path, *, size, 
 def _export_tflite(result: ExportResult, model, targets: dict[str, Path], *, size, names,
                    representative_data, overwrite: bool) -> None:
     """Writes the ``.tflite`` variants and records their paths, sizes and conversion times."""
-    from deconvnet_tf.lite.metadata import read_metadata
-
     written = export_tflite_variants(
         model, targets, input_size=size, representative_data=representative_data,
         class_names=names, overwrite=overwrite)
@@ -120,9 +120,6 @@ def _check_on_litert(result: ExportResult, model, sample_images, *,
                      predict_dir: str | os.PathLike | None, threads: int) -> None:
     """Runs each ``.tflite`` on the sample images with LiteRT: records the pixel agreement of
     its labels with the Keras model's (and, with ``predict_dir``, the written predictions)."""
-    from deconvnet_tf.lite import LiteSegmenter
-    from deconvnet_tf.render import save_prediction
-
     samples = _load_samples(sample_images)
     reference = [np.argmax(np.asarray(model(image[None], training=False))[0], -1)
                  for _, image in samples]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deconvnet_tf.data.folder import list_examples
+from deconvnet_tf.data.synthetic import make_scene
 from deconvnet_tf.export._common import (
     TEMP_DIR_PREFIX,
     ExportError,
@@ -32,8 +34,9 @@ from deconvnet_tf.export._common import (
     sweep_orphans,
     temp_sibling,
 )
+from deconvnet_tf.export.saved_model import write_archive
 from deconvnet_tf.io import DEFAULT_MAX_PIXELS, fit_image, plan_size
-from deconvnet_tf.lite.metadata import ModelMetadata, metadata_path
+from deconvnet_tf.lite.metadata import ModelMetadata, _dumps, metadata_path
 
 __all__ = [
     "QUANTIZE_CHOICES",
@@ -171,8 +174,6 @@ def representative_images(
     if count < 1:
         raise ExportError(f"calibration count must be >= 1, got {count}")
     if data is None:
-        from deconvnet_tf.data.synthetic import make_scene
-
         height, width = input_size or (max(96, min_size), max(128, min_size))
         images = [make_scene(seed + i, height, width)[0] for i in range(count)]
     elif isinstance(data, (str, os.PathLike)):
@@ -181,8 +182,6 @@ def representative_images(
             raise ExportError(f"--representative-data {str(root)!r} is not a directory")
         split = next((s for s in ("train", "val", "test") if (root / f"{s}.txt").is_file()), None)
         if split is not None:
-            from deconvnet_tf.data.folder import list_examples
-
             paths = [image for image, _ in list_examples(root, split)]
         else:
             suffixes = (".jpg", ".jpeg", ".png", ".bmp")
@@ -366,6 +365,7 @@ def export_tflite_variants(
     if input_size is None and size is None and info.get("image_size"):
         size = parse_input_size(tuple(info["image_size"]), model)  # the working resolution
 
+    # Keras: deconvnet_tf.models imports Keras; importing deconvnet_tf.export stays cheap
     from deconvnet_tf.models import DeconvNet, with_unpooling
 
     unpooling = None
@@ -380,8 +380,6 @@ def export_tflite_variants(
                                             input_size=size, min_size=minimum,
                                             pad_rgb=tuple(mean_bgr[::-1]))
     shape = [1, *(size if size else (None, None)), 3]
-
-    from deconvnet_tf.export.saved_model import write_archive
 
     sweep_orphans(*{o.parent for o in outputs.values()})
     written = {}
@@ -405,8 +403,6 @@ def export_tflite_variants(
 
 def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, quantize,
                   allow_flex, unpooling, seconds, calibration, info=None) -> Path:
-    from deconvnet_tf.lite.metadata import _dumps
-
     ops = tflite_op_names(data)
     bad = non_builtin_ops(data)
     if bad and not allow_flex:

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from deconvnet_tf.io import ImageReadError, ensure_output_dir, list_images, read_image
+from deconvnet_tf.render import colorize, plan_predictions, save_prediction, side_by_side
+
 __all__ = [
     "CRF_PRESETS",
     "CRFSettings",
@@ -202,8 +205,6 @@ def crf_comparison(
         ``(refined probabilities, picture)``: the picture is image | [ground truth |] network |
         network + CRF, side by side (uint8 RGB).
     """
-    from deconvnet_tf.render import colorize, side_by_side
-
     refined = dense_crf(image, probabilities, preset=preset, **overrides)
     parts = [np.asarray(image, np.uint8)]
     if label is not None:
@@ -280,8 +281,6 @@ def _pair_inputs(image: Path, probs: Path, *, skip_errors: bool):
     """``(images, [(image, probability file or None)], {image: message})``: the images and the
     probability file of each; with ``skip_errors`` an image without one is kept with its error
     message instead of raising."""
-    from deconvnet_tf.io import list_images
-
     if not probs.exists():
         raise FileNotFoundError(f"Probabilities not found: {str(probs)!r}")
     images = list_images(image)
@@ -323,8 +322,6 @@ def _refine_one(image_path: Path, probs_path: Path | None, missing: str | None, 
                 settings: CRFSettings) -> tuple[np.ndarray, np.ndarray]:
     """``(image, refined probabilities)`` of one image (``missing``: why it has no probability
     file); errors name the files."""
-    from deconvnet_tf.io import read_image
-
     if missing is not None:
         raise FileNotFoundError(missing)
     p = _load_probabilities(probs_path)
@@ -379,9 +376,6 @@ def refine_files(
         FileNotFoundError: Missing inputs. ValueError: mismatched or bad inputs (naming the
         files). deconvnet_tf.io.OutputError: outputs exist or cannot be written.
     """
-    from deconvnet_tf.io import ImageReadError, ensure_output_dir
-    from deconvnet_tf.render import plan_predictions, save_prediction
-
     skip = on_skip or (lambda path, message: _warn_outside(f"skipped {str(path)!r}: {message}"))
     settings = crf_settings(preset, **overrides)  # fail on bad settings before any work
     _import_densecrf()

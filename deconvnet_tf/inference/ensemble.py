@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from deconvnet_tf.inference.instance import predict_instances
+from deconvnet_tf.inference.predict import predict_image
+
 __all__ = ["ENSEMBLE_METHODS", "combine_probabilities", "predict_edeconvnet"]
 
 ENSEMBLE_METHODS = ("mean", "product")
@@ -88,9 +91,6 @@ def predict_edeconvnet(
     Returns:
         ``(H, W, C)`` float32 probabilities.
     """
-    from deconvnet_tf.inference.instance import predict_instances
-    from deconvnet_tf.inference.predict import predict_image
-
     instance = predict_instances(deconvnet, image, boxes, input_size=input_size,
                                  batch_size=batch_size, aggregate=aggregate, proposals=proposals)
     whole = predict_image(fcn, image)

@@ -27,6 +27,7 @@ from deconvnet_tf.inference.predict import (
     check_image,
     predict_image,
 )
+from deconvnet_tf.inference.proposals import propose_boxes
 
 __all__ = ["aggregate_boxes", "crop_box", "predict_instances", "paste_region"]
 
@@ -190,8 +191,6 @@ def predict_instances(
         raise ValueError(f"input_size {size} is below the model's minimum input size "
                          f"{predictor.min_input_size}")
     if boxes is None:
-        from deconvnet_tf.inference.proposals import propose_boxes
-
         boxes = propose_boxes(np.clip(image, 0, 255).astype(np.uint8), **(proposals or {}))
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
 

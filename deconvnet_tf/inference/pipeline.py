@@ -12,7 +12,28 @@ from typing import Any
 
 import numpy as np
 
-from deconvnet_tf.io import DEFAULT_MAX_PIXELS
+from deconvnet_tf.inference.crf import (
+    _each_file,
+    _Progress,
+    _warn_outside,
+    crf_settings,
+    dense_crf,
+)
+from deconvnet_tf.inference.ensemble import ENSEMBLE_METHODS, combine_probabilities
+from deconvnet_tf.inference.instance import predict_instances
+from deconvnet_tf.inference.predict import as_predictor, predict_image, predict_images
+from deconvnet_tf.io import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    downscale_message,
+    ensure_output_dir,
+    fit_image,
+    plan_size,
+    read_image,
+    resize_channels,
+    upscale_labels,
+)
+from deconvnet_tf.render import plan_predictions, save_prediction
 
 __all__ = ["InferenceOptions", "infer", "predict_files"]
 
@@ -46,9 +67,6 @@ class InferenceOptions:
     proposals: dict = field(default_factory=dict)
 
     def validate(self) -> "InferenceOptions":
-        from deconvnet_tf.inference.crf import crf_settings
-        from deconvnet_tf.inference.ensemble import ENSEMBLE_METHODS
-
         if self.mode not in ("whole", "instance"):
             raise ValueError(f"mode must be 'whole' or 'instance', got {self.mode!r}")
         if self.ensemble_method not in ENSEMBLE_METHODS:
@@ -77,10 +95,6 @@ def infer(
     Returns:
         Probabilities (after the CRF when ``options.crf``).
     """
-    from deconvnet_tf.inference.ensemble import combine_probabilities
-    from deconvnet_tf.inference.instance import predict_instances
-    from deconvnet_tf.inference.predict import predict_image
-
     options = (options or InferenceOptions()).validate()
     if options.mode == "whole":
         probs = predict_image(model, image)
@@ -92,8 +106,6 @@ def infer(
         probs = combine_probabilities([probs, predict_image(ensemble, image)],
                                       options.ensemble_method)
     if options.crf:
-        from deconvnet_tf.inference.crf import dense_crf
-
         probs = dense_crf(np.clip(image, 0, 255).astype(np.uint8), probs,
                           preset=options.crf_preset, **options.crf_overrides)
     return probs
@@ -117,8 +129,6 @@ class _PendingImages:
 
     def add(self, item: tuple, image: np.ndarray) -> None:
         """Queues an image read from ``item[0]`` (scaled down to ``max_pixels``)."""
-        from deconvnet_tf.io import downscale_message, fit_image, plan_size
-
         path = item[0]
         plan = plan_size(*image.shape[:2], max_pixels=self.max_pixels)
         if plan.downscaled:
@@ -130,8 +140,6 @@ class _PendingImages:
     def _predict(self, smalls: list[np.ndarray]) -> list[np.ndarray]:
         """Probabilities of the (scaled) images; after the first instance-wise image, an
         estimate of the time left."""
-        from deconvnet_tf.inference.predict import predict_images
-
         options = self.options
         if self.whole_batch:
             return predict_images(self.model, smalls, batch_size=options.batch_size)
@@ -148,9 +156,6 @@ class _PendingImages:
 
     def _save(self, path: Path, image: np.ndarray, plan, probs: np.ndarray) -> dict[str, Path]:
         """Writes one image's files, the labels (and probabilities) at the image's size."""
-        from deconvnet_tf.io import resize_channels, upscale_labels
-        from deconvnet_tf.render import save_prediction
-
         height, width = image.shape[:2]
         if plan.downscaled:
             label = upscale_labels(probs, height, width)
@@ -219,11 +224,6 @@ def predict_files(
         deconvnet_tf.io.OutputError: An output exists (without ``overwrite``), would replace an
             input, or cannot be written.
     """
-    from deconvnet_tf.inference.crf import _each_file, _Progress, _warn_outside
-    from deconvnet_tf.inference.predict import as_predictor
-    from deconvnet_tf.io import ImageReadError, ensure_output_dir, read_image
-    from deconvnet_tf.render import plan_predictions
-
     options = (options or InferenceOptions()).validate()
     warn = on_warning or _warn_outside
     skip = on_skip or (lambda path, message: warn(f"skipped {str(path)!r}: {message}"))

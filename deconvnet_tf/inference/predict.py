@@ -269,6 +269,7 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
     if not path.exists():
         if _looks_like_path(text) and "://" not in text:
             raise FileNotFoundError(f"Model not found: {text!r}")
+        # Keras: deconvnet_tf.models imports Keras; this module stays NumPy-only on import
         from deconvnet_tf.models.registry import resolve
 
         path, entry = resolve(text)  # a registry name or a URL
@@ -283,6 +284,7 @@ def _saved_model_predictor(path: Path, image_size: Any) -> Predictor:
         raise ValueError(f"{str(path)!r} is a folder but not a SavedModel (no saved_model.pb)"
                          "; pass a .keras file or an exported SavedModel folder")
     try:
+        # upward (the exception listed in .importlinter); export.saved_model is TF-only
         from deconvnet_tf.export.saved_model import load_saved_model
     except ImportError as err:
         raise ImportError(
@@ -320,6 +322,7 @@ def _keras_file_predictor(path: Path, entry: Any, image_size: Any) -> Predictor:
     if path.suffix.lower() == ".tflite":
         raise ValueError(f"{str(path)!r} is a LiteRT model; run it with deconvnet-lite-predict "
                          "(deconvnet_tf.lite.LiteSegmenter), or pass the .keras file")
+    # cycle: segmenter imports predict (listed in .importlinter); Keras as well
     from deconvnet_tf.inference.segmenter import load_segmenter
 
     try:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deconvnet_tf.io import save_npy
+
 __all__ = [
     "edge_map",
     "edge_orientation",
@@ -304,7 +306,5 @@ def propose_boxes(
     boxes = boxes[np.sort(first)][:top_k].astype(np.float32)
 
     if cache_path is not None:
-        from deconvnet_tf.io import save_npy
-
         save_npy(cache_path, boxes)  # a unique temporary name: concurrent runs may share a cache
     return boxes

@@ -39,9 +39,11 @@ import keras
 import numpy as np
 
 import deconvnet_tf.models  # noqa: F401  (registers the layers and networks for .keras loading)
-from deconvnet_tf.io import DEFAULT_MAX_PIXELS
-from deconvnet_tf.models.io import load_model
+from deconvnet_tf.inference.predict import Predictor, predict_images
+from deconvnet_tf.io import DEFAULT_MAX_PIXELS, find_class_names
 from deconvnet_tf.lite.metadata import CAMVID_PALETTE, default_palette
+from deconvnet_tf.models.io import load_model
+from deconvnet_tf.models.registry import resolve
 
 __all__ = ["CAMVID_PALETTE", "Segmenter", "default_palette", "load_model", "load_segmenter"]
 
@@ -281,8 +283,6 @@ class Segmenter(keras.Model):
             FileNotFoundError: No such name or path.
             ValueError: Not a loadable model, a hash mismatch, or bad metadata.
         """
-        from deconvnet_tf.models.registry import resolve
-
         path, entry = resolve(preset)
         return load_segmenter(path, registry_entry=entry, **overrides)
 
@@ -324,8 +324,6 @@ class Segmenter(keras.Model):
         :func:`deconvnet_tf.io.plan_size` with this Segmenter's converter settings; images are
         handled as uint8 pixels, values rounded to 0..255; ``uint8=False`` resizes and pads
         them as float32, the way a bare Keras network is fed)."""
-        from deconvnet_tf.inference.predict import Predictor
-
         network = self.network
 
         def fn(batch: np.ndarray) -> np.ndarray:
@@ -360,8 +358,6 @@ class Segmenter(keras.Model):
             ``(H, W, C)`` float32 for one image, ``(N, H, W, C)`` for an array, a list for a
             list.
         """
-        from deconvnet_tf.inference.predict import predict_images
-
         items, kind = _as_images(images)
         probs = predict_images(self.predictor(), items, batch_size=batch_size)
         return _shape_like(probs, kind)
@@ -377,8 +373,6 @@ class Segmenter(keras.Model):
             ``(H, W)`` (uint8, int32 above 256 classes) for one image, ``(N, H, W)`` for an
             array, a list of label maps for a list.
         """
-        from deconvnet_tf.inference.predict import predict_images
-
         items, kind = _as_images(images)
         dtype = np.uint8 if self.num_classes <= 256 else np.int32
         labels = [p.argmax(-1).astype(dtype)
@@ -442,8 +436,6 @@ def _sidecar_metadata(path: Path) -> dict[str, Any]:
 
 def _dataset_metadata(path: Path) -> dict[str, Any]:
     """Class names and void label from the dataset ``meta.json`` of a run folder."""
-    from deconvnet_tf.io import find_class_names
-
     candidates = [path.parent / "meta.json"]
     names = find_class_names(path)
     if names is None:

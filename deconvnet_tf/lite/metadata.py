@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from deconvnet_tf.io import write_bytes
+from deconvnet_tf.render import make_palette
+
 __all__ = [
     "CAMVID_PALETTE",
     "METADATA_FORMAT",
@@ -62,8 +65,6 @@ def default_palette(class_names) -> dict[str, tuple[int, int, int]]:
     """``class name -> RGB``: CamVid's own colours when every class is a CamVid class, else
     the PASCAL VOC colour map in class order (class 0 black, then 128,0,0 ...: a two-class
     model such as Horse gets black and dark red)."""
-    from deconvnet_tf.render import make_palette
-
     names = [str(n) for n in class_names]
     if names and all(n in CAMVID_PALETTE for n in names):
         return {n: CAMVID_PALETTE[n] for n in names}
@@ -149,8 +150,6 @@ class ModelMetadata:
                 colours for CamVid's classes, else the VOC palette).
             **kwargs: Other :class:`ModelMetadata` fields.
         """
-        from deconvnet_tf.render import make_palette
-
         names = [str(n) for n in class_names]
         if palette is None:
             palette = list(default_palette(names).values()) or make_palette(1)
@@ -265,8 +264,6 @@ def metadata_path(model_path: str | os.PathLike) -> Path:
 
 def write_metadata(model_path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     """Writes the sidecar of ``model_path`` atomically and returns its path."""
-    from deconvnet_tf.io import write_bytes
-
     path = metadata_path(model_path)
     return write_bytes(path, (_dumps(metadata.to_dict()) + "\n").encode())
 

@@ -29,6 +29,7 @@ from deconvnet_tf.io import (
     upscale_labels,
 )
 from deconvnet_tf.lite.metadata import ModelMetadata, read_metadata
+from deconvnet_tf.render import make_palette, plan_predictions, save_prediction
 
 __all__ = ["IMAGE_SUFFIXES", "LiteSegmenter", "list_images", "predict_paths", "read_image"]
 
@@ -162,8 +163,6 @@ class LiteSegmenter:
         """``(num_classes, 3)`` uint8 RGB palette."""
         if self.metadata is not None:
             return self.metadata.palette_array()
-        from deconvnet_tf.render import make_palette
-
         return make_palette(self.num_classes)
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -254,8 +253,6 @@ def predict_paths(
     Returns:
         One dict of written paths per image that was not skipped, in input order.
     """
-    from deconvnet_tf.render import plan_predictions, save_prediction
-
     warn = on_warning or (lambda message: warnings.warn(message, stacklevel=3))
     skip = on_skip or (lambda path, message: warn(f"skipped {str(path)!r}: {message}"))
     planned = plan_predictions(inputs, output, probabilities=save_probabilities,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deconvnet_tf.training.atomic import write_text_atomic
+
 __all__ = ["TrainConfig", "ConfigError"]
 
 STAGES = ("whole", "crop", "stage1", "stage2", "two_stage")
@@ -169,6 +171,7 @@ class TrainConfig:
     # ------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raises :class:`ConfigError` naming the first invalid field."""
+        # Keras: deconvnet_tf.models imports Keras; this module stays framework-free on import
         from deconvnet_tf.models.presets import list_presets
 
         def fail(name, message):
@@ -241,8 +244,6 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the config as JSON, atomically."""
-        from deconvnet_tf.training.atomic import write_text_atomic
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

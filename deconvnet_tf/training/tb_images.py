@@ -24,6 +24,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+from deconvnet_tf.evaluation.evaluate import predict_native
+from deconvnet_tf.render import colorize, figure_grid, make_palette
+
 __all__ = ["PredictionImages"]
 
 
@@ -63,8 +67,6 @@ class PredictionImages(keras.callbacks.Callback):
                  every: int = 1, max_side: int = 256, tag: str = "val_predictions",
                  only_validation_epochs: bool = True):
         super().__init__()
-        from deconvnet_tf.render import make_palette
-
         images, labels = [np.asarray(i, np.uint8) for i in images], [np.asarray(l) for l in labels]
         if not images or len(images) != len(labels):
             raise ValueError(f"PredictionImages: need as many labels as images (>= 1), got "
@@ -98,8 +100,6 @@ class PredictionImages(keras.callbacks.Callback):
     @classmethod
     def from_folder(cls, log_dir, root, split: str = "val", num_images: int = 3, **kwargs):
         """The first ``num_images`` examples of ``split`` of a dataset in the folder layout."""
-        from deconvnet_tf.data.folder import list_examples, load_example, read_meta
-
         pairs = [load_example(*ex) for ex in list_examples(root, split)[:num_images]]
         return cls(log_dir, [p[0] for p in pairs], [p[1] for p in pairs],
                    read_meta(root).class_names, **kwargs)
@@ -108,9 +108,6 @@ class PredictionImages(keras.callbacks.Callback):
     def pictures(self) -> list[np.ndarray]:
         """One uint8 RGB picture per image: titles over ``image | ground truth | prediction``
         and the colour key below (the current model's predictions)."""
-        from deconvnet_tf.render import colorize, figure_grid
-        from deconvnet_tf.evaluation.evaluate import predict_native
-
         num_classes = len(self.class_names)
         out = []
         for image, label in zip(self.images, self.labels):

@@ -13,7 +13,44 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from deconvnet_tf.data import crops, pipeline
+from deconvnet_tf.data.pydataset import make_pydataset
+from deconvnet_tf.data.sources import RecordSource, load_record, open_source
+from deconvnet_tf.data.synthetic import write_synthetic_dataset
+from deconvnet_tf.evaluation.metrics import mean_iou_metric
+from deconvnet_tf.inference import proposals
+from deconvnet_tf.inference.segmenter import load_model
+from deconvnet_tf.models import (
+    build_model,
+    count_flops,
+    get_architecture,
+    load_encoder_weights,
+)
+from deconvnet_tf.training.atomic import atomic_path
+from deconvnet_tf.training.callbacks import (
+    AtomicModelCheckpoint,
+    TimeEstimate,
+    TrainingBackup,
+    lr_schedule,
+    restore_backup,
+    save_model_atomic,
+    set_batchnorm_sync,
+)
 from deconvnet_tf.training.config import ConfigError, TrainConfig
+from deconvnet_tf.training.distribution import check_global_batch, data_parallel
+from deconvnet_tf.training.losses import SegmentationCrossEntropy, median_frequency_weights
+from deconvnet_tf.training.runfolder import (
+    RunFolderError,
+    RunLock,
+    check_settings,
+    clear_run,
+    inspect_run,
+    mark_finished,
+    prepare_output,
+    read_log,
+    truncate_log,
+)
+from deconvnet_tf.training.tb_images import PredictionImages
 
 __all__ = ["TrainResult", "open_data_source", "resolve_dataset_root", "resolve_jit_compile",
            "select_precision", "train", "validation_epochs"]
@@ -54,8 +91,6 @@ def resolve_dataset_root(config: TrainConfig) -> Path:
         raise ValueError(f"config uses the TFDS dataset {config.tfds!r}, not a folder")
     if config.data is not None:
         return Path(config.data)
-    from deconvnet_tf.data.synthetic import write_synthetic_dataset
-
     root = Path(config.output) / "synthetic_data"
     if not (root / "meta.json").is_file():
         write_synthetic_dataset(root, config.synthetic_train, config.synthetic_val,
@@ -68,12 +103,8 @@ def _strategy(name: str):
         return None
     if keras.config.backend() == "jax":
         if name != "mirrored":
-            from deconvnet_tf.training.config import ConfigError
-
             raise ConfigError(f"config field 'strategy': {name!r} needs TensorFlow; on JAX use "
                               "'mirrored' (keras.distribution.DataParallel)")
-        from deconvnet_tf.training.distribution import data_parallel
-
         return data_parallel()
     import tensorflow as tf
 
@@ -204,8 +235,6 @@ def resolve_jit_compile(config: TrainConfig, run_gflop: float | None = None) -> 
 def run_gflop(config: TrainConfig, num_classes: int, steps: int) -> float:
     """Training FLOPs of the whole run in GFLOP (forward + backward ~ 3x forward), counted on
     the preset built at the crop size."""
-    from deconvnet_tf.models import build_model, count_flops, get_architecture
-
     kwargs = {"unpooling": "switch"} if get_architecture(config.preset).family == "deconvnet" else {}
     probe = build_model(config.preset, input_shape=(*config.crop_size, 3),
                         num_classes=num_classes, **kwargs)
@@ -230,8 +259,6 @@ def _optimizer(config: TrainConfig):
 def open_data_source(config: TrainConfig):
     """The data source of ``config``: ``tfds``, ``data`` (folder layout or VOC), or the generated
     default (:func:`resolve_dataset_root`)."""
-    from deconvnet_tf.data.sources import open_source
-
     if config.tfds is not None:
         return open_source(tfds=config.tfds, tfds_data_dir=config.tfds_data_dir,
                            manual_dir=config.tfds_manual_dir, download=config.tfds_download)
@@ -243,27 +270,18 @@ def _proposal_fn(config: TrainConfig):
     enlarged by ``box_scale`` after the IoU test), or ``None`` for jittered ground-truth boxes."""
     if config.stage2_proposals == "jitter":
         return None
-    try:
-        from deconvnet_tf.inference.proposals import propose_boxes
-    except ImportError as err:
-        from deconvnet_tf.training.config import ConfigError
-
-        raise ConfigError(f"config field 'stage2_proposals': {config.stage2_proposals!r} needs "
-                          f"deconvnet_tf.inference.proposals ({err}); use 'jitter'") from err
     method, edge = {"edgeboxes": ("edgeboxes", "hed"),
                     "edgeboxes_gradient": ("edgeboxes", "gradient"),
                     "selective_search": ("selective_search", "hed")}[config.stage2_proposals]
     cache = str(Path(config.output) / "proposals")
-    return lambda image: propose_boxes(image, method=method, edge=edge, top_k=50, enlarge=1.0,
-                                       cache_dir=cache)
+    return lambda image: proposals.propose_boxes(image, method=method, edge=edge, top_k=50,
+                                                 enlarge=1.0, cache_dir=cache)
 
 
 def _cache_fits(source, split: str, limit_bytes: int = 2**31) -> bool:
     """Whether the decoded examples of ``split`` (image + label, ~4 bytes a pixel) fit in
     ``limit_bytes``: estimated from the first image of a file source, assumed for TFDS splits
     of <= 2000 examples."""
-    from deconvnet_tf.data.sources import RecordSource, load_record
-
     n = source.num_examples(split)
     if isinstance(source, RecordSource):
         image, _ = load_record(source.records(split)[0])
@@ -329,8 +347,6 @@ def _patch_multiworker_reduce() -> None:
 
 
 def _copy_atomic(src: Path, dst: Path) -> Path:
-    from deconvnet_tf.training.atomic import atomic_path
-
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
     return dst
@@ -376,8 +392,8 @@ def train(
 
     Raises:
         DatasetError: bad input data (the message names the file).
-        ConfigError: a setting that cannot be used (e.g. unavailable proposals, a bad
-            ``init_from``/``encoder_weights`` file); :class:`RunFolderError` (a subclass)
+        ConfigError: a setting that cannot be used (e.g. a bad ``init_from``/
+            ``encoder_weights`` file); :class:`RunFolderError` (a subclass)
             for an output folder that cannot be used, holds a run with other settings or a
             finished run with fewer epochs (without ``resume``/``overwrite``), and
             :class:`RunLockedError` when another process trains into it.
@@ -399,8 +415,6 @@ def _train_two_stage(config: TrainConfig, strategy, verbose, callbacks, overwrit
     """Stage 1 in ``<output>/stage1``, then stage 2 from its model in ``<output>/stage2``;
     ``<output>/model.keras`` is stage 2's model."""
     import dataclasses
-
-    from deconvnet_tf.training.runfolder import RunLock, prepare_output
 
     output = prepare_output(config.output)
     task_type, _ = _task(strategy)
@@ -457,9 +471,6 @@ def _begin_run(output: Path, config: TrainConfig, overwrite: bool, resume: bool)
     """What to do in run folder ``output`` (locked): ``("finished", state)`` (nothing to
     train), ``("continue", state)`` (a finished run to more epochs) or ``("start", state)``
     (a new run, or an interrupted one that resumes from its backup)."""
-    from deconvnet_tf.training.runfolder import (RunFolderError, check_settings, clear_run,
-                                                 inspect_run)
-
     state = inspect_run(output)
     if overwrite and state.config is not None:
         clear_run(output)
@@ -480,16 +491,12 @@ def _begin_run(output: Path, config: TrainConfig, overwrite: bool, resume: bool)
 
 
 def _mark_finished(output: Path, epochs: int, target: int, class_names, ignore_label: int) -> None:
-    from deconvnet_tf.training.runfolder import mark_finished
-
     mark_finished(output, epochs, target, class_names=list(class_names),
                   ignore_label=int(ignore_label))
 
 
 def _finished_result(output: Path, state, config: TrainConfig) -> TrainResult:
     """The :class:`TrainResult` of a run that finished before this call."""
-    from deconvnet_tf.training.runfolder import read_log
-
     names, ignore = state.finished.get("class_names"), state.finished.get("ignore_label")
     if names is None or ignore is None:  # finished by an older version: ask the data
         info = open_data_source(config).info
@@ -531,11 +538,6 @@ def _build_and_compile(config: TrainConfig, num_classes: int, ignore: int, class
     """The run's model, with ``init_from``/``encoder_weights`` loaded, compiled with the
     optimizer (decoupled weight decay), loss (class weights) and metric of ``config``, under
     the current dtype policy (``mixed_float16`` adds loss scaling)."""
-    from deconvnet_tf.inference.segmenter import load_model
-    from deconvnet_tf.models import build_model, load_encoder_weights
-    from deconvnet_tf.training.losses import SegmentationCrossEntropy
-    from deconvnet_tf.evaluation.metrics import mean_iou_metric
-
     try:
         model = build_model(config.preset, num_classes=num_classes,
                             frozen_blocks=config.frozen_blocks, **overrides)
@@ -571,8 +573,6 @@ def _build_and_compile(config: TrainConfig, num_classes: int, ignore: int, class
 
 def _train_single(config: TrainConfig, strategy, verbose, callbacks, overwrite: bool = False,
                   resume: bool = False) -> TrainResult:
-    from deconvnet_tf.training.runfolder import RunLock, prepare_output
-
     output = Path(config.output)
     task_type, task_id = _task(strategy)
     if task_type is not None and not strategy.extended.should_checkpoint:
@@ -606,8 +606,6 @@ class _Inputs:
 
 def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
     """``(num_classes, ignore_label, class_weights)``; validates the training split."""
-    from deconvnet_tf.training.losses import median_frequency_weights
-
     info = source.info
     if config.num_classes is not None and config.num_classes < info.num_classes:
         raise ConfigError(f"config field 'num_classes': {config.num_classes} is fewer than the "
@@ -626,9 +624,6 @@ def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
 def _inputs(config: TrainConfig, strategy) -> _Inputs:
     """Opens the data and builds the training batches (a function of the start position)
     and the validation batches."""
-    from deconvnet_tf.data.crops import make_window_pipeline, stage1_windows, stage2_windows
-    from deconvnet_tf.data.pipeline import make_pipeline
-
     task_type, _ = _task(strategy)
     source = open_data_source(config)
     num_classes, ignore, class_weights = _class_setup(config, source)
@@ -641,11 +636,12 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
         object_args = dict(ignore_label=ignore, background=config.background_class,
                            box_scale=config.box_scale, min_pixels=config.min_object_pixels)
         if config.stage == "stage1":
-            windows = stage1_windows(records, **object_args)
+            windows = crops.stage1_windows(records, **object_args)
         else:
-            windows = stage2_windows(records, boxes_fn=_proposal_fn(config), min_iou=config.stage2_min_iou,
-                                     per_object=config.stage2_windows_per_object, seed=config.seed,
-                                     **object_args)
+            windows = crops.stage2_windows(records, boxes_fn=_proposal_fn(config),
+                                           min_iou=config.stage2_min_iou,
+                                           per_object=config.stage2_windows_per_object,
+                                           seed=config.seed, **object_args)
         num_train = len(windows)
     else:
         num_train = source.num_examples(config.train_split)
@@ -660,20 +656,18 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
             # takes a fresh stream instead of replaying the one it had.
             args["seed"] = config.seed + position
         if config.stage in ("stage1", "stage2"):
-            ds = make_window_pipeline(records, windows, stage=config.stage,
-                                      window_size=config.window_size,
-                                      background=config.background_class, **args)
+            ds = crops.make_window_pipeline(records, windows, stage=config.stage,
+                                            window_size=config.window_size,
+                                            background=config.background_class, **args)
         elif not tf_data:
-            from deconvnet_tf.data.pydataset import make_pydataset
-
             ds = make_pydataset(None, config.train_split, source=source, mode=config.stage,
                                 training=True, validate=False, **augmentation,
                                 cache=_cache_fits(source, config.train_split), **args)
             return _SkipBatches(ds, skip) if skip else ds
         else:
-            ds = make_pipeline(source.dataset(config.train_split), mode=config.stage,
-                               training=True, **augmentation,
-                               cache=_cache_fits(source, config.train_split), **args)
+            ds = pipeline.make_pipeline(source.dataset(config.train_split), mode=config.stage,
+                                        training=True, **augmentation,
+                                        cache=_cache_fits(source, config.train_split), **args)
         if skip:
             ds = ds.skip(skip)
         if task_type is not None:
@@ -685,11 +679,11 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
         if config.tfds is None:
             source.validate(config.val_split)
         if _use_tf_data():
-            val_ds = make_pipeline(source.dataset(config.val_split), mode="whole", training=False,
-                                   cache=_cache_fits(source, config.val_split), **pipeline_args)
+            val_ds = pipeline.make_pipeline(source.dataset(config.val_split), mode="whole",
+                                            training=False,
+                                            cache=_cache_fits(source, config.val_split),
+                                            **pipeline_args)
         else:
-            from deconvnet_tf.data.pydataset import make_pydataset
-
             val_ds = make_pydataset(None, config.val_split, source=source, mode="whole",
                                     training=False, validate=False,
                                     cache=_cache_fits(source, config.val_split), **pipeline_args)
@@ -711,8 +705,6 @@ def _model_for(config: TrainConfig, strategy, inputs: _Inputs, jit_compile: bool
         model = _build_and_compile(*args)
     if strategy is not None:
         if config.sync_batchnorm and keras.config.backend() == "tensorflow":
-            from deconvnet_tf.training.callbacks import set_batchnorm_sync
-
             set_batchnorm_sync(model, True)
         if _task(strategy)[0] is not None:
             _patch_symbolic_build(model, strategy)
@@ -747,9 +739,6 @@ def _start_point(model, output: Path, strategy, continue_from: int | None,
                  steps: int) -> tuple[int, int]:
     """``(epoch, step)`` where this call starts: a finished run continued (``--resume``), the
     last backup, or ``(0, 0)``; the weights and optimizer state are restored into ``model``."""
-    from deconvnet_tf.training.callbacks import restore_backup
-    from deconvnet_tf.training.runfolder import RunFolderError
-
     start_epoch, start_step = 0, 0
     with _scope(strategy):
         if continue_from is not None:
@@ -773,9 +762,6 @@ def _run_callbacks(config: TrainConfig, output: Path, strategy, verbose, callbac
                    inputs: _Inputs, start: tuple[int, int]):
     """``(callbacks, backup)``: the user's, then time estimate, schedule, NaN stop, CSV log,
     checkpoints, TensorBoard, and last the resumable backup."""
-    from deconvnet_tf.training.callbacks import (AtomicModelCheckpoint, TimeEstimate,
-                                                 TrainingBackup, lr_schedule)
-
     start_epoch, start_step = start
     checkpoint = AtomicModelCheckpoint(
         output / "checkpoints", monitor="val_mean_iou" if inputs.val_ds is not None else "mean_iou",
@@ -803,8 +789,6 @@ def _run_callbacks(config: TrainConfig, output: Path, strategy, verbose, callbac
 
         callbacks.append(keras.callbacks.TensorBoard(str(output / "tensorboard"), write_graph=False))
         if inputs.val_ds is not None and _task(strategy)[1] == 0:  # the chief logs predictions
-            from deconvnet_tf.training.tb_images import PredictionImages
-
             callbacks.append(PredictionImages.from_source(
                 output / "tensorboard" / "val_images", inputs.source, config.val_split))
     except ImportError:  # the TensorBoard callback needs the tensorboard package
@@ -831,9 +815,6 @@ def _segments(start_epoch: int, start_step: int, epochs: int) -> list[tuple[int,
 
 def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
          continue_from: int | None) -> TrainResult:
-    from deconvnet_tf.training.callbacks import save_model_atomic
-    from deconvnet_tf.training.runfolder import truncate_log
-
     keras.utils.set_random_seed(config.seed)
     mixed, why_precision = resolve_mixed_precision(config)
     policy = _set_precision(mixed)
@@ -852,8 +833,6 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
     validation_freq = validation_epochs(config.epochs, config.validation_freq)
     fit_scope = contextlib.nullcontext()
     if strategy is not None and keras.config.backend() == "jax":
-        from deconvnet_tf.training.distribution import check_global_batch
-
         check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
         fit_scope = strategy.scope()  # keras.distribution shards batches inside its scope
 

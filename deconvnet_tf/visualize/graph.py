@@ -29,6 +29,15 @@ from typing import Any
 
 import keras
 
+from deconvnet_tf.layers import (
+    CropToReference,
+    MaxPoolingWithArgmax2D,
+    MaxUnpooling2D,
+    SwitchMaxPooling2D,
+    SwitchUnpooling2D,
+    VGGPreprocessing,
+)
+
 __all__ = [
     "NotInvertibleError",
     "Step",
@@ -55,15 +64,6 @@ class NotInvertibleError(VisualizationError):
 # Layers that are linear in their (first / all) inputs. Values: indices of the signal inputs in
 # the node's flattened input list, or None for "all of them".
 def _linear_rules() -> dict[type, tuple[int, ...] | None]:
-    from deconvnet_tf.layers import (
-        CropToReference,
-        MaxPoolingWithArgmax2D,
-        MaxUnpooling2D,
-        SwitchMaxPooling2D,
-        SwitchUnpooling2D,
-        VGGPreprocessing,
-    )
-
     L = keras.layers
     rules: dict[type, tuple[int, ...] | None] = {
         VGGPreprocessing: None,

@@ -45,6 +45,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from deconvnet_tf.layers import (
+    CropToReference,
+    MaxPoolingWithArgmax2D,
+    MaxUnpooling2D,
+    SwitchMaxPooling2D,
+    SwitchUnpooling2D,
+)
 from deconvnet_tf.visualize._vjp import vjp
 from deconvnet_tf.visualize.graph import Trace, VisualizationError, trace
 
@@ -120,8 +127,6 @@ def _check_mode(mode: str) -> str:
 
 
 def _is_max_pooling(layer) -> bool:
-    from deconvnet_tf.layers import MaxPoolingWithArgmax2D, SwitchMaxPooling2D
-
     return isinstance(layer, (keras.layers.MaxPooling2D, MaxPoolingWithArgmax2D,
                               SwitchMaxPooling2D))
 
@@ -506,14 +511,6 @@ def _transposed_back(lo: int, hi: int, k: int, s: int, d: int, in_size: int, out
 
 
 def _box_back(layer, box: Box, in_shape, out_shape) -> Box:
-    from deconvnet_tf.layers import (
-        CropToReference,
-        MaxPoolingWithArgmax2D,
-        MaxUnpooling2D,
-        SwitchMaxPooling2D,
-        SwitchUnpooling2D,
-    )
-
     L = keras.layers
     if len(in_shape) != 4:
         return Box(0, 1, 0, 1)  # no spatial axes: callers only see the final input box

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from deconvnet_tf.io import IMAGE_SUFFIXES, ImageReadError, is_project_output, read_image
+from deconvnet_tf.render import save_png
 from deconvnet_tf.visualize.graph import VisualizationError
+from deconvnet_tf.visualize.grid import top_k_grid
 from deconvnet_tf.visualize.project import Box, Projector
 
 __all__ = [
@@ -459,9 +461,6 @@ def visualize(
     >>> result.grid.shape[-1]
     3
     """
-    from deconvnet_tf.render import save_png
-    from deconvnet_tf.visualize.grid import top_k_grid
-
     results = top_k(model, layer, images, channel=channel, top_channels=top_channels, k=k,
                     mode=mode, batch_size=batch_size, ties=ties)
     grid = top_k_grid(results, tile=tile)
