@@ -54,8 +54,8 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("tests/training/test_evaluate.py", "tests/inference/test_inference_compare.py"),
     ),
     "checkpointing": (
-        ("deconvnet_tf/training/callbacks.py", "deconvnet_tf/training/atomic.py",
-         "deconvnet_tf/training/runfolder.py"),
+        ("deconvnet_tf/training/checkpointing.py", "deconvnet_tf/training/schedules.py",
+         "deconvnet_tf/training/atomic.py", "deconvnet_tf/training/runfolder.py"),
         ("tests/training/test_runfolder.py", "tests/training/test_callbacks.py"),
     ),
     "size_rule": (

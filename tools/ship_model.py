@@ -80,7 +80,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     from deconvnet_tf.lite import LiteSegmenter
     from deconvnet_tf.models.registry import REGISTRY
     from deconvnet_tf.training.atomic import write_text_atomic
-    from deconvnet_tf.training.callbacks import save_model_atomic
+    from deconvnet_tf.training.checkpointing import save_model_atomic
 
     existing = [str(p) for p in shipped_files(out, name) if p.exists()]
     if existing and not overwrite:

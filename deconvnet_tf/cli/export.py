@@ -108,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     from deconvnet_tf.export._common import (
         check_output,
         export_name,
-        require_tensorflow,
+        require_tensorflow_backend,
         resolve_class_names,
         resolve_model,
     )
 
     try:
-        require_tensorflow()
+        require_tensorflow_backend()
         # The output is checked before the model loads: a taken path fails at once.
         name = export_name(args.model)
         if args.format == "saved_model":

@@ -29,7 +29,7 @@ __all__ = [
     "model_family",
     "parse_input_size",
     "remove_empty",
-    "require_tensorflow",
+    "require_tensorflow_backend",
     "resolve_class_names",
     "resolve_model",
     "segmenter_info",
@@ -50,7 +50,7 @@ class ExportError(ValueError):
     """Export cannot proceed; the message names the argument/file and what was expected."""
 
 
-def require_tensorflow() -> None:
+def require_tensorflow_backend() -> None:
     """Raises :class:`ExportError` unless Keras runs on the TensorFlow backend."""
     import keras
 

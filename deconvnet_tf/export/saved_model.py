@@ -18,7 +18,7 @@ from deconvnet_tf.export._common import (
     model_family,
     parse_input_size,
     remove_empty,
-    require_tensorflow,
+    require_tensorflow_backend,
     resolve_class_names,
     resolve_model,
     segmenter_info,
@@ -98,7 +98,7 @@ def export_saved_model(
     >>> predictor = load_saved_model("saved_models/shapes")
     >>> probabilities = predictor(images)          # uint8 [B, H, W, 3] -> [B, H, W, C]
     """
-    require_tensorflow()
+    require_tensorflow_backend()
     output = check_output(output, "saved_model", overwrite=overwrite)
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)
@@ -147,7 +147,7 @@ class SavedModelPredictor:
     """
 
     def __init__(self, path: str | os.PathLike):
-        require_tensorflow()
+        require_tensorflow_backend()
         import tensorflow as tf
 
         path = Path(path)

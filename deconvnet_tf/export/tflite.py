@@ -27,7 +27,7 @@ from deconvnet_tf.export._common import (
     model_family,
     parse_input_size,
     remove_empty,
-    require_tensorflow,
+    require_tensorflow_backend,
     resolve_class_names,
     resolve_model,
     segmenter_info,
@@ -356,7 +356,7 @@ def export_tflite_variants(
             export leaves no temporary file or folder behind (leftovers of killed exports are
             removed by the next one, see :func:`~deconvnet_tf.export._common.sweep_orphans`).
     """
-    require_tensorflow()
+    require_tensorflow_backend()
     outputs = _check_outputs(outputs, overwrite=overwrite)
     model, model_path = resolve_model(model)
     size = parse_input_size(input_size, model)

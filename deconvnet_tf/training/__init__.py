@@ -1,1 +1,2 @@
-"""Training: losses, metrics, configs, callbacks and the train() function."""
+"""Training: losses, metrics, configs, learning-rate schedules, checkpointing, callbacks and the
+train() function."""

@@ -27,11 +27,10 @@ from deconvnet_tf.models import (
     load_encoder_weights,
 )
 from deconvnet_tf.training.atomic import atomic_path
-from deconvnet_tf.training.callbacks import (
+from deconvnet_tf.training.callbacks import TimeEstimate
+from deconvnet_tf.training.checkpointing import (
     AtomicModelCheckpoint,
-    TimeEstimate,
     TrainingBackup,
-    lr_schedule,
     restore_backup,
     save_model_atomic,
     set_batchnorm_sync,
@@ -50,6 +49,7 @@ from deconvnet_tf.training.runfolder import (
     read_log,
     truncate_log,
 )
+from deconvnet_tf.training.schedules import lr_schedule
 from deconvnet_tf.training.tb_images import PredictionImages
 
 __all__ = ["TrainResult", "open_data_source", "resolve_dataset_root", "resolve_jit_compile",

@@ -60,7 +60,7 @@ class StepLosses(keras.callbacks.Callback):
 '''
 
 SINGLE_DEVICE = COMMON + r'''
-from deconvnet_tf.training.callbacks import save_model_atomic
+from deconvnet_tf.training.checkpointing import save_model_atomic
 from deconvnet_tf.evaluation.metrics import mean_iou_metric
 keras.utils.set_random_seed(0)
 # All 8 training images in every batch, no augmentation: each step sees the same data, so

@@ -1,4 +1,5 @@
-"""Learning-rate schedules, validation epochs and the best-checkpoint choice (NumPy references)."""
+"""Learning-rate schedules, validation epochs and the best-checkpoint choice (NumPy references);
+the names that moved out of training.callbacks still import from there, with a warning."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from deconvnet_tf.training.callbacks import AtomicModelCheckpoint, lr_schedule
+from deconvnet_tf.training.checkpointing import AtomicModelCheckpoint
+from deconvnet_tf.training.schedules import lr_schedule
 from deconvnet_tf.training.train import validation_epochs
 
 
@@ -63,7 +65,7 @@ def test_best_checkpoint_ignores_epochs_without_validation(tmp_path):
 
 
 def test_save_model_atomic_keeps_the_old_file_and_no_temp_file_on_failure(tmp_path, monkeypatch):
-    from deconvnet_tf.training.callbacks import save_model_atomic
+    from deconvnet_tf.training.checkpointing import save_model_atomic
 
     model = _model()
     path = save_model_atomic(model, tmp_path / "model.keras")
@@ -90,7 +92,7 @@ def test_training_backup_is_consistent_after_a_failed_save(tmp_path, monkeypatch
     pair, which restores; a fresh model then gets exactly the backed-up weights."""
     import keras
 
-    from deconvnet_tf.training.callbacks import TrainingBackup, restore_backup
+    from deconvnet_tf.training.checkpointing import TrainingBackup, restore_backup
 
     model = _model()
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
@@ -133,3 +135,48 @@ def test_best_value_is_restored_from_best_json(tmp_path):
     assert (tmp_path / "best.keras").stat().st_mtime_ns == stamp
     other = AtomicModelCheckpoint(tmp_path, monitor="loss", mode="min", fallback=False)
     assert other.restore_best() is None  # recorded for another metric: not used
+
+
+# Names of the old training.callbacks that moved (its former __all__) -> their module now.
+MOVED = {
+    "AtomicModelCheckpoint": "deconvnet_tf.training.checkpointing",
+    "TrainingBackup": "deconvnet_tf.training.checkpointing",
+    "restore_backup": "deconvnet_tf.training.checkpointing",
+    "save_model_atomic": "deconvnet_tf.training.checkpointing",
+    "set_batchnorm_sync": "deconvnet_tf.training.checkpointing",
+    "LR_SCHEDULES": "deconvnet_tf.training.schedules",
+    "lr_schedule": "deconvnet_tf.training.schedules",
+    "step_decay": "deconvnet_tf.training.schedules",
+}
+
+
+@pytest.mark.parametrize("name, new", sorted(MOVED.items()))
+def test_moved_names_warn_and_are_the_new_modules_objects(name, new):
+    import importlib
+
+    from deconvnet_tf.training import callbacks
+
+    old = rf"deconvnet_tf\.training\.callbacks\.{name}"
+    with pytest.warns(DeprecationWarning, match=rf"{old} is deprecated.*{new}") as caught:
+        value = getattr(callbacks, name)
+    assert caught[0].filename == __file__  # attributed to the line that uses the old name
+    assert value is getattr(importlib.import_module(new), name)
+    assert name in dir(callbacks)
+
+
+def test_old_import_statement_still_works_and_callbacks_keep_their_home():
+    import warnings
+
+    from deconvnet_tf.training import callbacks, checkpointing
+
+    with pytest.warns(DeprecationWarning, match="deconvnet_tf.training.checkpointing") as caught:
+        from deconvnet_tf.training.callbacks import save_model_atomic
+    assert caught[0].filename == __file__
+    assert save_model_atomic is checkpointing.save_model_atomic
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what stays in callbacks.py imports without a warning
+        from deconvnet_tf.training.callbacks import TimeEstimate, format_duration
+    assert TimeEstimate.__module__ == "deconvnet_tf.training.callbacks"
+    assert format_duration(30) == "30 s"
+    with pytest.raises(AttributeError, match="no_such_name"):
+        getattr(callbacks, "no_such_name")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import deconvnet_tf
-from deconvnet_tf.training.callbacks import TrainingBackup
+from deconvnet_tf.training.checkpointing import TrainingBackup
 from deconvnet_tf.training.config import TrainConfig
 from deconvnet_tf.training.runfolder import RunFolderError, RunLock, RunLockedError
 from deconvnet_tf.training.train import train
