@@ -4,24 +4,15 @@ tiny end-to-end run of the Keras/JAX workers."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "tools" / "bench_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_gpu"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_gpu", None)
+    import bench_gpu  # tools/bench_gpu.py (pytest's pythonpath has tools/)
+
+    return bench_gpu
 
 
 def _result(rows, **config):
