@@ -1,6 +1,7 @@
-"""Deprecated module aliases: an old import path that warns once and forwards every name to the
-module that replaced it (PEP 562), without importing it statically (so an alias in a lower
-layer adds no upward import)."""
+"""Deprecated import paths: a module alias that warns once and forwards every name to the
+module that replaced it (:func:`alias_module`), and single names that moved out of a module
+that stays (:func:`moved_names`). Both look names up on use (PEP 562), without importing the
+new module statically (so an alias in a lower layer adds no upward import)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import importlib
 import sys
 import warnings
 
-__all__ = ["alias_module"]
+__all__ = ["alias_module", "moved_names"]
 
 
 def _importer_level(start: int) -> int:
@@ -40,6 +41,30 @@ def alias_module(namespace: dict, new: str) -> None:
 
     def __dir__():
         return sorted(set(namespace) | set(dir(importlib.import_module(new))))
+
+    namespace["__getattr__"] = __getattr__
+    namespace["__dir__"] = __dir__
+
+
+def moved_names(namespace: dict, moved: dict[str, str]) -> None:
+    """Keeps names that moved out of a module importable from it, with a warning.
+
+    Call it from the module's body: ``moved_names(globals(), {"name": "new.module", ...})``.
+    Every use of an old name warns (``DeprecationWarning`` naming the new module, attributed to
+    the caller) and returns the new module's object; other unknown names raise
+    ``AttributeError``. The names are not bound, so ``import *`` does not warn.
+    """
+    old = namespace["__name__"]
+
+    def __getattr__(name: str):
+        if name not in moved:
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        warnings.warn(f"{old}.{name} is deprecated and will be removed in the next release; "
+                      f"import it from {moved[name]}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(moved[name]), name)
+
+    def __dir__():
+        return sorted(set(namespace) | set(moved))
 
     namespace["__getattr__"] = __getattr__
     namespace["__dir__"] = __dir__

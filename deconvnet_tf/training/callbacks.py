@@ -8,18 +8,18 @@ release (looked up on use, PEP 562)."""
 
 from __future__ import annotations
 
-import importlib
 import time
-import warnings
 from collections.abc import Callable
 
 import keras
+
+from deconvnet_tf._deprecated import moved_names
 
 __all__ = ["TimeEstimate", "format_duration"]
 
 _CHECKPOINTING = "deconvnet_tf.training.checkpointing"
 _SCHEDULES = "deconvnet_tf.training.schedules"
-_MOVED = {  # deprecated name here -> the module that holds it now
+moved_names(globals(), {  # deprecated name here -> the module that holds it now
     "AtomicModelCheckpoint": _CHECKPOINTING,
     "TrainingBackup": _CHECKPOINTING,
     "restore_backup": _CHECKPOINTING,
@@ -28,21 +28,7 @@ _MOVED = {  # deprecated name here -> the module that holds it now
     "LR_SCHEDULES": _SCHEDULES,
     "lr_schedule": _SCHEDULES,
     "step_decay": _SCHEDULES,
-}
-
-
-def __getattr__(name: str):
-    # Deprecated names, looked up on use (PEP 562) and not bound here, so that every use of
-    # the old path warns.
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"{__name__}.{name} is deprecated and will be removed in the next release; "
-                  f"import it from {_MOVED[name]}", DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(_MOVED[name]), name)
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_MOVED))
+})
 
 
 def format_duration(seconds: float) -> str:
