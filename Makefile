@@ -22,15 +22,17 @@ demo: $(STAMP)
 presets: $(STAMP)
 	$(VENV)/bin/deconvnet-presets
 
-# The suite runs on the TensorFlow backend and, at the same time (the two runs share the
-# cores better than one after the other), the backend-portable tests (marker "jax") under
-# KERAS_BACKEND=jax; the JAX run's output is printed after the TensorFlow run's. The long
+# The suite runs on the TensorFlow backend on two pytest-xdist workers (one test file per
+# worker at a time, tests/conftest.py) and, at the same time, the backend-portable tests (marker
+# "jax") under KERAS_BACKEND=jax; most tests are single-threaded Python, so three processes keep
+# both cores busy. The JAX run's output is printed after the TensorFlow run's. The long
 # documented commands (tests/test_docs.py cases marked slow: the demo, two-stage training,
 # exports, hed-initialised trainings, ~15 min) run in `make test-docs-slow` (before a release).
 test: $(STAMP)
 	@KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -q -m jax -p no:cacheprovider \
 		> .pytest-jax.log 2>&1 & jax=$$!; \
-	$(PY) -m pytest -q -m "not (docs and slow)" --durations=15; tf=$$?; \
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not (docs and slow)" -p no:cacheprovider \
+		--durations=15; tf=$$?; \
 	wait $$jax; jaxrc=$$?; \
 	echo "--- KERAS_BACKEND=jax: tests marked jax ---"; cat .pytest-jax.log; \
 	exit $$(( tf || jaxrc ))
@@ -41,7 +43,7 @@ test-docs-slow: $(STAMP)
 # The quick loop: everything but the tests marked slow (full-size paper/FCN networks), on the
 # TensorFlow backend only. CI runs `make test`.
 test-quick: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow" -p no:cacheprovider
 
 # Mutation testing of the modules where wrong code would go unnoticed (tools/mutation.py;
 # ~30 min on 2 cores; not part of `make test`).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -68,6 +69,38 @@ def gradient(fn, x: np.ndarray) -> np.ndarray:
 
         return np.asarray(jax.grad(lambda v: keras.ops.sum(fn(v)))(x))
     raise NotImplementedError(BACKEND)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ``make test`` runs the TensorFlow suite on two pytest-xdist workers (``-n 2 --dist
+# loadgroup``). Each test file is one group, so it runs whole on one worker and its module
+# fixtures are built once; files that share a process-level cache form one group, so the cache
+# is built once per session (tests/export/artifacts.py: a trained model and its exports).
+SHARED_CACHE_GROUPS = {
+    "export_artifacts": (
+        "tests/export/test_export_cli.py",
+        "tests/export/test_export_parity.py",
+        "tests/export/test_export_saved_model.py",
+        "tests/export/test_size_rule_parity.py",
+        "tests/lite/test_lite_runtime.py",
+    ),
+}
+
+
+def xdist_group_of(relative_path: str) -> str:
+    """The xdist group of a test file (a path relative to the repository, with '/')."""
+    for group, files in SHARED_CACHE_GROUPS.items():
+        if relative_path in files:
+            return group
+    return relative_path
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path.relative_to(ROOT).as_posix())))
 
 
 @pytest.fixture

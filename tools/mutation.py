@@ -51,12 +51,18 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "metrics": (
         ("deconvnet_tf/evaluation/metrics.py",),
-        ("tests/training/test_evaluate.py", "tests/inference/test_inference_compare.py"),
+        # NumPy-only tests: a Keras metric that ran an op in mutmut's parent deadlocks its forks.
+        ("tests/training/test_metrics_report.py",),
     ),
     "checkpointing": (
         ("deconvnet_tf/training/checkpointing.py", "deconvnet_tf/training/schedules.py",
          "deconvnet_tf/training/atomic.py", "deconvnet_tf/training/runfolder.py"),
-        ("tests/training/test_runfolder.py", "tests/training/test_callbacks.py"),
+        ("tests/training/test_runfolder.py", "tests/training/test_callbacks.py",
+         "tests/training/test_schedules.py"),
+    ),
+    "export_parity": (
+        ("deconvnet_tf/export/_int8_pooling.py",),
+        ("tests/export/test_int8_pooling.py", "tests/export/test_export_parity.py"),
     ),
     "size_rule": (
         ("deconvnet_tf/io.py",),
@@ -109,8 +115,11 @@ def parse_results(text: str) -> dict[str, dict[str, list[str]]]:
         if status in ("skipped", "not checked"):
             continue
         kind = "killed" if status in _KILLED else "survived"
-        row = table.setdefault(module_of(match["name"]), {"killed": [], "survived": []})
+        row = table.setdefault(module_of(match["name"]),
+                               {"killed": [], "survived": [], "timeout": []})
         row[kind].append(match["name"])
+        if status == "timeout":  # counted as killed; listed so a hang cannot pass unseen
+            row["timeout"].append(match["name"])
     return table
 
 
@@ -144,13 +153,13 @@ def run(groups: list[str], workdir: Path, children: int, show: bool) -> dict:
 
 
 def report(table: dict, groups: list[str]) -> str:
-    lines = ["| group | module | mutants | killed | survived | score |",
+    lines = ["| group | module | mutants | killed (of them timeouts) | survived | score |",
              "|---|---|---:|---:|---:|---:|"]
     for group in groups:
         for module in GROUPS[group][0]:
             row = table.get(module, {"killed": [], "survived": []})
-            k, s = len(row["killed"]), len(row["survived"])
-            lines.append(f"| {group} | `{module}` | {k + s} | {k} | {s} | {score(row):.0%} |")
+            k, s, t = len(row["killed"]), len(row["survived"]), len(row.get("timeout", []))
+            lines.append(f"| {group} | `{module}` | {k + s} | {k} ({t}) | {s} | {score(row):.0%} |")
     killed = sum(len(r["killed"]) for r in table.values())
     total = killed + sum(len(r["survived"]) for r in table.values())
     lines.append(f"| all | | {total} | {killed} | {total - killed} | "

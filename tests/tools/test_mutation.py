@@ -29,9 +29,10 @@ def test_results_are_parsed_into_scores_per_module():
     table = mutation.parse_results(text)
     ensemble = table["deconvnet_tf/inference/ensemble.py"]
     assert len(ensemble["killed"]) == 2 and len(ensemble["survived"]) == 2
+    assert ensemble["timeout"] == ["deconvnet_tf.inference.ensemble.x_combine__mutmut_3"]
     assert mutation.score(ensemble) == 0.5
     assert mutation.score(table["deconvnet_tf/data/augment.py"]) == 1.0
     report = mutation.report(table, ["ensemble", "augmentation"])
-    assert "| ensemble | `deconvnet_tf/inference/ensemble.py` | 4 | 2 | 2 | 50% |" in report
+    assert "| ensemble | `deconvnet_tf/inference/ensemble.py` | 4 | 2 (1) | 2 | 50% |" in report
     assert "| all | | 5 | 3 | 2 | 60% |" in report
     assert "- `deconvnet_tf.inference.ensemble.x_combine__mutmut_4`" in report
