@@ -58,7 +58,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("deconvnet_tf/training/checkpointing.py", "deconvnet_tf/training/schedules.py",
          "deconvnet_tf/training/atomic.py", "deconvnet_tf/training/runfolder.py"),
         ("tests/training/test_runfolder.py", "tests/training/test_callbacks.py",
-         "tests/training/test_schedules.py"),
+         "tests/training/test_schedules.py", "tests/training/test_checkpointing.py"),
     ),
     "export_parity": (
         ("deconvnet_tf/export/_int8_pooling.py",),
