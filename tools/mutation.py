@@ -19,6 +19,7 @@ Not part of ``make test``: ``make mutation`` runs it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -69,6 +70,12 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("tests/test_io.py", "tests/test_io_formats.py", "tests/test_size_rule.py"),
     ),
 }
+
+# Groups whose tests run TensorFlow/Keras ops: mutmut runs each mutant in a process forked from
+# one that has already run them, and TensorFlow's thread pools do not survive a fork (the child
+# hangs, or its tests fail at once whatever the mutant: both read as "killed"). Their mutants
+# are run again, without forking, in long-lived worker processes (:func:`recheck_in_process`).
+IN_PROCESS = {"instance", "export_parity"}
 
 _RESULT = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>[\w ]+)$")
 _KILLED = {"killed", "timeout", "segfault"}
@@ -139,16 +146,110 @@ def run(groups: list[str], workdir: Path, children: int, show: bool) -> dict:
         f.write(_config(modules, tests))
     mutmut = shutil.which("mutmut", path=os.path.dirname(sys.executable)) or "mutmut"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    subprocess.run([mutmut, "run", "--max-children", str(children)], cwd=workdir, env=env,
-                   stdout=subprocess.DEVNULL, check=False)
+    in_process = sorted({m.replace("/", ".")[:-3] for g in groups if g in IN_PROCESS
+                         for m in GROUPS[g][0]})
+    patterns = []
+    if in_process:  # mutmut generates every mutant but forks only for the other groups' ones
+        patterns = [m.replace("/", ".")[:-3] + ".*" for m in modules
+                    if m.replace("/", ".")[:-3] not in in_process]
+        patterns += [m + ".*__mutmut_1" for m in in_process]  # one per function: the filter
+    subprocess.run([mutmut, "run", "--max-children", str(children), *patterns], cwd=workdir,
+                   env=env, stdout=subprocess.DEVNULL, check=False)
     out = subprocess.run([mutmut, "results", "--all", "true"], cwd=workdir, env=env,
                          capture_output=True, text=True).stdout
     table = parse_results(out)
+    names = [m["name"] for m in map(_RESULT.match, out.splitlines()) if m
+             and m["name"].split("__mutmut_")[0].rsplit(".", 1)[0] in in_process
+             and m["status"].strip() != "skipped"]
+    if names:
+        table = apply_rechecked(table, recheck_in_process(workdir, sorted(set(names)), children,
+                                                          env=env))
     if show:
         for row in table.values():
             for name in row["survived"]:
                 print(subprocess.run([mutmut, "show", name], cwd=workdir, env=env,
                                      capture_output=True, text=True).stdout)
+    return table
+
+
+_WORKER = r"""
+import json, os, signal, sys
+import pytest
+
+names, tests_of, out_path, timeout = json.loads(open(sys.argv[1]).read())
+
+
+class _Timeout(BaseException):
+    pass
+
+
+def _alarm(*_):
+    raise _Timeout()
+
+
+signal.signal(signal.SIGALRM, _alarm)
+args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-W", "ignore"]
+devnull = open(os.devnull, "w")
+results = {}
+for name in [""] + names:  # "" first: the unmutated code must pass its tests
+    os.environ["MUTANT_UNDER_TEST"] = name
+    tests = tests_of.get(name.split("__mutmut_")[0], []) if name else sorted(
+        {t for n in names for t in tests_of.get(n.split("__mutmut_")[0], [])})
+    if not tests:
+        results[name] = "no tests"
+        continue
+    signal.alarm(timeout)
+    old = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = devnull
+    try:
+        code = pytest.main(args + tests)
+        status = "survived" if code == 0 else "killed"
+    except _Timeout:
+        status = "timeout"
+    finally:
+        signal.alarm(0)
+        sys.stdout, sys.stderr = old
+    if not name and status != "survived":
+        raise SystemExit("mutation: the tests fail on the unmutated code (in-process run)")
+    results[name] = status
+results.pop("")
+open(out_path, "w").write(json.dumps(results))
+"""
+
+
+def recheck_in_process(workdir: Path, names: list[str], children: int, timeout: int = 300,
+                       env: dict | None = None) -> dict[str, str]:
+    """Runs each mutant's covering tests (mutmut's own map of tests per function) in worker
+    processes that never fork: ``{mutant: "killed" | "survived" | "timeout" | "no tests"}``."""
+    mutants = workdir / "mutants"
+    stats = json.loads((mutants / "mutmut-stats.json").read_text())
+    tests_of = {k: sorted(v) for k, v in stats["tests_by_mangled_function_name"].items()}
+    chunks = [names[i::children] for i in range(children) if names[i::children]]
+    procs = []
+    for i, chunk in enumerate(chunks):
+        job = workdir / f"in_process_{i}.json"
+        job.write_text(json.dumps([chunk, tests_of, str(workdir / f"in_process_{i}.out"),
+                                   timeout]))
+        procs.append(subprocess.Popen([sys.executable, "-c", _WORKER, str(job)], cwd=mutants,
+                                      env=env, stdout=subprocess.DEVNULL))
+    results: dict[str, str] = {}
+    for i, proc in enumerate(procs):
+        if proc.wait() != 0:
+            raise SystemExit(f"mutation: in-process worker {i} failed (exit {proc.returncode})")
+        results.update(json.loads((workdir / f"in_process_{i}.out").read_text()))
+    return results
+
+
+def apply_rechecked(table: dict, rechecked: dict[str, str]) -> dict:
+    """Replaces mutmut's verdicts with the in-process ones (same rules as :func:`parse_results`)."""
+    for name, status in rechecked.items():
+        row = table.setdefault(module_of(name), {"killed": [], "survived": [], "timeout": []})
+        for kind in ("killed", "survived", "timeout"):
+            if name in row.setdefault(kind, []):
+                row[kind].remove(name)
+        row["killed" if status in _KILLED else "survived"].append(name)
+        if status == "timeout":
+            row["timeout"].append(name)
     return table
 
 

@@ -28,6 +28,7 @@ from deconvnet_tf.inference.predict import (
     predict_image,
 )
 from deconvnet_tf.inference.proposals import propose_boxes
+from deconvnet_tf.inference.timing import stage
 
 __all__ = ["aggregate_boxes", "crop_box", "predict_instances", "paste_region"]
 
@@ -140,6 +141,18 @@ def aggregate_boxes(
     return total, covered
 
 
+def _crop_scores(predictor, image, boxes, size, batch_size, timings) -> list[np.ndarray]:
+    """The network's scores of every box's crop, ``batch_size`` crops per call."""
+    score_maps = []
+    for start in range(0, len(boxes), batch_size):
+        with stage(timings, "crops"):
+            crops = np.stack([crop_box(image, box, size, predictor.pad_rgb)
+                              for box in boxes[start:start + batch_size]])
+        with stage(timings, "network"):
+            score_maps += list(predictor.scores(crops))
+    return score_maps
+
+
 def predict_instances(
     model: Any,
     image: np.ndarray,
@@ -151,6 +164,7 @@ def predict_instances(
     whole: np.ndarray | None = None,
     proposals: dict | None = None,
     return_coverage: bool = False,
+    timings: dict | None = None,
 ):
     """Instance-wise class probabilities of one image (see the module docstring).
 
@@ -168,6 +182,9 @@ def predict_instances(
             :func:`~deconvnet_tf.inference.predict.predict_image` when needed and not given).
         proposals: Keyword arguments of ``propose_boxes`` when ``boxes`` is ``None``.
         return_coverage: Also return the ``(H, W)`` bool map of pixels some box covers.
+        timings: A dict that gets the seconds of each stage added (``edges``, ``proposals``,
+            ``crops``, ``network``, ``paste``, ``whole``: :mod:`deconvnet_tf.inference.timing`);
+            ``None`` measures nothing.
 
     Returns:
         ``(H, W, C)`` float32 probabilities (and the coverage map if asked).
@@ -191,23 +208,22 @@ def predict_instances(
         raise ValueError(f"input_size {size} is below the model's minimum input size "
                          f"{predictor.min_input_size}")
     if boxes is None:
-        boxes = propose_boxes(np.clip(image, 0, 255).astype(np.uint8), **(proposals or {}))
+        boxes = propose_boxes(np.clip(image, 0, 255).astype(np.uint8),
+                              **dict(proposals or {}, timings=timings))
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
 
-    score_maps = []
-    for start in range(0, len(boxes), batch_size):
-        crops = np.stack([crop_box(image, box, size, predictor.pad_rgb)
-                          for box in boxes[start:start + batch_size]])
-        score_maps += list(predictor.scores(crops))
-    if score_maps:
-        scores, covered = aggregate_boxes(score_maps, boxes, image.shape, aggregate)
-        probabilities = predictor.to_probabilities(scores)
-    else:
-        covered = np.zeros(image.shape[:2], bool)
-        probabilities = None
+    score_maps = _crop_scores(predictor, image, boxes, size, batch_size, timings)
+    with stage(timings, "paste"):
+        if score_maps:
+            scores, covered = aggregate_boxes(score_maps, boxes, image.shape, aggregate)
+            probabilities = predictor.to_probabilities(scores)
+        else:
+            covered = np.zeros(image.shape[:2], bool)
+            probabilities = None
     if not covered.all():
         if whole is None:
-            whole = predict_image(predictor, image)
+            with stage(timings, "whole"):
+                whole = predict_image(predictor, image)
         whole = np.asarray(whole, np.float32)
         if whole.shape[:2] != image.shape[:2]:
             raise ValueError(f"whole-image probabilities {whole.shape} do not match the image "

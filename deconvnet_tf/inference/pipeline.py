@@ -22,6 +22,7 @@ from deconvnet_tf.inference.crf import (
 from deconvnet_tf.inference.ensemble import ENSEMBLE_METHODS, combine_probabilities
 from deconvnet_tf.inference.instance import predict_instances
 from deconvnet_tf.inference.predict import as_predictor, predict_image, predict_images
+from deconvnet_tf.inference.timing import stage
 from deconvnet_tf.io import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
@@ -81,7 +82,8 @@ class InferenceOptions:
 
 
 def infer(
-    model: Any, image: np.ndarray, options: InferenceOptions | None = None, *, ensemble: Any = None
+    model: Any, image: np.ndarray, options: InferenceOptions | None = None, *, ensemble: Any = None,
+    timings: dict | None = None,
 ) -> np.ndarray:
     """Class probabilities ``(H, W, C)`` of one RGB image.
 
@@ -91,23 +93,29 @@ def infer(
         options: :class:`InferenceOptions` (default: whole image, no CRF).
         ensemble: Optional second model run on the whole image (EDeconvNet: an FCN-8s) and
             combined by ``options.ensemble_method``.
+        timings: A dict that gets the seconds of each stage added (the instance-wise stages,
+            ``whole``, ``ensemble``, ``crf``: :mod:`deconvnet_tf.inference.timing`); ``None``
+            measures nothing.
 
     Returns:
         Probabilities (after the CRF when ``options.crf``).
     """
     options = (options or InferenceOptions()).validate()
     if options.mode == "whole":
-        probs = predict_image(model, image)
+        with stage(timings, "whole"):
+            probs = predict_image(model, image)
     else:
         probs = predict_instances(model, image, input_size=options.input_size,
                                   batch_size=options.batch_size, aggregate=options.aggregate,
-                                  proposals=options.proposals)
+                                  proposals=options.proposals, timings=timings)
     if ensemble is not None:
-        probs = combine_probabilities([probs, predict_image(ensemble, image)],
-                                      options.ensemble_method)
+        with stage(timings, "ensemble"):
+            probs = combine_probabilities([probs, predict_image(ensemble, image)],
+                                          options.ensemble_method)
     if options.crf:
-        probs = dense_crf(np.clip(image, 0, 255).astype(np.uint8), probs,
-                          preset=options.crf_preset, **options.crf_overrides)
+        with stage(timings, "crf"):
+            probs = dense_crf(np.clip(image, 0, 255).astype(np.uint8), probs,
+                              preset=options.crf_preset, **options.crf_overrides)
     return probs
 
 

@@ -197,3 +197,48 @@ def test_instance_inference_runs_a_real_keras_model():
 
     expected = softmax(cv2.resize(logits, (30, 30), interpolation=cv2.INTER_LINEAR))
     np.testing.assert_allclose(single[:30, :30], expected, atol=1e-5)
+
+
+@pytest.mark.jax  # fake models, no TensorFlow: also runs under JAX
+def test_timings_split_the_stages_and_change_nothing():
+    import tempfile
+
+    from deconvnet_tf.inference.pipeline import InferenceOptions, infer
+    from deconvnet_tf.inference.proposals import propose_boxes
+    from deconvnet_tf.inference.timing import STAGES, stage
+
+    image = np.full((96, 128, 3), 40, np.uint8)
+    image[20:60, 10:50] = (220, 30, 30)
+    options = InferenceOptions(mode="instance", input_size=32, batch_size=4,
+                               proposals=dict(edge="gradient", top_k=10, min_size=8))
+    predictor = Predictor(Recorder(oracle_segmenter), outputs="logits")
+    plain = infer(predictor, image, options)
+    timings = {}
+    timed = infer(predictor, image, options, timings=timings,
+                  ensemble=Predictor(Recorder(oracle_segmenter), outputs="logits"))
+    again = infer(predictor, image, options, ensemble=Predictor(Recorder(oracle_segmenter),
+                                                                outputs="logits"))
+    np.testing.assert_array_equal(timed, again)
+    assert plain.shape == timed.shape
+    assert {"edges", "proposals", "crops", "network", "paste", "ensemble"} <= set(timings)
+    assert set(timings) <= set(STAGES) and all(v >= 0 for v in timings.values())
+    whole = {}
+    infer(predictor, image, InferenceOptions(), timings=whole)
+    assert list(whole) == ["whole"]
+    cached = {}
+    boxes_options = dict(edge="gradient", top_k=10, min_size=8)
+    with tempfile.TemporaryDirectory() as cache:
+        first = propose_boxes(image, cache_dir=cache, **boxes_options)
+        again_boxes = propose_boxes(image, cache_dir=cache, timings=cached, **boxes_options)
+    np.testing.assert_array_equal(first, again_boxes)
+    assert list(cached) == ["proposals"]  # a cache hit computes no edges
+    with pytest.raises(ValueError, match="unknown stage 'edge'"):
+        with stage({}, "edge"):
+            pass
+    total = {}
+    for _ in range(2):
+        with stage(total, "crf"):
+            pass
+        with stage(None, "crf"):
+            pass
+    assert list(total) == ["crf"] and total["crf"] >= 0

@@ -36,3 +36,22 @@ def test_results_are_parsed_into_scores_per_module():
     assert "| ensemble | `deconvnet_tf/inference/ensemble.py` | 4 | 2 (1) | 2 | 50% |" in report
     assert "| all | | 5 | 3 | 2 | 60% |" in report
     assert "- `deconvnet_tf.inference.ensemble.x_combine__mutmut_4`" in report
+
+
+def test_in_process_verdicts_replace_mutmuts():
+    table = mutation.parse_results("\n".join([
+        "    deconvnet_tf.inference.instance.x_crop_box__mutmut_1: killed",
+        "    deconvnet_tf.inference.instance.x_crop_box__mutmut_2: timeout",
+        "    deconvnet_tf.inference.instance.x_crop_box__mutmut_3: survived",
+    ]))
+    table = mutation.apply_rechecked(table, {
+        "deconvnet_tf.inference.instance.x_crop_box__mutmut_1": "survived",  # a fork artefact
+        "deconvnet_tf.inference.instance.x_crop_box__mutmut_2": "killed",
+        "deconvnet_tf.inference.instance.x_crop_box__mutmut_3": "timeout",
+    })
+    row = table["deconvnet_tf/inference/instance.py"]
+    assert row["killed"] == ["deconvnet_tf.inference.instance.x_crop_box__mutmut_2",
+                             "deconvnet_tf.inference.instance.x_crop_box__mutmut_3"]
+    assert row["survived"] == ["deconvnet_tf.inference.instance.x_crop_box__mutmut_1"]
+    assert row["timeout"] == ["deconvnet_tf.inference.instance.x_crop_box__mutmut_3"]
+    assert mutation.IN_PROCESS <= set(mutation.GROUPS)

@@ -50,6 +50,9 @@ def test_saved_files_have_per_device_batchnorm_and_the_model_keeps_its_setting(t
     assert all(layer.synchronized for layer in _bn(model))  # restored after the save
     loaded = keras.saving.load_model(path)
     assert not any(layer.synchronized for layer in _bn(loaded))
+    plain = _model_with_nested_batchnorm()  # per-device BatchNorm stays per-device
+    save_model_atomic(plain, tmp_path / "plain.keras")
+    assert [layer.synchronized for layer in _bn(plain)] == [False, False]
 
 
 def _tiny():
@@ -93,6 +96,12 @@ def test_best_follows_the_mode_and_records_the_metric_it_used(tmp_path):
     callback.on_epoch_end(3, {"loss": 1.0})  # equal is not better
     assert not (tmp_path / "best.keras").exists()
     callback.on_epoch_end(4, None)  # no logs: last.keras only
+    highest = AtomicModelCheckpoint(tmp_path / "max", monitor="val_mean_iou", mode="max")
+    highest.set_model(_tiny())
+    highest.on_epoch_end(0, {"val_mean_iou": 0.5})
+    (tmp_path / "max" / "best.keras").unlink()
+    highest.on_epoch_end(1, {"val_mean_iou": 0.5})  # equal is not better (max mode too)
+    assert not (tmp_path / "max" / "best.keras").exists()
     assert (tmp_path / "last.keras").is_file() and not (tmp_path / "best.keras").exists()
     minimum = AtomicModelCheckpoint(tmp_path / "min", monitor="val_loss", mode="min")
     minimum.set_model(_tiny())
@@ -141,6 +150,10 @@ def test_backup_every_n_steps_but_not_at_an_epochs_last_step(tmp_path):
     for batch in range(3):
         every_step.on_train_batch_end(batch)
     assert saved == [(3, 1), (3, 2), (3, 3)]
+    short, saved = _recording_backup(tmp_path, every=1, steps_per_epoch=3)
+    for batch in range(3):  # no on_epoch_begin before the first batch: epoch 0
+        short.on_train_batch_end(batch)
+    assert saved == [(0, 1), (0, 2)]  # not after step 3, the epoch's last: its end follows
 
 
 def test_a_resumed_epoch_counts_its_steps_from_the_offset(tmp_path):
@@ -160,6 +173,10 @@ def test_backup_arguments_and_files(tmp_path):
     with pytest.raises(ValueError) as err:
         TrainingBackup(tmp_path, every=0)
     assert str(err.value) == "every must be >= 1, got 0"
+    nested = TrainingBackup(tmp_path / "new" / "run" / "backup", every=1)
+    nested.set_model(_tiny())
+    assert nested.save(0, 1).is_file()  # parent folders are created
+    assert nested.epochs_done is None
     backup = TrainingBackup(tmp_path / "backup", every="3")
     assert (backup.every, backup.step_offset, backup.steps_per_epoch) == (3, 0, None)
     backup.set_model(_tiny())
@@ -236,3 +253,4 @@ def test_restore_backup_reads_keras_own_backups_and_names_bad_files(tmp_path):
     assert str(err.value).startswith(
         f"backup {str(tmp_path / 'gone.weights.h5')!r} cannot be loaded into the model (")
     assert restore_backup(_compiled(1), tmp_path / "none") is None
+

@@ -212,7 +212,11 @@ def test_pid_alive_probes_without_signalling_and_reads_each_error(tmp_path, monk
     import sys
     import time
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # SIGHUP back to its default (a nohup'ed parent passes it on ignored): a probe that sent a
+    # real signal would end the child.
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                              "signal.signal(signal.SIGHUP, signal.SIG_DFL); time.sleep(60)"])
+    time.sleep(0.5)
     try:
         assert runfolder._pid_alive(child.pid)
         time.sleep(0.2)
@@ -247,13 +251,19 @@ def umask_022():
 
 
 def test_flock_lock_file_holds_the_holder_and_is_emptied_on_release(tmp_path, umask_022):
-    lock = RunLock(tmp_path)
-    lock.release()  # never acquired: nothing to do
+    (tmp_path / "fresh").mkdir()
+    with RunLock(tmp_path / "fresh") as lock:
+        assert _mode(lock.path) == 0o644  # created by the lock
+        holder = json.loads(lock.path.read_text())
+        with pytest.raises(RunLockedError) as err:
+            RunLock(tmp_path / "fresh").acquire()
+        assert f"(pid {holder['pid']} on {holder['host']}, since {holder['since']})" in str(err.value)
     (tmp_path / ".lock").write_text("left by an earlier run")
-    lock.release()
-    assert (tmp_path / ".lock").exists()
+    lock = RunLock(tmp_path)
+    lock.release()  # never acquired: nothing to do, the file stays
+    assert (tmp_path / ".lock").read_text() == "left by an earlier run"
     with RunLock(tmp_path) as lock:
-        assert lock.path == tmp_path / ".lock" and _mode(lock.path) == 0o644
+        assert lock.path == tmp_path / ".lock"
         holder = json.loads(lock.path.read_text())
         assert set(holder) == {"pid", "host", "since"}
         assert time_format(holder["since"])

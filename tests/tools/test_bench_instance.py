@@ -1,0 +1,52 @@
+"""tools/bench_instance.py: the per-stage split of instance-wise inference and its floor, at
+tiny settings (the numbers are measured, so only their consistency is checked)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import bench_instance  # tools/bench_instance.py (pytest's pythonpath has tools/)
+from deconvnet_tf.inference.timing import STAGES
+from tests.conftest import requires_tf
+
+pytestmark = requires_tf  # the floor's rate is an XLA-compiled TensorFlow forward
+
+
+def test_stages_floor_and_table(tmp_path, capsys):
+    out = tmp_path / "instance.json"
+    assert bench_instance.main(["--preset", "deconvnet_tiny", "--size", "32", "--top-k", "6",
+                                "--images", "2", "--edge", "gradient", "--crf", "--repeats", "1",
+                                "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["images"]) == 2
+    for image in result["images"]:
+        assert image["shape"] == [180, 240] and 1 <= image["crops"] <= 6
+        assert {"edges", "proposals", "crops", "network", "paste", "crf"} <= set(image["stages"])
+        assert set(image["stages"]) <= set(STAGES)
+        assert sum(image["stages"].values()) <= image["total_s"]
+    rate = result["rate"]
+    assert rate["batch"] == 8 and rate["gflops"] > 0 and rate["flops_per_crop"] > 0
+    crops = sorted(i["crops"] for i in result["images"])
+    median_crops = (crops[0] + crops[1]) / 2
+    assert result["floor_s"] == pytest.approx(
+        median_crops * rate["flops_per_crop"] / (rate["gflops"] * 1e9))
+    assert result["ratio"] == pytest.approx(result["median_total_s"] / result["floor_s"])
+    assert result["goal_met"] == (result["ratio"] <= bench_instance.GOAL_RATIO)
+    table = capsys.readouterr().out
+    assert "| crf |" in table and "| **total** |" in table and "FLOP floor:" in table
+    with pytest.raises(Exception, match="exists"):  # never replaces a file
+        bench_instance.main(["--preset", "deconvnet_tiny", "--size", "32", "--top-k", "2",
+                             "--images", "1", "--edge", "gradient", "--repeats", "1",
+                             "--json", str(out)])
+
+
+def test_bad_arguments_name_the_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_instance.main(["--top-k", "0"])
+    assert exc.value.code == 2 and "--top-k must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        bench_instance.main(["--images", "/nonexistent/folder"])
+    assert str(exc.value) == ("bench_instance: --images '/nonexistent/folder': Input not found: "
+                              "'/nonexistent/folder' does not exist")
