@@ -29,8 +29,9 @@ __all__ = ["GOAL_RATIO", "instance_rows", "main", "xla_rate"]
 GOAL_RATIO = 1.3  # issue #21: time per image <= 1.3x the FLOP floor of its crops
 
 
-def xla_rate(model, size: int, batch: int, repeats: int) -> dict:
-    """Median GFLOP/s of an XLA-compiled forward of ``model`` on ``batch`` crops of ``size``."""
+def xla_rate(model, size: tuple[int, int], batch: int, repeats: int) -> dict:
+    """Median GFLOP/s of an XLA-compiled forward of ``model`` on ``batch`` crops of ``size``
+    (``(height, width)``)."""
     import numpy as np
     import tensorflow as tf
 
@@ -39,9 +40,9 @@ def xla_rate(model, size: int, batch: int, repeats: int) -> dict:
     network = getattr(model, "network", model)  # a Segmenter's network
     if getattr(network, "unpooling", "switch") != "switch":
         network = with_unpooling(network, "switch")  # MaxPoolWithArgmax has no XLA kernel
-    flops = count_flops(network, (size, size))
+    flops = count_flops(network, tuple(size))
     fn = tf.function(lambda x: network(x, training=False), jit_compile=True)
-    x = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3)).astype("float32")
+    x = np.random.default_rng(0).integers(0, 256, (batch, *size, 3)).astype("float32")
     fn(x).numpy()  # compile
     times = []
     for _ in range(max(1, repeats)):
@@ -100,8 +101,9 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
     else:
         model = deconvnet_tf.load_model(model_or_preset)
     predictor = as_predictor(model)
-    if predictor.input_size is not None:
-        size = int(predictor.input_size[0])
+    crop = (size, size)
+    if predictor.input_size is not None:  # a fixed-size model warps its crops to its size
+        crop = tuple(int(v) for v in predictor.input_size)
     import tempfile
 
     from deconvnet_tf.inference.proposals import propose_boxes
@@ -123,7 +125,7 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
             crops = len(propose_boxes(image, **proposals))
             per_image.append({"shape": list(image.shape[:2]), "crops": crops, "total_s": total,
                               "stages": timings})
-    rate = xla_rate(model, size, batch, repeats)
+    rate = xla_rate(model, crop, batch, repeats)
     crops = statistics.median(r["crops"] for r in per_image)
     floor = crops * rate["flops_per_crop"] / (rate["gflops"] * 1e9)
     total = statistics.median(r["total_s"] for r in per_image)
@@ -132,7 +134,7 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
     return {"images": per_image, "rate": rate, "floor_s": floor, "median_total_s": total,
             "ratio": total / floor if floor else float("inf"),
             "goal_met": total <= GOAL_RATIO * floor, "stages_median": stages,
-            "settings": {"size": size, "batch": batch, "top_k": top_k, "edge": edge, "crf": crf}}
+            "settings": {"crop": list(crop), "batch": batch, "top_k": top_k, "edge": edge, "crf": crf}}
 
 
 def format_table(result: dict) -> str:
