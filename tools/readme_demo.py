@@ -72,7 +72,8 @@ def suite_line(seconds: float, output: str, day: datetime.date) -> str:
     verdict = ("within" if minutes <= TARGET_MINUTES else "above")
     return (f"{TEST_PREFIX} {minutes:.1f} minutes from a fresh clone on the 2-core development "
             f"machine ({day.isoformat()}, `tools/readme_demo.py --with-tests`): the TensorFlow "
-            f"run ({tf_counts}, {tf_clock}) and the JAX run ({jax_counts}, {jax_clock}) overlap; "
+            f"run on two xdist workers ({tf_counts}, {tf_clock}) and the JAX run ({jax_counts}, "
+            f"{jax_clock}) overlap; "
             f"{verdict} the {TARGET_MINUTES}-minute target.")
 
 

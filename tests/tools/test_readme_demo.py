@@ -39,8 +39,9 @@ def test_the_make_test_line_quotes_both_runs_and_replaces_its_readme_line():
     line = readme_demo.suite_line(2290.0, MAKE_TEST_OUTPUT, datetime.date(2026, 12, 1))
     assert line == (f"{readme_demo.TEST_PREFIX} 38.2 minutes from a fresh clone on the 2-core "
                     "development machine (2026-12-01, `tools/readme_demo.py --with-tests`): the "
-                    "TensorFlow run (1098 passed, 6 skipped, 0:38:01) and the JAX run (222 passed, "
-                    "6 skipped, 0:09:05) overlap; above the 10-minute target.")
+                    "TensorFlow run on two xdist workers (1098 passed, 6 skipped, 0:38:01) and "
+                    "the JAX run (222 passed, 6 skipped, 0:09:05) overlap; above the 10-minute "
+                    "target.")
     readme = (ROOT / "README.md").read_text()
     rewritten = readme_demo.rewrite(readme, line, readme_demo.TEST_PREFIX)
     assert line in rewritten.splitlines()
