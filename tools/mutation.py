@@ -198,6 +198,8 @@ for name in [""] + names:  # "" first: the unmutated code must pass its tests
     if not tests:
         results[name] = "no tests"
         continue
+    for module in [m for m in sys.modules if m == "tests" or m.startswith("tests.")]:
+        del sys.modules[module]  # module-level caches of the tests (trained models) start over
     signal.alarm(timeout)
     old = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = devnull

@@ -16,6 +16,7 @@ pytestmark = requires_tf
     ((1, 8, 8, 4), "valid", 2),
     ((2, 9, 12, 5), "valid", 3),
     ((1, 5, 6, 2), "same", (1, 2)),
+    ((1, 7, 9, 2), "valid", 2),  # a row and a column left over: the mask is padded with zeros
 ])
 def test_argmax_switch_pooling_equals_switch_pooling(shape, padding, pool):
     import tensorflow as tf
@@ -79,3 +80,48 @@ def test_int8_switches_are_right_at_large_scales():
     want = x == np.repeat(np.repeat(window_max, 2, axis=1), 2, axis=2)
     np.testing.assert_array_equal(mask > 0.5, want)
     np.testing.assert_allclose(pooled, 8 * window_max, atol=12.0)
+
+
+@pytest.mark.parametrize("signature", [
+    [None, 7, None, None],  # static height only, unknown channels
+    [None, None, 9, None],  # static width only
+    [1, 7, 9, None],        # static size, unknown channels
+])
+def test_partly_unknown_shapes_trace_to_the_same_outputs(signature):
+    import tensorflow as tf
+
+    from deconvnet_tf.export._int8_pooling import ArgMaxSwitchPooling2D
+    from deconvnet_tf.layers import SwitchMaxPooling2D
+
+    reference = SwitchMaxPooling2D(2, padding="same")
+    variant = ArgMaxSwitchPooling2D.from_config(reference.get_config())
+    traced = tf.function(variant, input_signature=[tf.TensorSpec(signature, tf.float32)])
+    x = np.random.default_rng(3).normal(size=(1, 7, 9, 3)).astype("float32")
+    want_pooled, want_mask = (np.asarray(t) for t in reference(x))
+    pooled, mask = traced(x)
+    np.testing.assert_array_equal(np.asarray(pooled), want_pooled)
+    np.testing.assert_array_equal(np.asarray(mask), want_mask)
+
+
+def test_with_int8_safe_pooling_swaps_only_the_switch_pooling():
+    import keras
+
+    import deconvnet_tf
+    from deconvnet_tf.export._int8_pooling import ArgMaxSwitchPooling2D, with_int8_safe_pooling
+    from deconvnet_tf.layers import SwitchMaxPooling2D
+
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3, unpooling="switch",
+                                     input_shape=(24, 40, 3))
+    safe = with_int8_safe_pooling(model)
+    assert safe is not model and safe.name == model.name
+    kinds = [type(layer) for layer in safe.layers]
+    assert SwitchMaxPooling2D not in kinds and ArgMaxSwitchPooling2D in kinds
+    assert len(safe.layers) == len(model.layers)
+    assert safe.get_layer("block1_conv1") is model.get_layer("block1_conv1")  # shared, no copy
+    for old, new in zip(model.layers, safe.layers):
+        if type(old) is SwitchMaxPooling2D:
+            assert new.get_config() == old.get_config()
+    x = np.random.default_rng(4).integers(0, 256, (2, 24, 40, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(safe(x)), np.asarray(model(x)), atol=1e-5)
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    assert with_int8_safe_pooling(plain) is plain  # nothing to swap: the model itself

@@ -242,3 +242,68 @@ def test_timings_split_the_stages_and_change_nothing():
         with stage(None, "crf"):
             pass
     assert list(total) == ["crf"] and total["crf"] >= 0
+
+
+# ---------------------------------------------------------------- edges (mutation-checked)
+
+
+@pytest.mark.jax
+def test_crop_and_paste_edges():
+    image = ramp_image(8, 10)
+    crop = crop_box(image, [0, 0, 10, 8], (4, 6))  # non-square output: (height, width)
+    assert crop.shape == (4, 6, 3) and crop.dtype == np.float32
+    same = crop_box(image, [2, 1, 7, 6], (5, 5))  # no resize needed: the pixels themselves
+    assert same.dtype == np.float32
+    np.testing.assert_array_equal(same, image[1:6, 2:7].astype(np.float32))
+    for empty in ([3, 2, 3, 6], [3, 2, 7, 2]):  # zero width, zero height
+        with pytest.raises(ValueError, match=r"Empty box .*: need x1 > x0 and y1 > y0"):
+            crop_box(image, empty, (4, 4))
+    scores = np.ones((4, 4, 2), np.float32)
+    for outside in ([-10, 0, 0, 5], [0, -10, 5, 0], [10, 0, 14, 5], [0, 8, 5, 12]):
+        assert paste_region(scores, outside, (8, 10)) is None  # touches the border only
+    (rows, cols), values = paste_region(scores, [8, 6, 12, 10], image.shape)  # (H, W, 3) shape
+    assert (rows, cols) == (slice(6, 8), slice(8, 10)) and values.shape == (2, 2, 2)
+
+
+@pytest.mark.jax
+def test_aggregate_skips_boxes_outside_and_keeps_going():
+    maps = [np.full((4, 4, 2), 5.0, np.float32), np.full((4, 4, 2), 1.0, np.float32)]
+    scores, covered = aggregate_boxes(maps, [[20, 20, 30, 30], [0, 0, 4, 4]], (8, 8, 3), "max")
+    assert scores.dtype == np.float32 and scores.shape == (8, 8, 2)
+    assert covered[:4, :4].all() and covered.sum() == 16  # the second box is still pasted
+    np.testing.assert_array_equal(scores[:4, :4], 1.0)
+    none, nothing = aggregate_boxes([], np.zeros((0, 4)), (5, 6, 3), "max")
+    assert none.shape == (5, 6, 1) and not nothing.any()
+
+
+@pytest.mark.jax
+def test_predict_instances_sizes_defaults_and_whole_pass():
+    image = ramp_image(40, 50)
+    fake = Recorder(constant_logits(3.0, 1))
+    predictor = Predictor(fake, outputs="logits", pad_rgb=(7.0, 8.0, 9.0))
+    boxes = np.array([[-10, -10, 20, 20]] * 9, np.float32)
+    predict_instances(predictor, image, boxes)  # defaults: 224x224 crops, 8 per call
+    assert [b.shape for b in fake.batches[:2]] == [(8, 224, 224, 3), (1, 224, 224, 3)]
+    # outside the image: the predictor's padding colour
+    np.testing.assert_allclose(fake.batches[0][0, 0, 0], [7.0, 8.0, 9.0])
+    fake.batches.clear()
+    predict_instances(predictor, image, boxes[:2], input_size=(24, 32), batch_size=1)
+    assert [b.shape for b in fake.batches[:2]] == [(1, 24, 32, 3)] * 2
+    fixed = Recorder(constant_logits(3.0, 1))
+    predict_instances(Predictor(fixed, input_size=(16, 20)), image, boxes[:1], input_size=64)
+    assert fixed.batches[0].shape == (1, 16, 20, 3)  # a fixed-size model uses its own size
+    small = Predictor(Recorder(constant_logits(3.0, 1)), min_input_size=16)
+    predict_instances(small, image, boxes[:1], input_size=16)  # the minimum itself is fine
+    # no boxes: the whole-image pass, a (H, W) bool coverage, float32 whatever `whole` is
+    whole = np.full((40, 50, 3), 1 / 3)  # float64
+    probs, covered = predict_instances(predictor, image, np.zeros((0, 4)), whole=whole,
+                                       return_coverage=True)
+    assert covered.shape == (40, 50) and covered.dtype == bool and not covered.any()
+    assert probs.dtype == np.float32
+    timings = {}
+    predict_instances(predictor, image, boxes[:1], timings=timings)
+    assert "whole" in timings  # the box covers part of the image: a whole pass ran
+    with pytest.raises(ValueError) as err:
+        predict_instances(predictor, image, boxes[:1], whole=np.zeros((4, 4, 3)))
+    assert str(err.value) == ("whole-image probabilities (4, 4, 3) do not match the image "
+                              "(40, 50)")
