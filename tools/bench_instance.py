@@ -99,7 +99,9 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
     if model_or_preset in PRESETS:
         model = deconvnet_tf.build_model(model_or_preset, num_classes=num_classes)
     else:
-        model = deconvnet_tf.load_model(model_or_preset)
+        from deconvnet_tf.evaluation.evaluate import load_model_file
+
+        model, _ = load_model_file(model_or_preset)  # a file, a run folder or a shipped name
     predictor = as_predictor(model)
     crop = (size, size)
     if predictor.input_size is not None:  # a fixed-size model warps its crops to its size

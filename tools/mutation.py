@@ -74,8 +74,10 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # Groups whose tests run TensorFlow/Keras ops: mutmut runs each mutant in a process forked from
 # one that has already run them, and TensorFlow's thread pools do not survive a fork (the child
 # hangs, or its tests fail at once whatever the mutant: both read as "killed"). Their mutants
-# are run again, without forking, in long-lived worker processes (:func:`recheck_in_process`).
-IN_PROCESS = {"instance", "export_parity"}
+# run without forking, in long-lived worker processes (:func:`recheck_in_process`). Only the
+# NumPy-only groups (metrics, size_rule) and checkpointing (its tests save models but never
+# run a training loop; measured without a hang) use mutmut's forks.
+IN_PROCESS = {"augmentation", "ensemble", "instance", "losses", "export_parity"}
 
 _RESULT = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>[\w ]+)$")
 _KILLED = {"killed", "timeout", "segfault"}
