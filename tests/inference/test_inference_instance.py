@@ -307,3 +307,23 @@ def test_predict_instances_sizes_defaults_and_whole_pass():
         predict_instances(predictor, image, boxes[:1], whole=np.zeros((4, 4, 3)))
     assert str(err.value) == ("whole-image probabilities (4, 4, 3) do not match the image "
                               "(40, 50)")
+
+
+@pytest.mark.jax
+def test_predict_instances_passes_the_aggregation_on():
+    image = ramp_image(40, 50)
+    boxes = np.array([[0, 0, 30, 30], [10, 10, 40, 40]], np.float32)
+
+    def pixels_as_logits(batch):
+        return np.asarray(batch, np.float32) / 64.0
+
+    predictor = Predictor(pixels_as_logits, outputs="logits")
+    maps = list(pixels_as_logits(np.stack([crop_box(image, b, (16, 16)) for b in boxes])))
+    results = {}
+    for aggregate in ("max", "mean"):
+        results[aggregate] = predict_instances(predictor, image, boxes, input_size=16,
+                                               aggregate=aggregate)
+        scores, covered = aggregate_boxes(maps, boxes, image.shape, aggregate)
+        np.testing.assert_allclose(results[aggregate][covered], softmax(scores)[covered],
+                                   atol=1e-6)
+    assert not np.allclose(results["max"][10:30, 10:30], results["mean"][10:30, 10:30])
