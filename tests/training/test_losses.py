@@ -105,3 +105,29 @@ def test_loss_options_change_what_they_should(rng):
     assert (config["num_classes"], config["ignore_label"], config["class_weights"],
             config["from_logits"]) == (3, None, [1.0, 2.0, 3.0], False)
     assert SegmentationCrossEntropy(num_classes=3).get_config()["ignore_label"] == 255
+
+
+@pytest.mark.jax
+def test_loss_name_options_fractional_weights_and_per_sample_shape():
+    assert SegmentationCrossEntropy(3).name == "segmentation_cross_entropy"
+    assert SegmentationCrossEntropy(3, reduction="sum").reduction == "sum"  # kwargs reach Keras
+    logits = np.random.default_rng(0).normal(size=(1, 2, 3, 2)).astype("float32")  # N != H
+    labels = np.array([[[0, 1, 255], [1, 0, 0]]], "int32")
+    weights = [0.1, 0.05]  # they sum to < 1 over the labelled pixels: still a weighted mean
+    loss = SegmentationCrossEntropy(2, class_weights=weights)
+    per_sample = np.asarray(loss.call(labels, logits))
+    assert per_sample.shape == (1,)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    valid = labels != 255
+    safe = np.where(valid, labels, 0)
+    nll = -np.take_along_axis(log_probs, safe[..., None], -1)[..., 0]
+    w = np.where(valid, np.asarray(weights)[safe], 0.0)
+    np.testing.assert_allclose(per_sample[0], (nll * w).sum() / w.sum(), rtol=1e-5)
+
+
+def test_median_frequency_weights_edges():
+    # A class in one image of one pixel counts (total 1 > 0): freq 1.0 and 0.5, median 0.75.
+    np.testing.assert_allclose(median_frequency_weights([1, 4], [1, 8]), [0.75, 1.5])
+    with pytest.raises(ValueError) as err:
+        median_frequency_weights([])
+    assert str(err.value) == "pixel_counts must be a non-empty 1-D array of non-negative counts"
