@@ -68,7 +68,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "size_rule": (
         ("deconvnet_tf/io.py",),
         ("tests/test_io.py", "tests/test_io_formats.py", "tests/test_size_rule.py",
-         "tests/test_io_class_names.py"),
+         "tests/test_io_class_names.py", "tests/test_io_atomic.py"),
     ),
 }
 
