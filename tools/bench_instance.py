@@ -183,9 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("size", "batch", "top_k", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.json and Path(args.json).exists():  # checked before the run, never replaced
+        parser.error(f"--json {args.json!r} exists; name a new file")
     images = _images(args.images)
-    result = instance_rows(args.model or args.preset, images, size=args.size, batch=args.batch,
-                           top_k=args.top_k, edge=args.edge, crf=args.crf, repeats=args.repeats)
+    try:
+        result = instance_rows(args.model or args.preset, images, size=args.size,
+                               batch=args.batch, top_k=args.top_k, edge=args.edge, crf=args.crf,
+                               repeats=args.repeats)
+    except (OSError, ValueError) as err:  # a missing or unreadable --model, bad sizes
+        raise SystemExit(f"bench_instance: {err}") from None
     print(format_table(result))
     if args.json:
         from deconvnet_tf.io import write_bytes

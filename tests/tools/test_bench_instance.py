@@ -36,10 +36,11 @@ def test_stages_floor_and_table(tmp_path, capsys):
     assert result["goal_met"] == (result["ratio"] <= bench_instance.GOAL_RATIO)
     table = capsys.readouterr().out
     assert "| crf |" in table and "| **total** |" in table and "FLOP floor:" in table
-    with pytest.raises(Exception, match="exists"):  # never replaces a file
-        bench_instance.main(["--preset", "deconvnet_tiny", "--size", "32", "--top-k", "2",
-                             "--images", "1", "--edge", "gradient", "--repeats", "1",
-                             "--json", str(out)])
+    before = out.read_bytes()
+    with pytest.raises(SystemExit) as exc:  # never replaces a file, checked before the run
+        bench_instance.main(["--preset", "deconvnet_tiny", "--json", str(out)])
+    assert exc.value.code == 2 and f"--json {str(out)!r} exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
 
 
 def test_bad_arguments_name_the_flag(capsys):
@@ -50,3 +51,6 @@ def test_bad_arguments_name_the_flag(capsys):
         bench_instance.main(["--images", "/nonexistent/folder"])
     assert str(exc.value) == ("bench_instance: --images '/nonexistent/folder': Input not found: "
                               "'/nonexistent/folder' does not exist")
+    with pytest.raises(SystemExit) as exc:
+        bench_instance.main(["--model", "/nonexistent/model.keras", "--images", "1"])
+    assert str(exc.value).startswith("bench_instance: ") and "model.keras" in str(exc.value)
