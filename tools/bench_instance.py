@@ -73,7 +73,7 @@ def _images(spec: str) -> list:
 
 def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int = 8,
                   top_k: int = 50, edge: str = "hed", crf: bool = False, repeats: int = 3,
-                  num_classes: int = 12) -> dict:
+                  num_classes: int = 12, jit_compile: bool | None = None) -> dict:
     """Per-image stage times of instance-wise inference and the floor.
 
     Args:
@@ -86,10 +86,13 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
         crf: Run the dense CRF after the instance-wise pass.
         repeats: Timed repetitions of the XLA forward.
         num_classes: Classes of a preset built here.
+        jit_compile: The crops' forward pass XLA-compiled (``None``: the default of
+            ``predict_instances``, on for a network XLA can compile).
 
     Returns:
         ``{"images": [{"crops", "total_s", "stages": {stage: s}}], "rate": xla_rate(...),
-        "floor_s", "median_total_s", "ratio", "goal_met", "stages_median"}``.
+        "floor_s", "median_total_s", "ratio", "goal_met", "stages_median", "cold_s"}``
+        (``cold_s``: the first image of the process, compiles and HED loading included).
     """
     import deconvnet_tf
     from deconvnet_tf.inference.pipeline import InferenceOptions, infer
@@ -102,7 +105,7 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
         from deconvnet_tf.evaluation.evaluate import load_model_file
 
         model, _ = load_model_file(model_or_preset)  # a file, a run folder or a shipped name
-    predictor = as_predictor(model)
+    predictor = as_predictor(model).with_jit_compile(jit_compile)
     crop = (size, size)
     if predictor.input_size is not None:  # a fixed-size model warps its crops to its size
         crop = tuple(int(v) for v in predictor.input_size)
@@ -115,7 +118,9 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
         proposals = {"top_k": top_k, "edge": edge, "cache_dir": cache}
         options = InferenceOptions(mode="instance", input_size=size, batch_size=batch, crf=crf,
                                    proposals=proposals)
+        start = time.perf_counter()
         infer(predictor, images[0], options)  # warm-up: compiles the network, loads HED
+        cold = time.perf_counter() - start
         for path in Path(cache).iterdir():
             path.unlink()  # the first image is timed without its cached proposals
         per_image = []
@@ -135,8 +140,14 @@ def instance_rows(model_or_preset: str, images, *, size: int = 224, batch: int =
     stages = {k: statistics.median(r["stages"].get(k, 0.0) for r in per_image) for k in names}
     return {"images": per_image, "rate": rate, "floor_s": floor, "median_total_s": total,
             "ratio": total / floor if floor else float("inf"),
-            "goal_met": total <= GOAL_RATIO * floor, "stages_median": stages,
-            "settings": {"crop": list(crop), "batch": batch, "top_k": top_k, "edge": edge, "crf": crf}}
+            "goal_met": total <= GOAL_RATIO * floor, "stages_median": stages, "cold_s": cold,
+            "settings": {"crop": list(crop), "batch": batch, "top_k": top_k, "edge": edge,
+                         "crf": crf, "jit_compile": jit_compile}}
+
+
+def _jit_text(value) -> str:
+    return {True: "yes (--jit-compile)", False: "no (--no-jit-compile)"}.get(
+        value, "default (yes when the network can be compiled)")
 
 
 def format_table(result: dict) -> str:
@@ -159,6 +170,8 @@ def format_table(result: dict) -> str:
         f"{rate['gflops']:.0f} GFLOP/s (XLA forward, batch {rate['batch']}) = "
         f"{result['floor_s']:.3f} s; total / floor = {result['ratio']:.2f}x "
         f"(goal <= {GOAL_RATIO}x: {'met' if result['goal_met'] else 'not met'})",
+        f"First image of the process (compiles, HED loading): {result['cold_s']:.3f} s; "
+        f"crops XLA-compiled: {_jit_text(result['settings'].get('jit_compile'))}",
     ]
     return "\n".join(lines)
 
@@ -178,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edge", choices=("hed", "gradient"), default="hed")
     parser.add_argument("--crf", action="store_true", help="also run the dense CRF")
     parser.add_argument("--repeats", type=int, default=3, help="timed XLA forwards (3)")
+    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="crops XLA-compiled (default: predict_instances' default, on)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args(argv)
     for name in ("size", "batch", "top_k", "repeats"):
@@ -189,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = instance_rows(args.model or args.preset, images, size=args.size,
                                batch=args.batch, top_k=args.top_k, edge=args.edge, crf=args.crf,
-                               repeats=args.repeats)
+                               repeats=args.repeats, jit_compile=args.jit_compile)
     except (OSError, ValueError) as err:  # a missing or unreadable --model, bad sizes
         raise SystemExit(f"bench_instance: {err}") from None
     print(format_table(result))

@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="how overlapping proposal scores combine per pixel (default: max, "
                        "the paper's)")
     group.add_argument("--proposal-cache", metavar="DIR", help="cache proposals per image here")
+    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="run a Keras model XLA-compiled (TensorFlow). Default: on in "
+                        "instance mode (many crops of one size: ~1.2x faster after a 1-3 s "
+                        "compile), off in whole mode (each image size would compile anew)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
@@ -146,6 +150,18 @@ def main(argv: list[str] | None = None) -> int:
                                     flip=args.flip)
         ensemble = (dataclasses.replace(load_predictor(args.ensemble, image_size=image_size),
                                         flip=args.flip) if args.ensemble else None)
+        if args.jit_compile is not None:
+            model = model.with_jit_compile(args.jit_compile)
+            if ensemble is not None:
+                ensemble = ensemble.with_jit_compile(args.jit_compile)
+        if model.supports_jit:
+            on = (args.jit_compile if args.jit_compile is not None
+                  else args.mode == "instance")
+            why = ("set by --jit-compile" if args.jit_compile else "set by --no-jit-compile"
+                   ) if args.jit_compile is not None else f"default for --mode {args.mode}"
+            flag = "--no-jit-compile" if on else "--jit-compile"
+            print(f"{PROG}: XLA {'on' if on else 'off'} ({why}); {flag} to change it",
+                  file=sys.stderr, flush=True)
         for predictor in (model, ensemble):
             size = predictor.input_size if predictor is not None else None
             if working not in (None, "native") and size is not None and size != tuple(working):

@@ -165,6 +165,7 @@ def predict_instances(
     proposals: dict | None = None,
     return_coverage: bool = False,
     timings: dict | None = None,
+    jit_compile: bool | None = None,
 ):
     """Instance-wise class probabilities of one image (see the module docstring).
 
@@ -185,6 +186,11 @@ def predict_instances(
         timings: A dict that gets the seconds of each stage added (``edges``, ``proposals``,
             ``crops``, ``network``, ``paste``, ``whole``: :mod:`deconvnet_tf.inference.timing`);
             ``None`` measures nothing.
+        jit_compile: Run a Keras network's crops XLA-compiled (TensorFlow; one compile per
+            crop batch shape and process, shared by later calls). ``None`` (default): the
+            predictor's own choice if it made one, else on when the network can be compiled
+            (every crop has one size, so the compile pays for itself from the second image on;
+            :class:`~deconvnet_tf.inference.predict.KerasForward`).
 
     Returns:
         ``(H, W, C)`` float32 probabilities (and the coverage map if asked).
@@ -197,6 +203,10 @@ def predict_instances(
         ...                           proposals={"edge": "gradient"})
     """
     predictor = as_predictor(model)
+    if jit_compile is not None:
+        predictor = predictor.with_jit_compile(jit_compile)
+    elif predictor.jit_compile is None and predictor.supports_jit:
+        predictor = predictor.with_jit_compile(True)
     image = check_image(image)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -39,7 +39,7 @@ import keras
 import numpy as np
 
 import deconvnet_tf.models  # noqa: F401  (registers the layers and networks for .keras loading)
-from deconvnet_tf.inference.predict import Predictor, predict_images
+from deconvnet_tf.inference.predict import KerasForward, Predictor, predict_images
 from deconvnet_tf.io import DEFAULT_MAX_PIXELS, find_class_names
 from deconvnet_tf.lite.metadata import CAMVID_PALETTE, default_palette
 from deconvnet_tf.models.io import load_model
@@ -319,15 +319,14 @@ class Segmenter(keras.Model):
                 os.unlink(tmp)
 
     # ---------------------------------------------------------------------- prediction
-    def predictor(self, *, flip: bool = False, uint8: bool = True):
+    def predictor(self, *, flip: bool = False, uint8: bool = True,
+                  jit_compile: bool | None = None):
         """This model as a :class:`deconvnet_tf.inference.predict.Predictor` (the rule of
         :func:`deconvnet_tf.io.plan_size` with this Segmenter's converter settings; images are
         handled as uint8 pixels, values rounded to 0..255; ``uint8=False`` resizes and pads
-        them as float32, the way a bare Keras network is fed)."""
-        network = self.network
-
-        def fn(batch: np.ndarray) -> np.ndarray:
-            return network.predict_on_batch(np.asarray(batch, np.float32))
+        them as float32, the way a bare Keras network is fed; ``jit_compile=True`` runs the
+        network XLA-compiled, see :class:`~deconvnet_tf.inference.predict.KerasForward`)."""
+        fn = KerasForward(self.network, jit_compile)
 
         # input_dtype "uint8": images are resized and padded as uint8 pixels (the mean colour
         # rounded), exactly as the SavedModel and LiteRT runtimes do, so all three give the

@@ -88,6 +88,9 @@ class MaxPoolingWithArgmax2D(BasePooling2D):
     ):
         require_tensorflow(type(self).__name__, _PORTABLE)
         super().__init__(pool_size, strides, padding, **kwargs)
+        # MaxPoolWithArgmax has no XLA kernel: Keras' jit_compile="auto" (and this package's
+        # predictors) then leave a model holding this layer uncompiled.
+        self.supports_jit = False
 
     def call(self, inputs):
         tf = require_tensorflow(type(self).__name__, _PORTABLE)

@@ -229,3 +229,35 @@ def test_colour_outputs_use_the_models_palette(tmp_path):
     palette = np.array(list(CAMVID_PALETTE.values()) if isinstance(CAMVID_PALETTE, dict)
                        else CAMVID_PALETTE, np.uint8)
     np.testing.assert_array_equal(colour, palette[labels])
+
+
+def test_xla_setting_is_stated_and_flags_override_it(files, tmp_path, capsys):
+    """Instance mode compiles a switch-pooled network by default, whole mode does not; the log
+    says which and why; the labels do not depend on it; --jit-compile on a network XLA cannot
+    compile is a one-line error."""
+    tmp, _, _ = files
+    switch = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5, unpooling="switch")
+    switch.save(tmp_path / "switch.keras")
+    args = ["--model", str(tmp_path / "switch.keras"), "--input",
+            str(tmp / "images" / "img0.png"), "--mode", "instance", "--edge", "gradient",
+            "--top-k", "4", "--input-size", "32", "--quiet"]
+    assert predict_cli.main(args + ["--output", str(tmp_path / "a")]) == 0
+    assert ("deconvnet-predict: XLA on (default for --mode instance); --no-jit-compile to "
+            "change it") in capsys.readouterr().err
+    assert predict_cli.main(args + ["--output", str(tmp_path / "b"), "--no-jit-compile"]) == 0
+    assert "XLA off (set by --no-jit-compile); --jit-compile to change it" in (
+        capsys.readouterr().err)
+    np.testing.assert_array_equal(
+        cv2.imread(str(tmp_path / "a" / "img0_labels.png"), cv2.IMREAD_UNCHANGED),
+        cv2.imread(str(tmp_path / "b" / "img0_labels.png"), cv2.IMREAD_UNCHANGED))
+    assert predict_cli.main(["--model", str(tmp_path / "switch.keras"), "--input",
+                             str(tmp / "images" / "img0.png"), "--output", str(tmp_path / "c"),
+                             "--quiet"]) == 0
+    assert "XLA off (default for --mode whole); --jit-compile to change it" in (
+        capsys.readouterr().err)
+    outcome = run_main(predict_cli.main, ["--model", str(tmp / "dn.keras"), "--input",
+                                          str(tmp / "images" / "img0.png"), "--output",
+                                          str(tmp_path / "d"), "--jit-compile", "--quiet"])
+    assert outcome.code == 2
+    assert_one_line_error(outcome, "deconvnet-predict: error:", "cannot XLA-compile")
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())

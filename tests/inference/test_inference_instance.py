@@ -327,3 +327,46 @@ def test_predict_instances_passes_the_aggregation_on():
         np.testing.assert_allclose(results[aggregate][covered], softmax(scores)[covered],
                                    atol=1e-6)
     assert not np.allclose(results["max"][10:30, 10:30], results["mean"][10:30, 10:30])
+
+
+# ------------------------------------------------------------- XLA-compiled crops (issue 21)
+
+
+def test_instance_crops_run_xla_compiled_by_default_with_the_same_labels():
+    """predict_instances compiles a switch-pooled network's forward with XLA (Keras' "auto"
+    never does on a CPU-only machine); scores match the uncompiled forward to float rounding
+    and the label map is the same; False and an argmax-pooled network stay uncompiled."""
+    from deconvnet_tf.inference import predict as predict_module
+    from deconvnet_tf.inference.predict import as_predictor
+
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5, unpooling="switch")
+    image, _, _ = make_scene(5, 48, 64)
+    boxes = np.array([[0, 0, 30, 30], [20, 10, 64, 48], [-8, -8, 24, 24], [5, 5, 60, 40]],
+                     np.float32)
+    assert as_predictor(model).jit_compile is None and as_predictor(model).supports_jit
+    plain = predict_instances(model, image, boxes, input_size=32, batch_size=3,
+                              jit_compile=False)
+    assert model not in predict_module._COMPILED
+    compiled = predict_instances(model, image, boxes, input_size=32, batch_size=3)
+    assert model in predict_module._COMPILED  # the default compiled it
+    np.testing.assert_allclose(compiled, plain, atol=1e-4)
+    np.testing.assert_array_equal(compiled.argmax(-1), plain.argmax(-1))
+    # an explicit choice on the predictor is kept
+    chosen = as_predictor(model).with_jit_compile(False)
+    assert chosen.jit_compile is False and chosen.with_jit_compile(True).jit_compile is True
+    argmax = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5, unpooling="argmax")
+    assert not as_predictor(argmax).supports_jit
+    predict_instances(argmax, image, boxes, input_size=32, batch_size=3)  # no compile tried
+    assert argmax not in predict_module._COMPILED
+    with pytest.raises(ValueError, match="cannot XLA-compile.*argmax pooling"):
+        predict_instances(argmax, image, boxes, input_size=32, jit_compile=True)
+    # other predictors have nothing to compile: returned unchanged
+    fake = Predictor(constant_logits(1.0, 0), outputs="logits")
+    assert fake.with_jit_compile(True) is fake and fake.jit_compile is None
+
+
+def test_argmax_pooling_tells_keras_it_cannot_be_xla_compiled():
+    from deconvnet_tf.layers import MaxPoolingWithArgmax2D, SwitchMaxPooling2D
+
+    assert MaxPoolingWithArgmax2D().supports_jit is False
+    assert SwitchMaxPooling2D().supports_jit is True

@@ -34,8 +34,11 @@ def test_stages_floor_and_table(tmp_path, capsys):
         median_crops * rate["flops_per_crop"] / (rate["gflops"] * 1e9))
     assert result["ratio"] == pytest.approx(result["median_total_s"] / result["floor_s"])
     assert result["goal_met"] == (result["ratio"] <= bench_instance.GOAL_RATIO)
+    assert result["cold_s"] > 0 and result["settings"]["jit_compile"] is None
     table = capsys.readouterr().out
     assert "| crf |" in table and "| **total** |" in table and "FLOP floor:" in table
+    assert "First image of the process (compiles, HED loading):" in table
+    assert "crops XLA-compiled: default (yes when the network can be compiled)" in table
     before = out.read_bytes()
     with pytest.raises(SystemExit) as exc:  # never replaces a file, checked before the run
         bench_instance.main(["--preset", "deconvnet_tiny", "--json", str(out)])
@@ -54,3 +57,12 @@ def test_bad_arguments_name_the_flag(capsys):
     with pytest.raises(SystemExit) as exc:
         bench_instance.main(["--model", "/nonexistent/model.keras", "--images", "1"])
     assert str(exc.value).startswith("bench_instance: ") and "model.keras" in str(exc.value)
+
+
+def test_jit_flag_reaches_the_predictor(tmp_path, capsys):
+    out = tmp_path / "off.json"
+    assert bench_instance.main(["--preset", "deconvnet_tiny", "--size", "32", "--top-k", "3",
+                                "--images", "1", "--edge", "gradient", "--repeats", "1",
+                                "--no-jit-compile", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["jit_compile"] is False
+    assert "crops XLA-compiled: no (--no-jit-compile)" in capsys.readouterr().out
