@@ -268,8 +268,9 @@ class KerasForward:
         if fn is None:
             import tensorflow as tf
 
-            network = self.network
-            fn = tf.function(lambda x: network(x, training=False), jit_compile=True)
+            # A weak reference: the cache entry must not keep its own key (the network) alive.
+            network = weakref.ref(self.network)
+            fn = tf.function(lambda x: network()(x, training=False), jit_compile=True)
             _COMPILED[self.network] = fn
         return keras.ops.convert_to_numpy(fn(batch))
 

@@ -370,3 +370,19 @@ def test_argmax_pooling_tells_keras_it_cannot_be_xla_compiled():
 
     assert MaxPoolingWithArgmax2D().supports_jit is False
     assert SwitchMaxPooling2D().supports_jit is True
+
+
+def test_compiled_forward_cache_does_not_keep_the_network_alive():
+    import gc
+    import weakref
+
+    from deconvnet_tf.inference.predict import KerasForward
+
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3, unpooling="switch")
+    batch = np.zeros((1, 32, 32, 3), np.float32)
+    compiled = KerasForward(model, jit_compile=True)(batch)
+    np.testing.assert_allclose(compiled, model.predict_on_batch(batch), atol=1e-5)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
