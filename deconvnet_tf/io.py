@@ -507,11 +507,12 @@ def upscale_labels(probabilities: np.ndarray, height: int, width: int) -> np.nda
     """
     probabilities = np.asarray(probabilities, np.float32)
     classes = probabilities.shape[-1]
+    dtype = np.uint8 if classes <= 256 else np.int32
     if probabilities.shape[:2] == (height, width):
-        return probabilities.argmax(-1)
+        return probabilities.argmax(-1).astype(dtype)
     group = max(1, min(classes, (64 << 20) // max(1, height * width * 4)))
     best = np.full((height, width), -np.inf, np.float32)
-    labels = np.zeros((height, width), np.uint8 if classes <= 256 else np.int32)
+    labels = np.zeros((height, width), dtype)
     better = np.empty((height, width), bool)
     for start in range(0, classes, group):
         part = resize_channels(probabilities[..., start:start + group], height, width)

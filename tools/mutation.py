@@ -36,11 +36,13 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("deconvnet_tf/data/augment.py", "deconvnet_tf/data/augment_np.py",
          "deconvnet_tf/data/augment_spec.py"),
         ("tests/data/test_augment.py", "tests/data/test_augment_parity.py",
-         "tests/data/test_folder_pipeline.py", "tests/data/test_pydataset.py"),
+         "tests/data/test_folder_pipeline.py", "tests/data/test_pydataset.py",
+         "tests/data/test_augment_survivors.py"),
     ),
     "ensemble": (
         ("deconvnet_tf/inference/ensemble.py",),
-        ("tests/inference/test_inference_crf_ensemble.py", "tests/inference/test_edeconvnet.py"),
+        ("tests/inference/test_inference_crf_ensemble.py", "tests/inference/test_edeconvnet.py",
+         "tests/inference/test_ensemble_survivors.py"),
     ),
     "instance": (
         ("deconvnet_tf/inference/instance.py",),
@@ -48,7 +50,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "losses": (
         ("deconvnet_tf/training/losses.py",),
-        ("tests/training/test_losses.py",),
+        ("tests/training/test_losses.py", "tests/training/test_losses_survivors.py"),
     ),
     "metrics": (
         ("deconvnet_tf/evaluation/metrics.py",),
@@ -68,7 +70,8 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "size_rule": (
         ("deconvnet_tf/io.py",),
         ("tests/test_io.py", "tests/test_io_formats.py", "tests/test_size_rule.py",
-         "tests/test_io_class_names.py", "tests/test_io_atomic.py"),
+         "tests/test_io_class_names.py", "tests/test_io_atomic.py",
+         "tests/test_io_survivors.py"),
     ),
 }
 
