@@ -153,6 +153,24 @@ def _crop_scores(predictor, image, boxes, size, batch_size, timings) -> list[np.
     return score_maps
 
 
+def _crop_predictor(model, input_size, jit_compile):
+    """The predictor of ``predict_instances`` (XLA chosen as documented there) and the crop
+    size ``(height, width)`` it takes."""
+    predictor = as_predictor(model)
+    if jit_compile is not None:
+        predictor = predictor.with_jit_compile(jit_compile)
+    elif predictor.jit_compile is None and predictor.supports_jit:
+        predictor = predictor.with_jit_compile(True)
+    size = (int(input_size), int(input_size)) if np.isscalar(input_size) else tuple(
+        int(v) for v in input_size)
+    if predictor.input_size is not None:
+        size = tuple(predictor.input_size)
+    if min(size) < predictor.min_input_size:
+        raise ValueError(f"input_size {size} is below the model's minimum input size "
+                         f"{predictor.min_input_size}")
+    return predictor, size
+
+
 def predict_instances(
     model: Any,
     image: np.ndarray,
@@ -202,21 +220,10 @@ def predict_instances(
         >>> probs = predict_instances(model, image,                     # doctest: +SKIP
         ...                           proposals={"edge": "gradient"})
     """
-    predictor = as_predictor(model)
-    if jit_compile is not None:
-        predictor = predictor.with_jit_compile(jit_compile)
-    elif predictor.jit_compile is None and predictor.supports_jit:
-        predictor = predictor.with_jit_compile(True)
+    predictor, size = _crop_predictor(model, input_size, jit_compile)
     image = check_image(image)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    size = (int(input_size), int(input_size)) if np.isscalar(input_size) else tuple(
-        int(v) for v in input_size)
-    if predictor.input_size is not None:
-        size = tuple(predictor.input_size)
-    if min(size) < predictor.min_input_size:
-        raise ValueError(f"input_size {size} is below the model's minimum input size "
-                         f"{predictor.min_input_size}")
     if boxes is None:
         boxes = propose_boxes(np.clip(image, 0, 255).astype(np.uint8),
                               **dict(proposals or {}, timings=timings))
