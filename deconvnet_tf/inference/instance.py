@@ -207,7 +207,8 @@ def predict_instances(
         jit_compile: Run a Keras network's crops XLA-compiled (TensorFlow; one compile per
             crop batch shape and process, shared by later calls). ``None`` (default): the
             predictor's own choice if it made one, else on when the network can be compiled
-            (every crop has one size, so the compile pays for itself from the second image on;
+            (every crop has one size: one compile serves all of them; measured, the first image
+            takes as long as uncompiled and later ones ~20% less in the network stage;
             :class:`~deconvnet_tf.inference.predict.KerasForward`).
 
     Returns:
