@@ -18,7 +18,7 @@ __all__ = ["TrainConfig", "ConfigError"]
 STAGES = ("whole", "crop", "stage1", "stage2", "two_stage")
 STAGE2_PROPOSALS = ("jitter", "edgeboxes", "edgeboxes_gradient", "selective_search")
 OPTIMIZERS = ("sgd", "adam")
-CLASS_WEIGHTING = ("none", "median_frequency")
+CLASS_WEIGHTING = ("none", "median_frequency", "sqrt_median_frequency")
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
@@ -84,7 +84,8 @@ class TrainConfig:
             ``"poly"`` (power 0.9 to zero at the last epoch) or ``"cosine"``; set per epoch.
         validation_freq: Validate every this many epochs (and after the last); ``best.keras``
             is chosen among validated epochs.
-        class_weighting: ``"none"`` or ``"median_frequency"`` (computed from the train split).
+        class_weighting: ``"none"``, ``"median_frequency"`` (SegNet's) or
+            ``"sqrt_median_frequency"`` (its square root: milder), computed from the train split.
         num_classes: Override the dataset's class count (``None``: from the dataset).
         encoder_weights: ``None``, ``"imagenet"``, ``"hed"`` or a path.
         frozen_blocks: Freeze this many leading encoder blocks.

@@ -91,17 +91,21 @@ class SegmentationCrossEntropy(keras.losses.Loss):
 
 
 def median_frequency_weights(
-    pixel_counts: Sequence[int] | np.ndarray, image_counts: Sequence[int] | np.ndarray | None = None
+    pixel_counts: Sequence[int] | np.ndarray, image_counts: Sequence[int] | np.ndarray | None = None,
+    power: float = 1.0,
 ) -> np.ndarray:
     """Median-frequency class balancing (Eigen & Fergus 2015, as used by SegNet).
 
     ``freq(c) = pixels of c / total pixels of the images where c is present`` and
-    ``weight(c) = median(freq) / freq(c)``. Classes never seen get weight 0.
+    ``weight(c) = (median(freq) / freq(c)) ** power``. Classes never seen get weight 0.
+    ``power=0.5`` (``class_weighting="sqrt_median_frequency"``) is the milder balancing between
+    none (``power=0``: every seen class 1) and SegNet's (``power=1``).
 
     Args:
         pixel_counts: Pixels per class over the training set.
         image_counts: Per class, the total pixels of the images that contain it. ``None``
             uses the total pixel count for every class (plain frequency).
+        power: Exponent applied to the ratio (``>= 0``).
 
     Returns:
         float32 weights, one per class.
@@ -109,6 +113,8 @@ def median_frequency_weights(
     pixels = np.asarray(pixel_counts, np.float64)
     if pixels.ndim != 1 or pixels.size == 0 or np.any(pixels < 0):
         raise ValueError("pixel_counts must be a non-empty 1-D array of non-negative counts")
+    if not (np.isfinite(power) and power >= 0):
+        raise ValueError(f"power must be a finite number >= 0, got {power!r}")
     totals = (
         np.full_like(pixels, pixels.sum()) if image_counts is None
         else np.asarray(image_counts, np.float64)
@@ -117,5 +123,5 @@ def median_frequency_weights(
     freq = np.zeros_like(pixels)
     freq[seen] = pixels[seen] / totals[seen]
     weights = np.zeros_like(pixels)
-    weights[seen] = np.median(freq[seen]) / freq[seen]
+    weights[seen] = (np.median(freq[seen]) / freq[seen]) ** power
     return weights.astype(np.float32)

@@ -615,8 +615,9 @@ def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
     class_weights = None
     if config.tfds is None or config.class_weighting != "none":
         pixel_counts, image_pixels = source.validate(config.train_split)
-        if config.class_weighting == "median_frequency":
-            class_weights = median_frequency_weights(pixel_counts, image_pixels)
+        if config.class_weighting != "none":
+            power = 0.5 if config.class_weighting == "sqrt_median_frequency" else 1.0
+            class_weights = median_frequency_weights(pixel_counts, image_pixels, power=power)
             class_weights = np.pad(class_weights, (0, num_classes - len(class_weights))).tolist()
     return num_classes, ignore, class_weights
 

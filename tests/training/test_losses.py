@@ -131,3 +131,18 @@ def test_median_frequency_weights_edges():
     with pytest.raises(ValueError) as err:
         median_frequency_weights([])
     assert str(err.value) == "pixel_counts must be a non-empty 1-D array of non-negative counts"
+
+
+@pytest.mark.jax
+def test_median_frequency_weights_power_interpolates_between_none_and_segnet():
+    """``power`` raises SegNet's ratio: 0 gives 1 for every seen class, 0.5 its square root,
+    1 the ratio itself; unseen classes stay 0; a negative or non-finite power is refused."""
+    pixels, totals = [10, 30, 0, 60], [100, 100, 0, 100]
+    full = median_frequency_weights(pixels, totals)
+    np.testing.assert_allclose(median_frequency_weights(pixels, totals, power=1.0), full)
+    np.testing.assert_allclose(median_frequency_weights(pixels, totals, power=0.5),
+                               [np.sqrt(3.0), 1.0, 0.0, np.sqrt(0.5)], rtol=1e-6)
+    np.testing.assert_allclose(median_frequency_weights(pixels, totals, power=0.0), [1, 1, 0, 1])
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="power must be a finite number >= 0"):
+            median_frequency_weights(pixels, totals, power=bad)

@@ -104,6 +104,26 @@ class Inspect(keras.callbacks.Callback):
             optimizer=type(self.model.optimizer).__name__)
 
 
+@pytest.mark.parametrize("weighting,power", [("none", None), ("median_frequency", 1.0),
+                                             ("sqrt_median_frequency", 0.5)])
+def test_class_weighting_choices_reach_the_loss(tmp_path, weighting, power):
+    """Each ``class_weighting`` choice gives the loss the weights of its power (none: no
+    weights), computed from the training split."""
+    from deconvnet_tf.training.losses import median_frequency_weights
+    from deconvnet_tf.training.train import _class_setup, open_data_source
+
+    config = tiny_config(tmp_path, class_weighting=weighting)
+    source = open_data_source(config)
+    num_classes, _, weights = _class_setup(config, source)
+    if power is None:
+        assert weights is None
+        return
+    counts, image_pixels = source.validate("train")
+    expected = median_frequency_weights(counts, image_pixels, power=power)
+    np.testing.assert_allclose(weights[:len(expected)], expected, rtol=1e-6)
+    assert len(weights) == num_classes
+
+
 def test_class_weights_bf16_and_xla_are_applied(tmp_path):
     """The loss of the training step carries the median-frequency weights of the train split,
     and the model computes in bfloat16 (float32 variables and logits), compiled with XLA."""
