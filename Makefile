@@ -23,7 +23,7 @@ presets: $(STAMP)
 	$(VENV)/bin/deconvnet-presets
 
 # The suite runs on the TensorFlow backend on two pytest-xdist workers (one test file per
-# worker at a time, tests/conftest.py) and, at the same time, the backend-portable tests (marker
+# worker at a time: the scheduler of tests/conftest.py) and, at the same time, the backend-portable tests (marker
 # "jax") under KERAS_BACKEND=jax; most tests are single-threaded Python, so three processes keep
 # both cores busy. The JAX run's output is printed after the TensorFlow run's. The long
 # documented commands (tests/test_docs.py cases marked slow: the demo, two-stage training,

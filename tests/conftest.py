@@ -74,9 +74,13 @@ def gradient(fn, x: np.ndarray) -> np.ndarray:
 ROOT = Path(__file__).resolve().parents[1]
 
 # ``make test`` runs the TensorFlow suite on two pytest-xdist workers (``-n 2 --dist
-# loadgroup``). Each test file is one group, so it runs whole on one worker and its module
-# fixtures are built once; files that share a process-level cache form one group, so the cache
-# is built once per session (tests/export/artifacts.py: a trained model and its exports).
+# loadgroup``) with the scheduler below. Each test file is one unit of work, so it runs whole on
+# one worker and its module fixtures are built once; files that share a process-level cache form
+# one unit, so the cache is built once per session (tests/export/artifacts.py: a trained model
+# and its exports); the documented blocks of tests/test_docs.py are independent subprocesses and
+# spread over both workers (SPREAD_FILES). The grouping is done here, not with xdist_group marks:
+# xdist 3.8 passes the marks to the scheduler by rewriting node ids, which pytest >= 9.2 no
+# longer lets it do (pytest-dev/pytest-xdist#1386), and the groups were then silently ignored.
 SHARED_CACHE_GROUPS = {
     "export_artifacts": (
         "tests/export/test_export_cli.py",
@@ -86,6 +90,7 @@ SHARED_CACHE_GROUPS = {
         "tests/lite/test_lite_runtime.py",
     ),
 }
+SPREAD_FILES = ("tests/test_docs.py",)
 
 
 def xdist_group_of(relative_path: str) -> str:
@@ -96,11 +101,25 @@ def xdist_group_of(relative_path: str) -> str:
     return relative_path
 
 
-def pytest_collection_modifyitems(config, items):
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path.relative_to(ROOT).as_posix())))
+def unit_of_work(nodeid: str) -> str:
+    """The scheduling unit of a test: its file's group, or the test itself in SPREAD_FILES."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if path in SPREAD_FILES else xdist_group_of(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup``: xdist's scope scheduler over :func:`unit_of_work` (largest units
+    first)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of_work(nodeid)
+
+    return FileGroupScheduling(config, log)
 
 
 @pytest.fixture
