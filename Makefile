@@ -23,11 +23,12 @@ presets: $(STAMP)
 	$(VENV)/bin/deconvnet-presets
 
 # The suite runs on the TensorFlow backend on two pytest-xdist workers (one test file per
-# worker at a time: the scheduler of tests/conftest.py) and, at the same time, the backend-portable tests (marker
-# "jax") under KERAS_BACKEND=jax; most tests are single-threaded Python, so three processes keep
-# both cores busy. The JAX run's output is printed after the TensorFlow run's. The long
-# documented commands (tests/test_docs.py cases marked slow: the demo, two-stage training,
-# exports, hed-initialised trainings, ~15 min) run in `make test-docs-slow` (before a release).
+# worker at a time: the scheduler in tests/conftest.py) and, at the same time, the
+# backend-portable tests (marker "jax") under KERAS_BACKEND=jax; most tests are
+# single-threaded Python, so three processes keep both cores busy. The JAX run's output is
+# printed after the TensorFlow run's. The long documented commands (tests/test_docs.py cases
+# marked slow: the demo, two-stage training, exports, hed-initialised trainings, ~15 min) run
+# in `make test-docs-slow` (before a release).
 test: $(STAMP)
 	@KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -q -m jax -p no:cacheprovider \
 		> .pytest-jax.log 2>&1 & jax=$$!; \
