@@ -91,6 +91,24 @@ SHARED_CACHE_GROUPS = {
     ),
 }
 SPREAD_FILES = ("tests/test_docs.py",)
+# The longest units (``--durations``, 2026-12-02), scheduled first and in this order so that the
+# two workers finish together; then the other files in collection order; the short documented
+# blocks of SPREAD_FILES last, to fill the gaps.
+LONGEST_FIRST = (
+    "tests/tools/test_benchmark.py",
+    "tests/training/test_train.py",
+    "tests/models/test_presets.py",
+    "export_artifacts",
+    "tests/training/test_resume.py",
+    "tests/training/test_distributed.py",
+    "tests/test_backends.py",
+    "tests/gpu/test_jax_without_tensorflow.py",
+    "tests/cli/test_train_cli.py",
+    "tests/gpu/test_bench_gpu.py",
+    "tests/cli/test_demo.py",
+    "tests/cli/test_bad_inputs_export.py",
+    "tests/tools/test_ship_model.py",
+)
 
 
 def xdist_group_of(relative_path: str) -> str:
@@ -107,17 +125,39 @@ def unit_of_work(nodeid: str) -> str:
     return nodeid if path in SPREAD_FILES else xdist_group_of(path)
 
 
+def schedule_rank(unit: str) -> int:
+    """Where a unit of work goes in the queue (see LONGEST_FIRST)."""
+    if unit in LONGEST_FIRST:
+        return LONGEST_FIRST.index(unit)
+    return len(LONGEST_FIRST) + (unit.split("::", 1)[0] in SPREAD_FILES)
+
+
+def _loadgroup(config) -> bool:
+    return getattr(config.option, "dist", None) == "loadgroup"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup`` the collection order is the queue order (stable: each file's
+    tests stay together and in order)."""
+    if _loadgroup(config):
+        items.sort(key=lambda item: schedule_rank(unit_of_work(item.nodeid)))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadgroup``: xdist's scope scheduler over :func:`unit_of_work` (largest units
-    first)."""
-    if config.getvalue("dist") != "loadgroup":
+    """``--dist loadgroup``: xdist's scope scheduler over :func:`unit_of_work`, in the order of
+    the collection (:func:`schedule_rank`)."""
+    if not _loadgroup(config):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class FileGroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return unit_of_work(nodeid)
+
+        def schedule(self) -> None:
+            self.config.option.loadscopereorder = False  # keep the collection's order
+            super().schedule()
 
     return FileGroupScheduling(config, log)
 

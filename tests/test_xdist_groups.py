@@ -45,3 +45,15 @@ def test_two_workers_run_each_file_whole():
         workers.setdefault(nodeid.split("::")[0], set()).add(worker)
     assert set(workers) == set(files)
     assert all(len(w) == 1 for w in workers.values()), workers
+
+
+def test_longest_units_first_and_documented_blocks_last():
+    from tests.conftest import LONGEST_FIRST, schedule_rank, unit_of_work
+
+    for unit in LONGEST_FIRST:
+        group_files = SHARED_CACHE_GROUPS.get(unit, (unit,))
+        assert all((ROOT / f).is_file() for f in group_files), unit
+    ranks = [schedule_rank(unit_of_work(n)) for n in (
+        "tests/tools/test_benchmark.py::test_a", "tests/lite/test_lite_runtime.py::test_b",
+        "tests/test_io.py::test_c", "tests/test_docs.py::test_block[README.md:64-tensorflow]")]
+    assert ranks == sorted(ranks) and len(set(ranks)) == 4
