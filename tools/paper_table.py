@@ -22,8 +22,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deconvnet", required=True, help="DeconvNet .keras file / SavedModel")
     parser.add_argument("--fcn", help="FCN-8s .keras file / SavedModel (for FCN and EDeconvNet)")
-    parser.add_argument("--data", required=True, help="dataset root in the folder layout")
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--data", required=True, help="dataset root (folder layout or PASCAL VOC)")
+    parser.add_argument("--split", default="val",
+                        help="split, with an optional selector: train[0001TP] (one CamVid "
+                             "sequence), train[-0001TP], train[2/5] (a fold)")
     parser.add_argument("--methods", nargs="+", help="subset of: fcn8s deconvnet_whole "
                         "deconvnet_whole_crf deconvnet "
                         "deconvnet_crf edeconvnet edeconvnet_crf (default: all the models allow)")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+from deconvnet_tf.data.sources import open_source
 from deconvnet_tf.inference import crf, instance
 from deconvnet_tf.inference.ensemble import combine_probabilities
 from deconvnet_tf.inference.pipeline import InferenceOptions
@@ -92,8 +92,10 @@ def compare_methods(
 
     Args:
         deconvnet: DeconvNet (predictor, Keras model, ``.keras`` path or SavedModel folder).
-        data: Dataset root in the folder layout.
-        split: Split name.
+        data: Dataset root: the folder layout or PASCAL VOC (:func:`~deconvnet_tf.data.sources.
+            open_source`).
+        split: Split name, with an optional selector (``train[0001TP]``: the frames of one
+            CamVid sequence, ``train[2/5]``: a fold; the dev-split protocol of docs/training.md).
         fcn: FCN-8s for ``fcn8s``/``edeconvnet``/``edeconvnet_crf`` (optional).
         methods: Keys of :data:`METHODS` (default: all that the given models allow).
         limit: Only the first ``limit`` images.
@@ -120,29 +122,30 @@ def compare_methods(
     options = (options or InferenceOptions()).validate()
     deconvnet = as_predictor(deconvnet)
     fcn = as_predictor(fcn) if fcn is not None else None
-    info = read_meta(data)
-    examples = list_examples(data, split)[:limit]
+    source = open_source(data)
+    info = source.info
+    total = source.num_examples(split)
+    total = total if limit is None else min(limit, total)
 
     metrics: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    bar = keras.utils.Progbar(len(examples), unit_name="image") if progress else None
+    bar = keras.utils.Progbar(total, unit_name="image") if progress else None
     crf_kwargs = dict(preset=options.crf_preset, **options.crf_overrides)
-    for index, (image_path, label_path) in enumerate(examples, 1):
-        image, label = load_example(image_path, label_path)
+    for index, (image, label) in enumerate(source.numpy_examples(split, limit), 1):
         probs = _method_probabilities(image, methods, deconvnet, fcn, options, crf_kwargs,
                                       seconds)
         _update_metrics(metrics, methods, probs, label, info, data)
         if bar is not None:
             bar.update(index)
 
-    count = max(len(examples), 1)
+    count = max(total, 1)
     return MethodComparison(
         class_names=info.class_names,
         reports={key: report_from_confusion(
             np.asarray(metrics[key].total_cm)[: info.num_classes, : info.num_classes],
             info.class_names) for key in methods},
         seconds={k: v / count for k, v in seconds.items()},
-        num_images=len(examples),
+        num_images=total,
         settings=_settings(split, options),
     )
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import deconvnet_tf
+from deconvnet_tf.data.base import DatasetError
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
 from deconvnet_tf.inference import crf as crf_module
 from deconvnet_tf.inference import instance as instance_module
@@ -171,6 +172,25 @@ def test_compare_methods_exact_scores_of_known_predictions(known, monkeypatch, e
         rows[key] = result.reports[key].mean_iou
     # The rows differ, so a row scored on another method's predictions would fail above.
     assert len(set(rows.values())) == len(rows), rows
+
+
+def test_compare_methods_reads_split_selectors_and_limits(known):
+    """The dev-split protocol's selectors (file-name prefix: one CamVid sequence) and ``limit``
+    choose the images scored; an unknown split is a clear error."""
+    root, labels, maps = known
+    deconvnet, _ = _fake_models(maps)
+    only_b = compare_methods(deconvnet, root, "val[b]", methods=["deconvnet_whole"],
+                             progress=False)
+    assert only_b.num_images == 1
+    assert_report(only_b.reports["deconvnet_whole"], labels[1:], maps["whole"][1:], 3, VOID,
+                  "val[b]")
+    first = compare_methods(deconvnet, root, "val", methods=["deconvnet_whole"], limit=1,
+                            progress=False)
+    assert first.num_images == 1
+    assert_report(first.reports["deconvnet_whole"], labels[:1], maps["whole"][:1], 3, VOID,
+                  "limit=1")
+    with pytest.raises(DatasetError, match=r"Split file .*test\.txt' not found \(splits: \['val'\]\)"):
+        compare_methods(deconvnet, root, "test", methods=["deconvnet_whole"], progress=False)
 
 
 def test_numpy_reference_by_hand():
