@@ -18,7 +18,9 @@ __all__ = ["TrainConfig", "ConfigError"]
 STAGES = ("whole", "crop", "stage1", "stage2", "two_stage")
 STAGE2_PROPOSALS = ("jitter", "edgeboxes", "edgeboxes_gradient", "selective_search")
 OPTIMIZERS = ("sgd", "adam")
-CLASS_WEIGHTING = ("none", "median_frequency", "sqrt_median_frequency")
+# class_weighting -> the power of the median-frequency ratio (losses.median_frequency_weights)
+CLASS_WEIGHT_POWER = {"median_frequency": 1.0, "sqrt_median_frequency": 0.5}
+CLASS_WEIGHTING = ("none", *CLASS_WEIGHT_POWER)
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 

@@ -35,7 +35,7 @@ from deconvnet_tf.training.checkpointing import (
     save_model_atomic,
     set_batchnorm_sync,
 )
-from deconvnet_tf.training.config import ConfigError, TrainConfig
+from deconvnet_tf.training.config import CLASS_WEIGHT_POWER, ConfigError, TrainConfig
 from deconvnet_tf.training.distribution import check_global_batch, data_parallel
 from deconvnet_tf.training.losses import SegmentationCrossEntropy, median_frequency_weights
 from deconvnet_tf.training.runfolder import (
@@ -616,8 +616,8 @@ def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
     if config.tfds is None or config.class_weighting != "none":
         pixel_counts, image_pixels = source.validate(config.train_split)
         if config.class_weighting != "none":
-            power = 0.5 if config.class_weighting == "sqrt_median_frequency" else 1.0
-            class_weights = median_frequency_weights(pixel_counts, image_pixels, power=power)
+            class_weights = median_frequency_weights(
+                pixel_counts, image_pixels, power=CLASS_WEIGHT_POWER[config.class_weighting])
             class_weights = np.pad(class_weights, (0, num_classes - len(class_weights))).tolist()
     return num_classes, ignore, class_weights
 
