@@ -129,9 +129,11 @@ def test_paper_network_size_and_forward(rng, paper_network):
 @pytest.mark.jax
 @pytest.mark.slow
 def test_paper_network_trains_and_round_trips(tmp_path, rng, paper_network):
-    """The full network: forward, one SGD step at 224x224 and (on TensorFlow: the .keras
-    format is backend-independent, tests/test_backends.py loads across backends) a round trip
-    through its 1 GB file."""
+    """The full network: forward at 224x224, then on TensorFlow one SGD step and a round trip
+    through its 1 GB file. Under JAX the forward pass only: the JAX train step is the same
+    keras.ops graph the narrower presets train above (compiling it for 252M parameters costs
+    ~25 s), and the .keras format is backend-independent (tests/test_backends.py loads across
+    backends)."""
     model = paper_network
     # Batch 2: at 224x224 fc6's output is 1x1, and BatchNorm over a batch of one value per
     # channel outputs zeros, so fc6 would get no gradient at batch 1 (the paper uses 64).
@@ -139,13 +141,13 @@ def test_paper_network_trains_and_round_trips(tmp_path, rng, paper_network):
     y = rng.integers(0, 21, size=(2, 224, 224)).astype("int32")
     out = np.asarray(model(x))
     assert out.shape == (2, 224, 224, 21) and np.all(np.isfinite(out))
+    if BACKEND != "tensorflow":
+        return
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     fc6_before = np.array(model.get_layer("fc6").kernel)
     assert np.isfinite(float(model.train_on_batch(x, y)))
     assert not np.array_equal(fc6_before, np.array(model.get_layer("fc6").kernel))
     del fc6_before
-    if BACKEND != "tensorflow":
-        return
     path = tmp_path / "paper.keras"
     model.save(path)
     loaded = deconvnet_tf.load_model(path)

@@ -34,7 +34,9 @@ def tiny_config(tmp_path, **changes) -> TrainConfig:
 
 def test_train_writes_everything(tmp_path):
     config = tiny_config(tmp_path)
-    result = train(config, verbose=0)
+    plain = Inspect()  # defined below; the control of test_class_weights_bf16_and_xla_are_applied
+    result = train(config, verbose=0, callbacks=[plain])
+    assert plain.seen["class_weights"] is None and plain.seen["activation_dtype"] == "float32"
     out = Path(config.output)
     assert TrainConfig.load(out / "config.json") == config
     for name in ("model.keras", "checkpoints/last.keras", "checkpoints/best.keras", "log.csv"):
@@ -147,10 +149,7 @@ def test_class_weights_bf16_and_xla_are_applied(tmp_path):
     model = deconvnet_tf.load_model(result.model_path)
     assert model.unpooling == "switch"  # jit_compile picked the XLA-friendly pair
     assert keras.config.dtype_policy().name == "float32"  # restored after the run
-    plain = Inspect()
-    train(tiny_config(tmp_path / "plain", epochs=1, steps_per_epoch=1, val_split=""), verbose=0,
-          callbacks=[plain])
-    assert plain.seen["class_weights"] is None and plain.seen["activation_dtype"] == "float32"
+    # The defaults (no weights, float32) are checked by test_train_writes_everything.
 
 
 def test_two_stage_runs_stage1_then_stage2_from_it(tmp_path):
