@@ -742,8 +742,11 @@ def _start_point(model, output: Path, strategy, continue_from: int | None,
     last backup, or ``(0, 0)``; the weights and optimizer state are restored into ``model``."""
     start_epoch, start_step = 0, 0
     with _scope(strategy):
-        if continue_from is not None:
+        # Built here, not by Keras inside the first trace of the train step: variables made
+        # during a tf.function's first trace make TensorFlow trace it a second time.
+        if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
+        if continue_from is not None:
             model.load_weights(str(output / "model.keras"))  # weights and optimizer state
             start_epoch = continue_from
         else:

@@ -37,6 +37,7 @@ def test_train_writes_everything(tmp_path):
     plain = Inspect()  # defined below; the control of test_class_weights_bf16_and_xla_are_applied
     result = train(config, verbose=0, callbacks=[plain])
     assert plain.seen["class_weights"] is None and plain.seen["activation_dtype"] == "float32"
+    assert plain.optimizer_built_at_start is True
     out = Path(config.output)
     assert TrainConfig.load(out / "config.json") == config
     for name in ("model.keras", "checkpoints/last.keras", "checkpoints/best.keras", "log.csv"):
@@ -91,6 +92,11 @@ class Inspect(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.seen = {}
+        self.optimizer_built_at_start = None
+
+    def on_train_begin(self, logs=None):
+        # Built before the first trace of the train step (else TensorFlow traces it twice)
+        self.optimizer_built_at_start = self.model.optimizer.built
 
     def on_train_batch_end(self, batch, logs=None):
         if self.seen:
