@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """The paper's Table 1 on any dataset split: FCN-8s, DeconvNet (whole image), DeconvNet
-(instance-wise), DeconvNet + CRF, EDeconvNet, EDeconvNet + CRF, per-class IoU and mean IoU.
+(instance-wise), EDeconvNet (the paper's ensemble, and one with the whole-image DeconvNet),
+each with and without the dense CRF; per-class IoU and mean IoU.
 
     python tools/paper_table.py --deconvnet runs/dn/model.keras --fcn runs/fcn/model.keras \
         --data /path/to/camvid_360x480 --split test --output table.json
@@ -18,6 +19,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from deconvnet_tf.evaluation.compare import METHODS  # framework-free on import
+
     parser = argparse.ArgumentParser(prog="paper_table", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deconvnet", required=True, help="DeconvNet .keras file / SavedModel")
@@ -26,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="val",
                         help="split, with an optional selector: train[0001TP] (one CamVid "
                              "sequence), train[-0001TP], train[2/5] (a fold)")
-    parser.add_argument("--methods", nargs="+", help="subset of: fcn8s deconvnet_whole "
-                        "deconvnet_whole_crf deconvnet "
-                        "deconvnet_crf edeconvnet edeconvnet_crf (default: all the models allow)")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), metavar="METHOD",
+                        help="subset of: " + " ".join(METHODS) + " (default: all the models "
+                        "allow)")
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--edge", choices=["hed", "gradient"], default="hed")

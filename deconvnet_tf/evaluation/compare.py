@@ -22,14 +22,23 @@ __all__ = ["METHODS", "MethodComparison", "compare_methods"]
 
 METHODS: dict[str, str] = {
     "fcn8s": "FCN-8s",
+    "fcn8s_crf": "FCN-8s + CRF",
     "deconvnet_whole": "DeconvNet (whole image)",
     "deconvnet_whole_crf": "DeconvNet (whole image) + CRF",
     "deconvnet": "DeconvNet (instance-wise)",
     "deconvnet_crf": "DeconvNet + CRF",
     "edeconvnet": "EDeconvNet",
     "edeconvnet_crf": "EDeconvNet + CRF",
+    "edeconvnet_whole": "EDeconvNet (whole-image DeconvNet)",
+    "edeconvnet_whole_crf": "EDeconvNet (whole-image DeconvNet) + CRF",
 }
-_NEEDS_FCN = ("fcn8s", "edeconvnet", "edeconvnet_crf")
+"""Method key -> row name. ``edeconvnet`` is the paper's ensemble (instance-wise DeconvNet and
+FCN-8s); ``edeconvnet_whole`` combines the whole-image DeconvNet with FCN-8s instead (no
+proposals); ``*_crf`` is the dense CRF on that method's probabilities."""
+_NEEDS_FCN = ("fcn8s", "fcn8s_crf", "edeconvnet", "edeconvnet_crf", "edeconvnet_whole",
+              "edeconvnet_whole_crf")
+_CRF_OF = {f"{key}_crf": key for key in ("fcn8s", "deconvnet_whole", "deconvnet", "edeconvnet",
+                                         "edeconvnet_whole")}
 
 
 @dataclass
@@ -40,8 +49,7 @@ class MethodComparison:
         class_names: Dataset classes.
         reports: Method key -> :class:`~deconvnet_tf.evaluation.metrics.SegmentationReport`.
         seconds: Stage -> mean seconds per image: ``deconvnet_whole``, ``deconvnet_instance``
-            (proposals + crops), ``fcn8s``, and the CRFs (``deconvnet_whole_crf``,
-            ``deconvnet_crf``, ``edeconvnet_crf``).
+            (proposals + crops), ``fcn8s``, and the CRFs (``<method>_crf``).
         num_images: Images scored.
         settings: What was run (for the record).
     """
@@ -85,7 +93,7 @@ def compare_methods(
     options: Any = None,
     progress: bool = True,
 ) -> MethodComparison:
-    """Scores DeconvNet (whole, instance-wise, + CRF), EDeconvNet (+ CRF) and FCN-8s on a split.
+    """Scores DeconvNet (whole, instance-wise), FCN-8s and their ensembles, each +- CRF, on a split.
 
     Every image is predicted once per stage (whole-image DeconvNet, proposals + instance-wise
     DeconvNet, whole-image FCN); the ensembles and CRFs reuse those probabilities.
@@ -96,7 +104,7 @@ def compare_methods(
             open_source`).
         split: Split name, with an optional selector (``train[0001TP]``: the frames of one
             CamVid sequence, ``train[2/5]``: a fold; the dev-split protocol of docs/training.md).
-        fcn: FCN-8s for ``fcn8s``/``edeconvnet``/``edeconvnet_crf`` (optional).
+        fcn: FCN-8s for ``fcn8s``, the ``edeconvnet*`` ensembles and their CRFs (optional).
         methods: Keys of :data:`METHODS` (default: all that the given models allow).
         limit: Only the first ``limit`` images.
         options: :class:`~deconvnet_tf.inference.pipeline.InferenceOptions` for the proposals,
@@ -195,8 +203,8 @@ def _method_probabilities(image: np.ndarray, methods: list[str], deconvnet, fcn,
         return out
 
     probs: dict[str, np.ndarray] = {}
-    need = set(methods)
-    if need - {"fcn8s"}:
+    need = set(methods) | {_CRF_OF[m] for m in methods if m in _CRF_OF}
+    if need - {"fcn8s", "fcn8s_crf"}:
         probs["deconvnet_whole"] = timed("deconvnet_whole", predict_image, deconvnet, image)
     if need & {"deconvnet", "deconvnet_crf", "edeconvnet", "edeconvnet_crf"}:
         probs["deconvnet"] = timed(
@@ -206,13 +214,13 @@ def _method_probabilities(image: np.ndarray, methods: list[str], deconvnet, fcn,
             proposals=options.proposals)
     if fcn is not None and need & set(_NEEDS_FCN):
         probs["fcn8s"] = timed("fcn8s", predict_image, fcn, image)
-    if need & {"edeconvnet", "edeconvnet_crf"}:
-        probs["edeconvnet"] = combine_probabilities([probs["deconvnet"], probs["fcn8s"]],
-                                                    options.ensemble_method)
-    for key in ("deconvnet_whole_crf", "deconvnet_crf", "edeconvnet_crf"):
+    for key, base in (("edeconvnet", "deconvnet"), ("edeconvnet_whole", "deconvnet_whole")):
         if key in need:
-            probs[key] = timed(key, crf.dense_crf, image, probs[key[: -len("_crf")]],
-                               **crf_kwargs)
+            probs[key] = combine_probabilities([probs[base], probs["fcn8s"]],
+                                               options.ensemble_method)
+    for key, base in _CRF_OF.items():
+        if key in need:
+            probs[key] = timed(key, crf.dense_crf, image, probs[base], **crf_kwargs)
     return probs
 
 

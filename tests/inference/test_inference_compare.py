@@ -155,15 +155,18 @@ def test_compare_methods_exact_scores_of_known_predictions(known, monkeypatch, e
 
     assert list(result.reports) == list(METHODS) and result.num_images == 2
     assert instance_calls == [0, 1]  # once per image, shared by the rows that need it
-    assert crf_calls == [{"preset": "deeplab"}] * 6  # three CRF rows, two images
+    assert crf_calls == [{"preset": "deeplab"}] * 10  # five CRF rows, two images
     expected = {
         "fcn8s": maps["fcn"],
         "deconvnet_whole": maps["whole"],
         "deconvnet": maps["instance"],
         "edeconvnet": [np.where(w, f, i) for w, f, i in
                        zip(maps["fcn_wins"], maps["fcn"], maps["instance"])],
+        # the whole-image map is confident everywhere, like the instance map off fcn_wins
+        "edeconvnet_whole": [np.where(w, f, i) for w, f, i in
+                             zip(maps["fcn_wins"], maps["fcn"], maps["whole"])],
     }
-    for key in ("deconvnet_whole", "deconvnet", "edeconvnet"):
+    for key in ("fcn8s", "deconvnet_whole", "deconvnet", "edeconvnet", "edeconvnet_whole"):
         expected[key + "_crf"] = [(m + 1) % 3 for m in expected[key]]
     assert set(expected) == set(METHODS)
     rows = {}
@@ -242,7 +245,9 @@ def test_compare_methods_scores_every_method_like_evaluate(setup):
             aggregate=FAST.aggregate, whole=probs["deconvnet_whole"], proposals=FAST.proposals)
         probs["edeconvnet"] = combine_probabilities([probs["deconvnet"], probs["fcn8s"]],
                                                     FAST.ensemble_method)
-        for key in ("deconvnet_whole", "deconvnet", "edeconvnet"):
+        probs["edeconvnet_whole"] = combine_probabilities(
+            [probs["deconvnet_whole"], probs["fcn8s"]], FAST.ensemble_method)
+        for key in ("fcn8s", "deconvnet_whole", "deconvnet", "edeconvnet", "edeconvnet_whole"):
             probs[key + "_crf"] = dense_crf(image, probs[key], preset=FAST.crf_preset)
         for key in METHODS:
             predictions[key].append(probs[key].argmax(-1))
@@ -253,12 +258,13 @@ def test_compare_methods_scores_every_method_like_evaluate(setup):
     assert len(table.splitlines()) == 2 + len(METHODS)
     assert "| EDeconvNet + CRF |" in table and "**mean IoU**" in table
     assert set(result.seconds) == {"deconvnet_whole", "deconvnet_instance", "fcn8s",
-                                   "deconvnet_whole_crf", "deconvnet_crf", "edeconvnet_crf"}
+                                   "fcn8s_crf", "deconvnet_whole_crf", "deconvnet_crf",
+                                   "edeconvnet_crf", "edeconvnet_whole_crf"}
     assert json.loads(json.dumps(result.to_dict()))["methods"]["edeconvnet"]["name"] == "EDeconvNet"
 
 
 def test_compare_methods_without_fcn_and_bad_methods(setup):
-    _, data, deconvnet, _ = setup
+    _, data, deconvnet, fcn = setup
     result = compare_methods(deconvnet, data, "val", options=FAST, limit=1, progress=False)
     assert list(result.reports) == ["deconvnet_whole", "deconvnet_whole_crf", "deconvnet",
                                     "deconvnet_crf"]
@@ -267,8 +273,14 @@ def test_compare_methods_without_fcn_and_bad_methods(setup):
     np.testing.assert_array_equal(crf_only.reports["deconvnet_whole_crf"].confusion,
                                   result.reports["deconvnet_whole_crf"].confusion)
     assert set(crf_only.seconds) == {"deconvnet_whole", "deconvnet_whole_crf"}
-    with pytest.raises(ValueError, match="need an FCN"):
-        compare_methods(deconvnet, data, methods=["edeconvnet"], progress=False)
+    # FCN-8s + CRF alone runs neither DeconvNet pass; the whole-image ensemble no proposals
+    fcn_crf = compare_methods(deconvnet, data, "val", fcn=fcn, limit=1, progress=False,
+                              methods=["fcn8s_crf", "edeconvnet_whole"], options=FAST)
+    assert list(fcn_crf.reports) == ["fcn8s_crf", "edeconvnet_whole"]
+    assert set(fcn_crf.seconds) == {"deconvnet_whole", "fcn8s", "fcn8s_crf"}
+    for methods in (["edeconvnet"], ["fcn8s_crf"], ["edeconvnet_whole_crf"]):
+        with pytest.raises(ValueError, match="need an FCN"):
+            compare_methods(deconvnet, data, methods=methods, progress=False)
     with pytest.raises(ValueError, match="Unknown method"):
         compare_methods(deconvnet, data, methods=["deeplab"], progress=False)
 
