@@ -309,3 +309,9 @@ def test_paper_table_tool(setup, capsys):
                       "--limit", "1", "--output", str(tmp / "flip.json"), "--quiet"])
     assert code == 0
     assert set(json.loads((tmp / "flip.json").read_text())["methods"]) == {"fcn8s", "deconvnet_whole"}
+    with pytest.raises(SystemExit) as exit_info:  # argparse: choices come from METHODS
+        tool.main(["--deconvnet", str(tmp / "deconvnet.keras"), "--data", str(data),
+                   "--methods", "fcn8s_crf", "deeplab"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --methods: invalid choice: 'deeplab'" in err and "'edeconvnet_whole'" in err
