@@ -235,23 +235,9 @@ def make_pydataset(
     root: str | os.PathLike | None,
     split: str,
     *,
-    source=None,
-    mode: str = "crop",
-    batch_size: int = 8,
-    crop_size: Sequence[int] = (224, 224),
-    training: bool = True,
-    ignore_label: int = 255,
-    seed: int = 0,
-    scale: tuple[float, float] | None = (0.75, 1.25),
-    flip: bool = True,
-    jitter: bool | float = True,
-    cache: bool = True,
-    validate: bool = True,
-    workers: int = 1,
-    use_multiprocessing: bool = False,
-    max_queue_size: int = 10,
     deterministic: bool | None = None,
     shuffle_buffer: int | None = None,
+    **kwargs,
 ) -> FolderPyDataset:
     """A :class:`FolderPyDataset`, with the arguments of ``make_pipeline``.
 
@@ -263,12 +249,13 @@ def make_pydataset(
     Args:
         root: Dataset root in the folder layout (``None`` with ``source``).
         split: Split name.
-        source: Optional file-based data source (see :class:`FolderPyDataset`).
-        mode, batch_size, crop_size, training, ignore_label, seed, scale, flip, jitter, cache,
-            validate, workers, use_multiprocessing, max_queue_size: See
-            :class:`FolderPyDataset`.
         deterministic: Ignored (always deterministic).
         shuffle_buffer: Ignored (full shuffle).
+        **kwargs: The keyword arguments of :class:`FolderPyDataset` (``source``, ``mode``,
+            ``batch_size``, ``crop_size``, ``training``, ``ignore_label``, ``seed``, ``scale``,
+            ``flip``, ``jitter``, ``cache``, ``validate``, ``workers``,
+            ``use_multiprocessing``, ``max_queue_size``); an unknown one is a ``TypeError``
+            naming it.
 
     Returns:
         A ``keras.utils.PyDataset`` of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.
@@ -285,10 +272,4 @@ def make_pydataset(
     ...                         crop_size=(360, 480), ignore_label=11)
     """
     del deterministic, shuffle_buffer
-    return FolderPyDataset(
-        root, split, source=source, mode=mode, batch_size=batch_size, crop_size=crop_size,
-        training=training,
-        ignore_label=ignore_label, seed=seed, scale=scale, flip=flip, jitter=jitter, cache=cache,
-        validate=validate, workers=workers, use_multiprocessing=use_multiprocessing,
-        max_queue_size=max_queue_size,
-    )
+    return FolderPyDataset(root, split, **kwargs)

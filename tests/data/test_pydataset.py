@@ -158,6 +158,18 @@ def test_batches_are_a_function_of_seed_and_index(dataset):
 
 
 @pytest.mark.jax
+def test_make_pydataset_forwards_every_keyword_and_names_an_unknown_one(dataset):
+    ds = make_pydataset(dataset, "val", mode="whole", training=False, batch_size=2,
+                        crop_size=(44, 50), ignore_label=7, flip=False, jitter=False,
+                        scale=None, cache=False, validate=False, workers=2,
+                        max_queue_size=3, deterministic=True, shuffle_buffer=4)
+    assert (ds.mode, ds.training, ds.batch_size, ds.crop_size) == ("whole", False, 2, (44, 50))
+    assert ds.ignore_label == 7 and ds.workers == 2
+    with pytest.raises(TypeError, match="crop_sizes"):
+        make_pydataset(dataset, "val", crop_sizes=(44, 50))
+
+
+@pytest.mark.jax
 def test_each_pass_visits_every_example_once(dataset):
     ds = make_pydataset(dataset, "train", mode="whole", batch_size=5, crop_size=(40, 56),
                         seed=0)
