@@ -23,7 +23,7 @@ import numpy as np
 from deconvnet_tf.data.base import DatasetError, DatasetInfo, Source
 from deconvnet_tf.data.voc import VOC_CLASSES
 
-__all__ = ["TFDS_DATASETS", "CITYSCAPES_CLASSES", "TFDSSource", "tfds_dataset",
+__all__ = ["TFDS_DATASETS", "CITYSCAPES_CLASSES", "TFDSSource",
            "cityscapes_train_ids"]
 
 CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
@@ -178,13 +178,3 @@ class TFDSSource(Source):
             ds = ds.take(limit)
         for image, label in ds.as_numpy_iterator():
             yield image, label
-
-
-def tfds_dataset(name: str, split: str, *, data_dir=None, manual_dir=None, download=False):
-    """``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))`` from TFDS.
-
-    Example:
-
-    >>> ds = tfds_dataset("camvid_segmentation", "train", manual_dir="/data/camvid_360x480")
-    """
-    return TFDSSource(name, data_dir=data_dir, manual_dir=manual_dir, download=download).dataset(split)

@@ -7,7 +7,6 @@ from typing import Any
 
 import keras
 
-from deconvnet_tf.layers import DECONVNET_BGR_MEAN
 from deconvnet_tf.models.presets import Architecture
 
 __all__ = ["SegmentationModel"]
@@ -97,8 +96,3 @@ class SegmentationModel(keras.Model):
         config = dict(config)
         config.pop("trainable", None)
         return cls(**config)
-
-
-def default_mean() -> tuple[float, float, float]:
-    """DeconvNet's BGR mean."""
-    return DECONVNET_BGR_MEAN

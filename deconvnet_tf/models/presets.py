@@ -7,7 +7,6 @@ validated dataclass. Add a preset by adding an entry to :data:`PRESETS`.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,10 +233,3 @@ def get_architecture(preset: str | Architecture, **changes: Any) -> Architecture
     if unknown:
         raise TypeError(f"Unknown architecture field(s) {sorted(unknown)}")
     return arch.replace(**changes) if changes else arch
-
-
-def pooled_size(arch: Architecture, size: int) -> int:
-    """Spatial size after all poolings of ``arch``."""
-    for _ in arch.blocks:
-        size = math.ceil(size / 2) if arch.pool_padding == "same" else size // 2
-    return size

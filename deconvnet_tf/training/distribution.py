@@ -22,11 +22,19 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import re
+import warnings
 from collections.abc import Iterator, Sequence
 
 import keras
 
-__all__ = ["JaxDataParallel", "data_parallel", "list_jax_devices", "check_global_batch"]
+__all__ = ["JaxDataParallel", "data_parallel", "list_jax_devices", "check_global_batch",
+           "multiworker_workarounds", "KERAS_WORKAROUNDS_VERIFIED"]
+
+#: Keras versions (major, minor) on which the two multi-worker workarounds below were
+#: verified to be needed and to give the weights of a one-process run
+#: (tests/training/test_distributed.py::test_multiworker_two_processes_identical_weights).
+KERAS_WORKAROUNDS_VERIFIED = ((3, 15), (3, 15))
 
 
 def list_jax_devices(device_type: str | None = None) -> list[str]:
@@ -142,3 +150,96 @@ def data_parallel(devices: Sequence[str] | None = None, *, batch_size: int | Non
     if devices is None:
         devices = list_jax_devices(device_type)
     return JaxDataParallel(devices, batch_size=batch_size)
+
+
+def keras_version(version: str | None = None) -> tuple[int, int]:
+    """``(major, minor)`` of Keras (or of ``version``, e.g. ``"3.15.0.dev1"``)."""
+    match = re.match(r"(\d+)\.(\d+)", version or keras.version())
+    if match is None:
+        raise ValueError(f"cannot read a Keras version from {version or keras.version()!r}")
+    return int(match[1]), int(match[2])
+
+
+def multiworker_workarounds(model, strategy, *, version: str | None = None) -> bool:
+    """Installs the two Keras workarounds a ``MultiWorkerMirroredStrategy`` run needs (a
+    model-local ``_maybe_symbolic_build`` and a process-wide ``reduce_per_replica``), behind a
+    version check: on a Keras outside :data:`KERAS_WORKAROUNDS_VERIFIED` they are still
+    installed when the private functions they replace exist, with a warning that they were
+    not verified there; when those functions are gone, a ``RuntimeError`` says so instead of
+    an ``AttributeError`` from inside ``fit``.
+
+    Returns:
+        Whether the installed Keras is in the verified range.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    current = keras_version(version)
+    low, high = KERAS_WORKAROUNDS_VERIFIED
+    missing = [name for name in ("reduce_per_replica", "_collective_all_reduce_multi_worker")
+               if not hasattr(tf_trainer, name)]
+    if not hasattr(model, "_symbolic_build"):
+        missing.append("Model._symbolic_build")
+    if missing:
+        raise RuntimeError(
+            f"multi-worker training needs workarounds for private Keras functions that Keras "
+            f"{current[0]}.{current[1]} no longer has ({', '.join(missing)}); they were "
+            f"verified on Keras {low[0]}.{low[1]}-{high[0]}.{high[1]}: use one of those, or "
+            f"train on one worker")
+    verified = low <= current <= high
+    if not verified:
+        warnings.warn(
+            f"Keras {current[0]}.{current[1]}: the multi-worker workarounds of deconvnet-tf were "
+            f"verified on Keras {low[0]}.{low[1]}-{high[0]}.{high[1]} only; check that the "
+            f"workers end with equal weights", RuntimeWarning, stacklevel=2)
+    _patch_symbolic_build(model, strategy)
+    _patch_multiworker_reduce()
+    return verified
+
+
+def _patch_symbolic_build(model, strategy) -> None:
+    """Works around Keras 3 under ``MultiWorkerMirroredStrategy``: ``fit`` builds the model
+    from its first batch by ``strategy.reduce("MEAN", batch)`` over the whole (nested, uint8)
+    batch, which collective all-reduce across workers cannot do. Building needs only the
+    shapes and dtypes, so this builds from the first replica's local values."""
+    import tensorflow as tf
+    from keras import tree
+
+    def symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                batch = next(it)
+                data_batch = tree.map_structure(
+                    lambda x: strategy.experimental_local_results(x)[0]
+                    if isinstance(x, tf.distribute.DistributedValues) else x, batch)
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = symbolic_build
+
+
+def _patch_multiworker_reduce() -> None:
+    """Works around Keras 3 under ``MultiWorkerMirroredStrategy``: ``fit`` averages the step's
+    logs with ``strategy.reduce("MEAN", v, axis=0)``, which fails for scalar logs (the loss,
+    metric results). Scalars are averaged over all replicas of all workers instead
+    (``axis=None``); everything else goes to Keras' own function. Installed once, only by
+    multi-worker runs."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_deconvnet_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            from keras import tree
+
+            def mean(v):
+                rank = v.values[0].shape.rank if hasattr(v, "values") else v.shape.rank
+                return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
+
+            return tree.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._deconvnet_patched = True
+    tf_trainer.reduce_per_replica = reduce_per_replica

@@ -36,7 +36,9 @@ from deconvnet_tf.training.checkpointing import (
     set_batchnorm_sync,
 )
 from deconvnet_tf.training.config import CLASS_WEIGHT_POWER, ConfigError, TrainConfig
-from deconvnet_tf.training.distribution import check_global_batch, data_parallel
+from deconvnet_tf.training.distribution import (
+    check_global_batch, data_parallel, multiworker_workarounds,
+)
 from deconvnet_tf.training.losses import SegmentationCrossEntropy, median_frequency_weights
 from deconvnet_tf.training.runfolder import (
     RunFolderError,
@@ -294,56 +296,6 @@ def _task(strategy) -> tuple[str | None, int]:
     if resolver is None or not getattr(resolver, "task_type", None):
         return None, 0
     return resolver.task_type, int(resolver.task_id or 0)
-
-
-def _patch_symbolic_build(model, strategy) -> None:
-    """Works around Keras 3 under ``MultiWorkerMirroredStrategy``: ``fit`` builds the model
-    from its first batch by ``strategy.reduce("MEAN", batch)`` over the whole (nested, uint8)
-    batch, which collective all-reduce across workers cannot do. Building needs only the
-    shapes and dtypes, so this builds from the first replica's local values."""
-    import tensorflow as tf
-    from keras import tree
-
-    def symbolic_build(iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, it in iterator:
-                batch = next(it)
-                data_batch = tree.map_structure(
-                    lambda x: strategy.experimental_local_results(x)[0]
-                    if isinstance(x, tf.distribute.DistributedValues) else x, batch)
-                break
-        with strategy.scope():
-            model._symbolic_build(data_batch=data_batch)
-
-    model._maybe_symbolic_build = symbolic_build
-    _patch_multiworker_reduce()
-
-
-def _patch_multiworker_reduce() -> None:
-    """Works around Keras 3 under ``MultiWorkerMirroredStrategy``: ``fit`` averages the step's
-    logs with ``strategy.reduce("MEAN", v, axis=0)``, which fails for scalar logs (the loss,
-    metric results). Scalars are averaged over all replicas of all workers instead
-    (``axis=None``); everything else goes to Keras' own function. Installed once, only by
-    multi-worker runs."""
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "_deconvnet_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
-            from keras import tree
-
-            def mean(v):
-                rank = v.values[0].shape.rank if hasattr(v, "values") else v.shape.rank
-                return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
-
-            return tree.map_structure(mean, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica._deconvnet_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def _copy_atomic(src: Path, dst: Path) -> Path:
@@ -708,7 +660,7 @@ def _model_for(config: TrainConfig, strategy, inputs: _Inputs, jit_compile: bool
         if config.sync_batchnorm and keras.config.backend() == "tensorflow":
             set_batchnorm_sync(model, True)
         if _task(strategy)[0] is not None:
-            _patch_symbolic_build(model, strategy)
+            multiworker_workarounds(model, strategy)
     return model
 
 
