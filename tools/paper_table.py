@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -45,11 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble-method", choices=["mean", "product"], default="mean")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet")
     parser.add_argument("--proposal-cache", help="folder to cache proposals per image")
-    parser.add_argument("--output", help="also write the results as JSON here")
+    parser.add_argument("--output", help="also write the results as JSON here (a new file; "
+                        "an existing one is refused before the run unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file")
     parser.add_argument("--flip", action="store_true",
                         help="test-time augmentation for every network (mirrored image averaged)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.output and Path(args.output).exists() and not args.overwrite:
+        parser.error(f"--output {args.output!r} exists; name a new file or pass --overwrite")
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.evaluation.compare import compare_methods
@@ -80,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\nSeconds per image: " + ", ".join(f"{k} {v:.3f}" for k, v in result.seconds.items())
           + f" ({result.num_images} images)")
     if args.output:
-        path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        from deconvnet_tf.io import OutputError, write_bytes
+
+        try:
+            path = write_bytes(Path(args.output),
+                               (json.dumps(result.to_dict(), indent=2) + "\n").encode(),
+                               overwrite=args.overwrite)
+        except (OutputError, OSError) as err:  # created meanwhile, or an unwritable folder
+            print(f"paper_table: error: {err}", file=sys.stderr)
+            return 2
         print(f"Wrote {path}")
     return 0
 

@@ -309,6 +309,20 @@ def test_paper_table_tool(setup, capsys):
                       "--limit", "1", "--output", str(tmp / "flip.json"), "--quiet"])
     assert code == 0
     assert set(json.loads((tmp / "flip.json").read_text())["methods"]) == {"fcn8s", "deconvnet_whole"}
+    # An existing --output is the user's: refused before the run, byte for byte untouched.
+    before = out.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(["--deconvnet", str(tmp / "deconvnet.keras"), "--data", str(data),
+                   "--methods", "deconvnet_whole", "--limit", "1", "--output", str(out)])
+    assert exit_info.value.code == 2
+    assert f"--output {str(out)!r} exists; name a new file or pass --overwrite" in \
+        capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert tool.main(["--deconvnet", str(tmp / "deconvnet.keras"), "--data", str(data),
+                      "--methods", "deconvnet_whole", "--limit", "1", "--output", str(out),
+                      "--overwrite", "--quiet"]) == 0
+    assert set(json.loads(out.read_text())["methods"]) == {"deconvnet_whole"}
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(".table.json")]  # no temp left
     with pytest.raises(SystemExit) as exit_info:  # argparse: choices come from METHODS
         tool.main(["--deconvnet", str(tmp / "deconvnet.keras"), "--data", str(data),
                    "--methods", "fcn8s_crf", "deeplab"])
