@@ -12,12 +12,13 @@ number lives here and the import-free part is tested (tests/test_imports.py).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _outputs import existing_output_error, write_json_new
 
 SCRIPTS = ["deconvnet-crf", "deconvnet-demo", "deconvnet-evaluate", "deconvnet-export",
            "deconvnet-lite-predict", "deconvnet-predict", "deconvnet-presets", "deconvnet-train",
@@ -59,12 +60,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="console scripts to time (default: all)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
+    if error := existing_output_error(args.json):
+        parser.error(error)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
     rows = [time_help(script, args.runs) for script in args.scripts]
     print(table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        write_json_new(args.json, rows, indent=1)
     return 0
 
 

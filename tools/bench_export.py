@@ -15,7 +15,6 @@ agreement there is a lower bound: pass ``--model`` for a trained model.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _outputs import existing_output_error, write_json_new
 
 __all__ = ["bench", "table", "main"]
 
@@ -159,6 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     parser.add_argument("--workdir", default=None, help="keep the exports here (default: temp)")
     args = parser.parse_args(argv)
+    if error := existing_output_error(args.json):
+        parser.error(error)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import deconvnet_tf
 
@@ -178,8 +180,7 @@ def main(argv=None) -> int:
                   f"{_peak_gib():.1f} GiB", file=sys.stderr, flush=True)
     print(table(rows, size))
     if args.json:
-        Path(args.json).write_text(json.dumps({"size": size, "rows": rows,
-                                               "peak_rss_gib": _peak_gib()}, indent=2) + "\n")
+        write_json_new(args.json, {"size": size, "rows": rows, "peak_rss_gib": _peak_gib()})
     return 0
 
 

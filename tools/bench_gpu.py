@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from _outputs import existing_output_error, replace_text, write_json_new
+
 __all__ = ["add_arguments", "build_parser", "run_gpu_benchmark", "format_markdown",
            "write_markdown_section", "BenchmarkError", "main"]
 
@@ -82,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--cpu-ok", action="store_true",
                         help="allow running without a GPU (smoke test with tiny settings)")
     parser.add_argument("--worker-timeout", type=int, default=900, help="seconds per worker")
-    parser.add_argument("--json", dest="json_path", default=None, help="write results here")
+    parser.add_argument("--json", dest="json_path", default=None,
+                        help="write results here (a new file, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--markdown", default=None,
                         help="markdown file whose bench_gpu section gets the table")
     return parser
@@ -435,6 +439,8 @@ def run_gpu_benchmark(args) -> dict:
         BenchmarkError: If no GPU is visible and ``cpu_ok`` is not set, or on bad options.
     """
     args = _complete(args)
+    if not args.overwrite and (error := existing_output_error(args.json_path)):
+        raise BenchmarkError(error + " or pass --overwrite")
     torch_runs = _torch_runs(args.torch_runs)
     arch = _architecture(args.preset, args.num_classes)
     for name in ("batch", "size", "steps", "infer_iters", "latency_iters", "matmul_size"):
@@ -488,7 +494,7 @@ def run_gpu_benchmark(args) -> dict:
     }
     result["markdown"] = format_markdown(result)
     if args.json_path:
-        _write_atomic(Path(args.json_path), json.dumps(result, indent=2) + "\n")
+        write_json_new(args.json_path, result, overwrite=args.overwrite)
     if args.markdown:
         write_markdown_section(args.markdown, result["markdown"])
     return result
@@ -540,13 +546,6 @@ def format_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_markdown_section(path: str | os.PathLike, text: str, *, begin: str = BEGIN,
                            end: str = END) -> Path:
     """Puts ``text`` between the ``begin``/``end`` markers of ``path`` (default: the
@@ -559,7 +558,7 @@ def write_markdown_section(path: str | os.PathLike, text: str, *, begin: str = B
         new = old[: old.index(begin)] + block + old[old.index(end) + len(end):]
     else:
         new = (old.rstrip() + "\n\n" if old.strip() else "") + block + "\n"
-    _write_atomic(path, new)
+    replace_text(path, new)
     return path
 
 

@@ -18,11 +18,12 @@ markdown table; ``--json`` also writes the numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from _outputs import existing_output_error, write_json_new
 
 __all__ = ["GOAL_RATIO", "instance_rows", "main", "xla_rate"]
 
@@ -198,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("size", "batch", "top_k", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.json and Path(args.json).exists():  # checked before the run, never replaced
-        parser.error(f"--json {args.json!r} exists; name a new file")
+    if error := existing_output_error(args.json):  # checked before the run, never replaced
+        parser.error(error)
     images = _images(args.images)
     try:
         result = instance_rows(args.model or args.preset, images, size=args.size,
@@ -209,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"bench_instance: {err}") from None
     print(format_table(result))
     if args.json:
-        from deconvnet_tf.io import write_bytes
-
-        write_bytes(Path(args.json), json.dumps(result, indent=1).encode(), overwrite=False)
+        write_json_new(args.json, result, indent=1)
     return 0
 
 

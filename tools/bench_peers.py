@@ -64,6 +64,7 @@ from pathlib import Path
 # in the worker processes) and is on pytest's pythonpath (pyproject.toml).
 import bench_gpu
 import bench_train
+from _outputs import existing_output_error, write_json_new
 
 __all__ = ["PROJECT_SETTINGS", "PEER_SETTINGS", "project_settings", "parse_peers", "peer_rows",
            "tf_top_ops", "format_rows", "main"]
@@ -971,6 +972,8 @@ def main(argv=None) -> int:
     parser.add_argument("--torch-python", default=None, help="interpreter with PyTorch")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args(argv)
+    if error := existing_output_error(args.json_path):
+        parser.error(error)
     try:
         peers = parse_peers(args.peers)
     except ValueError as err:
@@ -986,7 +989,7 @@ def main(argv=None) -> int:
         if r["kind"] == "profile" and "top" in r:
             print(_format_top(r))
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(rows, indent=2) + "\n")
+        write_json_new(args.json_path, rows)
     return 0
 
 

@@ -57,6 +57,7 @@ import bench_peers
 import bench_pipeline
 import bench_train
 import bench_visualize
+from _outputs import existing_output_error, write_json_new
 
 __all__ = ["PARTS", "GOALS", "BEGIN", "END", "build_parser", "describe_machine", "pooling_rows",
            "estimate_seconds", "run_benchmark", "format_table", "format_markdown", "main"]
@@ -139,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoke run: small defaults (size 64, 1 repeat, 1 step, small matmul)")
     p.add_argument("--estimate-only", action="store_true",
                    help="print the runtime estimate and exit")
-    p.add_argument("--json", dest="json_path", default=None, help="write all results here")
+    p.add_argument("--json", dest="json_path", default=None,
+                   help="write all results here (a new file, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --json (e.g. docs/benchmarks.json)")
     p.add_argument("--markdown", default=None,
                    help="markdown file whose benchmark:cpu section gets the tables (written "
                         "only when given)")
@@ -155,6 +159,8 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     for name, (small, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
+    if not args.overwrite and (error := existing_output_error(args.json_path)):
+        raise _UsageError(error + " or pass --overwrite")
     skip = [s.strip() for s in args.skip.split(",") if s.strip()]
     bad = [s for s in skip if s not in PARTS]
     if bad:
@@ -921,10 +927,6 @@ _PEERS_TEXT = (
 # CLI
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    bench_gpu._write_atomic(path, text)
-
-
 def _gpu_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"{PROG} --gpu", description=bench_gpu.__doc__.split(
         "\n\n")[0])
@@ -970,7 +972,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.get("kind") == "profile" and r.get("table"):
                 print(f"torch.profiler key_averages ({r['preset']}, {r['label']}):\n{r['table']}")
     if args.json_path:
-        _write_atomic(Path(args.json_path), json.dumps(result, indent=2, default=str) + "\n")
+        write_json_new(args.json_path, result, default=str, overwrite=args.overwrite)
     if args.markdown:
         bench_gpu.write_markdown_section(args.markdown, result["markdown"],
                                          begin=BEGIN, end=END)
