@@ -4,7 +4,7 @@ Reads each run's ``log.csv`` (written by ``deconvnet-train``) and draws one metr
 (default: validation mean IoU and training loss) against the epoch, one colour per run.
 
     python tools/plot_curves.py runs/camvid_compact runs/camvid_fcn8s --labels DeconvNet FCN-8s \
-        --output docs/camvid_curves.png
+        --output docs/camvid_curves.png --overwrite
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _outputs import existing_output_error
 
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 
@@ -99,8 +100,11 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders of deconvnet-train")
     parser.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     parser.add_argument("--metrics", nargs="+", default=["val_mean_iou", "loss"])
-    parser.add_argument("--output", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--output", type=Path, required=True, help="PNG to write (a new file)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
+    if not args.overwrite and (error := existing_output_error(args.output, "--output")):
+        parser.error(error + " or pass --overwrite")
     labels = args.labels or [r.name for r in args.runs]
     if len(labels) != len(args.runs):
         parser.error(f"--labels needs {len(args.runs)} names, got {len(labels)}")
@@ -110,7 +114,7 @@ def main(argv=None) -> int:
         picture = plot_runs(args.runs, labels, args.metrics)
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
-    print(save_png(args.output, picture))
+    print(save_png(args.output, picture, overwrite=args.overwrite))
     return 0
 
 

@@ -7,7 +7,7 @@ default palette.
 
     python tools/prediction_figure.py --model saved_models/camvid_compact.keras \
         --lite saved_models/camvid_compact_int8.tflite --data /path/to/camvid_180x240 \
-        --split val --indices 0 60 --crf --output docs/camvid_prediction.png
+        --split val --indices 0 60 --crf --output docs/camvid_prediction.png --overwrite
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _outputs import existing_output_error
 
 
 def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf: bool = False,
@@ -96,8 +97,11 @@ def main(argv=None) -> int:
     parser.add_argument("--flip", action="store_true", help="mirrored-image averaging")
     parser.add_argument("--no-titles", action="store_true", help="leave out the column titles")
     parser.add_argument("--no-legend", action="store_true", help="leave out the colour key")
-    parser.add_argument("--output", required=True, type=Path, help="PNG to write")
+    parser.add_argument("--output", required=True, type=Path, help="PNG to write (a new file)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
+    if not args.overwrite and (error := existing_output_error(args.output, "--output")):
+        parser.error(error + " or pass --overwrite")
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.render import save_png
@@ -109,7 +113,7 @@ def main(argv=None) -> int:
     except (DatasetError, FileNotFoundError, IndexError, ValueError, ImportError) as err:
         print(f"prediction_figure: error: {err}", file=sys.stderr)
         return 2
-    print(save_png(args.output, picture))
+    print(save_png(args.output, picture, overwrite=args.overwrite))
     return 0
 
 

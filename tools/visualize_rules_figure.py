@@ -7,7 +7,7 @@ then the projection with the exact deconvnet rule (``ties="exact"``, the paper),
 backpropagation. Every projection is contrast-normalised on its own (zero = mid-grey).
 
     python tools/visualize_rules_figure.py --model saved_models/camvid_compact.keras \
-        --output docs/visualize_rules.png
+        --output docs/visualize_rules.png --overwrite
 
 Default images: the two CamVid photos in the first column of docs/camvid_prediction.png
 (rows 0-179 and 184-363, 180x240 each).
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _outputs import existing_output_error
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = (("deconvnet (exact)", "deconvnet", "exact"), ("deconvnet, ties='skip'", "deconvnet", "skip"),
@@ -73,15 +74,18 @@ def main(argv=None) -> int:
     parser.add_argument("--channels", type=int, default=3,
                         help="channels with the strongest mean activation to show")
     parser.add_argument("--output", type=Path, default=Path("docs/visualize_rules.png"),
-                        help="PNG to write")
+                        help="PNG to write (a new file)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
+    if not args.overwrite and (error := existing_output_error(args.output, "--output")):
+        parser.error(error + " or pass --overwrite")
 
     import deconvnet_tf
     from deconvnet_tf.render import save_png
 
     model = deconvnet_tf.load_model(args.model)
     picture = rules_figure(model, args.layer, docs_photos(), channels=args.channels)
-    print(save_png(args.output, picture))
+    print(save_png(args.output, picture, overwrite=args.overwrite))
     return 0
 
 

@@ -47,5 +47,5 @@ def test_figure_rows_columns_and_errors(tmp_path, capsys):
                                    "--flip", "--output", str(out)]) == 0
     assert out.stat().st_size > 0
     assert prediction_figure.main(["--model", str(path), "--data", str(data), "--indices", "5",
-                                   "--output", str(out)]) == 2
+                                   "--output", str(out), "--overwrite"]) == 2
     assert "outside the 2 images" in capsys.readouterr().err

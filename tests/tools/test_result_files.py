@@ -14,6 +14,9 @@ import bench_gpu
 import bench_instance
 import bench_peers
 import benchmark
+import plot_curves
+import prediction_figure
+import visualize_rules_figure
 
 
 def _argparse_exit(main, argv, capsys) -> str:
@@ -42,6 +45,23 @@ def test_an_existing_json_is_refused_before_the_run(tool, tmp_path, capsys):
     assert [l for l in lines if "error" in l] == lines[-1:]  # one error line (after usage)
     assert existing.read_bytes() == b"the user's numbers\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json"]
+
+
+@pytest.mark.parametrize("tool", ["plot_curves", "prediction_figure", "visualize_rules_figure"])
+def test_an_existing_figure_is_refused_unless_overwrite(tool, tmp_path, capsys):
+    existing = tmp_path / "photo.png"
+    existing.write_bytes(b"not ours")
+    argv = {"plot_curves": [str(tmp_path / "run")],
+            "prediction_figure": ["--model", "m.keras", "--data", str(tmp_path)],
+            "visualize_rules_figure": []}[tool] + ["--output", str(existing)]
+    main = {"plot_curves": plot_curves.main, "prediction_figure": prediction_figure.main,
+            "visualize_rules_figure": visualize_rules_figure.main}[tool]
+    err = _argparse_exit(main, argv, capsys)
+    assert f"--output {str(existing)!r} exists; name a new file or pass --overwrite" in err
+    assert existing.read_bytes() == b"not ours"
+    if tool == "plot_curves":  # --overwrite goes on to the work (here: a missing run folder)
+        err = _argparse_exit(main, argv + ["--overwrite"], capsys)
+        assert "exists" not in err and existing.read_bytes() == b"not ours"
 
 
 def test_write_json_new_writes_once_and_leaves_no_temporary(tmp_path):
