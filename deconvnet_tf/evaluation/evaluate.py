@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from deconvnet_tf.data.sources import open_source
 from deconvnet_tf.evaluation.metrics import SegmentationReport, report_from_confusion
 from deconvnet_tf.inference.predict import as_predictor
 from deconvnet_tf.inference.segmenter import load_model
+from deconvnet_tf.io import write_bytes
 from deconvnet_tf.models.registry import list_models, resolve
 
 __all__ = ["ModelFileError", "check_input_size", "check_report_output", "confusion_png", "evaluate",
@@ -287,18 +287,6 @@ def _check_label_values(label: np.ndarray, source, split: str, records, index: i
                            f"[0, {info.num_classes}) ({void})")
 
 
-def _write_atomic(path: Path, data: bytes) -> Path:
-    """Writes ``data`` to a unique temporary sibling of ``path``, then renames it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def save_report(report: SegmentationReport, output: str | os.PathLike, *,
                 overwrite: bool = True) -> dict[str, Path]:
     """Writes ``metrics.json`` and ``confusion.png`` (row-normalised) into folder ``output``.
@@ -317,9 +305,9 @@ def save_report(report: SegmentationReport, output: str | os.PathLike, *,
     output = check_report_output(output, overwrite=overwrite, what="output")
     png = confusion_png(report)  # drawn before anything is written
     output.mkdir(parents=True, exist_ok=True)
-    json_path = _write_atomic(output / "metrics.json",
-                              (json.dumps(report.to_dict(), indent=2) + "\n").encode())
-    png_path = _write_atomic(output / "confusion.png", png)
+    json_path = write_bytes(output / "metrics.json",
+                            (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    png_path = write_bytes(output / "confusion.png", png)
     return {"metrics": json_path, "confusion": png_path}
 
 
