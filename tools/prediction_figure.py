@@ -7,7 +7,8 @@ default palette.
 
     python tools/prediction_figure.py --model saved_models/camvid_compact.keras \
         --lite saved_models/camvid_compact_int8.tflite --data /path/to/camvid_180x240 \
-        --split val --indices 0 60 --crf --output docs/camvid_prediction.png --overwrite
+        --split val --indices 0 60 --crf --no-titles --no-legend --output docs/camvid_prediction.png \
+        --overwrite
 """
 
 from __future__ import annotations

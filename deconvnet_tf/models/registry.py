@@ -44,14 +44,14 @@ _CAMVID_COLOURS = [[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128]
 REGISTRY: dict[str, dict[str, Any]] = {
     "camvid_compact": {
         "file": "camvid_compact.keras",
-        "sha256": "350fa785dcd2c27928764ccffdbfee3811918e103f24b3d8d7ecdbafa9f58880",
+        "sha256": "f44b4430ac933dc9c353f409fd1144d2d2969ad0c9720242ac814144b80b1c1e",
         "card": "camvid_compact.md",
         "url": None,
         "tflite": {
             "none": ["camvid_compact.tflite",
-                     "aeeeda3b82be153a061f09dad2e3a48b27e65fc674d46d16a486a77d24430ab8"],
+                     "bd6743168388f392ac3769aa69d255872f20a9019d60487631b7d2b56a778438"],
             "int8": ["camvid_compact_int8.tflite",
-                     "96e14ec9f2e7c6fc47a3adead5223cd928d9ddf53a7c46554af685ad81a5e044"],
+                     "8828bc573e3b2ca17b01b340a0ad87dcf392c0eff69c4a53156a94a5c3328dc8"],
         },
         "description": "CamVid 11 classes, deconvnet_vgg16_compact, trained on 180x240 frames",
         "metadata": {
