@@ -8,7 +8,8 @@ replaced with ``--overwrite``; each image's files are written as soon as it is d
 
 ``--mode instance`` segments object proposals one by one and aggregates them (the paper's
 instance-wise inference); ``--ensemble FCN_MODEL`` combines the result with an FCN run on the
-whole image (EDeconvNet); ``--crf`` refines with a dense CRF. Images above ``--max-pixels`` are
+whole image (EDeconvNet); ``--crf`` refines with a dense CRF (``--no-crf``: not even when the
+model ships with the CRF as its default, as ``horse_compact`` does). Images above ``--max-pixels`` are
 scaled down for all of that (a warning says so) and the labels scaled back to the image size.
 """
 
@@ -74,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="second model run on the whole image and combined (EDeconvNet)")
     parser.add_argument("--ensemble-method", choices=["mean", "product"], default="mean",
                         help="mean of probabilities (paper text) or product (released code)")
-    parser.add_argument("--crf", action="store_true", help="dense-CRF post-processing")
+    parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                        help="dense-CRF post-processing (default: the model's own default, "
+                        "e.g. on for horse_compact, off for camvid_compact)")
     parser.add_argument("--flip", action="store_true",
                         help="test-time augmentation: average with the mirrored image's scores")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet",
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     from deconvnet_tf.render import plan_predictions
 
     options = InferenceOptions(
-        mode=args.mode, ensemble_method=args.ensemble_method, crf=args.crf,
+        mode=args.mode, ensemble_method=args.ensemble_method, crf=bool(args.crf),
         crf_preset=args.crf_preset, input_size=crop_size, batch_size=args.batch_size,
         aggregate=args.aggregate,
         proposals=dict(method=args.proposals, edge=args.edge, top_k=args.top_k,
@@ -150,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                                     flip=args.flip)
         ensemble = (dataclasses.replace(load_predictor(args.ensemble, image_size=image_size),
                                         flip=args.flip) if args.ensemble else None)
+        if args.crf is None and getattr(model, "default_crf", False):
+            options = dataclasses.replace(options, crf=True)
+            print(f"{PROG}: dense CRF on (the model's default post-processing); --no-crf to "
+                  "skip it", file=sys.stderr, flush=True)
         if args.jit_compile is not None:
             model = model.with_jit_compile(args.jit_compile)
             if ensemble is not None:

@@ -91,6 +91,8 @@ class Predictor:
         class_names: Class names, when known (a Segmenter's, a SavedModel's metadata).
         palette: ``(C, 3)`` uint8 colours for the outputs, when known (``None``: the default
             palette of :func:`deconvnet_tf.render.make_palette`).
+        default_crf: The model's default post-processing is the dense CRF (a Segmenter's
+            ``default_crf``): ``deconvnet-predict`` applies it unless ``--no-crf``.
 
     Example:
         >>> fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits")
@@ -109,6 +111,7 @@ class Predictor:
     max_pixels: int | None = None
     class_names: tuple[str, ...] | None = None
     palette: Any = None
+    default_crf: bool = False
 
     def __post_init__(self):
         if self.outputs not in ("logits", "probabilities"):

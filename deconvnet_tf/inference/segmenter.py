@@ -9,7 +9,10 @@ In the manner of a KerasHub task, a :class:`Segmenter` is a Keras model that wra
   within ``max_pixels``), the padding rule (bottom/right up to the network's minimum side,
   with the mean colour), the mean;
 * ``class_names``, ``void_label`` (label value outside the classes, or ``None``) and the
-  ``palette`` (class name -> RGB).
+  ``palette`` (class name -> RGB);
+* ``default_crf``: whether ``deconvnet-predict`` refines this model's output with the dense CRF
+  when the command line does not say (``--crf`` / ``--no-crf``): the post-processing the model
+  ships with, chosen on held-out data (``horse_compact``: on).
 
 So ``Segmenter.from_preset("camvid_compact")`` / ``keras.saving.load_model("x.keras")`` give a
 model that knows its classes, colours and input size. Prediction follows the one size rule of
@@ -117,6 +120,9 @@ class Segmenter(keras.Model):
             :func:`default_palette`).
         mean: The network's preprocessing mean (BGR; read from the network when it has one):
             padding uses this colour, so padded pixels are zero after preprocessing.
+        default_crf: Dense-CRF post-processing by default in ``deconvnet-predict`` (and in the
+            :class:`~deconvnet_tf.inference.predict.Predictor` it gives); the network's own
+            outputs (``predict``, ``predict_proba``) never include it.
 
     Example:
 
@@ -139,6 +145,7 @@ class Segmenter(keras.Model):
         palette=None,
         mean: Sequence[float] | None = None,
         interpolation: str = "bilinear",
+        default_crf: bool = False,
         name: str | None = None,
         **kwargs,
     ):
@@ -203,6 +210,9 @@ class Segmenter(keras.Model):
         self.palette = colours
         self.mean = mean_bgr
         self.interpolation = interpolation
+        if not isinstance(default_crf, (bool, np.bool_)):
+            raise ValueError(f"Segmenter: default_crf must be true or false, got {default_crf!r}")
+        self.default_crf = bool(default_crf)
         self.min_input_size = minimum
         self.output_activation = getattr(network, "output_activation", None)
 
@@ -241,6 +251,7 @@ class Segmenter(keras.Model):
             "palette": {n: list(c) for n, c in self.palette.items()},
             "mean": list(self.mean),
             "interpolation": self.interpolation,
+            "default_crf": self.default_crf,
             "image_converter": self.image_converter,  # descriptive; rebuilt from the above
         }
 
@@ -343,6 +354,7 @@ class Segmenter(keras.Model):
             max_pixels=None if self.image_size is not None else self.max_pixels,
             class_names=tuple(self.class_names),
             palette=self.palette_array(),
+            default_crf=self.default_crf,
         )
 
     def predict_proba(self, images, batch_size: int = 1) -> list[np.ndarray] | np.ndarray:
@@ -454,7 +466,7 @@ def _dataset_metadata(path: Path) -> dict[str, Any]:
 
 
 _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette", "mean",
-              "interpolation", "name")
+              "interpolation", "default_crf", "name")
 
 
 def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = None,

@@ -217,12 +217,16 @@ XLA_MIN_RUN_SECONDS = 120.0
 CPU_GFLOPS_ESTIMATE = 100.0
 
 
-def resolve_jit_compile(config: TrainConfig, run_gflop: float | None = None) -> bool:
+def resolve_jit_compile(config: TrainConfig, run_gflop: float | None = None, *,
+                        mixed: bool = False, cpuinfo: str | None = None) -> bool:
     """``config.jit_compile``, or when it is ``None`` the fastest correct setting: XLA on the
     JAX backend and on GPUs; on TensorFlow's CPU path XLA when the run is long enough to pay
     for compiling (``run_gflop``, the training FLOPs of the whole run, takes more than
-    ``XLA_MIN_RUN_SECONDS`` at ``CPU_GFLOPS_ESTIMATE``; unknown: off). Never with
-    ``unpooling="argmax"`` (MaxPoolWithArgmax has no XLA kernel)."""
+    ``XLA_MIN_RUN_SECONDS`` at ``CPU_GFLOPS_ESTIMATE``; unknown: off), except for bfloat16
+    (``mixed``) on CPUs with AMX, where oneDNN's kernels use the AMX tiles and XLA:CPU's do
+    not (the compact network's train step measured 2.83 s without XLA against 5.20 s with it,
+    docs/benchmarks.md). Never with ``unpooling="argmax"`` (MaxPoolWithArgmax has no XLA
+    kernel)."""
     if config.jit_compile is not None:
         return bool(config.jit_compile)
     if keras.config.backend() == "jax":
@@ -231,6 +235,8 @@ def resolve_jit_compile(config: TrainConfig, run_gflop: float | None = None) -> 
         return False
     if _tf_gpus():
         return True
+    if mixed and cpu_has_amx(cpuinfo):
+        return False
     return run_gflop is not None and run_gflop / CPU_GFLOPS_ESTIMATE > XLA_MIN_RUN_SECONDS
 
 
@@ -665,7 +671,7 @@ def _model_for(config: TrainConfig, strategy, inputs: _Inputs, jit_compile: bool
 
 
 def _settings_line(config: TrainConfig, policy: str, why_precision: str, jit_compile: bool,
-                   gflop: float | None) -> str:
+                   gflop: float | None, mixed: bool = False) -> str:
     """The log line that says which precision and compilation the run uses, and why."""
     if config.jit_compile is not None:
         why_jit = "set in the config"
@@ -675,6 +681,9 @@ def _settings_line(config: TrainConfig, policy: str, why_precision: str, jit_com
         why_jit = "the argmax unpooling has no XLA kernel"
     elif gflop is None:
         why_jit = "GPU"
+    elif (mixed and not jit_compile and gflop / CPU_GFLOPS_ESTIMATE > XLA_MIN_RUN_SECONDS
+          and cpu_has_amx()):
+        why_jit = "bfloat16 on a CPU with AMX: oneDNN's kernels use the AMX tiles, XLA:CPU's do not"
     else:
         minutes = gflop / CPU_GFLOPS_ESTIMATE / 60
         why_jit = (f"~{minutes:.1f} min of compute at {CPU_GFLOPS_ESTIMATE:.0f} GFLOP/s is "
@@ -778,9 +787,10 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
     gflop = None
     if config.jit_compile is None and keras.config.backend() == "tensorflow":
         gflop = run_gflop(config, inputs.num_classes, inputs.steps)
-    jit_compile = resolve_jit_compile(config, gflop)
+    jit_compile = resolve_jit_compile(config, gflop, mixed=mixed)
     if verbose:
-        print(_settings_line(config, policy, why_precision, jit_compile, gflop), flush=True)
+        print(_settings_line(config, policy, why_precision, jit_compile, gflop, mixed),
+              flush=True)
     model = _model_for(config, strategy, inputs, jit_compile)
     start_epoch, start_step = _start_point(model, output, strategy, continue_from, inputs.steps)
     truncate_log(output / "log.csv", start_epoch)  # epochs about to be redone

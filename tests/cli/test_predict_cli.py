@@ -100,6 +100,40 @@ def test_instance_mode_with_ensemble_and_crf(files, capsys):
                                       overlay(image, label))
 
 
+def test_the_models_default_crf_applies_unless_no_crf(files, capsys):
+    """A Segmenter saved with default_crf=True is refined by the dense CRF without --crf (and
+    says so); --no-crf gives the network's output; a model without the default needs --crf."""
+    from deconvnet_tf import Segmenter
+
+    tmp, deconvnet, _ = files
+    seg = Segmenter(deconvnet, image_size=None, default_crf=True)
+    seg.save(tmp / "seg_crf.keras")
+    image_path = tmp / "images" / "img1.png"
+    image = _read_rgb(image_path)
+    network = seg.predict_proba(image)
+    refined = dense_crf(image, network)
+    assert not np.array_equal(refined.argmax(-1), network.argmax(-1))  # the CRF shows
+    runs = {"default": [], "no_crf": ["--no-crf"], "crf": ["--crf"]}
+    probs = {}
+    for name, flags in runs.items():
+        out = tmp / f"out_default_crf_{name}"
+        assert predict_cli.main(["--model", str(tmp / "seg_crf.keras"), "--input",
+                                 str(image_path), "--output", str(out), "--save-probs",
+                                 "--quiet", *flags]) == 0
+        err = capsys.readouterr().err
+        assert ("dense CRF on (the model's default post-processing)" in err) == (name == "default")
+        probs[name] = np.load(out / "img1_probs.npy").astype(np.float32)
+    np.testing.assert_allclose(probs["default"], refined, atol=2e-3)
+    np.testing.assert_allclose(probs["crf"], refined, atol=2e-3)
+    np.testing.assert_allclose(probs["no_crf"], network, atol=2e-3)
+    # A model without the default: no CRF unless --crf.
+    plain = tmp / "out_plain_default"
+    assert predict_cli.main(["--model", str(tmp / "dn.keras"), "--input", str(image_path),
+                             "--output", str(plain), "--save-probs", "--quiet"]) == 0
+    np.testing.assert_allclose(np.load(plain / "img1_probs.npy").astype(np.float32),
+                               predict_image(deconvnet, image), atol=2e-3)
+
+
 def test_errors_exit_2_with_a_message(files):
     tmp, _, _ = files
     outcome = run_main(predict_cli.main, ["--model", str(tmp / "nope.keras"), "--input",

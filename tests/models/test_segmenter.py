@@ -35,10 +35,10 @@ def _images(seed=0):
 def test_metadata_round_trips_through_one_keras_file(network, tmp_path):
     seg = Segmenter(network, image_size=(48, 64), class_names=NAMES, void_label=255,
                     palette={"background": (1, 2, 3), "disc": (4, 5, 6), "ring": (7, 8, 9)},
-                    max_pixels=5000)
+                    max_pixels=5000, default_crf=True)
     config = seg.get_config()
     for key in ("network", "image_size", "class_names", "void_label", "palette",
-                "image_converter", "mean"):
+                "image_converter", "mean", "default_crf"):
         assert key in config
     assert config["image_converter"]["image_size"] == [48, 64]
     assert config["image_converter"]["padding"] == "bottom_right"
@@ -54,11 +54,16 @@ def test_metadata_round_trips_through_one_keras_file(network, tmp_path):
         assert loaded.void_label == 255
         assert loaded.palette == {"background": (1, 2, 3), "disc": (4, 5, 6), "ring": (7, 8, 9)}
         assert loaded.max_pixels == 5000
+        assert loaded.default_crf is True and loaded.predictor().default_crf is True
         assert loaded.mean == pytest.approx(network.mean)
         np.testing.assert_array_equal(loaded.palette_array(), [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
         # same weights, same labels
         for a, b in zip(seg.predict(_images()), loaded.predict(_images())):
             np.testing.assert_array_equal(a, b)
+    assert loaded.with_options(default_crf=False).default_crf is False
+    assert Segmenter(network).default_crf is False  # the network's output unless chosen
+    with pytest.raises(ValueError, match="default_crf must be true or false"):
+        Segmenter(network, default_crf="yes")
     # the network's layers stay reachable (visualisation, fine-tuning)
     assert loaded.get_layer("block1_conv1").name == "block1_conv1"
 

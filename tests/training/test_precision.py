@@ -122,6 +122,24 @@ def test_xla_default_on_tensorflow_cpu_follows_the_run_length(monkeypatch):
 
 
 @requires_tf
+def test_xla_default_is_off_for_bfloat16_on_amx_cpus(monkeypatch):
+    """XLA:CPU does not use the AMX tiles; oneDNN does: bf16 on AMX runs without XLA."""
+    from deconvnet_tf.training import train as train_module
+
+    monkeypatch.setattr(train_module, "_tf_gpus", lambda: [])
+    config = TrainConfig(preset="deconvnet_tiny")
+    long_run = 2 * train_module.XLA_MIN_RUN_SECONDS * train_module.CPU_GFLOPS_ESTIMATE
+    resolve = train_module.resolve_jit_compile
+    assert resolve(config, long_run, mixed=True, cpuinfo=AMX_CPUINFO) is False
+    assert resolve(config, long_run, mixed=False, cpuinfo=AMX_CPUINFO) is True  # fp32: XLA
+    assert resolve(config, long_run, mixed=True, cpuinfo=AVX512_CPUINFO) is True  # no AMX
+    assert resolve(TrainConfig(preset="deconvnet_tiny", jit_compile=True), long_run,
+                   mixed=True, cpuinfo=AMX_CPUINFO) is True  # an explicit setting wins
+    monkeypatch.setattr(train_module, "_tf_gpus", lambda: ["GPU:0"])
+    assert resolve(config, None, mixed=True, cpuinfo=AMX_CPUINFO) is True  # GPUs compile
+
+
+@requires_tf
 def test_run_gflop_counts_the_preset_at_the_crop_size():
     from deconvnet_tf.models import build_model, count_flops
     from deconvnet_tf.training.train import run_gflop
