@@ -100,6 +100,24 @@ def _check_palette(palette, names: list[str]) -> dict[str, tuple[int, int, int]]
     return out
 
 
+def _check_names(class_names, void_label, num_classes: int) -> tuple[list[str], int | None]:
+    """The class names (``class_0``... when ``None``) and the void label, validated against the
+    network's number of classes."""
+    names = ([f"class_{i}" for i in range(num_classes)] if class_names is None
+             else [str(n) for n in class_names])
+    if len(names) != num_classes:
+        raise ValueError(f"Segmenter: {len(names)} class names for a network with "
+                         f"{num_classes} classes ({names})")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Segmenter: class names must be unique, got {names}")
+    if void_label is not None:
+        void_label = int(void_label)
+        if 0 <= void_label < num_classes:
+            raise ValueError(f"Segmenter: void_label {void_label} is one of the "
+                             f"{num_classes} classes; it must lie outside 0..{num_classes - 1}")
+    return names, void_label
+
+
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
 class Segmenter(keras.Model):
     """A segmentation network with its image converter, class names, void label and palette.
@@ -177,18 +195,9 @@ class Segmenter(keras.Model):
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(f"Segmenter: interpolation must be one of {_INTERPOLATIONS}, got "
                              f"{interpolation!r}")
-        names = ([f"class_{i}" for i in range(num_classes)] if class_names is None
-                 else [str(n) for n in class_names])
-        if len(names) != num_classes:
-            raise ValueError(f"Segmenter: {len(names)} class names for a network with "
-                             f"{num_classes} classes ({names})")
-        if len(set(names)) != len(names):
-            raise ValueError(f"Segmenter: class names must be unique, got {names}")
-        if void_label is not None:
-            void_label = int(void_label)
-            if 0 <= void_label < num_classes:
-                raise ValueError(f"Segmenter: void_label {void_label} is one of the "
-                                 f"{num_classes} classes; it must lie outside 0..{num_classes - 1}")
+        names, void_label = _check_names(class_names, void_label, num_classes)
+        if not isinstance(default_crf, (bool, np.bool_)):
+            raise ValueError(f"Segmenter: default_crf must be true or false, got {default_crf!r}")
         colours = _check_palette(palette, names)
         mean_bgr = tuple(float(v) for v in (mean if mean is not None else
                                               getattr(network, "mean", _DEFAULT_MEAN_BGR)))
@@ -210,8 +219,6 @@ class Segmenter(keras.Model):
         self.palette = colours
         self.mean = mean_bgr
         self.interpolation = interpolation
-        if not isinstance(default_crf, (bool, np.bool_)):
-            raise ValueError(f"Segmenter: default_crf must be true or false, got {default_crf!r}")
         self.default_crf = bool(default_crf)
         self.min_input_size = minimum
         self.output_activation = getattr(network, "output_activation", None)

@@ -85,7 +85,8 @@ def single_vs_mirrored(tmp_path: Path, backend: str) -> tuple[dict, dict]:
     config = TrainConfig(preset="deconvnet_tiny", output=str(tmp_path / "unused"), data=str(data),
                          stage="whole", crop_size=[32, 48], epochs=1, steps_per_epoch=2,
                          batch_size=4, optimizer="sgd", learning_rate=0.05, bn_momentum=0.9,
-                         val_split="", deterministic=True, checkpoint_every=100)
+                         val_split="", deterministic=True, checkpoint_every=100,
+                         mixed_precision=False)
     path = config.save(tmp_path / "config.json")
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend,
                CUDA_VISIBLE_DEVICES="")
@@ -161,7 +162,8 @@ def test_multiworker_two_processes_identical_weights(tmp_path):
     data = write_synthetic_dataset(tmp_path / "data", num_train=8, num_val=2, height=32, width=48)
     config = TrainConfig(preset="deconvnet_tiny", output=str(tmp_path / "run"), data=str(data),
                          epochs=1, batch_size=4, crop_size=[32, 48], steps_per_epoch=2,
-                         val_split="", strategy="multiworker", deterministic=True)
+                         val_split="", strategy="multiworker", deterministic=True,
+                         mixed_precision=False)
     path = config.save(tmp_path / "config.json")
     script = textwrap.dedent(f"""
         from deconvnet_tf.training.config import TrainConfig

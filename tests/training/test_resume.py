@@ -53,7 +53,7 @@ def config_for(folder: Path, **changes) -> TrainConfig:
                 crop_size=[48, 64], optimizer="sgd", momentum=0.9, learning_rate=0.05,
                 lr_schedule="step", lr_decay_epochs=1, lr_decay_factor=0.5, bn_momentum=0.9,
                 synthetic_train=8, synthetic_val=4, synthetic_size=[48, 64], steps_per_epoch=2,
-                checkpoint_every=50, deterministic=True)
+                checkpoint_every=50, deterministic=True, mixed_precision=False)
     base.update(changes)
     return TrainConfig(**base)
 

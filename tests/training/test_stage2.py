@@ -36,7 +36,7 @@ def stage2_config(output: Path, data: Path, proposals: str, **changes) -> TrainC
     base = dict(preset="deconvnet_tiny", output=str(output), data=str(data), stage="stage2",
                 stage2_proposals=proposals, window_size=48, crop_size=[40, 40], epochs=1,
                 steps_per_epoch=1, batch_size=2, optimizer="adam", learning_rate=1e-3,
-                val_split="", deterministic=True)
+                val_split="", deterministic=True, mixed_precision=False)
     base.update(changes)
     return TrainConfig(**base)
 

@@ -24,10 +24,12 @@ pytestmark = requires_tf  # tf.data input pipelines
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
+    """float32 pinned: the default (None) picks bfloat16 on CPUs with AMX, and these tests must
+    mean the same on every machine (bfloat16 is tested on purpose below)."""
     base = dict(preset="deconvnet_tiny", output=str(tmp_path / "run"), epochs=2, batch_size=4,
                 crop_size=[48, 64], optimizer="adam", learning_rate=3e-3, bn_momentum=0.9,
                 synthetic_train=8, synthetic_val=4, synthetic_size=[48, 64], steps_per_epoch=2,
-                checkpoint_every=1, deterministic=True)
+                checkpoint_every=1, deterministic=True, mixed_precision=False)
     base.update(changes)
     return TrainConfig(**base)
 
