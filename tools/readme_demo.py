@@ -61,8 +61,22 @@ def pytest_summary(output: str) -> tuple[str, str]:
     return counts, clock
 
 
-def suite_line(seconds: float, output: str, day: datetime.date) -> str:
-    """The README line for one measured ``make test`` run (its printed output)."""
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``"unknown CPU"`` where it is not readable):
+    the suite's time differs about 2x between the development machines' CPUs."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "unknown CPU"
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return " ".join(line.split(":", 1)[1].split()) or "unknown CPU"
+    return "unknown CPU"
+
+
+def suite_line(seconds: float, output: str, day: datetime.date, cpu: str = "unknown CPU") -> str:
+    """The README line for one measured ``make test`` run (its printed output) on ``cpu``."""
     if JAX_MARKER not in output:
         raise ValueError(f"make test output has no {JAX_MARKER!r} section")
     tf_part, jax_part = output.split(JAX_MARKER, 1)
@@ -71,10 +85,9 @@ def suite_line(seconds: float, output: str, day: datetime.date) -> str:
     minutes = seconds / 60
     verdict = ("within" if minutes <= TARGET_MINUTES else "above")
     return (f"{TEST_PREFIX} {minutes:.1f} minutes from a fresh clone on the 2-core development "
-            f"machine ({day.isoformat()}, `tools/readme_demo.py --with-tests`): the TensorFlow "
-            f"run on two xdist workers ({tf_counts}, {tf_clock}) and the JAX run ({jax_counts}, "
-            f"{jax_clock}) overlap; "
-            f"{verdict} the {TARGET_MINUTES}-minute target.")
+            f"machine ({cpu}, {day.isoformat()}, `tools/readme_demo.py --with-tests`): the "
+            f"TensorFlow run on two xdist workers ({tf_counts}, {tf_clock}) and the JAX run "
+            f"({jax_counts}, {jax_clock}) overlap; {verdict} the {TARGET_MINUTES}-minute target.")
 
 
 def rewrite(readme: str, line: str, prefix: str = PREFIX) -> str:
@@ -131,7 +144,7 @@ def main(argv=None) -> int:
             except RuntimeError as err:
                 print(f"readme_demo: {err}; README.md not changed", file=sys.stderr)
                 return 1
-            lines[TEST_PREFIX] = suite_line(test_seconds, output, today)
+            lines[TEST_PREFIX] = suite_line(test_seconds, output, today, cpu_name())
             print(lines[TEST_PREFIX])
     if not args.dry_run:
         from deconvnet_tf.training.atomic import write_text_atomic

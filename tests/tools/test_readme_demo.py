@@ -36,9 +36,11 @@ MAKE_TEST_OUTPUT = """\
 
 
 def test_the_make_test_line_quotes_both_runs_and_replaces_its_readme_line():
-    line = readme_demo.suite_line(2290.0, MAKE_TEST_OUTPUT, datetime.date(2026, 12, 1))
+    line = readme_demo.suite_line(2290.0, MAKE_TEST_OUTPUT, datetime.date(2026, 12, 1),
+                                  "AMD EPYC 7B13")
     assert line == (f"{readme_demo.TEST_PREFIX} 38.2 minutes from a fresh clone on the 2-core "
-                    "development machine (2026-12-01, `tools/readme_demo.py --with-tests`): the "
+                    "development machine (AMD EPYC 7B13, 2026-12-01, `tools/readme_demo.py "
+                    "--with-tests`): the "
                     "TensorFlow run on two xdist workers (1098 passed, 6 skipped, 0:38:01) and "
                     "the JAX run (222 passed, 6 skipped, 0:09:05) overlap; above the 10-minute "
                     "target.")
@@ -57,3 +59,9 @@ def test_the_make_test_line_needs_both_summaries():
     with pytest.raises(ValueError, match="no pytest summary"):
         readme_demo.suite_line(1.0, "FAILED x\n--- KERAS_BACKEND=jax\n2 passed in 3.00s\n",
                                datetime.date(2026, 12, 1))
+
+
+def test_the_cpu_is_named_from_cpuinfo():
+    info = "processor\t: 0\nmodel name\t: Intel(R)  Xeon(R) Processor\nflags\t: fpu\n"
+    assert readme_demo.cpu_name(info) == "Intel(R) Xeon(R) Processor"
+    assert readme_demo.cpu_name("processor\t: 0\n") == "unknown CPU"
