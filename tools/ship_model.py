@@ -66,8 +66,11 @@ def training_minutes(run: Path) -> float:
 
 def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms: str = "",
          command: str = "", notes: str = "", split: str = "val", dev_run: Path | None = None,
-         overwrite: bool = False) -> dict:
+         overwrite: bool = False, default_crf: bool = False) -> dict:
     """Writes the shipped files of one model; returns the measured numbers.
+
+    ``default_crf``: the shipped Segmenter's ``deconvnet-predict`` refines with the dense CRF
+    unless ``--no-crf`` (choose it on a dev split; the card says so).
 
     Raises:
         FileExistsError: A file to write exists and ``overwrite`` is false (nothing written).
@@ -90,7 +93,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     info = read_meta(data)
     model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
                            image_size=input_size, class_names=list(info.class_names),
-                           void_label=info.ignore_label)
+                           void_label=info.ignore_label, default_crf=default_crf)
     out.mkdir(parents=True, exist_ok=True)
     keras_path = save_model_atomic(model, out / f"{name}.keras")
     start = time.perf_counter()
@@ -135,7 +138,11 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
              f"{training_minutes(run):.1f} min wall (run folder's config.json to model.keras).",
              "", "Working resolution: " + (f"{model.image_size[0]}x{model.image_size[1]} (images "
              "are resized to it and the labels mapped back)" if model.image_size else
-             "native (each image at its own size)") + ".", ""]
+             "native (each image at its own size)") + ".", "",
+             "Default post-processing in `deconvnet-predict`: " + (
+                 "the dense CRF (`--no-crf` skips it)" if default_crf else
+                 "none (`--crf` adds the dense CRF)") + "; the metrics below are the network's "
+             "own.", ""]
     if dev is not None:
         lines += ["## How the recipe was chosen", "",
                   f"On a dev split that is not reported: trained on `{dev['train_split']}`, "
@@ -187,6 +194,9 @@ def main(argv=None) -> int:
                         "goes on the card)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing shipped files of --name")
+    parser.add_argument("--default-crf", action="store_true",
+                        help="the shipped model's deconvnet-predict applies the dense CRF "
+                        "unless --no-crf (Segmenter default_crf)")
     args = parser.parse_args(argv)
     if not (args.run / "model.keras").is_file():
         parser.error(f"--run {str(args.run)!r} has no model.keras")
@@ -201,7 +211,8 @@ def main(argv=None) -> int:
     try:
         result = ship(args.run, args.data, args.name, args.output, input_size=size,
                       terms=args.terms, command=args.command, notes=args.notes,
-                      dev_run=args.dev_run, overwrite=args.overwrite)
+                      dev_run=args.dev_run, overwrite=args.overwrite,
+                      default_crf=args.default_crf)
     except (FileExistsError, ValueError) as err:
         parser.error(str(err))
     print(result["card"].read_text())

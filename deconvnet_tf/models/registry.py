@@ -63,7 +63,7 @@ REGISTRY: dict[str, dict[str, Any]] = {
     },
     "horse_compact": {
         "file": "horse_compact.keras",
-        "sha256": "3c8cfc110697e0ca07252d2d5e77e5c7fe36cb4487c39165ca76c0a27bfaf414",
+        "sha256": "41b1025e6173f6e3f8c7cd8ee3c5023e8cb0e9d3afb997f591211d04c270bb11",
         "card": "horse_compact.md",
         "url": None,
         "tflite": {
@@ -79,6 +79,7 @@ REGISTRY: dict[str, dict[str, Any]] = {
             "class_names": ["background", "horse"],
             "void_label": None,
             "palette": {"background": [0, 0, 0], "horse": [128, 0, 0]},
+            "default_crf": True,
         },
     },
 }

@@ -146,6 +146,19 @@ def test_shipped_models_load_by_name_with_their_metadata(home):
     horse = Segmenter.from_preset("horse_compact")
     assert horse.image_size is None and horse.class_names == ["background", "horse"]
     assert horse.palette == {"background": (0, 0, 0), "horse": (128, 0, 0)}
+    # The dense CRF is Horse's default post-processing (chosen on a dev fold, docs/results.md),
+    # not CamVid's (it lowered every network on CamVid's held-out sequence).
+    assert horse.default_crf is True and camvid.default_crf is False
+    # The registry's metadata (used for a bare-network copy) says what the files hold.
+    for model, name in ((camvid, "camvid_compact"), (horse, "horse_compact")):
+        for key, value in REGISTRY[name]["metadata"].items():
+            held = getattr(model, key)
+            if key == "palette":
+                held = {k: list(v) for k, v in held.items()}
+            elif key == "image_size" and held is not None:
+                held = list(held)
+            assert held == value, (name, key)
+        assert model.default_crf == REGISTRY[name]["metadata"].get("default_crf", False), name
     image = np.random.default_rng(0).integers(0, 256, (37, 301, 3), dtype=np.uint8)
     assert camvid.predict(image).shape == (37, 301)
 

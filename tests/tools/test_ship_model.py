@@ -35,7 +35,7 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
     out = tmp_path / "shipped"
     result = ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy",
                               "--output", str(out), "--input-size", "48x64", "--dev-run",
-                              str(dev)])
+                              str(dev), "--default-crf"])
     assert result == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
         p.name for p in ship_model.shipped_files(out, "toy"))
@@ -44,7 +44,9 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
 
     names = list(read_meta(data).class_names)
     assert segmenter.image_size == (48, 64) and segmenter.class_names == names
+    assert segmenter.default_crf is True  # --default-crf
     card = (out / "toy.md").read_text()
+    assert "Default post-processing in `deconvnet-predict`: the dense CRF" in card
     dev_log = (dev / "log.csv").read_text().strip().splitlines()[-1].split(",")
     assert f"{100 * float(dev_log[-1]):.1f} mean IoU" in card
     assert "trained on `train[-0/3]`, scored on `train[0/3]`" in card
