@@ -195,7 +195,7 @@ USES_KERAS = (r"deconvnet-(?:train|evaluate|predict|visualize|presets|demo|expor
 SLOW: list[tuple[str, tuple[str, ...] | None, str]] = [
     (r"deconvnet-demo", None, "the demo at 1 epoch: preset table of every preset, export, grid"),
     (r"tools/ship_model\.py", None, "two XLA trainings, a table, two exports and figures"),
-    (r"--stage two_stage", None, "two trainings on object crops"),
+    (r"--two-stage", None, "two trainings on object crops"),
     (r"--mixed-precision|--jit-compile", None, "XLA/bf16 train steps compile for a minute"),
     (r"tools/paper_table\.py|--mode instance", None,
      "instance-wise inference: HED edges, EdgeBoxes and a batch of crops per image"),

@@ -103,7 +103,7 @@ def _demo_config(output: Path, preset: str, epochs: int, num_train: int,
     from deconvnet_tf.training.config import TrainConfig
 
     return TrainConfig(
-        preset=preset, output=str(output / "run"), stage="whole", epochs=epochs, batch_size=8,
+        preset=preset, output=str(output / "run"), input_mode="whole", epochs=epochs, batch_size=8,
         crop_size=list(size), optimizer="adam", learning_rate=3e-3, weight_decay=0.0,
         bn_momentum=0.9,  # moving statistics that keep up with a run of a few hundred steps
         lr_decay_epochs=max(1, epochs * 5 // 8), lr_decay_factor=0.3,

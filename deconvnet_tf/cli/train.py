@@ -1,6 +1,6 @@
 """``deconvnet-train``: train a model on a dataset folder (folder layout or PASCAL VOC), a
-TensorFlow Datasets dataset (``--tfds``) or the generated default; ``--stage two_stage`` runs
-the paper's stage 1 (object crops) then stage 2 (proposal windows) in one command.
+TensorFlow Datasets dataset (``--tfds``) or the generated default; ``--two-stage`` runs the
+paper's stage 1 (object crops) then stage 2 (proposal windows) in one command.
 
 Precedence of settings: defaults < ``--config FILE`` (JSON) < flags < ``--set key=value``.
 The resolved config is written to ``<output>/config.json``; re-running the same command after an
@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from deconvnet_tf.cli._common import add_verbose_flag, select_backend, plain_text
+from deconvnet_tf.training.config import INPUT_MODES, LEGACY_STAGES
 
 __all__ = ["main"]
 
@@ -34,10 +35,16 @@ def _parser() -> argparse.ArgumentParser:
                    "--set override it")
     p.add_argument("--preset", help="model preset (deconvnet-presets lists them)")
     p.add_argument("--output", help="run folder: checkpoints, logs, config, model")
-    p.add_argument("--stage", choices=["crop", "whole", "stage1", "stage2", "two_stage"],
-                   help="training input: crop (random crops), whole (whole images), stage1 "
-                   "(object-centred instance crops), stage2 (proposal windows), two_stage "
-                   "(stage1 then stage2 initialised from it)")
+    p.add_argument("--input-mode", choices=list(INPUT_MODES),
+                   help="what a training step sees: crop (random crops, the default), whole "
+                   "(whole images), object_crops (the paper's stage 1: object-centred instance "
+                   "crops), proposal_windows (its stage 2: windows around proposals)")
+    p.add_argument("--two-stage", action="store_true", default=None,
+                   help="the paper's two-stage training: object_crops for stage1_epochs, then "
+                   "proposal_windows initialised from it (sets --input-mode proposal_windows)")
+    p.add_argument("--stage", choices=list(LEGACY_STAGES),
+                   help="deprecated: --input-mode (crop, whole; stage1 = object_crops, stage2 = "
+                   "proposal_windows) or --two-stage (two_stage)")
     p.add_argument("--epochs", type=int, help="epochs to train (default 10)")
     p.add_argument("--batch-size", type=int, help="images per step (default 8)")
     p.add_argument("--config", help="JSON file of config fields")
@@ -95,6 +102,23 @@ def _base_config(parser: argparse.ArgumentParser, args):
     return TrainConfig.from_dict(data, source=f"recipe {args.recipe}")
 
 
+def _input_flags(parser: argparse.ArgumentParser, args) -> dict:
+    """``input_mode``/``two_stage`` from ``--input-mode``, ``--two-stage`` and the deprecated
+    ``--stage`` (with a warning)."""
+    mode, two = args.input_mode, args.two_stage
+    if args.stage is not None:
+        if mode is not None or two is not None:
+            parser.error("--stage is deprecated: give --input-mode / --two-stage instead, "
+                         "not both")
+        mode, two = LEGACY_STAGES[args.stage]
+        new = f"--input-mode {mode}" + (" --two-stage" if two else "")
+        print(f"deconvnet-train: --stage is deprecated; --stage {args.stage} means {new}",
+              file=sys.stderr)
+    if two and mode is None:
+        mode = "proposal_windows"
+    return {"input_mode": mode, "two_stage": two}
+
+
 def resolve_config(parser: argparse.ArgumentParser, args):
     """The run's :class:`TrainConfig` from parsed arguments: defaults < ``--recipe`` <
     ``--config`` < flags < ``--set`` (bad values end the script with one error line)."""
@@ -103,8 +127,8 @@ def resolve_config(parser: argparse.ArgumentParser, args):
     try:
         config = _base_config(parser, args)
         flags = {
-            "data": args.data, "tfds": args.tfds, "preset": args.preset, "output": args.output, "stage": args.stage,
-            "epochs": args.epochs, "batch_size": args.batch_size,
+            "data": args.data, "tfds": args.tfds, "preset": args.preset, "output": args.output,
+            **_input_flags(parser, args), "epochs": args.epochs, "batch_size": args.batch_size,
             "encoder_weights": args.encoder_weights, "mixed_precision": args.mixed_precision,
             "jit_compile": args.jit_compile, "strategy": args.strategy,
         }

@@ -7,7 +7,8 @@ import json
 import os
 import types
 import typing
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,16 @@ from deconvnet_tf.training.atomic import write_text_atomic
 
 __all__ = ["TrainConfig", "ConfigError"]
 
-STAGES = ("whole", "crop", "stage1", "stage2", "two_stage")
+# What a training step sees: random crops, whole images, or the paper's windows around objects
+# (stage 1: object-centred crops) and around proposals (stage 2: proposal windows).
+INPUT_MODES = ("crop", "whole", "object_crops", "proposal_windows")
+# The paper's training stage whose windows an input mode is (deconvnet_tf.data.crops names).
+WINDOW_STAGES = {"object_crops": "stage1", "proposal_windows": "stage2"}
+# The field ``stage`` of configs written before it was split into ``input_mode`` and
+# ``two_stage``: each old value and the fields it means (read with a FutureWarning).
+LEGACY_STAGES = {"crop": ("crop", False), "whole": ("whole", False),
+                 "stage1": ("object_crops", False), "stage2": ("proposal_windows", False),
+                 "two_stage": ("proposal_windows", True)}
 STAGE2_PROPOSALS = ("jitter", "edgeboxes", "edgeboxes_gradient", "selective_search")
 OPTIMIZERS = ("sgd", "adam")
 # class_weighting -> the power of the median-frequency ratio (losses.median_frequency_weights)
@@ -47,13 +57,16 @@ class TrainConfig:
         sbd_root: SBD folder (``benchmark_RELEASE``) for VOC's ``train_aug`` split.
         train_split: Split used for training.
         val_split: Split used for validation (``""`` for none).
-        stage: ``"crop"`` (random scale/crop/flip/jitter crops, e.g. CamVid), ``"whole"``
-            (whole images centre-cropped/padded to ``crop_size``, no augmentation),
-            ``"stage1"`` (the paper's object-centred instance crops), ``"stage2"`` (windows of
-            proposals / jittered boxes overlapping objects) or ``"two_stage"`` (stage 1 for
-            ``stage1_epochs``, then stage 2 for ``epochs`` initialised from stage 1; each in a
-            subfolder ``stage1/``, ``stage2/`` of ``output``).
-        stage1_epochs: Epochs of stage 1 in ``two_stage`` (``None``: ``epochs``).
+        input_mode: What the training steps see: ``"crop"`` (random scale/crop/flip/jitter
+            crops, e.g. CamVid), ``"whole"`` (whole images centre-cropped/padded to
+            ``crop_size``, no augmentation), ``"object_crops"`` (the paper's stage-1 inputs:
+            object-centred instance crops) or ``"proposal_windows"`` (its stage-2 inputs:
+            windows of proposals / jittered boxes overlapping objects).
+        two_stage: The paper's two-stage training: stage 1 on ``object_crops`` for
+            ``stage1_epochs``, then stage 2 on ``proposal_windows`` for ``epochs``
+            initialised from stage 1, each in a subfolder ``stage1/``, ``stage2/`` of
+            ``output``; needs ``input_mode="proposal_windows"`` (the final model's inputs).
+        stage1_epochs: Epochs of stage 1 when ``two_stage`` (``None``: ``epochs``).
         window_size: Stage 1/2: object windows are warped to this size (paper: 250), then
             randomly cropped to ``crop_size`` (224).
         box_scale: Stage 1/2: enlargement of object / proposal boxes about their centre.
@@ -126,7 +139,8 @@ class TrainConfig:
     tfds_manual_dir: str | None = None
     tfds_download: bool = False
     sbd_root: str | None = None
-    stage: str = "crop"
+    input_mode: str = "crop"
+    two_stage: bool = False
     stage1_epochs: int | None = None
     window_size: int = 250
     box_scale: float = 1.2
@@ -167,8 +181,12 @@ class TrainConfig:
     synthetic_train: int = 64
     synthetic_val: int = 16
     synthetic_size: list[int] = field(default_factory=lambda: [96, 128])
+    # Deprecated: the old single field for input_mode and two_stage (``LEGACY_STAGES``).
+    stage: InitVar[str | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, stage: str | None = None):
+        if stage is not None:
+            _apply_legacy_stage(self, stage, "TrainConfig(stage=...)")
         self.validate()
 
     # ------------------------------------------------------------------------------------
@@ -185,7 +203,7 @@ class TrainConfig:
             fail("output", "must name a folder, got an empty string")
         if self.preset not in list_presets():
             fail("preset", f"unknown {self.preset!r}; available: {', '.join(list_presets())}")
-        for name, choices in (("stage", STAGES), ("optimizer", OPTIMIZERS),
+        for name, choices in (("input_mode", INPUT_MODES), ("optimizer", OPTIMIZERS),
                               ("class_weighting", CLASS_WEIGHTING), ("strategy", STRATEGIES),
                               ("stage2_proposals", STAGE2_PROPOSALS)):
             if getattr(self, name) not in choices:
@@ -208,9 +226,13 @@ class TrainConfig:
             fail("color_jitter", f"must be in [0, 1), got {self.color_jitter!r}")
         if self.data is not None and self.tfds is not None:
             fail("tfds", "give either data (a folder) or tfds (a TFDS name), not both")
-        if self.stage in ("stage1", "stage2", "two_stage"):
+        if self.two_stage and self.input_mode != "proposal_windows":
+            fail("two_stage", "stage 2 trains on proposal windows: set input_mode="
+                 f"proposal_windows (got {self.input_mode!r}; stage 1 uses object_crops)")
+        if self.input_mode in ("object_crops", "proposal_windows"):
             if self.tfds is not None:
-                fail("stage", f"{self.stage} crops need a file-based dataset (data), not tfds")
+                fail("input_mode", f"{self.input_mode} need a file-based dataset (data), not "
+                     "tfds")
             if max(int(v) for v in self.crop_size) > self.window_size:
                 fail("crop_size", f"{self.crop_size} is larger than window_size {self.window_size}")
         if not self.box_scale > 0:
@@ -253,12 +275,22 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Builds a config from a dict; unknown keys are an error naming ``source``."""
+        """Builds a config from a dict; unknown keys are an error naming ``source``.
+
+        A config of an older version with the field ``stage`` is read as its ``input_mode``
+        and ``two_stage`` (``LEGACY_STAGES``), with a ``FutureWarning``.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names - {"stage"})
         if unknown:
             raise ConfigError(f"{source}: unknown field(s) {unknown}; valid: {sorted(names)}")
-        return cls(**data)
+        data = dict(data)
+        stage = data.pop("stage", None)
+        config = cls(**data)
+        if stage is not None:
+            _apply_legacy_stage(config, stage, source)
+            config.validate()
+        return config
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:
@@ -285,16 +317,52 @@ class TrainConfig:
         numbers), else taken as strings, then converted to the field's type.
         """
         data = self.to_dict()
-        types = typing.get_type_hints(type(self))
+        types = _field_types(type(self))
         for item in assignments:
             if "=" not in item:
                 raise ConfigError(f"--set expects key=value, got {item!r}")
             key, raw = item.split("=", 1)
             key = key.strip()
+            if key == "stage":
+                mode, two = _legacy_stage(raw.strip(), "--set stage")
+                _warn_stage(raw.strip(), mode, two, "--set stage")
+                data["input_mode"], data["two_stage"] = mode, two
+                continue
             if key not in types:
                 raise ConfigError(f"--set: unknown field {key!r}; valid: {sorted(types)}")
             data[key] = _parse_value(key, raw, types[key])
         return type(self).from_dict(data, source="--set")
+
+
+def _field_types(cls) -> dict[str, Any]:
+    """The type of each dataclass field (not the ``InitVar`` ``stage``)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _legacy_stage(value: Any, source: str) -> tuple[str, bool]:
+    """``(input_mode, two_stage)`` of an old ``stage`` value."""
+    if value not in LEGACY_STAGES:
+        raise ConfigError(f"{source}: config field 'stage' (renamed input_mode and two_stage) "
+                          f"must be one of {tuple(LEGACY_STAGES)}, got {value!r}")
+    return LEGACY_STAGES[value]
+
+
+def _warn_stage(value: str, mode: str, two: bool, source: str) -> None:
+    new = f"input_mode={mode}" + (" and two_stage=true" if two else "")
+    warnings.warn(f"{source}: the config field 'stage' is deprecated (split into input_mode and "
+                  f"two_stage); reading stage={value} as {new}", FutureWarning, stacklevel=4)
+
+
+def _apply_legacy_stage(config: TrainConfig, value: Any, source: str) -> None:
+    """Sets ``input_mode``/``two_stage`` from an old ``stage`` value, with a warning; a
+    conflicting explicit ``input_mode``/``two_stage`` is an error."""
+    mode, two = _legacy_stage(value, source)
+    if (config.input_mode, config.two_stage) not in (("crop", False), (mode, two)):
+        raise ConfigError(f"{source}: stage={value!r} (deprecated) conflicts with "
+                          f"input_mode={config.input_mode!r}, two_stage={config.two_stage!r}")
+    _warn_stage(value, mode, two, source)
+    config.input_mode, config.two_stage = mode, two
 
 
 def _check_types(config: TrainConfig, fail) -> None:
@@ -307,7 +375,7 @@ def _check_types(config: TrainConfig, fail) -> None:
     def integral(v):
         return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
-    for name, annotation in typing.get_type_hints(type(config)).items():
+    for name, annotation in _field_types(type(config)).items():
         value = getattr(config, name)
         if typing.get_origin(annotation) in (typing.Union, types.UnionType):
             if value is None:

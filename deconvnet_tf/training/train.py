@@ -35,7 +35,9 @@ from deconvnet_tf.training.checkpointing import (
     save_model_atomic,
     set_batchnorm_sync,
 )
-from deconvnet_tf.training.config import CLASS_WEIGHT_POWER, ConfigError, TrainConfig
+from deconvnet_tf.training.config import (
+    CLASS_WEIGHT_POWER, WINDOW_STAGES, ConfigError, TrainConfig,
+)
 from deconvnet_tf.training.distribution import (
     check_global_batch, data_parallel, multiworker_workarounds,
 )
@@ -331,7 +333,7 @@ def train(
     trains into a folder (a lock; a second one gets :class:`RunLockedError` naming the
     holder). A finished run is not trained again: ``train`` returns it with
     ``already_finished=True``, unless ``overwrite`` (start again) or ``resume`` with more
-    ``epochs`` (continue it). With ``stage="two_stage"`` the two stages run in ``stage1/``
+    ``epochs`` (continue it). With ``two_stage=True`` the two stages run in ``stage1/``
     and ``stage2/`` (stage 2 initialised from ``stage1/model.keras``; a finished stage 1 is
     not redone when the command is re-run) and ``model.keras`` is stage 2's model.
     Under ``strategy="multiworker"`` workers other than the chief write to
@@ -363,7 +365,7 @@ def train(
     _check_files(config)
     # MultiWorkerMirroredStrategy must exist before other TensorFlow work in the process.
     strategy = _strategy(config.strategy)
-    if config.stage != "two_stage":
+    if not config.two_stage:
         return _train_single(config, strategy, verbose, callbacks, overwrite, resume)
     return _train_two_stage(config, strategy, verbose, callbacks, overwrite, resume)
 
@@ -388,11 +390,13 @@ def _train_two_stage(config: TrainConfig, strategy, verbose, callbacks, overwrit
         data = config.data
         if data is None and config.tfds is None:
             data = str(resolve_dataset_root(config))
-        stage1 = dataclasses.replace(config, stage="stage1", output=str(output / "stage1"), data=data,
+        stage1 = dataclasses.replace(config, input_mode="object_crops", two_stage=False,
+                                     output=str(output / "stage1"), data=data,
                                      epochs=config.stage1_epochs or config.epochs)
         result1 = _train_single(stage1, strategy, verbose, callbacks, False, resume)
         first = output / "stage1" / "model.keras"
-        stage2 = dataclasses.replace(config, stage="stage2", output=str(output / "stage2"), data=data,
+        stage2 = dataclasses.replace(config, input_mode="proposal_windows", two_stage=False,
+                                     output=str(output / "stage2"), data=data,
                                      init_from=str(first))
         result2 = _train_single(stage2, strategy, verbose, callbacks, False, resume)
         model_path = result2.model_path
@@ -590,11 +594,12 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
                          ignore_label=ignore, seed=config.seed, deterministic=config.deterministic)
     augmentation = dict(scale=tuple(config.scale_range), jitter=config.color_jitter)
     records = windows = None
-    if config.stage in ("stage1", "stage2"):
+    window_stage = WINDOW_STAGES.get(config.input_mode)  # the paper's stage of window inputs
+    if window_stage:
         records = source.records(config.train_split)
         object_args = dict(ignore_label=ignore, background=config.background_class,
                            box_scale=config.box_scale, min_pixels=config.min_object_pixels)
-        if config.stage == "stage1":
+        if window_stage == "stage1":
             windows = crops.stage1_windows(records, **object_args)
         else:
             windows = crops.stage2_windows(records, boxes_fn=_proposal_fn(config),
@@ -604,7 +609,7 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
         num_train = len(windows)
     else:
         num_train = source.num_examples(config.train_split)
-    tf_data = config.stage in ("stage1", "stage2") or _use_tf_data()
+    tf_data = bool(window_stage) or _use_tf_data()
 
     def train_data(position: int):
         """The training batches from batch ``position`` of the run on."""
@@ -614,17 +619,17 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
             # Skipping batches of tf.data computes them: a resumed non-deterministic run
             # takes a fresh stream instead of replaying the one it had.
             args["seed"] = config.seed + position
-        if config.stage in ("stage1", "stage2"):
-            ds = crops.make_window_pipeline(records, windows, stage=config.stage,
+        if window_stage:
+            ds = crops.make_window_pipeline(records, windows, stage=window_stage,
                                             window_size=config.window_size,
                                             background=config.background_class, **args)
         elif not tf_data:
-            ds = make_pydataset(None, config.train_split, source=source, mode=config.stage,
+            ds = make_pydataset(None, config.train_split, source=source, mode=config.input_mode,
                                 training=True, validate=False, **augmentation,
                                 cache=_cache_fits(source, config.train_split), **args)
             return _SkipBatches(ds, skip) if skip else ds
         else:
-            ds = pipeline.make_pipeline(source.dataset(config.train_split), mode=config.stage,
+            ds = pipeline.make_pipeline(source.dataset(config.train_split), mode=config.input_mode,
                                         training=True, **augmentation,
                                         cache=_cache_fits(source, config.train_split), **args)
         if skip:

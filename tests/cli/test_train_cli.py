@@ -1,4 +1,4 @@
-"""deconvnet-train: --tfds (a TFDS builder built offline), --stage choices, clear errors."""
+"""deconvnet-train: --tfds (a TFDS builder built offline), --input-mode/--two-stage (and the deprecated --stage), clear errors."""
 
 from __future__ import annotations
 
@@ -38,13 +38,13 @@ def test_train_cli_rejects_bad_combinations(tmp_path, capsys):
         train_cli.main(["--data", str(tmp_path), "--tfds", "oxford_iiit_pet"])
     assert exc.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train_cli.main(["--tfds", "oxford_iiit_pet", "--stage", "two_stage"])
-    assert "crops need a file-based dataset" in capsys.readouterr().err
+        train_cli.main(["--tfds", "oxford_iiit_pet", "--two-stage"])
+    assert "need a file-based dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train_cli.main(["--stage", "stage1", "--set", "crop_size=[300,300]"])
+        train_cli.main(["--input-mode", "object_crops", "--set", "crop_size=[300,300]"])
     assert "larger than window_size 250" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train_cli.main(["--stage", "stage3"])
+        train_cli.main(["--input-mode", "stage1"])
     assert "invalid choice" in capsys.readouterr().err
     code = train_cli.main(["--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o"),
                            "--preset", "deconvnet_tiny"])
@@ -79,3 +79,20 @@ def test_rerunning_a_finished_command_trains_nothing(tmp_path, capsys):
     assert epochs() == [0]
     assert json.loads((out / "finished.json").read_text())["epochs"] == 1
     assert not (out / "eval").exists()  # the old evaluation went with the old model
+
+
+def test_input_mode_two_stage_and_the_deprecated_stage_flag_resolve_the_same(capsys):
+    def resolved(argv):
+        parser = train_cli._parser()
+        config = train_cli.resolve_config(parser, parser.parse_args(argv))
+        return config.input_mode, config.two_stage
+
+    assert resolved([]) == ("crop", False)
+    assert resolved(["--two-stage"]) == ("proposal_windows", True)
+    assert resolved(["--input-mode", "object_crops"]) == ("object_crops", False)
+    assert capsys.readouterr().err == ""
+    for old, new in (("two_stage", ("proposal_windows", True)), ("stage1", ("object_crops", False)),
+                     ("whole", ("whole", False))):
+        assert resolved(["--stage", old]) == new
+        assert f"--stage is deprecated; --stage {old} means --input-mode {new[0]}" in \
+            capsys.readouterr().err

@@ -35,6 +35,8 @@ def test_augmentation_fields_parse_as_floats_and_default_to_the_old_augmentation
     [
         ("epochs=0", "'epochs'"),
         ("stage=stage9", "'stage'"),
+        ("input_mode=stage1", "'input_mode'"),
+        ("two_stage=true", "'two_stage'"),
         ("preset=nope", "'preset'"),
         ("crop_size=[8,8]", "'crop_size'"),
         ("epochs=two", "--set epochs"),
@@ -103,3 +105,62 @@ def test_numbers_of_other_types_are_converted():
     assert (c.epochs, c.learning_rate, c.crop_size) == (3, 1.0, [64, 80])
     assert type(c.epochs) is int and type(c.learning_rate) is float
     assert json.loads(json.dumps(c.to_dict()))["crop_size"] == [64, 80]
+
+
+# ---- the field 'stage' of older versions: split into input_mode and two_stage ------------------
+@pytest.mark.parametrize("stage,mode,two", [
+    ("crop", "crop", False), ("whole", "whole", False), ("stage1", "object_crops", False),
+    ("stage2", "proposal_windows", False), ("two_stage", "proposal_windows", True)])
+def test_a_config_file_with_the_old_stage_field_still_loads(tmp_path, stage, mode, two):
+    data = TrainConfig().to_dict()
+    del data["input_mode"], data["two_stage"]
+    data["stage"] = stage
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    with pytest.warns(FutureWarning, match=f"stage={stage} as input_mode={mode}"):
+        c = TrainConfig.load(path)
+    assert (c.input_mode, c.two_stage) == (mode, two)
+    assert "stage" not in c.to_dict()  # saved again under the new names only
+    with pytest.warns(FutureWarning, match="'stage' is deprecated"):
+        assert (TrainConfig(stage=stage).input_mode, TrainConfig(stage=stage).two_stage) == (mode, two)
+    with pytest.warns(FutureWarning, match="--set stage"):
+        c = TrainConfig().with_overrides([f"stage={stage}"])
+    assert (c.input_mode, c.two_stage) == (mode, two)
+
+
+def test_old_stage_values_that_conflict_or_are_unknown_name_the_field(tmp_path):
+    with pytest.raises(ConfigError, match="conflicts with input_mode='whole'"):
+        TrainConfig(input_mode="whole", stage="stage1")
+    with pytest.raises(ConfigError, match="'stage'.*got 'stage9'"):
+        TrainConfig.from_dict({"stage": "stage9"}, source="old.json")
+    with pytest.raises(ConfigError, match="old.json"):
+        TrainConfig.from_dict({"stage": "crop", "input_mode": "whole"}, source="old.json")
+    # the defaults updated by an old dict (what --recipe does): 'stage' sets both fields
+    with pytest.warns(FutureWarning):
+        c = TrainConfig.from_dict({**TrainConfig().to_dict(), "stage": "two_stage"})
+    assert (c.input_mode, c.two_stage) == ("proposal_windows", True)
+
+
+def test_two_stage_needs_proposal_windows_and_window_modes_need_files():
+    with pytest.raises(ConfigError, match="'two_stage'.*input_mode=proposal_windows"):
+        TrainConfig(two_stage=True)
+    assert TrainConfig(two_stage=True, input_mode="proposal_windows").two_stage
+    with pytest.raises(ConfigError, match="'input_mode'.*file-based"):
+        TrainConfig(input_mode="object_crops", tfds="oxford_iiit_pet")
+
+
+def test_a_run_folder_of_an_older_version_resumes_under_the_new_names(tmp_path):
+    from deconvnet_tf.training.runfolder import check_settings, inspect_run
+
+    new = TrainConfig(output=str(tmp_path), data="d", input_mode="proposal_windows",
+                      two_stage=True)
+    data = new.to_dict()
+    del data["input_mode"], data["two_stage"]
+    (tmp_path / "config.json").write_text(json.dumps({**data, "stage": "two_stage"}))
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text("{}")
+    with pytest.warns(FutureWarning):
+        state = inspect_run(tmp_path)
+    check_settings(state, new)  # the same settings: resumable
+    with pytest.raises(ConfigError, match="input_mode"):
+        check_settings(state, TrainConfig(output=str(tmp_path), data="d"))

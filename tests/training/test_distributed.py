@@ -83,7 +83,7 @@ def single_vs_mirrored(tmp_path: Path, backend: str) -> tuple[dict, dict]:
     # Adam, which is nearly invariant to a scaled gradient) so that a wrongly scaled gradient
     # changes the weights. 2 images per device.
     config = TrainConfig(preset="deconvnet_tiny", output=str(tmp_path / "unused"), data=str(data),
-                         stage="whole", crop_size=[32, 48], epochs=1, steps_per_epoch=2,
+                         input_mode="whole", crop_size=[32, 48], epochs=1, steps_per_epoch=2,
                          batch_size=4, optimizer="sgd", learning_rate=0.05, bn_momentum=0.9,
                          val_split="", deterministic=True, checkpoint_every=100,
                          mixed_precision=False)

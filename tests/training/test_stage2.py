@@ -33,7 +33,7 @@ def data(tmp_path_factory):
 
 
 def stage2_config(output: Path, data: Path, proposals: str, **changes) -> TrainConfig:
-    base = dict(preset="deconvnet_tiny", output=str(output), data=str(data), stage="stage2",
+    base = dict(preset="deconvnet_tiny", output=str(output), data=str(data), input_mode="proposal_windows",
                 stage2_proposals=proposals, window_size=48, crop_size=[40, 40], epochs=1,
                 steps_per_epoch=1, batch_size=2, optimizer="adam", learning_rate=1e-3,
                 val_split="", deterministic=True, mixed_precision=False)

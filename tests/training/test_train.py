@@ -163,14 +163,14 @@ def test_class_weights_bf16_and_xla_are_applied(tmp_path):
 def test_two_stage_runs_stage1_then_stage2_from_it(tmp_path):
     """One command: stage 1 (instance crops) then stage 2 (jittered windows) initialised
     from stage 1; re-running it keeps the finished stage 1."""
-    config = tiny_config(tmp_path, stage="two_stage", epochs=1, stage1_epochs=1, steps_per_epoch=1,
+    config = tiny_config(tmp_path, input_mode="proposal_windows", two_stage=True, epochs=1, stage1_epochs=1, steps_per_epoch=1,
                          crop_size=[40, 40], window_size=48, val_split="")
     result = train(config, verbose=0)
     out = Path(config.output)
     assert result.model_path == out / "model.keras"
-    for stage in ("stage1", "stage2"):
+    for stage, mode in (("stage1", "object_crops"), ("stage2", "proposal_windows")):
         saved = TrainConfig.load(out / stage / "config.json")
-        assert saved.stage == stage and (out / stage / "model.keras").is_file()
+        assert saved.input_mode == mode and not saved.two_stage and (out / stage / "model.keras").is_file()
         assert (out / stage / "log.csv").is_file()
     assert TrainConfig.load(out / "stage2" / "config.json").init_from == str(out / "stage1" / "model.keras")
     assert np.isfinite(result.stage_histories["stage1"]["loss"][0])
@@ -196,7 +196,7 @@ def test_init_from_copies_weights_and_checks_the_architecture(tmp_path):
     source = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5)
     source.save(tmp_path / "init.keras")
     config = tiny_config(tmp_path, epochs=1, steps_per_epoch=1, val_split="", learning_rate=1e-9,
-                         optimizer="sgd", weight_decay=0.0, momentum=0.0, stage="stage1",
+                         optimizer="sgd", weight_decay=0.0, momentum=0.0, input_mode="object_crops",
                          crop_size=[40, 40], window_size=48, init_from=str(tmp_path / "init.keras"))
     result = train(config, verbose=0)
     trained = deconvnet_tf.load_model(result.model_path)
