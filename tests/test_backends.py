@@ -91,6 +91,7 @@ def _has_tensorflow() -> bool:
 
 @requires_tf
 @pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.slow
 def test_model_saved_under_jax_loads_under_tensorflow(jax_side, preset):
     tmp, _, _ = jax_side
     model = deconvnet_tf.load_model(tmp / f"{preset}.keras")
@@ -104,11 +105,13 @@ def test_model_saved_under_jax_loads_under_tensorflow(jax_side, preset):
 
 
 @requires_tf
+@pytest.mark.slow
 def test_argmax_model_saved_under_tensorflow_loads_under_jax(jax_side):
     _, lines, tf_side = jax_side
     assert tf_side and "loaded tf.keras" in lines  # the JAX process asserted equal outputs
 
 
+@pytest.mark.slow
 def test_package_imports_without_tensorflow_under_jax(jax_side):
     _, lines, _ = jax_side
     assert "tensorflow imported: False" in lines, lines

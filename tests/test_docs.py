@@ -22,6 +22,12 @@ demo, the benchmark), JAX-only (``JAX_ONLY``: ``keras.distribution``), sets its 
 (``--backend X`` or ``KERAS_BACKEND=X``: run once as written, id ``-pinned``) or does not use
 Keras (not ``USES_KERAS``: run once, id ``-nokeras``).
 
+Tiers. A block that uses Keras runs in a fresh process that imports TensorFlow or JAX and
+builds, trains or loads a model (10-80 s on 2 cores): it is marked ``slow`` (``make test-slow``,
+which CI runs after ``make test``); the blocks of ``SLOW`` take minutes and are marked ``long``
+too (``make test-docs-slow``, before a release). ``-nokeras`` blocks, the synopses and the
+collection checks run in ``make test``.
+
 Substitutions (``SUBSTITUTIONS``, ``APPENDS``, ``provide_inputs``), applied to the block's text
 before it runs, so that every command finishes in seconds on 2 CPU cores without the real data:
 
@@ -72,10 +78,8 @@ pyproject.toml, a pytest path exists, every ``--flag`` of a console script or to
 ``deconvnet-demo --output demo_output``; the console script runs here at tiny settings
 (docs/visualize.md) and ``run_demo`` end to end in tests/cli/test_demo.py.
 
-Blocks matching ``SLOW`` (XLA/JAX compiles, VGG16-sized trainings, the demo, exports,
-instance-wise inference) carry the ``slow`` marker: ``pytest tests/test_docs.py -m "not slow"``
-is the quick tier (one TensorFlow training, every snippet on TensorFlow, the cheap ones on JAX
-too); without ``-m`` every block runs on every backend it supports.
+The quick tier of this file alone: ``pytest tests/test_docs.py -m "not slow"`` (the checks
+that start no Keras); ``-m "slow and not long"`` adds every block but the long ones.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.docs  # `make test` runs the fast ones; `make test-docs` all
+pytestmark = pytest.mark.docs  # tiers: see "Tiers" above
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -341,6 +345,16 @@ def runnable_text(block: Block) -> str:
     return "\n".join(c for c in shell_commands(block) if not allowlisted(c))
 
 
+def _tier_marks(backend: str, long: bool) -> list:
+    """A block that starts Keras is ``slow`` (a fresh process imports TensorFlow or JAX and
+    builds, trains or loads a model: ~10-80 s each; ``make test-slow``, run by CI); one in
+    ``SLOW`` is ``long`` too (minutes; ``make test-docs-slow``). The rest (``-nokeras``) run in
+    ``make test``."""
+    if long:
+        return [pytest.mark.slow, pytest.mark.long]
+    return [] if backend == "nokeras" else [pytest.mark.slow]
+
+
 def cases() -> list:
     params = []
     for block in all_blocks():
@@ -350,10 +364,10 @@ def cases() -> list:
         if not text.strip():
             continue  # every command allowlisted: test_allowlisted checks them
         for backend in backends(Block(block.path, block.line, block.lang, text)):
-            slow = any(re.search(p, text) and (only is None or backend in only)
+            long = any(re.search(p, text) and (only is None or backend in only)
                        for p, only, _ in SLOW)
             params.append(pytest.param(block, backend, id=f"{block.id}-{backend}",
-                                       marks=[pytest.mark.slow] if slow else []))
+                                       marks=_tier_marks(backend, long)))
     return params
 
 
@@ -402,7 +416,7 @@ def docs_data(trained_runs) -> Path:
     return trained_runs / "dn" / "synthetic_data"
 
 
-def provide_inputs(workdir: Path, text: str, runs: Path) -> None:
+def provide_inputs(workdir: Path, text: str, runs: Path | None) -> None:
     """Makes what a block reads but does not write (see the module docstring)."""
     (workdir / "tools").symlink_to(ROOT / "tools")
     (workdir / "docs").mkdir()
@@ -435,11 +449,16 @@ def provide_inputs(workdir: Path, text: str, runs: Path) -> None:
 
 
 @pytest.mark.parametrize("block,backend", cases())
-def test_block(block: Block, backend: str, tmp_path, trained_runs, docs_data):
+def test_block(block: Block, backend: str, tmp_path, request):
     """Runs one documented block (with the substitutions) and expects exit status 0."""
     shell = block.lang != "python"
-    text = substitute(runnable_text(block), shell).replace(DATA_TOKEN, str(docs_data))
-    provide_inputs(tmp_path, text, trained_runs)
+    text = substitute(runnable_text(block), shell)
+    # The trained runs and their dataset only for the blocks that read them (a training).
+    runs = None
+    if DATA_TOKEN in text or re.search(r"(?<![\w/])runs/[\w.-]+", text):
+        runs = request.getfixturevalue("trained_runs")
+        text = text.replace(DATA_TOKEN, str(request.getfixturevalue("docs_data")))
+    provide_inputs(tmp_path, text, runs)
     if shell:
         script = tmp_path / "block.sh"
         script.write_text("set -e -o pipefail\n" + text)

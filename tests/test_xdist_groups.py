@@ -36,9 +36,9 @@ def test_longest_units_first():
         group_files = SHARED_CACHE_GROUPS.get(unit, (unit,))
         assert all((ROOT / f).is_file() for f in group_files), unit
     ranks = [schedule_rank(unit_of_work(n)) for n in (
+        "tests/lite/test_lite_runtime.py::test_b",
         "tests/test_docs.py::test_block[README.md:64-tensorflow]",
-        "tests/tools/test_benchmark.py::test_a", "tests/lite/test_lite_runtime.py::test_b",
-        "tests/test_io.py::test_c")]
+        "tests/tools/test_benchmark.py::test_a", "tests/test_io.py::test_c")]
     assert ranks == sorted(ranks) and len(set(ranks)) == 4
 
 

@@ -10,6 +10,7 @@ import deconvnet_tf
 from deconvnet_tf.cli import demo
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_short(tmp_path, capsys, monkeypatch):
     # The preset table of the demo builds every preset; a shortened table keeps the test fast.
     from deconvnet_tf.models import summary

@@ -36,6 +36,7 @@ def test_readme_lists_every_preset():
         assert f"| `{name}` |" in text, f"README preset table lacks {name}"
 
 
+@pytest.mark.slow
 def test_backend_flag_reexecutes_the_console_script():
     """Importing deconvnet_tf loads Keras, so --backend re-executes the script with
     KERAS_BACKEND set (the same mechanism serves deconvnet-train/-evaluate/-predict)."""

@@ -14,6 +14,7 @@ from tests.conftest import requires_tf
 pytestmark = requires_tf
 
 
+@pytest.mark.slow
 def test_train_on_a_tfds_dataset_built_from_a_manual_dir(tmp_path, capsys):
     import tensorflow_datasets  # noqa: F401  (a dependency of the package: must import)
     manual = write_synthetic_dataset(tmp_path / "camvid", num_train=4, num_val=2, height=32, width=48)
@@ -51,6 +52,7 @@ def test_train_cli_rejects_bad_combinations(tmp_path, capsys):
     assert code == 2 and "is not a directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_command_trains_nothing(tmp_path, capsys):
     """A finished run says so and exits 0 (model and evaluation kept); --resume with more
     --epochs continues it; --overwrite trains again from scratch."""

@@ -160,6 +160,7 @@ def runs(tmp_path_factory):
     return {name: _result(proc, name) for name, proc in procs.items()}
 
 
+@pytest.mark.slow
 def test_trains_saves_and_reloads_without_tensorflow(runs):
     r = runs["single"]
     assert r["backend"] == "jax" and r["tensorflow_importable"] is False
@@ -173,6 +174,7 @@ def test_trains_saves_and_reloads_without_tensorflow(runs):
     assert r["tf_modules"] == []
 
 
+@pytest.mark.slow
 def test_data_parallel_over_two_cpu_devices(runs):
     r = runs["parallel"]
     assert r["tensorflow_importable"] is False and r["tf_modules"] == []

@@ -332,6 +332,7 @@ def test_predict_instances_passes_the_aggregation_on():
 # ------------------------------------------------------------- XLA-compiled crops (issue 21)
 
 
+@pytest.mark.slow
 def test_instance_crops_run_xla_compiled_by_default_with_the_same_labels():
     """predict_instances compiles a switch-pooled network's forward with XLA (Keras' "auto"
     never does on a CPU-only machine); scores match the uncompiled forward to float rounding

@@ -74,6 +74,7 @@ SAME_GRAPH = {"deconvnet_vgg16_slim": "deconvnet_small", "fcn8s_small": "fcn8s_v
 # Every preset is the same layer code with other widths and depths. TensorFlow round-trips every
 # distinct layer graph (all presets but SAME_GRAPH); JAX one per family and size class: the test preset of each family, the shipped
 # models' presets (DeconvNet and its FCN-8s ensemble partner) and FCN-32s narrowed.
+DEFAULT_SUITE_ROUND_TRIPS = {"deconvnet_tiny", "fcn8s_tiny"}
 JAX_ROUND_TRIPS = {"deconvnet_tiny", "deconvnet_vgg16_compact", "fcn8s_tiny",
                    "fcn8s_vgg16_compact", "fcn32s_vgg16"}
 
@@ -84,10 +85,12 @@ def _round_trip_cases():
             continue
         if BACKEND != "tensorflow" and preset not in JAX_ROUND_TRIPS:
             continue
+        # The test presets round-trip in the default suite, the others in the slow tier.
+        marks = [] if preset in DEFAULT_SUITE_ROUND_TRIPS else [pytest.mark.slow]
         if preset in LARGE:
-            yield pytest.param(preset, NARROW, id=f"{preset}-narrow")
+            yield pytest.param(preset, NARROW, id=f"{preset}-narrow", marks=marks)
         else:
-            yield pytest.param(preset, {}, id=preset)
+            yield pytest.param(preset, {}, id=preset, marks=marks)
 
 
 @pytest.mark.jax
@@ -204,6 +207,7 @@ def test_unpooling_variants_give_identical_outputs(rng, preset):
 
 
 @requires_tf
+@pytest.mark.slow
 def test_switch_model_trains_with_jit_compile(rng):
     model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3, unpooling="switch")
     model.compile(
@@ -217,6 +221,7 @@ def test_switch_model_trains_with_jit_compile(rng):
 
 
 @pytest.mark.jax
+@pytest.mark.slow
 def test_mixed_precision_model(rng, mixed_policy):
     mixed_policy("mixed_bfloat16")
     model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3, unpooling="switch")

@@ -47,6 +47,7 @@ def smoke(tmp_path_factory):
     return code, json.loads(out.read_text()), md.read_text()
 
 
+@pytest.mark.slow
 def test_every_part_measured(smoke):
     code, result, _ = smoke
     assert code == 0
@@ -69,6 +70,7 @@ def test_every_part_measured(smoke):
     assert all(r["size_mib"] > 0 for r in parts["export"])
 
 
+@pytest.mark.slow
 def test_pool_share_is_measured_per_layer(smoke):
     _, result, _ = smoke
     rows = {r["pair"]: r for r in result["parts"]["pooling"]}
@@ -84,6 +86,7 @@ def test_pool_share_is_measured_per_layer(smoke):
     assert rows["switch"]["jit"] and not rows["argmax"]["jit"]
 
 
+@pytest.mark.slow
 def test_table_rows_have_goals_and_numbers(smoke):
     _, result, _ = smoke
     table = result["table"]
@@ -100,6 +103,7 @@ def test_table_rows_have_goals_and_numbers(smoke):
     assert _finite(pipeline["pipeline_img_s"])
 
 
+@pytest.mark.slow
 def test_markdown_section_and_machine(smoke):
     _, result, text = smoke
     assert text.startswith("# Benchmarks\n")

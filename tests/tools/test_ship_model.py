@@ -28,6 +28,7 @@ def run_and_data(tmp_path_factory):
     return base / "run", data, base / "dev"
 
 
+@pytest.mark.slow
 def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_and_data, tmp_path):
     import deconvnet_tf
 
@@ -53,6 +54,7 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
     assert "Working resolution: 48x64" in card and "min wall" in card
 
 
+@pytest.mark.slow
 def test_ship_never_replaces_files_without_overwrite(run_and_data, tmp_path, capsys):
     run, data, _ = run_and_data
     out = tmp_path / "shipped"

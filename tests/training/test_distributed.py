@@ -22,6 +22,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import deconvnet_tf
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
@@ -130,6 +131,7 @@ def assert_same_training(single: dict, mirrored: dict) -> None:
 
 
 @requires_tf
+@pytest.mark.slow
 def test_mirrored_two_cpu_devices_trains_like_one_device(tmp_path):
     """MirroredStrategy: each replica's loss is scaled by 1/2 and the gradients summed, and
     BatchNorm uses the global batch's statistics (sync_batchnorm), so two steps on two devices
@@ -138,6 +140,7 @@ def test_mirrored_two_cpu_devices_trains_like_one_device(tmp_path):
     assert_same_training(single, mirrored)
 
 
+@pytest.mark.slow
 def test_jax_data_parallel_two_cpu_devices_trains_like_one_device(tmp_path):
     """keras.distribution.DataParallel (train(strategy="mirrored") on JAX) shards each global
     batch over two CPU devices; the jitted step is the single-device computation (the loss and
@@ -158,6 +161,7 @@ def free_ports(n: int) -> list[int]:
 
 
 @requires_tf
+@pytest.mark.slow
 def test_multiworker_two_processes_identical_weights(tmp_path):
     data = write_synthetic_dataset(tmp_path / "data", num_train=8, num_val=2, height=32, width=48)
     config = TrainConfig(preset="deconvnet_tiny", output=str(tmp_path / "run"), data=str(data),

@@ -108,6 +108,7 @@ def test_short_runs_print_nothing():
     assert [format_duration(s) for s in (42, 210, 7560)] == ["42 s", "3.5 min", "2.1 h"]
 
 
+@pytest.mark.slow
 def test_train_prints_the_estimate(tmp_path, monkeypatch, capsys):
     from deconvnet_tf.training import train as train_module
 

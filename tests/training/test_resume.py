@@ -76,6 +76,7 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.jax
+@pytest.mark.slow
 def test_step_decay_inside_train(reference):
     config, result = reference
     lrs = [float(row["learning_rate"]) for row in log_rows(result.output)]
@@ -95,6 +96,7 @@ def assert_same_run(result, reference_result, compare_losses=True):
     assert not (result.output / "backup").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_between_epochs_resumes_at_the_next_epoch(tmp_path, reference):
     """checkpoint_every (50) is longer than an epoch (2 steps): the epoch-end backup alone
     lets the re-run start at epoch 2, with the batches and weights of the uninterrupted run."""
@@ -108,6 +110,7 @@ def test_interrupted_between_epochs_resumes_at_the_next_epoch(tmp_path, referenc
     assert_same_run(result, reference[1])
 
 
+@pytest.mark.slow
 def test_interrupted_after_an_epochs_outputs_redoes_it_once(tmp_path, reference, monkeypatch):
     """Killed after epoch 1 wrote its log row and checkpoints but before its backup: the
     re-run redoes epoch 1, and log.csv still lists every epoch once."""
@@ -130,6 +133,7 @@ def test_interrupted_after_an_epochs_outputs_redoes_it_once(tmp_path, reference,
 
 
 @pytest.mark.jax
+@pytest.mark.slow
 def test_interrupted_mid_epoch_continues_at_the_step(tmp_path, reference):
     """With a backup every step, a run stopped after step 1 of epoch 1 does step 2 of epoch 1,
     then epoch 2: the same weights as the uninterrupted run (the loss of epoch 1 is then the
@@ -157,6 +161,7 @@ class ScriptedMetric(keras.callbacks.Callback):
         self.weights[epoch] = [np.asarray(w) for w in self.model.weights]
 
 
+@pytest.mark.slow
 def test_best_checkpoint_survives_a_resume(tmp_path):
     """Epoch 1 is the best (0.9); after a resume at epoch 2, epochs 2 and 3 (0.1, 0.2) are
     worse and must not replace best.keras."""
@@ -173,6 +178,7 @@ def test_best_checkpoint_survives_a_resume(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_finished_run_is_kept_unless_overwrite_or_resume(tmp_path):
     config = config_for(tmp_path, epochs=1, steps_per_epoch=1, val_split="")
     out = Path(config.output)

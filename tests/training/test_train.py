@@ -53,6 +53,7 @@ def test_train_writes_everything(tmp_path):
     assert model.output_shape[-1] == 5
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9(tmp_path):
     """kill -9 in the middle of epoch 2, then the same command continues from the backup.
     With the default checkpoint_every (50 steps, longer than an epoch) that is the backup
@@ -134,6 +135,7 @@ def test_class_weighting_choices_reach_the_loss(tmp_path, weighting, power):
     assert len(weights) == num_classes
 
 
+@pytest.mark.slow
 def test_class_weights_bf16_and_xla_are_applied(tmp_path):
     """The loss of the training step carries the median-frequency weights of the train split,
     and the model computes in bfloat16 (float32 variables and logits), compiled with XLA."""
@@ -160,6 +162,7 @@ def test_class_weights_bf16_and_xla_are_applied(tmp_path):
     # The defaults (no weights, float32) are checked by test_train_writes_everything.
 
 
+@pytest.mark.slow
 def test_two_stage_runs_stage1_then_stage2_from_it(tmp_path):
     """One command: stage 1 (instance crops) then stage 2 (jittered windows) initialised
     from stage 1; re-running it keeps the finished stage 1."""
@@ -192,6 +195,7 @@ def test_two_stage_runs_stage1_then_stage2_from_it(tmp_path):
     assert (out / "model.keras").is_file() and not third.already_finished
 
 
+@pytest.mark.slow
 def test_init_from_copies_weights_and_checks_the_architecture(tmp_path):
     source = deconvnet_tf.build_model("deconvnet_tiny", num_classes=5)
     source.save(tmp_path / "init.keras")
@@ -226,6 +230,7 @@ def test_stage2_windows_from_object_proposals(tmp_path):
     assert any((Path(config.output) / "proposals").glob("*.npy"))  # cached per image
 
 
+@pytest.mark.slow
 def test_poly_schedule_and_sparse_validation(tmp_path):
     config = tiny_config(tmp_path, epochs=3, lr_schedule="poly", validation_freq=2)
     train(config, verbose=0)
@@ -238,6 +243,7 @@ def test_poly_schedule_and_sparse_validation(tmp_path):
     assert (Path(config.output) / "checkpoints" / "best.keras").is_file()
 
 
+@pytest.mark.slow
 def test_decoupled_weight_decay_reaches_the_optimizer(tmp_path):
     """One plain SGD step (momentum 0) from known weights w0, with and without weight decay:
     decoupled decay subtracts lr * wd * w0 on top of the same gradient step."""
@@ -259,6 +265,7 @@ def test_decoupled_weight_decay_reaches_the_optimizer(tmp_path):
                                    rtol=1e-3, atol=1e-6, err_msg=path)
 
 
+@pytest.mark.slow
 def test_scale_range_and_color_jitter_reach_the_training_pipeline(tmp_path, monkeypatch):
     """The config's augmentation fields are what the tf.data training pipeline gets."""
     from deconvnet_tf.data import pipeline
