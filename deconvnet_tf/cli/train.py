@@ -96,6 +96,8 @@ def _base_config(parser: argparse.ArgumentParser, args):
             given = json.loads(open(args.config).read())
         except (OSError, ValueError) as err:
             raise ConfigError(f"--config {args.config!r}: {err}") from err
+        if "stage" in given:  # an older config: its 'stage' is now these two fields
+            given = [*given, "input_mode", "two_stage"]
         data.update({k: loaded[k] for k in given if k in loaded})
     if args.data is None and args.tfds is None and not data.get("data") and not data.get("tfds"):
         parser.error(f"--recipe {args.recipe} needs --data: {recipe['data']}")

@@ -342,7 +342,7 @@ def _field_types(cls) -> dict[str, Any]:
 
 def _legacy_stage(value: Any, source: str) -> tuple[str, bool]:
     """``(input_mode, two_stage)`` of an old ``stage`` value."""
-    if value not in LEGACY_STAGES:
+    if not isinstance(value, str) or value not in LEGACY_STAGES:
         raise ConfigError(f"{source}: config field 'stage' (renamed input_mode and two_stage) "
                           f"must be one of {tuple(LEGACY_STAGES)}, got {value!r}")
     return LEGACY_STAGES[value]

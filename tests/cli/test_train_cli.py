@@ -98,3 +98,15 @@ def test_input_mode_two_stage_and_the_deprecated_stage_flag_resolve_the_same(cap
         assert resolved(["--stage", old]) == new
         assert f"--stage is deprecated; --stage {old} means --input-mode {new[0]}" in \
             capsys.readouterr().err
+
+
+def test_an_old_config_file_with_stage_under_a_recipe_keeps_its_stage(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"stage": "whole", "epochs": 3}))
+    parser = train_cli._parser()
+    args = parser.parse_args(["--recipe", "horse_compact", "--data", str(tmp_path),
+                              "--config", str(old)])
+    with pytest.warns(FutureWarning, match="stage=whole as input_mode=whole"):
+        config = train_cli.resolve_config(parser, args)
+    assert (config.input_mode, config.two_stage, config.epochs) == ("whole", False, 3)
+    assert config.preset == "deconvnet_vgg16_compact"  # the recipe's

@@ -131,6 +131,8 @@ def test_a_config_file_with_the_old_stage_field_still_loads(tmp_path, stage, mod
 def test_old_stage_values_that_conflict_or_are_unknown_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="conflicts with input_mode='whole'"):
         TrainConfig(input_mode="whole", stage="stage1")
+    with pytest.raises(ConfigError, match=r"'stage'.*got \[1\]"):
+        TrainConfig.from_dict({"stage": [1]}, source="old.json")
     with pytest.raises(ConfigError, match="'stage'.*got 'stage9'"):
         TrainConfig.from_dict({"stage": "stage9"}, source="old.json")
     with pytest.raises(ConfigError, match="old.json"):
