@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -101,6 +102,9 @@ class TrainConfig:
             is chosen among validated epochs.
         class_weighting: ``"none"``, ``"median_frequency"`` (SegNet's) or
             ``"sqrt_median_frequency"`` (its square root: milder), computed from the train split.
+        lovasz_weight: Add this times the Lovasz-softmax loss (a surrogate of 1 - mean IoU,
+            Berman et al. 2018; :func:`deconvnet_tf.training.losses.lovasz_softmax`) to the
+            cross-entropy (``0``: cross-entropy only).
         num_classes: Override the dataset's class count (``None``: from the dataset).
         encoder_weights: ``None``, ``"imagenet"``, ``"hed"`` or a path.
         frozen_blocks: Freeze this many leading encoder blocks.
@@ -164,6 +168,7 @@ class TrainConfig:
     lr_schedule: str = "step"
     validation_freq: int = 1
     class_weighting: str = "none"
+    lovasz_weight: float = 0.0
     num_classes: int | None = None
     encoder_weights: str | None = None
     frozen_blocks: int = 0
@@ -247,6 +252,10 @@ class TrainConfig:
             fail("momentum", f"must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             fail("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        if not (isinstance(self.lovasz_weight, (int, float)) and not isinstance(
+                self.lovasz_weight, bool) and math.isfinite(self.lovasz_weight)
+                and self.lovasz_weight >= 0):
+            fail("lovasz_weight", f"must be a finite number >= 0, got {self.lovasz_weight!r}")
         if self.frozen_blocks < 0:
             fail("frozen_blocks", f"must be >= 0, got {self.frozen_blocks!r}")
         if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:

@@ -1,5 +1,5 @@
 """Segmentation loss: sparse softmax cross-entropy that ignores the void label, with optional
-class weights (backend-agnostic ``keras.ops``)."""
+class weights and an optional Lovasz-softmax term (backend-agnostic ``keras.ops``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["SegmentationCrossEntropy", "median_frequency_weights"]
+__all__ = ["SegmentationCrossEntropy", "lovasz_softmax", "median_frequency_weights"]
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
@@ -18,6 +18,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
 
     The loss of an image batch is the (class-weighted) sum over labelled pixels divided by the
     sum of their weights, so void pixels change neither the numerator nor the denominator.
+    With ``lovasz_weight > 0`` the batch's Lovasz-softmax loss (:func:`lovasz_softmax`, a
+    surrogate of 1 - mean IoU) times ``lovasz_weight`` is added.
 
     Args:
         num_classes: Number of classes (labels outside ``[0, num_classes)`` must be
@@ -25,6 +27,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         ignore_label: Label value that contributes nothing (``None``: every pixel counts).
         class_weights: Optional per-class weights (e.g. median-frequency balancing).
         from_logits: Whether predictions are logits (the models output logits by default).
+        lovasz_weight: Weight of the added Lovasz-softmax term (``0``: cross-entropy only).
         name: Loss name.
         **kwargs: ``keras.losses.Loss`` arguments.
 
@@ -40,6 +43,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         ignore_label: int | None = 255,
         class_weights: Sequence[float] | None = None,
         from_logits: bool = True,
+        lovasz_weight: float = 0.0,
         name: str = "segmentation_cross_entropy",
         **kwargs,
     ):
@@ -53,6 +57,9 @@ class SegmentationCrossEntropy(keras.losses.Loss):
                 f"class_weights has {len(self.class_weights)} values for {self.num_classes} classes"
             )
         self.from_logits = bool(from_logits)
+        self.lovasz_weight = float(lovasz_weight)
+        if not (np.isfinite(self.lovasz_weight) and self.lovasz_weight >= 0):
+            raise ValueError(f"lovasz_weight must be a finite number >= 0, got {lovasz_weight!r}")
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
@@ -73,9 +80,14 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             weights = weights * ops.take(table, safe)
         total = ops.sum(pixel_loss * weights)
         denominator = ops.maximum(ops.sum(weights), 1e-6)
+        value = total / denominator
+        if self.lovasz_weight > 0:
+            probabilities = ops.softmax(y_pred, axis=-1) if self.from_logits else y_pred
+            value = value + self.lovasz_weight * lovasz_softmax(
+                labels, probabilities, self.num_classes, self.ignore_label)
         # Keras divides the returned per-sample values by the batch size; undo it so the
         # result is the weighted mean over labelled pixels of the whole batch.
-        return ops.ones((ops.shape(y_pred)[0],), "float32") * (total / denominator)
+        return ops.ones((ops.shape(y_pred)[0],), "float32") * value
 
     def get_config(self):
         config = super().get_config()
@@ -85,9 +97,54 @@ class SegmentationCrossEntropy(keras.losses.Loss):
                 "ignore_label": self.ignore_label,
                 "class_weights": self.class_weights,
                 "from_logits": self.from_logits,
+                "lovasz_weight": self.lovasz_weight,
             }
         )
         return config
+
+
+def lovasz_softmax(labels, probabilities, num_classes: int, ignore_label: int | None = None):
+    """The Lovasz-softmax loss (Berman, Triki, Blaschko, CVPR 2018) of a whole batch.
+
+    A convex surrogate of ``1 - IoU`` per class, averaged over the classes present in
+    ``labels`` (their ``classes="present"``, ``per_image=False``): for class ``c`` the errors
+    ``|[label == c] - p_c|`` of all labelled pixels are sorted in decreasing order and dotted
+    with the gradient of the Lovasz extension of the Jaccard loss at that order. Pixels labelled
+    ``ignore_label`` (or outside ``[0, num_classes)``) count nowhere.
+
+    Args:
+        labels: Integer labels ``(N, H, W)``.
+        probabilities: ``(N, H, W, C)`` class probabilities (softmax outputs).
+        num_classes: ``C``.
+        ignore_label: The void label, or ``None``.
+
+    Returns:
+        A float32 scalar in ``[0, 1]``; ``0`` when no pixel is labelled.
+    """
+    probabilities = ops.reshape(ops.cast(probabilities, "float32"), (-1, num_classes))
+    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+    valid = ops.logical_and(ops.greater_equal(labels, 0), ops.less(labels, num_classes))
+    if ignore_label is not None:
+        valid = ops.logical_and(valid, ops.not_equal(labels, ignore_label))
+    valid = ops.cast(valid, "float32")
+    # (C, P): foreground indicator and error per class; void pixels get error 0 and sort last,
+    # where they add nothing (their error is 0 and they come after every positive error).
+    foreground = ops.transpose(ops.one_hot(ops.where(valid > 0, labels, 0), num_classes))
+    foreground = foreground * valid[None, :]
+    errors = ops.abs(foreground - ops.transpose(probabilities)) * valid[None, :]
+    order = ops.argsort(-ops.stop_gradient(errors), axis=-1)
+    errors_sorted = ops.take_along_axis(errors, order, axis=-1)
+    fg_sorted = ops.take_along_axis(foreground, order, axis=-1)
+    valid_sorted = ops.take_along_axis(ops.broadcast_to(valid[None, :], ops.shape(errors)),
+                                       order, axis=-1)
+    gts = ops.sum(fg_sorted, axis=-1, keepdims=True)
+    intersection = gts - ops.cumsum(fg_sorted, axis=-1)
+    union = gts + ops.cumsum((1.0 - fg_sorted) * valid_sorted, axis=-1)
+    jaccard = 1.0 - intersection / ops.maximum(union, 1e-12)
+    grad = ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=-1)
+    per_class = ops.sum(errors_sorted * ops.stop_gradient(grad), axis=-1)
+    present = ops.cast(ops.greater(gts[:, 0], 0), "float32")
+    return ops.sum(per_class * present) / ops.maximum(ops.sum(present), 1.0)
 
 
 def median_frequency_weights(

@@ -526,7 +526,8 @@ def _build_and_compile(config: TrainConfig, num_classes: int, ignore: int, class
                               f"{_first_line(err)}") from err
     model.compile(
         optimizer=_optimizer(config),
-        loss=SegmentationCrossEntropy(num_classes, ignore, class_weights),
+        loss=SegmentationCrossEntropy(num_classes, ignore, class_weights,
+                                      lovasz_weight=config.lovasz_weight),
         metrics=[mean_iou_metric(num_classes, ignore)],
         jit_compile=jit_compile,
     )
