@@ -96,3 +96,19 @@ def test_lovasz_weight_config_field_is_checked():
     for bad in (-0.5, float("nan"), True, "1"):
         with pytest.raises(ConfigError, match="lovasz_weight"):
             TrainConfig(lovasz_weight=bad)
+
+
+def test_the_documented_flag_reaches_the_compiled_loss():
+    """docs/training.md: ``--set lovasz_weight=1`` adds the term to the run's loss."""
+    from deconvnet_tf.cli import train as train_cli
+    from deconvnet_tf.training.train import _build_and_compile
+
+    parser = train_cli._parser()
+    config = train_cli.resolve_config(
+        parser, parser.parse_args(["--preset", "deconvnet_tiny", "--set", "lovasz_weight=1"]))
+    assert config.lovasz_weight == 1
+    model = _build_and_compile(config, 3, 255, None, False, {})
+    assert model.loss.lovasz_weight == 1.0
+    plain = _build_and_compile(train_cli.resolve_config(
+        parser, parser.parse_args(["--preset", "deconvnet_tiny"])), 3, 255, None, False, {})
+    assert plain.loss.lovasz_weight == 0.0
