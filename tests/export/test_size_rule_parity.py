@@ -4,7 +4,8 @@ deconvnet_tf.io's rule (resize to the working resolution when the model has one,
 within the pixel budget, pad sides below the minimum) and map labels back to the input size.
 
 The size corpus: tiny (below the network's minimum), odd, 360x480 (CamVid) and 1500x2000
-(above the 2 MP budget, so native models scale it down)."""
+(above the 2 MP budget, so native models scale it down). Slow tier: two exports and a
+2000x1500 image through three runtimes (~2.5 CPU-min)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from tests.conftest import requires_tf
 
-pytestmark = requires_tf
+pytestmark = [requires_tf, pytest.mark.slow]
 
 SIZES = [(9, 13), (16, 40), (31, 45), (101, 77), (360, 480), (1500, 2000)]
 FP32_BAR = 0.999

@@ -11,6 +11,7 @@ from tools import bench_forward
 pytestmark = requires_tf
 
 
+@pytest.mark.slow  # ~30 s: three bfloat16 forward benchmarks
 def test_rows_per_policy_and_implementation():
     """bfloat16 here; the float32 rows are measured by the benchmark's smoke run
     (tests/tools/test_benchmark.py)."""
