@@ -27,7 +27,7 @@ SHARED_CACHE_GROUPS = {
 # The longest units (``--durations``, 2026-12-03), scheduled first and in this order: the
 # shared exports lead the default suite (``make test``, ~260 s of worker time); the documented
 # blocks (one session fixture trains the runs they read) lead the slow tier (``make test-slow``),
-# where the export group does not run; then the longest of either tier.
+# where only the export group's size-rule parity file runs; then the longest of either tier.
 LONGEST_FIRST = (
     "export_artifacts",
     "tests/test_docs.py",
