@@ -5,7 +5,7 @@ within the pixel budget, pad sides below the minimum) and map labels back to the
 
 The size corpus: tiny (below the network's minimum), odd, 360x480 (CamVid) and 1500x2000
 (above the 2 MP budget, so native models scale it down). Slow tier: two exports and a
-2000x1500 image through three runtimes (~2.5 CPU-min)."""
+1500x2000 image through three runtimes (~2.5 CPU-min)."""
 
 from __future__ import annotations
 
