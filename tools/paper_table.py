@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
                         "an existing one is refused before the run unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --output file")
-    parser.add_argument("--flip", action="store_true",
-                        help="test-time augmentation for every network (mirrored image averaged)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time augmentation for every network (mirrored image "
+                        "averaged); default: each model's own setting (a Segmenter's "
+                        "test_time_flip)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.output and Path(args.output).exists() and not args.overwrite:
@@ -67,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                        cache_dir=args.proposal_cache))
     try:
         deconvnet, fcn = args.deconvnet, args.fcn
-        if args.flip:
+        if args.flip is not None:
             import dataclasses
 
             from deconvnet_tf.inference.predict import load_predictor
 
-            deconvnet = dataclasses.replace(load_predictor(deconvnet), flip=True)
-            fcn = dataclasses.replace(load_predictor(fcn), flip=True) if fcn else None
+            deconvnet = dataclasses.replace(load_predictor(deconvnet), flip=args.flip)
+            fcn = dataclasses.replace(load_predictor(fcn), flip=args.flip) if fcn else None
         result = compare_methods(deconvnet, args.data, args.split, fcn=fcn,
                                  methods=args.methods, limit=args.limit, options=options,
                                  progress=not args.quiet)

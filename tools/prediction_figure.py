@@ -22,7 +22,7 @@ from _outputs import existing_output_error
 
 
 def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf: bool = False,
-           flip: bool = False, titles: bool = True, legend: bool = True) -> np.ndarray:
+           flip: bool | None = None, titles: bool = True, legend: bool = True) -> np.ndarray:
     """Rows ``photo | ground truth | model [| + CRF] [| LiteRT]`` for ``indices`` of ``split``.
 
     Args:
@@ -32,7 +32,8 @@ def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf:
         indices: Positions in the split's list.
         lite: Optional ``.tflite`` path (LiteRT column; its sidecar gives the palette).
         crf: Add a dense-CRF column.
-        flip: Mirrored-image averaging for the model column (and the CRF's input).
+        flip: Mirrored-image averaging for the model column (and the CRF's input);
+            ``None``: the model's own setting (a Segmenter's ``test_time_flip``).
         titles: Column titles above the rows (:data:`deconvnet_tf.render.TITLE_HEIGHT` px).
         legend: A colour key of the dataset's classes (name + swatch) below the rows, with
             ``void`` (white) when a shown ground truth has void pixels.
@@ -56,13 +57,14 @@ def figure(model, data: Path, split: str, indices: list[int], *, lite=None, crf:
         from deconvnet_tf.inference.predict import as_predictor
 
         predictor = as_predictor(predictor)
-    predictor = dataclasses.replace(predictor, flip=flip)
+    if flip is not None:
+        predictor = dataclasses.replace(predictor, flip=bool(flip))
     palette = make_palette()
     segmenter = None
     if lite is not None:
         from deconvnet_tf.lite import LiteSegmenter
 
-        segmenter = LiteSegmenter(lite)
+        segmenter = LiteSegmenter(lite, flip=flip)
         palette = segmenter.palette
     names = ["image", "ground truth", "prediction"] + (["+ CRF"] if crf else [])
     names += ["LiteRT"] if segmenter is not None else []
@@ -95,7 +97,8 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="val")
     parser.add_argument("--indices", type=int, nargs="+", default=[0], help="images of the split")
     parser.add_argument("--crf", action="store_true", help="add a dense-CRF column")
-    parser.add_argument("--flip", action="store_true", help="mirrored-image averaging")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="mirrored-image averaging (default: the model's own setting)")
     parser.add_argument("--no-titles", action="store_true", help="leave out the column titles")
     parser.add_argument("--no-legend", action="store_true", help="leave out the colour key")
     parser.add_argument("--output", required=True, type=Path, help="PNG to write (a new file)")

@@ -14,10 +14,13 @@ dataset it was trained on, this writes
   reported), metrics of the Keras model and of both LiteRT files on the validation split, sizes).
 
 Existing files are never replaced unless ``--overwrite`` is given; every file is written
-atomically.
+atomically. ``--update-settings`` changes the Segmenter settings of a shipped model without
+retraining it (``--test-time-flip``, ``--default-crf``; see :func:`update_settings`).
 
     python tools/ship_model.py --run runs/camvid --data /path/to/camvid_180x240 --name camvid_compact \
         --input-size 180x240 --terms "CamVid ... CC BY-NC 4.0" --command "deconvnet-train ..."
+    python tools/ship_model.py --update-settings --name camvid_compact --data /path/to/camvid_180x240 \
+        --test-time-flip --reason "dev split: +1.8 mIoU ..."
 """
 
 from __future__ import annotations
@@ -64,23 +67,123 @@ def training_minutes(run: Path) -> float:
     return ((run / "model.keras").stat().st_mtime - (run / "config.json").stat().st_mtime) / 60
 
 
+def measure(model, tflite: dict, data: Path, split: str, *,
+            flip: bool | None = None) -> tuple[dict, dict]:
+    """``(reports, agreement)``: the Keras model's report on ``split`` and those of its LiteRT
+    files (``tflite``: ``{"none": path, "int8": path}``, run with their sidecar's settings, or
+    with ``flip`` when given), with the share of their labels equal to the Keras model's."""
+    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+    from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
+    from deconvnet_tf.evaluation.metrics import report_from_confusion
+    from deconvnet_tf.lite import LiteSegmenter
+
+    info = read_meta(data)
+    reports = {"Keras (.keras)": evaluate(model, data, split, progress=False)}
+    agreement = {}
+    for key, label_name in (("none", "LiteRT fp32"), ("int8", "LiteRT int8")):
+        segmenter = LiteSegmenter(tflite[key], threads=2, flip=flip)
+        confusion = np.zeros((info.num_classes,) * 2, np.int64)
+        same = total = 0
+        for image_path, label_path in list_examples(data, split):
+            image, label = load_example(image_path, label_path)
+            pred, _ = segmenter.predict(image)
+            keras_pred = predict_native(model, image).argmax(-1)
+            same += int((pred == keras_pred).sum())
+            total += pred.size
+            confusion += _confusion(pred, label, info.num_classes, info.ignore_label)
+        reports[label_name] = report_from_confusion(confusion, info.class_names)
+        agreement[label_name] = same / total
+    return reports, agreement
+
+
+def _metrics_table(reports: dict, agreement: dict) -> list[str]:
+    lines = ["| model file | mean IoU | pixel acc. | class-avg acc. | labels equal to Keras |",
+             "|---|---:|---:|---:|---:|"]
+    for key, report in reports.items():
+        agree = agreement.get(key)
+        lines.append(f"| {key} | {100 * report.mean_iou:.1f} | {100 * report.pixel_accuracy:.1f} "
+                     f"| {100 * report.mean_class_accuracy:.1f} | "
+                     f"{'-' if agree is None else f'{100 * agree:.2f}%'} |")
+    return lines
+
+
+def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
+                    reason: str, today: str | None = None, **settings) -> dict:
+    """Changes Segmenter settings of a shipped model without retraining it.
+
+    Rewrites ``<out>/<name>.keras`` (same weights, new settings), the ``extra`` of its LiteRT
+    sidecars (e.g. ``test_time_flip``), and appends a dated section to its card with
+    ``reason`` (the held-out evidence for the change) and the ``split`` metrics of every file
+    with the new settings. Every file is written atomically; the ``.tflite`` files are not
+    touched.
+
+    Args:
+        settings: Segmenter options to change: ``test_time_flip`` and/or ``default_crf``.
+
+    Raises:
+        FileNotFoundError: a shipped file of ``name`` is missing.
+        ValueError: an unknown or unchanged setting, or no ``reason``.
+    """
+    import dataclasses
+    import datetime
+    import hashlib
+
+    from deconvnet_tf.inference.segmenter import load_segmenter
+    from deconvnet_tf.lite import read_metadata, write_metadata
+    from deconvnet_tf.training.atomic import write_text_atomic
+    from deconvnet_tf.training.checkpointing import save_model_atomic
+
+    allowed = {"test_time_flip", "default_crf"}
+    if not settings or set(settings) - allowed:
+        raise ValueError(f"settings to change: some of {sorted(allowed)}, got {sorted(settings)}")
+    if not reason.strip():
+        raise ValueError("a reason (the held-out evidence for the change) is required")
+    missing = [str(p) for p in shipped_files(out, name) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"not shipped: {', '.join(missing)}")
+    model = load_segmenter(out / f"{name}.keras")
+    unchanged = [k for k, v in settings.items() if getattr(model, k) == bool(v)]
+    if unchanged:
+        raise ValueError(f"{name} already has {', '.join(f'{k}={getattr(model, k)}' for k in unchanged)}")
+    model = model.with_options(**{k: bool(v) for k, v in settings.items()})
+    tflite = {"none": out / f"{name}.tflite", "int8": out / f"{name}_int8.tflite"}
+    # measured first: nothing is written when the model or the data fail
+    reports, agreement = measure(model, tflite, data, split, flip=model.test_time_flip)
+    for path in tflite.values():
+        meta = read_metadata(path)
+        write_metadata(path, dataclasses.replace(meta, extra={
+            **(meta.extra or {}), "test_time_flip": model.test_time_flip}))
+    keras_path = save_model_atomic(model, out / f"{name}.keras")
+    today = today or datetime.date.today().isoformat()
+    change = ", ".join(f"`{k}` {'on' if v else 'off'}" for k, v in settings.items())
+    card = out / f"{name}.md"
+    lines = [card.read_text().rstrip("\n"), "", f"## Settings changed after training ({today})",
+             "", f"Same weights; {change}. {reason.strip()}", "",
+             f"Metrics on the `{split}` split with the new settings (every runtime):", "",
+             *_metrics_table(reports, agreement), ""]
+    write_text_atomic(card, "\n".join(lines))
+    digest = hashlib.sha256(keras_path.read_bytes()).hexdigest()
+    return {"card": card, "reports": {k: r.to_dict() for k, r in reports.items()},
+            "agreement": agreement, "sha256": digest}
+
+
 def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms: str = "",
          command: str = "", notes: str = "", split: str = "val", dev_run: Path | None = None,
-         overwrite: bool = False, default_crf: bool = False) -> dict:
+         overwrite: bool = False, default_crf: bool = False,
+         test_time_flip: bool = False) -> dict:
     """Writes the shipped files of one model; returns the measured numbers.
 
     ``default_crf``: the shipped Segmenter's ``deconvnet-predict`` refines with the dense CRF
-    unless ``--no-crf`` (choose it on a dev split; the card says so).
+    unless ``--no-crf`` (choose it on a dev split; the card says so). ``test_time_flip``: every
+    prediction of the shipped model (Keras, SavedModel and LiteRT runtimes) averages with the
+    mirrored image unless ``--no-flip``; the card's metrics include it.
 
     Raises:
         FileExistsError: A file to write exists and ``overwrite`` is false (nothing written).
     """
-    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
-    from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
-    from deconvnet_tf.evaluation.metrics import report_from_confusion
+    from deconvnet_tf.data.folder import list_examples, read_meta
     from deconvnet_tf.export import export_tflite_variants
     from deconvnet_tf.inference.segmenter import load_segmenter
-    from deconvnet_tf.lite import LiteSegmenter
     from deconvnet_tf.models.registry import REGISTRY
     from deconvnet_tf.training.atomic import write_text_atomic
     from deconvnet_tf.training.checkpointing import save_model_atomic
@@ -93,7 +196,8 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     info = read_meta(data)
     model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
                            image_size=input_size, class_names=list(info.class_names),
-                           void_label=info.ignore_label, default_crf=default_crf)
+                           void_label=info.ignore_label, default_crf=default_crf,
+                           test_time_flip=test_time_flip)
     out.mkdir(parents=True, exist_ok=True)
     keras_path = save_model_atomic(model, out / f"{name}.keras")
     start = time.perf_counter()
@@ -102,22 +206,8 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
         input_size=input_size, representative_data=data, class_names=list(info.class_names))
     export_seconds = time.perf_counter() - start
 
-    reports = {"Keras (.keras)": evaluate(model, data, split, progress=False)}
+    reports, agreement = measure(model, tflite, data, split)
     examples = list_examples(data, split)
-    agreement = {}
-    for key, label_name in (("none", "LiteRT fp32"), ("int8", "LiteRT int8")):
-        segmenter = LiteSegmenter(tflite[key], threads=2)
-        confusion = np.zeros((info.num_classes,) * 2, np.int64)
-        same = total = 0
-        for image_path, label_path in examples:
-            image, label = load_example(image_path, label_path)
-            pred, _ = segmenter.predict(image)
-            keras_pred = predict_native(model, image).argmax(-1)
-            same += int((pred == keras_pred).sum())
-            total += pred.size
-            confusion += _confusion(pred, label, info.num_classes, info.ignore_label)
-        reports[label_name] = report_from_confusion(confusion, info.class_names)
-        agreement[label_name] = same / total
     config = json.loads((run / "config.json").read_text())
     sizes = {p.name: p.stat().st_size for p in [keras_path, *map(Path, tflite.values())]}
 
@@ -141,8 +231,11 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
              "native (each image at its own size)") + ".", "",
              "Default post-processing in `deconvnet-predict`: " + (
                  "the dense CRF (`--no-crf` skips it)" if default_crf else
-                 "none (`--crf` adds the dense CRF)") + "; the metrics below are the network's "
-             "own.", ""]
+                 "none (`--crf` adds the dense CRF)") + "; the metrics below are without it. "
+             "Test-time flip: " + ("on: every runtime averages each image's probabilities with "
+                                  "its mirror image's (twice the cost; `--no-flip` skips it); "
+                                  "the metrics below include it." if test_time_flip else
+                                  "off (`--flip` adds it)."), ""]
     if dev is not None:
         lines += ["## How the recipe was chosen", "",
                   f"On a dev split that is not reported: trained on `{dev['train_split']}`, "
@@ -152,13 +245,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     if notes:
         lines += [notes, ""]
     lines += [f"## Metrics on the `{split}` split ({len(examples)} images, native resolution)", "",
-              "| model file | mean IoU | pixel acc. | class-avg acc. | labels equal to Keras |",
-              "|---|---:|---:|---:|---:|"]
-    for key, report in reports.items():
-        agree = agreement.get(key)
-        lines.append(f"| {key} | {100 * report.mean_iou:.1f} | {100 * report.pixel_accuracy:.1f} "
-                     f"| {100 * report.mean_class_accuracy:.1f} | "
-                     f"{'-' if agree is None else f'{100 * agree:.2f}%'} |")
+              *_metrics_table(reports, agreement)]
     keras_report = reports["Keras (.keras)"]
     lines += ["", "Per-class IoU (Keras): " + ", ".join(
         f"{c} {100 * v:.1f}" for c, v in zip(info.class_names, keras_report.per_class_iou)), "",
@@ -176,9 +263,14 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
             "agreement": agreement, "sizes": sizes, "dev": dev}
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, type=Path, help="run folder of deconvnet-train")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--run", type=Path, help="run folder of deconvnet-train (ship it)")
+    mode.add_argument("--update-settings", action="store_true",
+                      help="change Segmenter settings of the shipped model --name (same "
+                      "weights): --test-time-flip / --default-crf (or their --no- forms), "
+                      "with --reason; its card gets a dated section with the new metrics")
     parser.add_argument("--data", required=True, type=Path, help="dataset root (folder layout)")
     parser.add_argument("--name", required=True, help="file name stem in the output folder")
     parser.add_argument("--output", type=Path, default=Path("saved_models"),
@@ -189,15 +281,36 @@ def main(argv=None) -> int:
     parser.add_argument("--terms", default="", help="data source and licence line")
     parser.add_argument("--command", default="", help="the training command, for the card")
     parser.add_argument("--notes", default="", help="extra paragraph for the card")
+    parser.add_argument("--reason", default="",
+                        help="--update-settings: the held-out evidence for the change (card)")
     parser.add_argument("--dev-run", type=Path, default=None,
                         help="run folder of the dev-split run that chose the recipe (its score "
                         "goes on the card)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing shipped files of --name")
-    parser.add_argument("--default-crf", action="store_true",
+    parser.add_argument("--default-crf", action=argparse.BooleanOptionalAction, default=None,
                         help="the shipped model's deconvnet-predict applies the dense CRF "
                         "unless --no-crf (Segmenter default_crf)")
+    parser.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="the shipped model averages each image with its mirror image in "
+                        "every runtime unless --no-flip (Segmenter test_time_flip)")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.update_settings:
+        settings = {k: v for k, v in (("test_time_flip", args.test_time_flip),
+                                      ("default_crf", args.default_crf)) if v is not None}
+        try:
+            result = update_settings(args.name, args.output, args.data, reason=args.reason,
+                                     **settings)
+        except (FileNotFoundError, ValueError) as err:
+            parser.error(str(err))
+        print(result["card"].read_text())
+        print(f"sha256 of {args.name}.keras (the registry entry): {result['sha256']}")
+        return 0
     if not (args.run / "model.keras").is_file():
         parser.error(f"--run {str(args.run)!r} has no model.keras")
     size = None
@@ -212,7 +325,8 @@ def main(argv=None) -> int:
         result = ship(args.run, args.data, args.name, args.output, input_size=size,
                       terms=args.terms, command=args.command, notes=args.notes,
                       dev_run=args.dev_run, overwrite=args.overwrite,
-                      default_crf=args.default_crf)
+                      default_crf=bool(args.default_crf),
+                      test_time_flip=bool(args.test_time_flip))
     except (FileExistsError, ValueError) as err:
         parser.error(str(err))
     print(result["card"].read_text())

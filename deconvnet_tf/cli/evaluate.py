@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                         "and resize the scores back to each image's native size (default: the "
                         "working resolution a Segmenter file records, else each image at its "
                         "own size)")
-    parser.add_argument("--flip", action="store_true",
-                        help="test-time augmentation: average with the mirrored image's scores")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time augmentation: average with the mirrored image's scores "
+                        "(default: the model's own setting, a Segmenter's test_time_flip)")
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resolution the model runs at: default the model's working "
                         "resolution (a fixed-size export's input); 'native': each image at its "
                         "own size (dynamic-size exports)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time augmentation: average with the mirrored image's "
+                        "probabilities (default: the exported model's own setting, e.g. on "
+                        "for camvid_compact)")
     return parser
 
 
@@ -117,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
                                    overwrite=args.overwrite)
         ensure_output_dir(args.output)
-        segmenter = LiteSegmenter(_registry().resolve_tflite(args.model), threads=args.threads)
+        segmenter = LiteSegmenter(_registry().resolve_tflite(args.model), threads=args.threads,
+                                  flip=args.flip)
         apply_input_size(segmenter, args.input_size)
         started = time.perf_counter()
         written = predict_paths(segmenter, [path for path, _ in planned], args.output,

@@ -78,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                         help="dense-CRF post-processing (default: the model's own default, "
                         "e.g. on for horse_compact, off for camvid_compact)")
-    parser.add_argument("--flip", action="store_true",
-                        help="test-time augmentation: average with the mirrored image's scores")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time augmentation: average with the mirrored image's scores "
+                        "(default: the model's own setting, e.g. on for camvid_compact)")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet",
                         help="dense CRF parameters with --crf (default: deconvnet)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
@@ -113,6 +114,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_predictors(args, image_size):
+    """The model's and the ``--ensemble`` model's predictors (``None`` without one), with
+    ``--flip`` / ``--no-flip`` applied (else each model's own ``test_time_flip``)."""
+    import dataclasses
+
+    from deconvnet_tf.inference.predict import load_predictor
+
+    predictors = [load_predictor(path, image_size=image_size) if path else None
+                  for path in (args.model, args.ensemble)]
+    if args.flip is not None:
+        predictors = [p if p is None else dataclasses.replace(p, flip=args.flip)
+                      for p in predictors]
+    return predictors
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -129,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from deconvnet_tf.inference.pipeline import InferenceOptions, predict_files
-    from deconvnet_tf.inference.predict import load_predictor
     from deconvnet_tf.io import ensure_output_dir
     from deconvnet_tf.render import plan_predictions
 
@@ -149,10 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.proposal_cache:
             ensure_output_dir(args.proposal_cache, "--proposal-cache")
         image_size = "model" if working is None else working
-        model = dataclasses.replace(load_predictor(args.model, image_size=image_size),
-                                    flip=args.flip)
-        ensemble = (dataclasses.replace(load_predictor(args.ensemble, image_size=image_size),
-                                        flip=args.flip) if args.ensemble else None)
+        model, ensemble = _load_predictors(args, image_size)
         if args.crf is None and getattr(model, "default_crf", False):
             options = dataclasses.replace(options, crf=True)
             print(f"{PROG}: dense CRF on (the model's default post-processing); --no-crf to "

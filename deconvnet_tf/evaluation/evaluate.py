@@ -146,7 +146,8 @@ def check_report_output(output: str | os.PathLike, *, overwrite: bool = False,
 
 
 def predict_native(model: keras.Model, image: np.ndarray,
-                   input_size: tuple[int, int] | None = None, *, flip: bool = False) -> np.ndarray:
+                   input_size: tuple[int, int] | None = None, *,
+                   flip: bool | None = None) -> np.ndarray:
     """Class scores ``(H, W, C)`` of one RGB image at its own size.
 
     The network runs on the image as it is, or resized (bilinear) to ``input_size`` (or to
@@ -161,7 +162,8 @@ def predict_native(model: keras.Model, image: np.ndarray,
         model: A segmentation model (logits or probabilities out).
         image: ``(H, W, 3)`` RGB image.
         input_size: ``(height, width)`` to run the network at, or ``None``.
-        flip: Average with the scores of the mirrored image (test-time augmentation).
+        flip: Average with the scores of the mirrored image (test-time augmentation);
+            ``None``: the model's own setting (a Segmenter's ``test_time_flip``).
 
     Returns:
         ``(H, W, C)`` float32 scores.
@@ -171,8 +173,8 @@ def predict_native(model: keras.Model, image: np.ndarray,
     predictor = as_predictor(model)
     if input_size is not None:
         predictor = dataclasses.replace(predictor, input_size=(int(input_size[0]), int(input_size[1])))
-    if flip:
-        predictor = dataclasses.replace(predictor, flip=True)
+    if flip is not None:
+        predictor = dataclasses.replace(predictor, flip=bool(flip))
     net_input, back = predictor.prepare(image)
     return back(predictor.scores(net_input[None])[0])
 
@@ -187,7 +189,7 @@ def evaluate(
     limit: int | None = None,
     progress: bool = True,
     input_size: tuple[int, int] | None = None,
-    flip: bool = False,
+    flip: bool | None = None,
     exact_classes: bool = False,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
@@ -203,7 +205,8 @@ def evaluate(
         input_size: Run the network at this ``(height, width)`` and resize the scores back
             (``None``: the working resolution a Segmenter records, else each image at its own size).
         flip: Average each image's scores with those of its mirror image (test-time
-            augmentation, twice the inference time).
+            augmentation, twice the inference time); ``None``: the model's own setting (a
+            Segmenter's ``test_time_flip``).
         exact_classes: Require the model's class count to equal the dataset's (what
             ``deconvnet-evaluate`` does). Otherwise a model with more outputs than the dataset
             has classes (trained with a ``num_classes`` override) is scored, its extra classes

@@ -85,7 +85,8 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
 
 def segmenter_info(model, names: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
     """``(network, info)`` of a :class:`~deconvnet_tf.Segmenter` (``info``: its
-    ``palette`` array, ``image_size``, ``void_label``, ``class_names``), or ``(model, {})`` for
+    ``palette`` array, ``image_size``, ``void_label``, ``class_names``, ``max_pixels``,
+    ``test_time_flip``), or ``(model, {})`` for
     a bare network. The palette is left out when ``names`` (the export's class names) differ
     from the Segmenter's."""
     network = getattr(model, "network", None)
@@ -96,6 +97,7 @@ def segmenter_info(model, names: list[str] | None = None) -> tuple[Any, dict[str
         "image_size": None if model.image_size is None else [int(v) for v in model.image_size],
         "void_label": model.void_label,
         "max_pixels": model.max_pixels,
+        "test_time_flip": bool(getattr(model, "test_time_flip", False)),
     }
     if names is None or list(names) == list(model.class_names):
         info["palette"] = model.palette_array()

@@ -120,7 +120,8 @@ def export_saved_model(
             extra={"signature": SIGNATURE,
                    "unpooling": getattr(model, "unpooling", None),
                    **({"image_size": info["image_size"], "void_label": info["void_label"],
-                    "max_pixels": info["max_pixels"]}
+                    "max_pixels": info["max_pixels"],
+                    "test_time_flip": info["test_time_flip"]}
                       if info else {})},
         )
         write_metadata(tmp, meta)
@@ -175,6 +176,10 @@ class SavedModelPredictor:
         #: Pixel budget at native resolution (``None``: no limit): the exported Segmenter's.
         budget = (self.metadata.extra or {}).get("max_pixels") if self.metadata else None
         self.max_pixels: int | None = None if budget is None else int(budget)
+        #: Mirrored-image averaging (the exported Segmenter's ``test_time_flip``): the
+        #: probabilities of each image and of its mirror image, mirrored back, averaged at the
+        #: model's input size (as the Keras predictor does). Set it to change it.
+        self.flip: bool = bool(self.metadata is not None and self.metadata.test_time_flip)
 
     @property
     def class_names(self) -> list[str]:
@@ -191,8 +196,15 @@ class SavedModelPredictor:
         return {k: v.numpy() for k, v in out.items()}
 
     def run_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities of a batch at a size the signature takes (no resizing)."""
+        """Probabilities of a batch at a size the signature takes (no resizing, no flip)."""
         return self.run(images)["probabilities"]
+
+    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+        probs = self.run_probabilities(images)
+        if self.flip:
+            mirrored = self.run_probabilities(np.ascontiguousarray(images[:, :, ::-1]))
+            probs = 0.5 * (probs + mirrored[:, :, ::-1])
+        return probs
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch of raw RGB images.
@@ -201,7 +213,8 @@ class SavedModelPredictor:
         the Keras and LiteRT predictors: resized to :attr:`working_size` when there is one
         (bilinear), else at their own size within :attr:`max_pixels`; a side below the
         minimum is padded at the bottom/right with the mean colour; the probabilities are
-        mapped back to each image's size (cropped, bilinear).
+        mapped back to each image's size (cropped, bilinear). With :attr:`flip`, the
+        probabilities at the model's input size are averaged with the mirrored image's.
 
         Args:
             images: uint8 ``[B, H, W, 3]`` (or one ``[H, W, 3]`` image).
@@ -220,11 +233,10 @@ class SavedModelPredictor:
         plan = plan_size(*images.shape[1:3], input_size=self.working_size,
                          min_size=self.min_input_size, max_pixels=self.max_pixels)
         if plan.identity:
-            probs = self.run_probabilities(images)
+            probs = self._probabilities(images)
         else:
             fitted = np.stack([fit_image(im, plan, self.pad_rgb) for im in images])
-            probs = np.stack([restore_scores(p, plan)
-                              for p in self.run_probabilities(fitted)])
+            probs = np.stack([restore_scores(p, plan) for p in self._probabilities(fitted)])
         return probs[0] if single else probs
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

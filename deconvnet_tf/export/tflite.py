@@ -421,7 +421,8 @@ def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, qu
             "convert_seconds": round(seconds, 2),
             "calibration_images": len(calibration) if quantize == "int8" else 0,
             **({"image_size": info["image_size"], "void_label": info["void_label"],
-                    "max_pixels": info["max_pixels"]}
+                    "max_pixels": info["max_pixels"],
+                    "test_time_flip": info["test_time_flip"]}
                if info else {}),
             "note": ("Flex model for comparison: needs the TensorFlow Select ops runtime, "
                      "NOT the stock LiteRT interpreter") if bad else

@@ -83,8 +83,10 @@ class Predictor:
         pad_rgb: Colour used for padding (the model's mean colour: zero after preprocessing).
         input_dtype: ``"float32"`` or ``"uint8"``.
         name: Shown in messages.
-        flip: Test-time augmentation: average the scores of each image and of its horizontal
-            mirror (mirrored back), at twice the cost.
+        flip: Test-time augmentation: average the class probabilities of each image and of its
+            horizontal mirror (mirrored back), at twice the cost, as the SavedModel and LiteRT
+            runtimes do (a ``"logits"`` ``fn`` then gives the log of the mean probabilities,
+            which a softmax maps back to them).
         max_pixels: Pixel budget: larger images are scaled down (aspect kept) for the model and
             the scores scaled back (:func:`deconvnet_tf.io.plan_size`); ``None``: no limit.
             Batches of :func:`predict_images` are also kept within it.
@@ -134,8 +136,12 @@ class Predictor:
             batch = batch.astype(np.float32)
         out = self._call(batch)
         if self.flip:
-            mirrored = np.ascontiguousarray(batch[:, :, ::-1])
-            out = 0.5 * (out + self._call(mirrored)[:, :, ::-1])
+            mirrored = self._call(np.ascontiguousarray(batch[:, :, ::-1]))[:, :, ::-1]
+            if self.outputs == "logits":
+                mean = 0.5 * (softmax(out) + softmax(mirrored))
+                out = np.log(np.maximum(mean, np.finfo(np.float32).tiny))
+            else:
+                out = 0.5 * (out + mirrored)
         return out
 
     def _call(self, batch: np.ndarray) -> np.ndarray:
@@ -408,6 +414,7 @@ def _saved_model_predictor(path: Path, image_size: Any) -> Predictor:
         input_dtype="uint8",
         name=path.name,
         max_pixels=None if size else getattr(fn, "max_pixels", None),
+        flip=bool(getattr(fn, "flip", False)),
         class_names=tuple(fn.class_names) if metadata is not None else None,
         palette=metadata.palette_array() if metadata is not None else None,
     )

@@ -12,7 +12,11 @@ In the manner of a KerasHub task, a :class:`Segmenter` is a Keras model that wra
   ``palette`` (class name -> RGB);
 * ``default_crf``: whether ``deconvnet-predict`` refines this model's output with the dense CRF
   when the command line does not say (``--crf`` / ``--no-crf``): the post-processing the model
-  ships with, chosen on held-out data (``horse_compact``: on).
+  ships with, chosen on held-out data (``horse_compact``: on);
+* ``test_time_flip``: whether predictions average each image's scores with those of its
+  mirror image (test-time augmentation, twice the cost), in ``predict`` / ``predict_proba``,
+  ``deconvnet-predict`` and ``deconvnet-evaluate`` (``--no-flip`` there skips it) and in the
+  SavedModel / LiteRT runtimes of its exports (chosen on held-out data: ``camvid_compact``: on).
 
 So ``Segmenter.from_preset("camvid_compact")`` / ``keras.saving.load_model("x.keras")`` give a
 model that knows its classes, colours and input size. Prediction follows the one size rule of
@@ -141,6 +145,12 @@ class Segmenter(keras.Model):
         default_crf: Dense-CRF post-processing by default in ``deconvnet-predict`` (and in the
             :class:`~deconvnet_tf.inference.predict.Predictor` it gives); the network's own
             outputs (``predict``, ``predict_proba``) never include it.
+        test_time_flip: Average each image's scores with those of its horizontal mirror
+            (mirrored back) in every prediction of this model (``predict``,
+            ``predict_proba``, :meth:`predictor`, ``deconvnet-predict``,
+            ``deconvnet-evaluate``, and its SavedModel / LiteRT exports' runtimes), at twice the
+            cost. A setting of the model, like its working resolution: ``--no-flip`` (or
+            ``predictor(flip=False)``) skips it for one call.
 
     Example:
 
@@ -164,6 +174,7 @@ class Segmenter(keras.Model):
         mean: Sequence[float] | None = None,
         interpolation: str = "bilinear",
         default_crf: bool = False,
+        test_time_flip: bool = False,
         name: str | None = None,
         **kwargs,
     ):
@@ -198,6 +209,9 @@ class Segmenter(keras.Model):
         names, void_label = _check_names(class_names, void_label, num_classes)
         if not isinstance(default_crf, (bool, np.bool_)):
             raise ValueError(f"Segmenter: default_crf must be true or false, got {default_crf!r}")
+        if not isinstance(test_time_flip, (bool, np.bool_)):
+            raise ValueError(f"Segmenter: test_time_flip must be true or false, got "
+                             f"{test_time_flip!r}")
         colours = _check_palette(palette, names)
         mean_bgr = tuple(float(v) for v in (mean if mean is not None else
                                               getattr(network, "mean", _DEFAULT_MEAN_BGR)))
@@ -220,6 +234,7 @@ class Segmenter(keras.Model):
         self.mean = mean_bgr
         self.interpolation = interpolation
         self.default_crf = bool(default_crf)
+        self.test_time_flip = bool(test_time_flip)
         self.min_input_size = minimum
         self.output_activation = getattr(network, "output_activation", None)
 
@@ -259,6 +274,7 @@ class Segmenter(keras.Model):
             "mean": list(self.mean),
             "interpolation": self.interpolation,
             "default_crf": self.default_crf,
+            "test_time_flip": self.test_time_flip,
             "image_converter": self.image_converter,  # descriptive; rebuilt from the above
         }
 
@@ -337,10 +353,11 @@ class Segmenter(keras.Model):
                 os.unlink(tmp)
 
     # ---------------------------------------------------------------------- prediction
-    def predictor(self, *, flip: bool = False, uint8: bool = True,
+    def predictor(self, *, flip: bool | None = None, uint8: bool = True,
                   jit_compile: bool | None = None):
         """This model as a :class:`deconvnet_tf.inference.predict.Predictor` (the rule of
-        :func:`deconvnet_tf.io.plan_size` with this Segmenter's converter settings; images are
+        :func:`deconvnet_tf.io.plan_size` with this Segmenter's converter settings; ``flip``:
+        mirrored-image averaging, default this Segmenter's ``test_time_flip``; images are
         handled as uint8 pixels, values rounded to 0..255; ``uint8=False`` resizes and pads
         them as float32, the way a bare Keras network is fed; ``jit_compile=True`` runs the
         network XLA-compiled, see :class:`~deconvnet_tf.inference.predict.KerasForward`)."""
@@ -357,7 +374,7 @@ class Segmenter(keras.Model):
             input_size=self.image_size,
             pad_rgb=tuple(self.mean[::-1]),
             name=self.name,
-            flip=flip,
+            flip=self.test_time_flip if flip is None else bool(flip),
             max_pixels=None if self.image_size is not None else self.max_pixels,
             class_names=tuple(self.class_names),
             palette=self.palette_array(),
@@ -473,7 +490,7 @@ def _dataset_metadata(path: Path) -> dict[str, Any]:
 
 
 _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette", "mean",
-              "interpolation", "default_crf", "name")
+              "interpolation", "default_crf", "test_time_flip", "name")
 
 
 def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = None,

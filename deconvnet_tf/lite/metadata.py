@@ -98,8 +98,10 @@ class ModelMetadata:
             custom ops).
         ops: Sorted op names of a ``.tflite`` model (empty for SavedModels).
         extra: Free-form additional information; exports of a Segmenter add ``image_size``
-            (its working resolution ``[H, W]`` or ``None``), ``void_label`` and ``max_pixels``
-            (its pixel budget at native resolution).
+            (its working resolution ``[H, W]`` or ``None``), ``void_label``, ``max_pixels``
+            (its pixel budget at native resolution) and ``test_time_flip`` (the runtimes average
+            each image's probabilities with those of its mirror image; the graph itself does
+            not flip).
         schema: Format tag of this JSON (``METADATA_FORMAT``).
 
     Example:
@@ -200,6 +202,12 @@ class ModelMetadata:
         if isinstance(size, (list, tuple)) and len(size) == 2 and all(size):
             return int(size[0]), int(size[1])
         return None
+
+    @property
+    def test_time_flip(self) -> bool:
+        """Whether the exported Segmenter averages with the mirrored image
+        (``extra["test_time_flip"]``; ``False`` for exports without it)."""
+        return bool((self.extra or {}).get("test_time_flip", False))
 
     @property
     def void_label(self) -> int | None:

@@ -82,6 +82,9 @@ class LiteSegmenter:
             either, class names are ``class_<i>`` and the palette is the default).
         max_pixels: Pixel budget of a dynamic-size model (``None``: no limit, the default);
             see :func:`deconvnet_tf.io.plan_size`.
+        flip: Average each image's probabilities with those of its mirror image (mirrored
+            back) at the model's input size, at twice the cost. ``None`` (default): the
+            exported Segmenter's ``test_time_flip`` (sidecar ``extra``), else off.
 
     Raises:
         FileNotFoundError: ``model_path`` does not exist.
@@ -95,7 +98,8 @@ class LiteSegmenter:
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int = 2,
-                 metadata: ModelMetadata | None = None, max_pixels: int | None = None):
+                 metadata: ModelMetadata | None = None, max_pixels: int | None = None,
+                 flip: bool | None = None):
         path = Path(model_path)
         if path.is_dir():
             raise ValueError(f"TFLite model {str(path)!r} is a folder; expected a .tflite file "
@@ -150,6 +154,8 @@ class LiteSegmenter:
         mean_bgr = (self.metadata.mean_bgr if self.metadata is not None
                     and getattr(self.metadata, "mean_bgr", None) else _DEFAULT_MEAN_BGR)
         self.pad_rgb = tuple(int(round(float(v))) for v in list(mean_bgr)[::-1])
+        self.flip = (bool(flip) if flip is not None else
+                     bool(self.metadata is not None and self.metadata.test_time_flip))
 
     @property
     def class_names(self) -> list[str]:
@@ -205,11 +211,16 @@ class LiteSegmenter:
             image = np.clip(np.round(image.astype(np.float32)), 0, 255).astype(np.uint8)
         plan = plan_size(*image.shape[:2], input_size=self.fixed_size,
                          min_size=self.min_input_size, max_pixels=self.max_pixels)
-        if plan.identity:
+        if plan.identity and not self.flip:
             out = self.run(image[None])
             return out["labels"][0], out["probabilities"][0]
-        out = self.run(fit_image(image, plan, self.pad_rgb)[None])
-        probs = restore_scores(out["probabilities"][0], plan)
+        fitted = image if plan.identity else fit_image(image, plan, self.pad_rgb)
+        probs = self.run(fitted[None])["probabilities"][0]
+        if self.flip:
+            mirrored = self.run(np.ascontiguousarray(fitted[None, :, ::-1]))["probabilities"][0]
+            probs = 0.5 * (probs + mirrored[:, ::-1])
+        if not plan.identity:
+            probs = restore_scores(probs, plan)
         return np.argmax(probs, axis=-1).astype(np.int32), probs
 
 

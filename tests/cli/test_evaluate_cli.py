@@ -63,6 +63,15 @@ def test_evaluate_flip_averages_the_mirrored_scores(setup, tmp_path):
                               "--output", str(tmp_path / "flip")]) == 0
     got = np.array(json.loads((tmp_path / "flip" / "metrics.json").read_text())["confusion"])
     np.testing.assert_array_equal(got, flipped)
+    # A Segmenter saved with test_time_flip: flipped by default, plain with --no-flip.
+    seg_path = tmp_path / "seg_flip.keras"
+    deconvnet_tf.Segmenter(model, image_size=None, test_time_flip=True).save(seg_path)
+    for flags, expected in (([], flipped), (["--no-flip"], plain)):
+        out = tmp_path / f"seg{len(flags)}"
+        assert evaluate_cli.main(["--model", str(seg_path), "--data", str(data), *flags,
+                                  "--output", str(out)]) == 0
+        got = np.array(json.loads((out / "metrics.json").read_text())["confusion"])
+        np.testing.assert_array_equal(got, expected, err_msg=str(flags))
 
 
 def test_evaluate_refuses_to_replace_a_report_without_overwrite(setup, tmp_path, capsys):

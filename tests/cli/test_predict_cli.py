@@ -51,13 +51,13 @@ def test_whole_mode_on_a_folder_writes_every_output(files, capsys):
     np.testing.assert_allclose(probs.astype(np.float32), expected, atol=2e-3)
     label = cv2.imread(str(out / "img1_labels.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(label, expected.argmax(-1))
-    # --flip: the mean of the logits of the image and of its mirror.
+    # --flip: the mean of the probabilities of the image and of its mirror.
     assert predict_cli.main(["--model", str(tmp / "dn.keras"), "--input", str(tmp / "images"),
                              "--output", str(tmp / "out_flip"), "--save-probs", "--flip",
                              "--quiet"]) == 0
     logits = [np.asarray(deconvnet.predict_on_batch(im[None].astype(np.float32)))[0]
               for im in (image, image[:, ::-1])]
-    flipped = softmax((logits[0] + logits[1][:, ::-1]) / 2)
+    flipped = (softmax(logits[0]) + softmax(logits[1][:, ::-1])) / 2
     probs = np.load(tmp / "out_flip" / "img1_probs.npy").astype(np.float32)
     np.testing.assert_allclose(probs, flipped, atol=2e-3)
 
@@ -132,6 +132,29 @@ def test_the_models_default_crf_applies_unless_no_crf(files, capsys):
                              "--output", str(plain), "--save-probs", "--quiet"]) == 0
     np.testing.assert_allclose(np.load(plain / "img1_probs.npy").astype(np.float32),
                                predict_image(deconvnet, image), atol=2e-3)
+
+
+def test_the_models_test_time_flip_applies_unless_no_flip(files):
+    """A Segmenter saved with test_time_flip=True averages with the mirror image without
+    --flip; --no-flip gives the plain prediction; a model without it flips only with --flip."""
+    from deconvnet_tf import Segmenter
+
+    tmp, deconvnet, _ = files
+    seg = Segmenter(deconvnet, image_size=None, test_time_flip=True)
+    seg.save(tmp / "seg_flip.keras")
+    image_path = tmp / "images" / "img1.png"
+    image = _read_rgb(image_path)
+    plain = predict_image(deconvnet, image)
+    flipped = (plain + predict_image(deconvnet, np.ascontiguousarray(image[:, ::-1]))[:, ::-1]) / 2
+    assert not np.allclose(plain, flipped, atol=2e-3)  # the flip shows
+    cases = {("seg_flip.keras", ()): flipped, ("seg_flip.keras", ("--no-flip",)): plain,
+             ("seg_flip.keras", ("--flip",)): flipped, ("dn.keras", ()): plain}
+    for i, ((model, flags), expected) in enumerate(cases.items()):
+        out = tmp / f"out_tta_{i}"
+        assert predict_cli.main(["--model", str(tmp / model), "--input", str(image_path),
+                                 "--output", str(out), "--save-probs", "--quiet", *flags]) == 0
+        np.testing.assert_allclose(np.load(out / "img1_probs.npy").astype(np.float32), expected,
+                                   atol=2e-3, err_msg=f"{model} {flags}")
 
 
 def test_errors_exit_2_with_a_message(files):

@@ -157,3 +157,33 @@ def test_allow_flex_keeps_argmax_pooling(art, tmp_path):
         check_builtins_only(path)
     meta = read_metadata(path)
     assert not meta.builtins_only and "NOT the stock LiteRT" in meta.extra["note"]
+
+
+def test_test_time_flip_travels_to_the_savedmodel_and_litert_runtimes(art, rng, tmp_path):
+    """A Segmenter with test_time_flip: its SavedModel and LiteRT exports record it, and their
+    runtimes average with the mirror image as the Keras Segmenter does (same probabilities
+    within 1e-4, same labels); flip=False / --no-flip turns it off per call."""
+    from deconvnet_tf import Segmenter
+    from deconvnet_tf.export import export_saved_model, export_tflite, load_saved_model
+    from deconvnet_tf.inference.predict import load_predictor, predict_image
+    from deconvnet_tf.lite import LiteSegmenter, read_metadata
+
+    seg = Segmenter(art.model, image_size=None, test_time_flip=True)
+    saved = export_saved_model(seg, tmp_path / "sm")
+    lite_path = tmp_path / "flip.tflite"
+    export_tflite(seg, lite_path)
+    assert read_metadata(lite_path).test_time_flip and read_metadata(saved).test_time_flip
+    lite, lite_plain = LiteSegmenter(lite_path), LiteSegmenter(lite_path, flip=False)
+    assert lite.flip is True and lite_plain.flip is False
+    sm, sm_predictor = load_saved_model(saved), load_predictor(saved)
+    assert sm.flip is True and sm_predictor.flip is True
+    for image in _images(rng, 37, 53):
+        expected = seg.predict_proba(image)
+        plain, _ = _keras(art.model, image)
+        assert not np.allclose(expected, plain, atol=1e-3)  # the flip shows
+        lite_labels, lite_probs = lite.predict(image)
+        assert np.abs(lite_probs - expected).max() <= 1e-4
+        assert np.abs(sm(image) - expected).max() <= 1e-4
+        assert np.abs(predict_image(sm_predictor, image) - expected).max() <= 1e-4
+        np.testing.assert_array_equal(lite_labels, expected.argmax(-1))
+        assert np.abs(lite_plain.predict(image)[1] - plain).max() <= 1e-4

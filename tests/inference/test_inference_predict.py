@@ -207,27 +207,31 @@ def test_load_predictor_reads_saved_model_exports(tmp_path, tiny, rng):
     np.testing.assert_allclose(predict_image(bounded, large), expected, atol=1e-4)
 
 
-def test_flip_averages_the_scores_of_the_mirrored_image(tiny, rng):
+def test_flip_averages_the_probabilities_of_the_mirrored_image(tiny, rng):
+    """flip: the mean of the class probabilities of the image and of its mirror (mirrored back),
+    as the SavedModel and LiteRT runtimes compute it; a logits model gives their log."""
     calls = []
 
-    def ramp(batch):  # scores that depend on the column and on the input
+    def ramp(batch):  # probabilities that depend on the column and on the input
         calls.append(batch.copy())
         out = np.zeros(batch.shape[:3] + (2,), np.float32)
-        out[..., 0] = np.arange(batch.shape[2], dtype=np.float32)[None, None, :]
-        out[..., 1] = batch[..., 0]
+        out[..., 0] = np.arange(batch.shape[2], dtype=np.float32)[None, None, :] / 10
+        out[..., 1] = batch[..., 0] / 255
         return out
 
     image = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    scores = Predictor(ramp, flip=True).scores(image[None])
+    scores = Predictor(ramp, outputs="probabilities", flip=True).scores(image[None])
     np.testing.assert_array_equal(calls[1], calls[0][:, :, ::-1])  # the mirror went in
-    np.testing.assert_allclose(scores[0, ..., 0], 3.0)  # (x + (6 - x)) / 2
-    np.testing.assert_allclose(scores[0, ..., 1], image[..., 0])  # equivariant part unchanged
-    # A real network: flip == mean of the model's logits on the image and on its mirror.
+    np.testing.assert_allclose(scores[0, ..., 0], 0.3)  # (x + (6 - x)) / 2 / 10
+    np.testing.assert_allclose(scores[0, ..., 1], image[..., 0] / 255, rtol=1e-6)  # equivariant
+    # A real network (logits): flip == mean of the softmax on the image and on its mirror.
     image = rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)
     logits = np.asarray(tiny.predict_on_batch(image[None].astype(np.float32)))
     mirrored = np.asarray(tiny.predict_on_batch(image[None, :, ::-1].astype(np.float32)))
     import dataclasses
 
     flipped = dataclasses.replace(as_predictor(tiny), flip=True)
-    np.testing.assert_allclose(flipped.scores(image[None]), (logits + mirrored[:, :, ::-1]) / 2,
-                               atol=1e-5)
+    expected = (softmax(logits) + softmax(mirrored)[:, :, ::-1]) / 2
+    got = flipped.scores(image[None])
+    np.testing.assert_allclose(softmax(got), expected, atol=1e-5)
+    np.testing.assert_allclose(flipped.to_probabilities(got), expected, atol=1e-5)

@@ -106,6 +106,23 @@ def test_cli_writes_predict_outputs(art, image_dir, tmp_path, capsys):
         np.testing.assert_array_equal(colour, seg.palette[label])
 
 
+def test_cli_flip_follows_the_sidecar_unless_told(art, image_dir, tmp_path):
+    """--flip / --no-flip / neither (the sidecar's test_time_flip: off for this export)."""
+    from deconvnet_tf.cli.lite_predict import main
+    from deconvnet_tf.lite import LiteSegmenter, read_image
+
+    image = read_image(image_dir / "scene0.png")
+    expected = {flip: LiteSegmenter(art.tflite["none"], flip=flip).predict(image)[1]
+                for flip in (False, True)}
+    assert not np.allclose(expected[False], expected[True], atol=1e-3)
+    for flags, flip in (([], False), (["--flip"], True), (["--no-flip"], False)):
+        out = tmp_path / f"out{len(flags)}{flags[0] if flags else ''}"
+        assert main(["--model", str(art.tflite["none"]), "--input", str(image_dir / "scene0.png"),
+                     "--output", str(out), "--save-probs", *flags]) == 0
+        np.testing.assert_allclose(np.load(out / "scene0_probs.npy").astype(np.float32),
+                                   expected[flip], atol=1e-3, err_msg=str(flags))
+
+
 def test_sizes_dynamic_and_fixed(art):
     from deconvnet_tf.lite import LiteSegmenter
 

@@ -103,6 +103,33 @@ def test_predict_returns_labels_at_each_input_size(network):
     assert native.predict(images[1]).shape == (9, 30)
 
 
+@pytest.mark.jax
+def test_test_time_flip_averages_with_the_mirror_image_and_round_trips(network, tmp_path):
+    """test_time_flip: predict_proba is the mean of the image's and its mirror's scores
+    (mirrored back), at the working resolution; stored in the file; off unless chosen."""
+    plain = Segmenter(network, image_size=(48, 64), class_names=NAMES)
+    flipped = plain.with_options(test_time_flip=True)
+    assert plain.test_time_flip is False and flipped.test_time_flip is True
+    image = _images()[0]  # 48x64: at the working resolution, no resize in between
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    expected = 0.5 * (plain.predict_proba(image) + plain.predict_proba(mirrored)[:, ::-1])
+    got = flipped.predict_proba(image)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert flipped.predict_proba(_images()[2]).shape == (101, 77, 3)  # resized and back
+    np.testing.assert_array_equal(flipped.predict(image), got.argmax(-1))
+    assert flipped.predictor().flip is True and flipped.predictor(flip=False).flip is False
+    np.testing.assert_allclose(
+        predict_proba_without_flip := flipped.with_options(test_time_flip=False).predict_proba(image),
+        plain.predict_proba(image))
+    assert not np.allclose(predict_proba_without_flip, got)
+    path = tmp_path / "flip.keras"
+    flipped.save(path)
+    assert Segmenter.from_preset(path).test_time_flip is True
+    assert load_segmenter(path, test_time_flip=False).test_time_flip is False
+    with pytest.raises(ValueError, match="test_time_flip must be true or false"):
+        Segmenter(network, test_time_flip="on")
+
+
 def test_working_resolution_differs_from_native(network):
     seg = Segmenter(network, image_size=(24, 32))
     image = _images(5)[2]

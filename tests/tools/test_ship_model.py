@@ -3,6 +3,7 @@ without --overwrite."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.conftest import requires_tf
@@ -36,7 +37,7 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
     out = tmp_path / "shipped"
     result = ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy",
                               "--output", str(out), "--input-size", "48x64", "--dev-run",
-                              str(dev), "--default-crf"])
+                              str(dev), "--default-crf", "--test-time-flip"])
     assert result == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
         p.name for p in ship_model.shipped_files(out, "toy"))
@@ -46,8 +47,14 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
     names = list(read_meta(data).class_names)
     assert segmenter.image_size == (48, 64) and segmenter.class_names == names
     assert segmenter.default_crf is True  # --default-crf
+    assert segmenter.test_time_flip is True  # --test-time-flip, in every runtime's files
+    from deconvnet_tf.lite import read_metadata
+
+    assert read_metadata(out / "toy.tflite").test_time_flip is True
+    assert read_metadata(out / "toy_int8.tflite").test_time_flip is True
     card = (out / "toy.md").read_text()
     assert "Default post-processing in `deconvnet-predict`: the dense CRF" in card
+    assert "Test-time flip: on" in card
     dev_log = (dev / "log.csv").read_text().strip().splitlines()[-1].split(",")
     assert f"{100 * float(dev_log[-1]):.1f} mean IoU" in card
     assert "trained on `train[-0/3]`, scored on `train[0/3]`" in card
@@ -67,3 +74,42 @@ def test_ship_never_replaces_files_without_overwrite(run_and_data, tmp_path, cap
     assert caught.value.code == 2
     assert "toy.md exist(s); pass --overwrite" in capsys.readouterr().err
     assert mine.read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == ["toy.md"]
+
+
+@pytest.mark.slow
+def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
+        run_and_data, tmp_path, capsys):
+    """--update-settings: same weights, test_time_flip in the .keras file and both sidecars, a
+    dated card section with the measured metrics; refused without a reason or a change."""
+    import deconvnet_tf
+    from deconvnet_tf.lite import read_metadata
+
+    run, data, _ = run_and_data
+    out = tmp_path / "shipped"
+    assert ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy",
+                            "--output", str(out), "--input-size", "48x64"]) == 0
+    before = deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras"))
+    tflite_bytes = (out / "toy_int8.tflite").read_bytes()
+    card_before = (out / "toy.md").read_text()
+    capsys.readouterr()
+    common = ["--update-settings", "--name", "toy", "--output", str(out), "--data", str(data)]
+    with pytest.raises(SystemExit):  # no reason: nothing written
+        ship_model.main([*common, "--test-time-flip"])
+    assert "a reason" in capsys.readouterr().err
+    assert ship_model.main([*common, "--test-time-flip", "--reason", "dev split: +1.8"]) == 0
+    printed = capsys.readouterr().out
+    after = deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras"))
+    assert after.test_time_flip is True and before.test_time_flip is False
+    assert after.image_size == (48, 64) and after.class_names == before.class_names
+    for a, b in zip(before.get_weights(), after.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert read_metadata(out / "toy.tflite").test_time_flip is True
+    assert read_metadata(out / "toy_int8.tflite").test_time_flip is True
+    assert (out / "toy_int8.tflite").read_bytes() == tflite_bytes  # the graphs are untouched
+    card = (out / "toy.md").read_text()
+    assert card.startswith(card_before.rstrip("\n"))
+    assert "Settings changed after training" in card and "`test_time_flip` on. dev split: +1.8" in card
+    assert card.count("| LiteRT int8 |") == 2 and "sha256 of toy.keras" in printed
+    with pytest.raises(SystemExit):  # already on
+        ship_model.main([*common, "--test-time-flip", "--reason", "again"])
+    assert "already has test_time_flip=True" in capsys.readouterr().err
