@@ -44,7 +44,7 @@ _CAMVID_COLOURS = [[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128]
 REGISTRY: dict[str, dict[str, Any]] = {
     "camvid_compact": {
         "file": "camvid_compact.keras",
-        "sha256": "f44b4430ac933dc9c353f409fd1144d2d2969ad0c9720242ac814144b80b1c1e",
+        "sha256": "82818987bb16fda0c26c7e0e2b373754a2605c4fae714eed991b35e53e27677f",
         "card": "camvid_compact.md",
         "url": None,
         "tflite": {
@@ -59,6 +59,7 @@ REGISTRY: dict[str, dict[str, Any]] = {
             "class_names": _CAMVID_CLASSES,
             "void_label": 11,
             "palette": dict(zip(_CAMVID_CLASSES, _CAMVID_COLOURS)),
+            "test_time_flip": True,
         },
     },
     "horse_compact": {

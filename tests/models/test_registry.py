@@ -149,6 +149,9 @@ def test_shipped_models_load_by_name_with_their_metadata(home):
     # The dense CRF is Horse's default post-processing (chosen on a dev fold, docs/results.md),
     # not CamVid's (it lowered every network on CamVid's held-out sequence).
     assert horse.default_crf is True and camvid.default_crf is False
+    # Test-time flip is CamVid's default (+1.7-1.9 on its held-out sequence), not Horse's
+    # (+0.4 with the CRF on a dev fold: below the bar set for a change).
+    assert camvid.test_time_flip is True and horse.test_time_flip is False
     # The registry's metadata (used for a bare-network copy) says what the files hold.
     for model, name in ((camvid, "camvid_compact"), (horse, "horse_compact")):
         for key, value in REGISTRY[name]["metadata"].items():
@@ -159,6 +162,7 @@ def test_shipped_models_load_by_name_with_their_metadata(home):
                 held = list(held)
             assert held == value, (name, key)
         assert model.default_crf == REGISTRY[name]["metadata"].get("default_crf", False), name
+        assert model.test_time_flip == REGISTRY[name]["metadata"].get("test_time_flip", False)
     image = np.random.default_rng(0).integers(0, 256, (37, 301, 3), dtype=np.uint8)
     assert camvid.predict(image).shape == (37, 301)
 
