@@ -46,6 +46,7 @@ __all__ = [
     "SizePlan",
     "check_image_bytes",
     "classes_from_meta",
+    "average_with_mirror",
     "downscale_message",
     "ensure_output_dir",
     "find_class_names",
@@ -493,6 +494,15 @@ def restore_scores(scores: np.ndarray, plan: SizePlan) -> np.ndarray:
     scores = np.asarray(scores)
     scores = scores[:plan.scaled[0], :plan.scaled[1]]
     return resize_channels(scores, plan.height, plan.width)
+
+
+def average_with_mirror(run, batch: np.ndarray) -> np.ndarray:
+    """Test-time flip, the one rule of every runtime: ``run(batch)`` averaged with ``run`` of
+    the horizontally mirrored ``(N, H, W, 3)`` batch, mirrored back (``run`` gives
+    ``(N, H, W, C)`` class probabilities at the batch's size)."""
+    probabilities = np.asarray(run(batch), np.float32)
+    mirrored = np.asarray(run(np.ascontiguousarray(batch[:, :, ::-1])), np.float32)
+    return 0.5 * (probabilities + mirrored[:, :, ::-1])
 
 
 def upscale_labels(probabilities: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -210,3 +210,24 @@ def test_ensure_output_dir_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with pytest.raises(io.OutputError, match="cannot write there .Read-only file system"):
         io.ensure_output_dir(tmp_path / "new")
+
+
+def test_average_with_mirror_is_the_mean_of_the_batch_and_its_mirror_mirrored_back():
+    """The test-time flip rule every runtime shares: a column ramp averages to its middle;
+    a mirror-equivariant output is unchanged."""
+    from deconvnet_tf.io import average_with_mirror
+
+    seen = []
+
+    def run(batch):
+        seen.append(batch.copy())
+        out = np.zeros(batch.shape[:3] + (2,), np.float32)
+        out[..., 0] = np.arange(batch.shape[2], dtype=np.float32) / 10
+        out[..., 1] = batch[..., 0]
+        return out
+
+    batch = np.random.default_rng(0).integers(0, 256, (2, 3, 5, 3)).astype(np.uint8)
+    got = average_with_mirror(run, batch)
+    np.testing.assert_array_equal(seen[1], batch[:, :, ::-1])
+    np.testing.assert_allclose(got[..., 0], 0.2)  # (x + (4 - x)) / 2 / 10
+    np.testing.assert_allclose(got[..., 1], batch[..., 0])

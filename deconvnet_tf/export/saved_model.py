@@ -26,7 +26,7 @@ from deconvnet_tf.export._common import (
     sweep_orphans,
     temp_sibling,
 )
-from deconvnet_tf.io import fit_image, plan_size, restore_scores
+from deconvnet_tf.io import average_with_mirror, fit_image, plan_size, restore_scores
 from deconvnet_tf.lite.metadata import ModelMetadata, read_metadata, write_metadata
 
 __all__ = ["SavedModelPredictor", "export_saved_model", "load_saved_model", "saved_model_info"]
@@ -200,11 +200,9 @@ class SavedModelPredictor:
         return self.run(images)["probabilities"]
 
     def _probabilities(self, images: np.ndarray) -> np.ndarray:
-        probs = self.run_probabilities(images)
         if self.flip:
-            mirrored = self.run_probabilities(np.ascontiguousarray(images[:, :, ::-1]))
-            probs = 0.5 * (probs + mirrored[:, :, ::-1])
-        return probs
+            return average_with_mirror(self.run_probabilities, images)
+        return self.run_probabilities(images)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch of raw RGB images.

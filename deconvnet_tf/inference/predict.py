@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from deconvnet_tf.io import IMAGE_SUFFIXES, list_images, plan_size, read_image, resize_channels
+from deconvnet_tf.io import (
+    IMAGE_SUFFIXES,
+    average_with_mirror,
+    list_images,
+    plan_size,
+    read_image,
+    resize_channels,
+)
 from deconvnet_tf.io import fit_image as _fit_image
 from deconvnet_tf.io import restore_scores as _restore_scores
 
@@ -134,15 +141,12 @@ class Predictor:
             batch = np.clip(np.round(batch), 0, 255).astype(np.uint8)
         else:
             batch = batch.astype(np.float32)
-        out = self._call(batch)
-        if self.flip:
-            mirrored = self._call(np.ascontiguousarray(batch[:, :, ::-1]))[:, :, ::-1]
-            if self.outputs == "logits":
-                mean = 0.5 * (softmax(out) + softmax(mirrored))
-                out = np.log(np.maximum(mean, np.finfo(np.float32).tiny))
-            else:
-                out = 0.5 * (out + mirrored)
-        return out
+        if not self.flip:
+            return self._call(batch)
+        if self.outputs == "probabilities":
+            return average_with_mirror(self._call, batch)
+        mean = average_with_mirror(lambda b: softmax(self._call(b)), batch)
+        return np.log(np.maximum(mean, np.finfo(np.float32).tiny))
 
     def _call(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self.fn(batch), np.float32)

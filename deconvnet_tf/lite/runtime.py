@@ -18,6 +18,7 @@ from deconvnet_tf.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     ImageReadError,
+    average_with_mirror,
     downscale_message,
     ensure_output_dir,
     fit_image,
@@ -215,10 +216,9 @@ class LiteSegmenter:
             out = self.run(image[None])
             return out["labels"][0], out["probabilities"][0]
         fitted = image if plan.identity else fit_image(image, plan, self.pad_rgb)
-        probs = self.run(fitted[None])["probabilities"][0]
-        if self.flip:
-            mirrored = self.run(np.ascontiguousarray(fitted[None, :, ::-1]))["probabilities"][0]
-            probs = 0.5 * (probs + mirrored[:, ::-1])
+        probabilities = lambda batch: self.run(batch)["probabilities"]  # noqa: E731
+        probs = (average_with_mirror(probabilities, fitted[None]) if self.flip
+                 else probabilities(fitted[None]))[0]
         if not plan.identity:
             probs = restore_scores(probs, plan)
         return np.argmax(probs, axis=-1).astype(np.int32), probs
