@@ -1,0 +1,87 @@
+"""tools/multiscale_table.py: each row is the mean of its runs' probabilities, and a one-size row
+is what ``evaluate`` reports at that input size (with and without flip)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import deconvnet_tf
+from deconvnet_tf.data.sources import open_source
+from deconvnet_tf.data.synthetic import write_synthetic_dataset
+from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
+from deconvnet_tf.evaluation.metrics import report_from_confusion
+from tests.conftest import requires_tf
+
+import multiscale_table  # tools/multiscale_table.py (pytest's pythonpath has tools/)
+
+pytestmark = requires_tf
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ms")
+    data = write_synthetic_dataset(root / "ds", num_train=1, num_val=2, height=40, width=48)
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=11)
+    return model, data
+
+
+def test_rows_are_subsets_in_order():
+    rows = multiscale_table.subsets([(32, 40), (48, 64)])
+    assert list(rows) == ["32x40", "32x40 flip", "48x64", "48x64 flip", "32x40+48x64",
+                          "32x40+48x64 flip"]
+    assert rows["32x40+48x64 flip"] == [((32, 40), True), ((48, 64), True)]
+
+
+def test_one_size_matches_evaluate_and_two_sizes_average(setup):
+    model, data = setup
+    source = open_source(data)
+    sizes = [(32, 40), (48, 64)]
+    reports = multiscale_table.score_subsets(model, source, "val", sizes)
+    for flip in (False, True):
+        expected = evaluate(model, data, "val", input_size=(32, 40), flip=flip, progress=False)
+        got = reports["32x40 flip" if flip else "32x40"]
+        np.testing.assert_array_equal(got.confusion, expected.confusion)
+        assert got.mean_iou == pytest.approx(expected.mean_iou)
+    # The two-size rows: argmax of the mean of the two sizes' softmax probabilities.
+    for flip in (False, True):
+        known = source.info.num_classes  # 5 classes; the model predicts 11 (extra = errors)
+        confusion = np.zeros((known, 11), np.int64)
+        for image, label in source.numpy_examples("val"):
+            probs = [np.exp(s) / np.exp(s).sum(-1, keepdims=True)
+                     for s in (predict_native(model, image, size, flip=flip) for size in sizes)]
+            pred = np.mean(probs, axis=0).argmax(-1)
+            keep = label < known
+            np.add.at(confusion, (label[keep].astype(int), pred[keep]), 1)
+        expected = report_from_confusion(confusion, source.info.class_names)
+        got = reports["32x40+48x64 flip" if flip else "32x40+48x64"]
+        np.testing.assert_array_equal(got.confusion, expected.confusion)
+
+
+def test_cli_writes_a_new_json_and_refuses_bad_input(setup, tmp_path, capsys):
+    model, data = setup
+    path = tmp_path / "m.keras"
+    model.save(path)
+    out = tmp_path / "ms.json"
+    assert multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes", "32x40",
+                                  "48x64", "--limit", "1", "--output", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| 32x40+48x64 flip |" in printed
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 6 and 0 <= rows["48x64"]["mean_iou"] <= 1
+    before = out.read_bytes()
+    with pytest.raises(SystemExit):  # an existing result file is refused, untouched
+        multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes", "32x40",
+                               "--output", str(out)])
+    assert out.read_bytes() == before and "exists; name a new file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes", "32by40"])
+    assert "expected HEIGHTxWIDTH" in capsys.readouterr().err
+    assert multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes", "4x4",
+                                  "--quiet"]) == 2
+    assert "below the minimum input size" in capsys.readouterr().err
+    assert multiscale_table.main(["--model", str(tmp_path / "none.keras"), "--data", str(data),
+                                  "--sizes", "32x40", "--quiet"]) == 2
+    assert "no such file" in capsys.readouterr().err
