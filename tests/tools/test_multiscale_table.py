@@ -85,3 +85,18 @@ def test_cli_writes_a_new_json_and_refuses_bad_input(setup, tmp_path, capsys):
     assert multiscale_table.main(["--model", str(tmp_path / "none.keras"), "--data", str(data),
                                   "--sizes", "32x40", "--quiet"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_label_outside_the_classes_is_a_clear_error(tmp_path, capsys):
+    from PIL import Image
+
+    data = write_synthetic_dataset(tmp_path / "ds", num_train=1, num_val=1, height=40, width=48)
+    label = next((data / "val" / "labels").glob("*.png"))
+    values = np.array(Image.open(label))
+    values[0, 0] = 7  # 5 classes, void 255: 7 is neither
+    Image.fromarray(values).save(label)
+    path = tmp_path / "m.keras"
+    deconvnet_tf.build_model("deconvnet_tiny", num_classes=11).save(path)
+    assert multiscale_table.main(["--model", str(path), "--data", str(data), "--split", "val",
+                                  "--sizes", "32x40", "--quiet"]) == 2
+    assert "val[0]: label values [7] outside the dataset's 5 classes" in capsys.readouterr().err
