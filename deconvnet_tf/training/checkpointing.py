@@ -132,12 +132,16 @@ class TrainingBackup(keras.callbacks.Callback):
         steps_per_epoch: Steps of an epoch (no step backup after an epoch's last step: the
             epoch-end backup follows).
         step_offset: Steps of the first epoch done before this ``fit`` (a resumed epoch).
+        extras: Further state kept with each backup: objects with a ``backup_name`` and
+            ``save_state(path)`` (e.g. :class:`~deconvnet_tf.training.averaging.WeightEMA`),
+            written to ``<backup_name>-e<epoch>-s<step>.npz`` before the metadata names them
+            (``"extras": {backup_name: file}``); :func:`restore_backup` reads them back.
     """
 
     METADATA = "training_metadata.json"
 
     def __init__(self, directory: str | os.PathLike, every: int, steps_per_epoch: int | None = None,
-                 step_offset: int = 0):
+                 step_offset: int = 0, extras=()):
         super().__init__()
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every!r}")
@@ -145,6 +149,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self.every = int(every)
         self.steps_per_epoch = steps_per_epoch
         self.step_offset = int(step_offset)
+        self.extras = list(extras)
         self.epochs_done: int | None = None
         self._epoch = 0
         self._since = 0
@@ -170,17 +175,27 @@ class TrainingBackup(keras.callbacks.Callback):
         name = f"state-e{epoch}-s{step}.weights.h5"
         with atomic_path(self.directory / name, suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp)
-        write_text_atomic(self.directory / self.METADATA,
-                          json.dumps({"epoch": epoch, "step": step, "weights": name}) + "\n")
+        extras = {}
+        for extra in self.extras:
+            extras[extra.backup_name] = f"{extra.backup_name}-e{epoch}-s{step}.npz"
+            with atomic_path(self.directory / extras[extra.backup_name], suffix=".npz") as tmp:
+                extra.save_state(tmp)
+        meta = {"epoch": epoch, "step": step, "weights": name}
+        if extras:
+            meta["extras"] = extras
+        write_text_atomic(self.directory / self.METADATA, json.dumps(meta) + "\n")
+        keep = {name, *extras.values()}
         for old in self.directory.iterdir():
-            if old.name != name and ".weights.h5" in old.name:
+            if old.name not in keep and (".weights.h5" in old.name or old.name.endswith(".npz")):
                 old.unlink()
         return self.directory / name
 
 
-def restore_backup(model: keras.Model, directory: str | os.PathLike) -> tuple[int, int] | None:
+def restore_backup(model: keras.Model, directory: str | os.PathLike,
+                   extras=()) -> tuple[int, int] | None:
     """Loads the state of :class:`TrainingBackup` (or of ``keras.callbacks.BackupAndRestore``)
-    from ``directory`` into the compiled ``model``.
+    from ``directory`` into the compiled ``model``, and into each of ``extras`` (objects with
+    a ``backup_name`` and ``load_state(path, model)``) the state the backup keeps for it.
 
     Returns:
         ``(epoch, step)``: the epoch to continue and the steps of it already done; ``None``
@@ -205,4 +220,10 @@ def restore_backup(model: keras.Model, directory: str | os.PathLike) -> tuple[in
         model.load_weights(str(weights))
     except (OSError, ValueError, KeyError) as err:
         raise ValueError(f"backup {str(weights)!r} cannot be loaded into the model ({err})") from err
+    files = meta.get("extras") if isinstance(meta.get("extras"), dict) else {}
+    for extra in extras:
+        if extra.backup_name not in files:
+            raise ValueError(f"backup {str(meta_path)!r} holds no {extra.backup_name!r} state "
+                             "(the run was backed up without it)")
+        extra.load_state(directory / str(files[extra.backup_name]), model)
     return epoch, step

@@ -105,6 +105,11 @@ class TrainConfig:
         lovasz_weight: Add this times the Lovasz-softmax loss (a surrogate of 1 - mean IoU,
             Berman et al. 2018; :func:`deconvnet_tf.training.losses.lovasz_softmax`) to the
             cross-entropy (``0``: cross-entropy only).
+        ema_decay: Keep an exponential moving average of the weights, updated after every
+            step with this decay (:class:`deconvnet_tf.training.averaging.WeightEMA`, with
+            warm-up), and save it as ``model.keras``; the trained weights stay in
+            ``checkpoints/last.keras``, which validation during training and ``best.keras``
+            use. ``0`` (default): no average.
         num_classes: Override the dataset's class count (``None``: from the dataset).
         encoder_weights: ``None``, ``"imagenet"``, ``"hed"`` or a path.
         frozen_blocks: Freeze this many leading encoder blocks.
@@ -169,6 +174,7 @@ class TrainConfig:
     validation_freq: int = 1
     class_weighting: str = "none"
     lovasz_weight: float = 0.0
+    ema_decay: float = 0.0
     num_classes: int | None = None
     encoder_weights: str | None = None
     frozen_blocks: int = 0
@@ -256,6 +262,9 @@ class TrainConfig:
                 self.lovasz_weight, bool) and math.isfinite(self.lovasz_weight)
                 and self.lovasz_weight >= 0):
             fail("lovasz_weight", f"must be a finite number >= 0, got {self.lovasz_weight!r}")
+        if not (isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
+                and math.isfinite(self.ema_decay) and 0 <= self.ema_decay < 1):
+            fail("ema_decay", f"must be a number with 0 <= ema_decay < 1, got {self.ema_decay!r}")
         if self.frozen_blocks < 0:
             fail("frozen_blocks", f"must be >= 0, got {self.frozen_blocks!r}")
         if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:

@@ -27,6 +27,7 @@ from deconvnet_tf.models import (
     load_encoder_weights,
 )
 from deconvnet_tf.training.atomic import atomic_path
+from deconvnet_tf.training.averaging import WeightEMA
 from deconvnet_tf.training.callbacks import TimeEstimate
 from deconvnet_tf.training.checkpointing import (
     AtomicModelCheckpoint,
@@ -184,6 +185,32 @@ def cpu_has_amx(cpuinfo: str | None = None) -> bool:
             return False
     return any(line.startswith("flags") and "amx_bf16" in line.split()
                for line in cpuinfo.splitlines())
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16`` in
+    ``/proc/cpuinfo``'s flags); without either, oneDNN emulates it: ``horse_compact``'s
+    bfloat16 steps measured 65 s against 7 s in float32 on an AMD EPYC without AVX-512
+    (docs/benchmarks.md). ``True`` when ``/proc/cpuinfo`` cannot be read (no claim)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return True
+    flags = next((line.split() for line in cpuinfo.splitlines() if line.startswith("flags")), None)
+    return flags is None or "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_warning(mixed: bool, gpu_capabilities=None, cpuinfo: str | None = None) -> str | None:
+    """The line that warns of emulated bfloat16 (mixed precision on a CPU without native
+    bfloat16, e.g. a recipe's ``mixed_precision: true`` on another machine), else ``None``."""
+    gpus = _gpu_capabilities() if gpu_capabilities is None else gpu_capabilities
+    if not mixed or gpus or cpu_has_native_bf16(cpuinfo):
+        return None
+    return ("deconvnet-train: warning: this CPU has no native bfloat16 (no avx512_bf16 or "
+            "amx_bf16 flag), so bfloat16 is emulated, about 9x slower than float32 (measured); "
+            "add --set mixed_precision=false to train in float32")
 
 
 def resolve_mixed_precision(config: TrainConfig, gpu_capabilities=None,
@@ -704,9 +731,10 @@ def _scope(strategy):
 
 
 def _start_point(model, output: Path, strategy, continue_from: int | None,
-                 steps: int) -> tuple[int, int]:
+                 steps: int, ema: WeightEMA | None = None) -> tuple[int, int]:
     """``(epoch, step)`` where this call starts: a finished run continued (``--resume``), the
-    last backup, or ``(0, 0)``; the weights and optimizer state are restored into ``model``."""
+    last backup, or ``(0, 0)``; the weights and optimizer state are restored into ``model``
+    (and the weight average into ``ema``)."""
     start_epoch, start_step = 0, 0
     with _scope(strategy):
         # Built here, not by Keras inside the first trace of the train step: variables made
@@ -715,10 +743,13 @@ def _start_point(model, output: Path, strategy, continue_from: int | None,
             model.optimizer.build(model.trainable_variables)
         if continue_from is not None:
             model.load_weights(str(output / "model.keras"))  # weights and optimizer state
+            if ema is not None:  # model.keras holds the average, last.keras the trained weights
+                ema.start_from(model, continue_from * steps)
+                _load_last_checkpoint(model, output)
             start_epoch = continue_from
         else:
             try:
-                point = restore_backup(model, output / "backup")
+                point = restore_backup(model, output / "backup", extras=[ema] if ema else [])
             except ValueError as err:
                 raise RunFolderError(f"cannot resume the run in {str(output)!r}: {err}; use "
                                      "overwrite (--overwrite) to start again") from err
@@ -729,10 +760,19 @@ def _start_point(model, output: Path, strategy, continue_from: int | None,
     return start_epoch, start_step
 
 
+def _load_last_checkpoint(model, output: Path) -> None:
+    last = output / "checkpoints" / "last.keras"
+    if not last.is_file():
+        raise RunFolderError(f"cannot resume the run in {str(output)!r}: its model.keras holds "
+                             f"the weight average and {str(last)!r}, the trained weights, is "
+                             "missing; use overwrite (--overwrite) to start again")
+    model.load_weights(str(last))
+
+
 def _run_callbacks(config: TrainConfig, output: Path, strategy, verbose, callbacks,
-                   inputs: _Inputs, start: tuple[int, int]):
+                   inputs: _Inputs, start: tuple[int, int], ema: WeightEMA | None = None):
     """``(callbacks, backup)``: the user's, then time estimate, schedule, NaN stop, CSV log,
-    checkpoints, TensorBoard, and last the resumable backup."""
+    checkpoints, TensorBoard, the weight average (``ema``), and last the resumable backup."""
     start_epoch, start_step = start
     checkpoint = AtomicModelCheckpoint(
         output / "checkpoints", monitor="val_mean_iou" if inputs.val_ds is not None else "mean_iou",
@@ -742,7 +782,8 @@ def _run_callbacks(config: TrainConfig, output: Path, strategy, verbose, callbac
     else:
         with contextlib.suppress(FileNotFoundError):
             (output / "checkpoints" / "best.json").unlink()
-    backup = TrainingBackup(output / "backup", config.checkpoint_every, steps_per_epoch=inputs.steps)
+    backup = TrainingBackup(output / "backup", config.checkpoint_every, steps_per_epoch=inputs.steps,
+                            extras=[ema] if ema else [])
     left = max((config.epochs - start_epoch) * inputs.steps - start_step, 0)
     callbacks = list(callbacks or []) + [
         TimeEstimate(left, threshold=TIME_ESTIMATE_THRESHOLD,
@@ -764,6 +805,8 @@ def _run_callbacks(config: TrainConfig, output: Path, strategy, verbose, callbac
                 output / "tensorboard" / "val_images", inputs.source, config.val_split))
     except ImportError:  # the TensorBoard callback needs the tensorboard package
         pass
+    if ema is not None:  # before the backup, which saves the average of the same step
+        callbacks.append(ema)
     # Last: an epoch counts as done (not redone after a crash) once its log row and
     # checkpoints are written.
     callbacks.append(backup)
@@ -797,11 +840,15 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
     if verbose:
         print(_settings_line(config, policy, why_precision, jit_compile, gflop, mixed),
               flush=True)
+        if (warning := precision_warning(mixed)) is not None:
+            print(warning, flush=True)
     model = _model_for(config, strategy, inputs, jit_compile)
-    start_epoch, start_step = _start_point(model, output, strategy, continue_from, inputs.steps)
+    ema = WeightEMA(config.ema_decay) if config.ema_decay else None
+    start_epoch, start_step = _start_point(model, output, strategy, continue_from, inputs.steps,
+                                           ema)
     truncate_log(output / "log.csv", start_epoch)  # epochs about to be redone
     callbacks, backup = _run_callbacks(config, output, strategy, verbose, callbacks, inputs,
-                                       (start_epoch, start_step))
+                                       (start_epoch, start_step), ema)
     validation_freq = validation_epochs(config.epochs, config.validation_freq)
     fit_scope = contextlib.nullcontext()
     if strategy is not None and keras.config.backend() == "jax":
@@ -825,6 +872,8 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
             if model.stop_training:  # TerminateOnNaN
                 break
     epochs_done = backup.epochs_done if backup.epochs_done is not None else start_epoch
+    if ema is not None and ema.updates:  # the trained weights stay in checkpoints/last.keras
+        ema.apply(model)
     model_path = save_model_atomic(model, output / "model.keras")
     _mark_finished(output, epochs_done, config.epochs, inputs.info.class_names, inputs.ignore)
     shutil.rmtree(output / "backup", ignore_errors=True)

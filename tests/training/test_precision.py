@@ -169,3 +169,24 @@ def test_the_run_says_which_settings_it_chose(tmp_path, capsys):
         "deconvnet-train: mixed_bfloat16 (")
     assert "XLA off" in line and "too short to pay for compiling" in line
     assert "--set jit_compile=true|false" in line
+
+
+AVX2_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma f16c\n"
+
+
+@pytest.mark.parametrize("mixed, gpus, cpuinfo, warns", [
+    (True, [], AVX2_CPUINFO, True),        # emulated bfloat16: the ~9x slower case
+    (True, [], AVX512_CPUINFO, False),     # avx512_bf16
+    (True, [], AMX_CPUINFO, False),
+    (True, [(9, 0)], AVX2_CPUINFO, False),  # the GPU computes
+    (False, [], AVX2_CPUINFO, False),      # float32
+    (True, [], "model name\t: no flags line\n", False),  # unreadable: no claim
+])
+def test_precision_warning_names_emulated_bfloat16(mixed, gpus, cpuinfo, warns):
+    from deconvnet_tf.training.train import cpu_has_native_bf16, precision_warning
+
+    line = precision_warning(mixed, gpus, cpuinfo)
+    assert (line is not None) == warns
+    if warns:
+        assert "no native bfloat16" in line and "--set mixed_precision=false" in line
+        assert not cpu_has_native_bf16(cpuinfo)
