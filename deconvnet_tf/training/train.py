@@ -173,18 +173,23 @@ def _set_precision(mixed: bool) -> str:
     return policy
 
 
-def cpu_has_amx(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU has AMX bfloat16 tiles (``amx_bf16`` in ``/proc/cpuinfo``'s flags), the
-    only CPUs where bfloat16 training is expected to beat float32 (without AMX, bf16 under
-    XLA measured 0.88-1.20x fp32 on the AVX-512 development CPU)."""
+def _cpu_flags(cpuinfo: str | None = None) -> list[str] | None:
+    """The first ``flags`` line of ``/proc/cpuinfo`` (or of ``cpuinfo``), split; ``None``
+    when there is none or the file cannot be read."""
     if cpuinfo is None:
         try:
             with open("/proc/cpuinfo") as f:
                 cpuinfo = f.read()
         except OSError:
-            return False
-    return any(line.startswith("flags") and "amx_bf16" in line.split()
-               for line in cpuinfo.splitlines())
+            return None
+    return next((line.split() for line in cpuinfo.splitlines() if line.startswith("flags")), None)
+
+
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has AMX bfloat16 tiles (``amx_bf16`` in ``/proc/cpuinfo``'s flags), the
+    only CPUs where bfloat16 training is expected to beat float32 (without AMX, bf16 under
+    XLA measured 0.88-1.20x fp32 on the AVX-512 development CPU)."""
+    return "amx_bf16" in (_cpu_flags(cpuinfo) or [])
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -192,13 +197,7 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     ``/proc/cpuinfo``'s flags); without either, oneDNN emulates it: ``horse_compact``'s
     bfloat16 steps measured 65 s against 7 s in float32 on an AMD EPYC without AVX-512
     (docs/benchmarks.md). ``True`` when ``/proc/cpuinfo`` cannot be read (no claim)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return True
-    flags = next((line.split() for line in cpuinfo.splitlines() if line.startswith("flags")), None)
+    flags = _cpu_flags(cpuinfo)
     return flags is None or "avx512_bf16" in flags or "amx_bf16" in flags
 
 
