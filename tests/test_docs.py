@@ -205,7 +205,7 @@ SLOW: list[tuple[str, tuple[str, ...] | None, str]] = [
      "instance-wise inference: HED edges, EdgeBoxes and a batch of crops per image"),
     (r"deconvnet-export", None, "each SavedModel/TFLite conversion takes 10-20 s"),
     (r"deconvnet-train[^\n]*--recipe", None,
-     "a bundled recipe: a VGG16-sized training with HED weights, bf16 and XLA"),
+     "a bundled recipe: a VGG16-sized training with HED weights and XLA"),
     (r"deconvnet-train[^\n]*--encoder-weights hed", None,
      "a VGG16-sized (deconvnet_vgg16_compact) training with HED weights: ~40 s"),
     (r"deconvnet-train|\.fit\(|predict_instances|predict_edeconvnet|deconvnet_tf\.visualize|"

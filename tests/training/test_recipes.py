@@ -36,10 +36,29 @@ def test_recipe_reproduces_the_shipped_models_card_command(name):
     assert name in list_recipes()
     from_card = resolve(card_command(name)).to_dict()
     from_recipe = resolve(["--recipe", name, "--data", from_card["data"]]).to_dict()
-    ignore = {"output", "data"}  # where the run goes; the card's quiet flag is not a config
+    # Where the run goes; the card's quiet flag is not a config. Precision: the shipped model
+    # trained in bfloat16 (the card's command says so); the recipe picks the machine's fastest.
+    ignore = {"output", "data", "mixed_precision"}
     assert {k: v for k, v in from_recipe.items() if k not in ignore} == \
            {k: v for k, v in from_card.items() if k not in ignore}
     assert from_recipe["output"] == f"runs/{name}"
+    assert from_card["mixed_precision"] is True and from_recipe["mixed_precision"] is None
+
+
+@pytest.mark.parametrize("name", ["camvid_compact", "horse_compact"])
+def test_recipe_trains_in_bfloat16_only_where_it_is_fast(name):
+    """A CPU without native bfloat16 emulates it (~9x slower, docs/benchmarks.md): a recipe
+    trains in float32 there, without the warning; in bfloat16 on AMX CPUs and on GPUs."""
+    from deconvnet_tf.training.train import precision_warning, resolve_mixed_precision
+
+    config = resolve(["--recipe", name, "--data", "d"])
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma f16c\n"
+    amx = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    mixed, why = resolve_mixed_precision(config, gpu_capabilities=[], cpuinfo=avx2)
+    assert mixed is False and "without AMX" in why
+    assert precision_warning(mixed, gpu_capabilities=[], cpuinfo=avx2) is None
+    assert resolve_mixed_precision(config, gpu_capabilities=[], cpuinfo=amx)[0] is True
+    assert resolve_mixed_precision(config, gpu_capabilities=[(9, 0)])[0] is True
 
 
 def test_precedence_recipe_then_config_then_flags_then_set(tmp_path):
