@@ -51,9 +51,9 @@ def test_recipe_trains_in_bfloat16_only_where_it_is_fast(name):
     trains in float32 there, without the warning; in bfloat16 on AMX CPUs and on GPUs."""
     from deconvnet_tf.training.train import precision_warning, resolve_mixed_precision
 
+    from tests.training.test_precision import AMX_CPUINFO as amx, AVX2_CPUINFO as avx2
+
     config = resolve(["--recipe", name, "--data", "d"])
-    avx2 = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma f16c\n"
-    amx = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
     mixed, why = resolve_mixed_precision(config, gpu_capabilities=[], cpuinfo=avx2)
     assert mixed is False and "without AMX" in why
     assert precision_warning(mixed, gpu_capabilities=[], cpuinfo=avx2) is None
