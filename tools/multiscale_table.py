@@ -10,8 +10,9 @@ size and flip setting, not once per subset.
         --data /path/to/camvid_360x480 --split "train[0001TP]" \
         --sizes 180x240 240x320 --output multiscale_dev.json
 
-The measurement behind docs/results.md, section "Training at 240x320, test-time multi-scale
-and the Lovasz term on the dev split". Not a model setting: no runtime applies it.
+The measurement behind docs/results.md, section "Training at 240x320, test-time multi-scale,
+the Lovasz term and the weight average on the dev split". Not a model setting: no runtime
+applies it.
 """
 
 from __future__ import annotations
