@@ -38,8 +38,8 @@ dataset paths ``/path/to/{camvid_360x480,camvid_180x240,    ``$DATA``: a generat
 weizmann_horse,dataset}``, ``camvid_360x480``,              folder layout, 8 train + 4 val scenes
 ``camvid/...``, ``--data VOCdevkit``                        of 48x64, 5 classes
                                                             (``deconvnet_tf.data.synthetic``)
-presets ``deconvnet_vgg16``, ``deconvnet_vgg16_slim``       ``deconvnet_vgg16_compact`` (VGG16
-                                                            layers, loads the ``hed`` weights)
+presets ``deconvnet_vgg16``, ``deconvnet_vgg16_slim``,      ``deconvnet_vgg16_compact`` (VGG16
+``deconvnet_vgg16_b4_compact``/``_b5_compact``              layers, loads the ``hed`` weights)
 ``deconvnet_small``/``deconvnet_mobile``;                   ``deconvnet_tiny``; ``fcn8s_tiny``
 ``fcn8s_vgg16``/``fcn32s_vgg16``/``fcn8s_small``
 image sizes ``360, 480``/``360x480``; ``224`` (``224x224``, ``48, 64``; ``32``; ``48x64``
@@ -66,8 +66,9 @@ Python ``epochs=N``, ``steps_per_epoch=N``,                 ``1``, ``2``, ``2``,
                                                             generated scenes (once per session;
                                                             its data in ``runs/<name>/synthetic_data``)
 ``photo.png``, ``photos/``                                  generated 48x64 scenes
-``train[0001TP]``, ``train[-0001TP]`` (CamVid's sequence)   ``train[train_00000]``,
-                                                            ``train[-train_00000]``
+``train[0001TP]``, ``train[-0001TP]`` (CamVid's sequence;   ``train[train_00000]``,
+``0006R0`` likewise)                                        ``train[-train_00000]``
+                                                            (``train_00001`` for ``0006R0``)
 ``saved_models/*``                                          the shipped files (copies)
 ==========================================================  =======================================
 
@@ -124,10 +125,11 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"(?<![\w/.-])camvid_360x480\b", DATA_TOKEN),
     (r"(?<![\w/.-])camvid/", DATA_TOKEN + "/"),
     (r"--data VOCdevkit\b", "--data " + DATA_TOKEN),
-    # CamVid's held-out sequence in a split selector -> the first generated training scene
+    # CamVid's held-out sequences in a split selector -> a generated training scene
     (r"\[(-?)0001TP\]", r"[\1train_00000]"),
+    (r"\[(-?)0006R0\]", r"[\1train_00001]"),
     # big presets -> small ones
-    (r"\bdeconvnet_vgg16(?:_slim)?\b", "deconvnet_vgg16_compact"),
+    (r"\bdeconvnet_vgg16(?:_slim|_b4_compact|_b5_compact)?\b", "deconvnet_vgg16_compact"),
     (r"\bdeconvnet_(?:small|mobile)\b", "deconvnet_tiny"),
     (r"\b(?:fcn8s_vgg16|fcn32s_vgg16|fcn8s_small)\b", "fcn8s_tiny"),
     # image sizes

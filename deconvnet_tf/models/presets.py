@@ -152,6 +152,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "VGG16 blocks 1-3 (pretrained weights load), 3x3 fc 128, half-width "
         "decoder: the shipped CamVid/Horse models",
     },
+    "deconvnet_vgg16_b4_compact": {
+        "blocks": _REDUCED_BLOCKS,
+        "fc_filters": 128,
+        "fc_kernel": 3,
+        "decoder_width": 0.5,
+        "description": "VGG16 blocks 1-4 (pretrained weights load), 3x3 fc 128, half-width "
+        "decoder: a deeper compact (lost on the CamVid dev folds, docs/results.md)",
+    },
+    "deconvnet_vgg16_b5_compact": {
+        "fc_filters": 256,
+        "fc_kernel": 3,
+        "decoder_width": 0.5,
+        "description": "VGG16 blocks 1-5 (pretrained weights load), 3x3 fc 256, half-width "
+        "decoder: the deepest compact (lost on the CamVid dev fold, docs/results.md)",
+    },
     "deconvnet_small": {
         "encoder_width": 0.5,
         "fc_filters": 512,

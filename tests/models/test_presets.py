@@ -23,6 +23,8 @@ TEST_SIZES = {
     "deconvnet_vgg16_slim": (72, 80),
     "deconvnet_small": (72, 80),
     "deconvnet_vgg16_compact": (40, 48),
+    "deconvnet_vgg16_b4_compact": (40, 48),
+    "deconvnet_vgg16_b5_compact": (72, 80),
     "fcn8s_vgg16_compact": (40, 48),
     "deconvnet_mobile": (40, 48),
     "deconvnet_tiny": (24, 40),
@@ -63,14 +65,18 @@ def _train_step_changes_weights(model, x, y):
 # overridden): at full size their .keras files (40 MB to 0.5 GB) would repeat what the paper
 # network's 1 GB round trip below checks; their exact sizes are built and checked against the
 # README table (tests/models/test_readme_presets.py).
-LARGE = {"fcn32s_vgg16", "fcn8s_vgg16", "deconvnet_vgg16_slim", "deconvnet_small"}
+LARGE = {"fcn32s_vgg16", "fcn8s_vgg16", "deconvnet_vgg16_slim", "deconvnet_small",
+         "deconvnet_vgg16_b4_compact", "deconvnet_vgg16_b5_compact"}
 NARROW = {"encoder_width": 0.125, "fc_filters": 64}
 # Narrowed, these presets are the same layer graph as another one's (names, kinds, depths;
 # only channel counts differ), so their round trip would repeat it: deconvnet_vgg16_slim is
 # deconvnet_small's five-block graph with a half-width decoder (decoder_width: also in
-# deconvnet_vgg16_compact), fcn8s_small is fcn8s_vgg16's. test_same_graph_as_the_kept_twin
-# checks the claim.
-SAME_GRAPH = {"deconvnet_vgg16_slim": "deconvnet_small", "fcn8s_small": "fcn8s_vgg16"}
+# deconvnet_vgg16_compact), and so is deconvnet_vgg16_b5_compact; deconvnet_vgg16_b4_compact
+# is deconvnet_mobile's four-block graph; fcn8s_small is fcn8s_vgg16's.
+# test_same_graph_as_the_kept_twin checks the claim.
+SAME_GRAPH = {"deconvnet_vgg16_slim": "deconvnet_small", "fcn8s_small": "fcn8s_vgg16",
+              "deconvnet_vgg16_b5_compact": "deconvnet_small",
+              "deconvnet_vgg16_b4_compact": "deconvnet_mobile"}
 # Every preset is the same layer code with other widths and depths. TensorFlow round-trips every
 # distinct layer graph (all presets but SAME_GRAPH); JAX one per family and size class: the test preset of each family, the shipped
 # models' presets (DeconvNet and its FCN-8s ensemble partner) and FCN-32s narrowed.
