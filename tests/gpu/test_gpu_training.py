@@ -9,6 +9,8 @@ machines). On a GPU machine with JAX::
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -116,8 +118,6 @@ AGREEMENT = [
 def test_gpu_and_cpu_forward_passes_agree(policy, max_rtol, l2_rtol, agree, mixed_policy):
     """Same weights, same input: the logits agree to the precision of ``policy`` (float32 with
     TF32 off), and so do the argmax labels."""
-    import contextlib
-
     mixed_policy(policy)
     keras.utils.set_random_seed(1)
     x = np.random.default_rng(0).integers(0, 256, (2, 96, 128, 3)).astype(np.uint8)
