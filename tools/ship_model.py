@@ -11,7 +11,8 @@ dataset it was trained on, this writes
   palette): builtins-only LiteRT models, int8 calibrated on the training split;
 * ``<out>/<name>.md``: the model card (data and its terms, preset, training command, training
   wall time, the dev-split score of ``--dev-run`` (the recipe chosen on data that is not
-  reported), metrics of the Keras model and of both LiteRT files on the validation split, sizes).
+  reported), metrics of the Keras model and of both LiteRT files on the validation split (or
+  ``--split``: selectors and unions; images the model trained on are named as such), sizes).
 
 Existing files are never replaced unless ``--overwrite`` is given; every file is written
 atomically. ``--update-settings`` changes the Segmenter settings of a shipped model without
@@ -61,6 +62,16 @@ def dev_split_score(dev_run: Path) -> dict:
             "epochs": int(rows[-1]["epoch"]) + 1, "mean_iou": float(rows[-1]["val_mean_iou"])}
 
 
+def trained_on(data: Path, train_split: str, split: str) -> int:
+    """How many images of ``split`` are also in ``train_split`` (selectors and ``+`` unions
+    allowed): a card must not present numbers on training images as held-out ones."""
+    from deconvnet_tf.data.sources import open_source
+
+    source = open_source(data)
+    seen = {Path(r.image).resolve() for r in source.records(train_split)}
+    return sum(Path(r.image).resolve() in seen for r in source.records(split))
+
+
 def training_minutes(run: Path) -> float:
     """Wall time of the run: from its ``config.json`` (written at the start) to its
     ``model.keras`` (written at the end), in minutes."""
@@ -72,20 +83,21 @@ def measure(model, tflite: dict, data: Path, split: str, *,
     """``(reports, agreement)``: the Keras model's report on ``split`` and those of its LiteRT
     files (``tflite``: ``{"none": path, "int8": path}``, run with their sidecar's settings, or
     with ``flip`` when given), with the share of their labels equal to the Keras model's."""
-    from deconvnet_tf.data.folder import list_examples, load_example, read_meta
+    from deconvnet_tf.data.sources import load_record, open_source
     from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
     from deconvnet_tf.evaluation.metrics import report_from_confusion
     from deconvnet_tf.lite import LiteSegmenter
 
-    info = read_meta(data)
-    reports = {"Keras (.keras)": evaluate(model, data, split, progress=False)}
+    source = open_source(data)
+    info = source.info
+    reports = {"Keras (.keras)": evaluate(model, source=source, split=split, progress=False)}
     agreement = {}
     for key, label_name in (("none", "LiteRT fp32"), ("int8", "LiteRT int8")):
         segmenter = LiteSegmenter(tflite[key], threads=2, flip=flip)
         confusion = np.zeros((info.num_classes,) * 2, np.int64)
         same = total = 0
-        for image_path, label_path in list_examples(data, split):
-            image, label = load_example(image_path, label_path)
+        for record in source.records(split):
+            image, label = load_record(record)
             pred, _ = segmenter.predict(image)
             keras_pred = predict_native(model, image).argmax(-1)
             same += int((pred == keras_pred).sum())
@@ -181,7 +193,8 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     Raises:
         FileExistsError: A file to write exists and ``overwrite`` is false (nothing written).
     """
-    from deconvnet_tf.data.folder import list_examples, read_meta
+    from deconvnet_tf.data.folder import read_meta
+    from deconvnet_tf.data.sources import open_source
     from deconvnet_tf.export import export_tflite_variants
     from deconvnet_tf.inference.segmenter import load_segmenter
     from deconvnet_tf.models.registry import REGISTRY
@@ -194,6 +207,10 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
                               "the shipped files")
     dev = dev_split_score(dev_run) if dev_run is not None else None
     info = read_meta(data)
+    config = json.loads((run / "config.json").read_text())
+    # the split is checked before anything is written
+    num_images = open_source(data).num_examples(split)
+    overlap = trained_on(data, config.get("train_split", "train"), split)
     model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
                            image_size=input_size, class_names=list(info.class_names),
                            void_label=info.ignore_label, default_crf=default_crf,
@@ -207,8 +224,6 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     export_seconds = time.perf_counter() - start
 
     reports, agreement = measure(model, tflite, data, split)
-    examples = list_examples(data, split)
-    config = json.loads((run / "config.json").read_text())
     sizes = {p.name: p.stat().st_size for p in [keras_path, *map(Path, tflite.values())]}
 
     lines = [f"# Model card: `{name}`", "",
@@ -240,12 +255,17 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
         lines += ["## How the recipe was chosen", "",
                   f"On a dev split that is not reported: trained on `{dev['train_split']}`, "
                   f"scored on `{dev['val_split']}` ({dev['epochs']} epoch{'s' if dev['epochs'] != 1 else ''}): "
-                  f"**{100 * dev['mean_iou']:.1f} mean IoU** (Keras MeanIoU, void ignored). The "
-                  f"`{split}` numbers below are reported once, after the choice.", ""]
+                  f"**{100 * dev['mean_iou']:.1f} mean IoU** (Keras MeanIoU, void ignored)."
+                  + ("" if overlap else f" The `{split}` numbers below are reported once, after "
+                     "the choice."), ""]
     if notes:
         lines += [notes, ""]
-    lines += [f"## Metrics on the `{split}` split ({len(examples)} images, native resolution)", "",
-              *_metrics_table(reports, agreement)]
+    lines += [f"## Metrics on the `{split}` split ({num_images} images, native resolution)", ""]
+    if overlap:
+        lines += [f"**{overlap} of these {num_images} images are in the model's training data** "
+                  f"(`{config.get('train_split')}`): the numbers show that every runtime "
+                  "agrees, not how accurate the model is on new images.", ""]
+    lines += _metrics_table(reports, agreement)
     keras_report = reports["Keras (.keras)"]
     lines += ["", "Per-class IoU (Keras): " + ", ".join(
         f"{c} {100 * v:.1f}" for c, v in zip(info.class_names, keras_report.per_class_iou)), "",
@@ -272,6 +292,9 @@ def _parser() -> argparse.ArgumentParser:
                       "weights): --test-time-flip / --default-crf (or their --no- forms), "
                       "with --reason; its card gets a dated section with the new metrics")
     parser.add_argument("--data", required=True, type=Path, help="dataset root (folder layout)")
+    parser.add_argument("--split", default="val",
+                        help="split the card's metrics are measured on (default: val; "
+                        "selectors and + unions as in deconvnet-evaluate --split)")
     parser.add_argument("--name", required=True, help="file name stem in the output folder")
     parser.add_argument("--output", type=Path, default=Path("saved_models"),
                         help="folder of the shipped files (default: saved_models)")
@@ -305,7 +328,7 @@ def main(argv=None) -> int:
                                       ("default_crf", args.default_crf)) if v is not None}
         try:
             result = update_settings(args.name, args.output, args.data, reason=args.reason,
-                                     **settings)
+                                     split=args.split, **settings)
         except (FileNotFoundError, ValueError) as err:
             parser.error(str(err))
         print(result["card"].read_text())
@@ -324,7 +347,7 @@ def main(argv=None) -> int:
     try:
         result = ship(args.run, args.data, args.name, args.output, input_size=size,
                       terms=args.terms, command=args.command, notes=args.notes,
-                      dev_run=args.dev_run, overwrite=args.overwrite,
+                      split=args.split, dev_run=args.dev_run, overwrite=args.overwrite,
                       default_crf=bool(args.default_crf),
                       test_time_flip=bool(args.test_time_flip))
     except (FileExistsError, ValueError) as err:

@@ -17,7 +17,7 @@ from deconvnet_tf.io import ImageReadError, read_image
 
 __all__ = ["DatasetError", "DatasetInfo", "Record", "RecordSource", "Source", "label_statistics",
            "load_record", "parse_split", "read_index_png", "read_sbd_mat", "records_dataset",
-           "select_records", "validate_records"]
+           "select_records", "split_union", "validate_records"]
 
 
 class DatasetError(ValueError):
@@ -297,9 +297,48 @@ def select_records(records: list[Record], selector: str | None, split: str = "")
     return kept
 
 
+def split_union(split: str) -> list[str]:
+    """``"train[-0/5]+val"`` -> ``["train[-0/5]", "val"]``: the parts of a union of splits
+    (``+`` outside brackets, as in TFDS split names); a plain split gives itself.
+
+    Raises:
+        DatasetError: an empty part (``"train+"``, ``"+val"``, ``"train++val"``).
+    """
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(split):
+        depth += (char == "[") - (char == "]")
+        if char == "+" and depth == 0:
+            parts.append(split[start:i])
+            start = i + 1
+    parts.append(split[start:])
+    parts = [p.strip() for p in parts]
+    if len(parts) > 1 and not all(parts):
+        raise DatasetError(f"split {split!r}: expected NAME+NAME (a union of splits, each "
+                           "optionally with a selector), found an empty part")
+    return parts
+
+
+def _union_records(parts: list[tuple[str, list[Record]]], split: str) -> list[Record]:
+    """The records of every part, in order; a file in two parts is an error (it would be
+    trained or scored twice)."""
+    seen: dict[Path, str] = {}
+    union = []
+    for part, records in parts:
+        for record in records:
+            key = Path(record.image).resolve()
+            if key in seen:
+                raise DatasetError(f"split {split!r}: {str(record.image)!r} is in both "
+                                   f"{seen[key]!r} and {part!r}; the parts of a union must "
+                                   "not overlap")
+            seen[key] = part
+            union.append(record)
+    return union
+
+
 class RecordSource(Source):
     """A source of files on disk (folder layout or PASCAL VOC). Split names may carry a
-    selector (:func:`select_records`): ``train[-0001TP]``, ``train[0001TP]``, ``train[2/5]``."""
+    selector (:func:`select_records`): ``train[-0001TP]``, ``train[0001TP]``, ``train[2/5]``,
+    and join with ``+`` (:func:`split_union`): ``train[-0/5]+val``."""
 
     def __init__(self, info: DatasetInfo, records_fn, name: str):
         self.info = info
@@ -309,8 +348,12 @@ class RecordSource(Source):
 
     def records(self, split):
         if split not in self._cache:
-            name, selector = parse_split(split)
-            self._cache[split] = select_records(self._records_fn(name), selector, split)
+            parts = split_union(split)
+            if len(parts) == 1:
+                name, selector = parse_split(split)
+                self._cache[split] = select_records(self._records_fn(name), selector, split)
+            else:
+                self._cache[split] = _union_records([(p, self.records(p)) for p in parts], split)
         return self._cache[split]
 
     def num_examples(self, split):

@@ -33,6 +33,7 @@ from deconvnet_tf.data.base import (  # re-exported: the primitives live in data
     parse_split,
     records_dataset,
     select_records,
+    split_union,
     validate_records,
 )
 from deconvnet_tf.data import voc
@@ -41,7 +42,7 @@ from deconvnet_tf.data.tfds_sources import TFDSSource
 
 __all__ = ["DatasetError", "DatasetInfo", "Record", "RecordSource", "Source", "label_statistics",
            "load_record", "open_source", "parse_split", "records_dataset", "select_records",
-           "validate_records"]
+           "split_union", "validate_records"]
 
 
 def _folder_records(root: Path, split: str) -> list[Record]:

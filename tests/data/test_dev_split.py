@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deconvnet_tf.data.folder import DatasetError
-from deconvnet_tf.data.sources import open_source, parse_split
+from deconvnet_tf.data.sources import open_source, parse_split, split_union
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
 
 
@@ -56,6 +56,34 @@ def test_parse_split():
     assert parse_split("val") == ("val", None)
     assert parse_split("train[-0001TP]") == ("train", "-0001TP")
     assert parse_split("train[1/5]") == ("train", "1/5")
+
+
+def test_a_union_of_splits_joins_their_records_in_order(source):
+    """``train[-0/5]+val``: the training folds and the val split (TFDS's ``+``), e.g. to train a
+    final model on more images while a fold stays held out."""
+    union = names(source.records("train[-0/5]+val"))
+    assert union == names(source.records("train[-0/5]")) + names(source.records("val"))
+    assert len(union) == 18 + 4 and not set(union) & set(names(source.records("train[0/5]")))
+    assert source.num_examples("train[0/5] + train[1/5]") == 10
+    assert len(list(source.dataset("train[2/5]+val"))) == 5 + 4
+
+
+@pytest.mark.parametrize("split, message", [
+    ("train+train[0/5]", "is in both 'train' and 'train\\[0/5\\]'"),
+    ("train[0/5]+", "found an empty part"),
+    ("+val", "found an empty part"),
+    ("train++val", "found an empty part"),
+    ("train[nothing]+val", "keeps 0 of 23"),
+])
+def test_bad_unions_are_clear_errors(source, split, message):
+    with pytest.raises(DatasetError, match=message):
+        source.records(split)
+
+
+def test_split_union_splits_only_outside_brackets():
+    assert split_union("val") == ["val"]
+    assert split_union("train[-0/5]+val") == ["train[-0/5]", "val"]
+    assert split_union("train[a+b]+val") == ["train[a+b]", "val"]
 
 
 def test_training_with_a_held_out_sequence(tmp_path, source):

@@ -113,3 +113,26 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
     with pytest.raises(SystemExit):  # already on
         ship_model.main([*common, "--test-time-flip", "--reason", "again"])
     assert "already has test_time_flip=True" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_card_says_when_its_split_is_training_data(run_and_data, tmp_path, capsys):
+    """--split takes selectors and unions; images the model trained on are named as such on the
+    card (a train+val model's `val` numbers are no evidence); a bad split is a clear error."""
+    run, data, dev = run_and_data
+    out = tmp_path / "shipped"
+    assert ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy",
+                            "--output", str(out), "--split", "train[0/3]+val"]) == 0
+    card = (out / "toy.md").read_text()
+    assert "## Metrics on the `train[0/3]+val` split (4 images, native resolution)" in card
+    assert "**2 of these 4 images are in the model's training data** (`train`)" in card
+    assert ship_model.main(["--run", str(dev), "--data", str(data), "--name", "dev",
+                            "--output", str(out), "--split", "train[0/3]"]) == 0
+    card = (out / "dev.md").read_text()
+    assert "training data" not in card and "(2 images, native resolution)" in card
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        ship_model.main(["--run", str(run), "--data", str(data), "--name", "bad",
+                         "--output", str(out), "--split", "train[9/3]"])
+    assert caught.value.code == 2 and "needs 0 <= K < N" in capsys.readouterr().err
+    assert not list(out.glob("bad*"))
