@@ -46,6 +46,12 @@ def test_folds_partition_the_split(source):
     ("train[train_]", "keeps 23 of 23"),
     ("train[x", "expected NAME"),
     ("train[ , ]", "empty prefix list"),
+    # unions
+    ("train+train[0/5]", "is in both 'train' and 'train\\[0/5\\]'"),
+    ("train[0/5]+", "found an empty part"),
+    ("+val", "found an empty part"),
+    ("train++val", "found an empty part"),
+    ("train[nothing]+val", "keeps 0 of 23"),
 ])
 def test_bad_selectors_are_clear_errors(source, split, message):
     with pytest.raises(DatasetError, match=message):
@@ -66,18 +72,6 @@ def test_a_union_of_splits_joins_their_records_in_order(source):
     assert len(union) == 18 + 4 and not set(union) & set(names(source.records("train[0/5]")))
     assert source.num_examples("train[0/5] + train[1/5]") == 10
     assert len(list(source.dataset("train[2/5]+val"))) == 5 + 4
-
-
-@pytest.mark.parametrize("split, message", [
-    ("train+train[0/5]", "is in both 'train' and 'train\\[0/5\\]'"),
-    ("train[0/5]+", "found an empty part"),
-    ("+val", "found an empty part"),
-    ("train++val", "found an empty part"),
-    ("train[nothing]+val", "keeps 0 of 23"),
-])
-def test_bad_unions_are_clear_errors(source, split, message):
-    with pytest.raises(DatasetError, match=message):
-        source.records(split)
 
 
 def test_split_union_splits_only_outside_brackets():
