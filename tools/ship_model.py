@@ -216,12 +216,14 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
                            void_label=info.ignore_label, default_crf=default_crf,
                            test_time_flip=test_time_flip)
     out.mkdir(parents=True, exist_ok=True)
-    keras_path = save_model_atomic(model, out / f"{name}.keras")
+    # the LiteRT files first: their export checks every path before any work and writes
+    # nothing on failure, so a failed ship leaves the shipped .keras as it was
     start = time.perf_counter()
     tflite = export_tflite_variants(
         model, {"none": out / f"{name}.tflite", "int8": out / f"{name}_int8.tflite"},
         input_size=input_size, representative_data=data, class_names=list(info.class_names))
     export_seconds = time.perf_counter() - start
+    keras_path = save_model_atomic(model, out / f"{name}.keras")
 
     reports, agreement = measure(model, tflite, data, split)
     sizes = {p.name: p.stat().st_size for p in [keras_path, *map(Path, tflite.values())]}

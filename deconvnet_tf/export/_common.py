@@ -177,8 +177,9 @@ def sweep_orphans(*folders: str | os.PathLike) -> list[Path]:
 
 
 def _check_writable(path: Path, what: str) -> None:
-    """Raises unless the nearest existing folder on the way to ``path`` is writable."""
-    existing = path
+    """Raises unless the nearest existing folder on the way to ``path`` is writable (for an
+    existing file that is to be replaced, its folder)."""
+    existing = path.parent if path.is_file() else path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():

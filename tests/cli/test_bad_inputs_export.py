@@ -50,6 +50,13 @@ def _exists(*relative: str):
     return check
 
 
+def _replaced(relative: str, before: bytes):
+    def check(root: Path, outcome) -> None:
+        after = (root / relative).read_bytes()
+        assert after != before and after[4:8] == b"TFL3", f"not replaced: {outcome.stdout[-500:]}"
+    return check
+
+
 def _evaluated(folder: str, total: int):
     def check(root: Path, outcome) -> None:
         metrics = json.loads((root / folder / "metrics.json").read_text())
@@ -180,6 +187,9 @@ CASES = [
     Case("saved_model replaced with --overwrite", "deconvnet-export",
          [*X, "--format", "saved_model", "--output", "{root}/sm2", "--overwrite"], ok=True,
          check=_exists("sm2/saved_model.pb")),
+    Case("tflite replaced with --overwrite", "deconvnet-export",
+         [*X, "--output", "{root}/replace.tflite", "--overwrite"], ok=True,
+         check=_replaced("replace.tflite", b"an earlier export")),
     Case("tflite named after the model file", "deconvnet-export",
          [*X, "--input-size", "24x32"], ok=True,
          check=_exists("saved_models/shapes.tflite", "saved_models/shapes.json")),
@@ -346,6 +356,7 @@ def corpus_root(tmp_path_factory):
     (root / "userdir" / "thesis.tex").write_text("\\documentclass{article}")
     (root / "user.json").write_text(json.dumps({"settings": True}))
     (root / "old.tflite").write_bytes(b"an earlier export")
+    (root / "replace.tflite").write_bytes(b"an earlier export")
     (root / "dir.tflite").mkdir()
     (root / "broken.json").write_text("{not json")
     export_saved_model(shapes, root / "sm")

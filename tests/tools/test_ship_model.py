@@ -126,6 +126,12 @@ def test_the_card_says_when_its_split_is_training_data(run_and_data, tmp_path, c
     card = (out / "toy.md").read_text()
     assert "## Metrics on the `train[0/3]+val` split (4 images, native resolution)" in card
     assert "**2 of these 4 images are in the model's training data** (`train`)" in card
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy",
+                            "--output", str(out), "--overwrite"]) == 0  # a re-ship
+    card = (out / "toy.md").read_text()
+    assert "training data" not in card and card != before["toy.md"].decode()
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
     assert ship_model.main(["--run", str(dev), "--data", str(data), "--name", "dev",
                             "--output", str(out), "--split", "train[0/3]"]) == 0
     card = (out / "dev.md").read_text()
