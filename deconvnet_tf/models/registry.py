@@ -64,17 +64,18 @@ REGISTRY: dict[str, dict[str, Any]] = {
     },
     "horse_compact": {
         "file": "horse_compact.keras",
-        "sha256": "41b1025e6173f6e3f8c7cd8ee3c5023e8cb0e9d3afb997f591211d04c270bb11",
+        "sha256": "b5c1a231b01633ed3ab5a34cffa78219e3e41ed0e0821e43af329d9f4a235f2f",
         "card": "horse_compact.md",
         "url": None,
         "tflite": {
             "none": ["horse_compact.tflite",
-                     "895605cfa598552ce60668c6526f93173d640e3f65daee1fc43f5ecb6da2ac30"],
+                     "5af57672d46efbbdf18b90d751b87ceffccdbc29206c01dfd406237562849519"],
             "int8": ["horse_compact_int8.tflite",
-                     "fd992518c7dba4146a01c92dacd38620c9053a7cca38cece55454efaf1202f60"],
+                     "8b3d1c2d78a1b49a9c3a5ecf666ed4d66015bda6194f33ffd6c5cc1b6eef283d"],
         },
         "description": "Weizmann Horse, binary, deconvnet_vgg16_compact, trained on 224x224 "
-                       "crops of native-resolution images (runs at native resolution)",
+                       "crops of native-resolution images of train + val (runs at native "
+                       "resolution)",
         "metadata": {
             "image_size": None,
             "class_names": ["background", "horse"],
