@@ -53,7 +53,9 @@ __all__ = [
     "fit_image",
     "is_project_output",
     "list_images",
+    "make_temp_file",
     "mark_png",
+    "new_file_mode",
     "plan_size",
     "read_image",
     "resize_channels",
@@ -318,6 +320,35 @@ def ensure_output_dir(path: str | os.PathLike, what: str = "--output") -> Path:
     return path
 
 
+def new_file_mode() -> int:
+    """The permission bits a plain ``open(path, "w")`` gives a new file: ``0o666`` less the
+    process umask. ``tempfile.mkstemp`` creates its files ``0o600``; the atomic writers give
+    their temporary file these bits before it takes the final name, so an output (a mask, a
+    saved model) is as readable as any other file its user creates."""
+    umask = None
+    try:
+        with open("/proc/self/status") as status:  # Linux: read without changing it
+            umask = next((int(line.split()[1], 8) for line in status
+                          if line.startswith("Umask:")), None)
+    except (OSError, ValueError, IndexError):
+        pass
+    if umask is None:  # elsewhere: set and restore (not thread-safe, but momentary)
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def make_temp_file(path: Path) -> tuple[int, str]:
+    """``tempfile.mkstemp`` next to ``path`` (a hidden name that starts with ``.<name>.``),
+    with the permission bits of :func:`new_file_mode`: ``(fd, temporary path)``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, new_file_mode())
+    except OSError:
+        pass  # a file system without POSIX modes: keep what mkstemp gave
+    return fd, tmp
+
+
 def _publish(tmp: str, path: Path, overwrite: bool) -> None:
     if overwrite:
         os.replace(tmp, path)
@@ -343,7 +374,7 @@ def _write_atomic(path: str | os.PathLike, write, overwrite: bool) -> Path:
     if path.is_dir():
         raise OutputError(f"{str(path)!r} is a folder; cannot write a file there")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = make_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

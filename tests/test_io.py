@@ -231,3 +231,28 @@ def test_average_with_mirror_is_the_mean_of_the_batch_and_its_mirror_mirrored_ba
     np.testing.assert_array_equal(seen[1], batch[:, :, ::-1])
     np.testing.assert_allclose(got[..., 0], 0.2)  # (x + (4 - x)) / 2 / 10
     np.testing.assert_allclose(got[..., 1], batch[..., 0])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_give_new_files_the_mode_open_would(tmp_path, umask):
+    """mkstemp's temporary files are 0o600; a published output must not be (a mask or a saved
+    model unreadable to the user's group, or to a web server, where open() would allow it)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tools import _outputs
+
+    old = os.umask(umask)
+    try:
+        (tmp_path / "plain.bin").write_bytes(b"x")  # what open() gives under this umask
+        expected = (tmp_path / "plain.bin").stat().st_mode & 0o777
+        assert io.new_file_mode() == expected == 0o666 & ~umask
+        written = [io.write_bytes(tmp_path / "a.png", b"png"),
+                   io.write_bytes(tmp_path / "b.png", b"png", overwrite=False),
+                   io.save_npy(tmp_path / "c.npy", np.arange(2)),
+                   _outputs.write_json_new(tmp_path / "d.json", {"a": 1}),
+                   _outputs.replace_text(tmp_path / "e.md", "x")]
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in written} == {
+        p.name: expected for p in written}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from deconvnet_tf.io import make_temp_file
 
 __all__ = ["existing_output_error", "write_json_new", "replace_text"]
 
@@ -37,7 +38,7 @@ def write_json_new(path: str | os.PathLike, obj: Any, *, indent: int = 2, defaul
     if overwrite:
         return replace_text(path, text)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = make_temp_file(path)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -54,7 +55,7 @@ def replace_text(path: str | os.PathLike, text: str) -> Path:
     such as a benchmark's markdown section)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = make_temp_file(path)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

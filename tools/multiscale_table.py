@@ -1,10 +1,15 @@
-"""Test-time multi-scale on a dataset split: the network runs on each image resized to every
-size of ``--sizes``; each run's softmax probabilities are resized back to the image's native
-size (bilinear, as ``deconvnet-evaluate --input-size`` does) and those of every subset of the
-sizes are averaged, without and with test-time flip. A one-size row is what
-``deconvnet-evaluate --input-size H W [--flip|--no-flip]`` reports. Prints one mean-IoU row
-per subset (void ignored, the metric of ``deconvnet-evaluate``); the network runs once per
+"""Test-time multi-scale (and model ensembles) on a dataset split: the network runs on each
+image resized to every size of ``--sizes``; each run's softmax probabilities are resized back
+to the image's native size (bilinear, as ``deconvnet-evaluate --input-size`` does) and those of
+every subset of the sizes are averaged, without and with test-time flip. A one-size row is
+what ``deconvnet-evaluate --input-size H W [--flip|--no-flip]`` reports. Prints one mean-IoU
+row per subset (void ignored, the metric of ``deconvnet-evaluate``); the network runs once per
 size and flip setting, not once per subset.
+
+With several ``--model`` files (networks of the same classes, e.g. two seeds of a recipe) the
+rows are every non-empty subset of the models (``m1``, ``m2``, ``m1+m2``, ... in the order
+given) times every subset of the sizes: an ensemble row averages the probabilities of all its
+models at all its sizes.
 
     python tools/multiscale_table.py --model runs/dev36_C/model.keras \
         --data /path/to/camvid_360x480 --split "train[0001TP]" \
@@ -35,16 +40,25 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def subsets(sizes: list[tuple[int, int]]) -> dict[str, list[tuple[tuple[int, int], bool]]]:
-    """Row name -> the ``(size, flip)`` runs it averages: every non-empty subset of ``sizes``
-    in the given order, without and with test-time flip (a ``flip`` run is the model's own
-    mirrored-image averaging at that size, as ``deconvnet-evaluate --flip`` does it)."""
+Run = tuple[int, tuple[int, int], bool]  # (model index, network input size, flip)
+
+
+def subsets(sizes: list[tuple[int, int]], models: int = 1) -> dict[str, list[Run]]:
+    """Row name -> the ``(model, size, flip)`` runs it averages: every non-empty subset of
+    ``sizes`` in the given order, without and with test-time flip (a ``flip`` run is the
+    model's own mirrored-image averaging at that size, as ``deconvnet-evaluate --flip`` does
+    it); with ``models > 1``, for every non-empty subset of the models (names prefixed
+    ``m1``, ``m2``, ``m1+m2``, ...)."""
     rows = {}
-    for count in range(1, len(sizes) + 1):
-        for subset in itertools.combinations(sizes, count):
-            name = "+".join(f"{h}x{w}" for h, w in subset)
-            rows[name] = [(size, False) for size in subset]
-            rows[f"{name} flip"] = [(size, True) for size in subset]
+    for model_count in range(1, models + 1):
+        for members in itertools.combinations(range(models), model_count):
+            prefix = "" if models == 1 else "+".join(f"m{m + 1}" for m in members) + " "
+            for count in range(1, len(sizes) + 1):
+                for subset in itertools.combinations(sizes, count):
+                    name = prefix + "+".join(f"{h}x{w}" for h, w in subset)
+                    for flip, suffix in ((False, ""), (True, " flip")):
+                        rows[name + suffix] = [(m, size, flip) for m in members
+                                               for size in subset]
     return rows
 
 
@@ -62,10 +76,10 @@ def _probabilities(model, image: np.ndarray, size: tuple[int, int], flip: bool,
 
 def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
                   limit: int | None = None, progress: bool = False) -> dict:
-    """Mean IoU of every subset of ``sizes`` (see the module docstring).
+    """Mean IoU of every subset of ``sizes`` (and of the models; see the module docstring).
 
     Args:
-        model: A segmentation ``keras.Model``.
+        model: A segmentation ``keras.Model``, or a list of them (the same classes).
         source: An opened dataset (:func:`deconvnet_tf.data.sources.open_source`).
         split: Split name, with an optional selector (``"train[0001TP]"``).
         sizes: Network input sizes ``(height, width)``, each at least the model's minimum.
@@ -83,13 +97,20 @@ def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
     from deconvnet_tf.evaluation.metrics import report_from_confusion
     from deconvnet_tf.inference.predict import as_predictor
 
-    sizes = [check_input_size(model, size, "--sizes") for size in sizes]
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    for member in models:
+        sizes = [check_input_size(member, size, "--sizes") for size in sizes]
     info = source.info
-    known, outputs = info.num_classes, int(model.output_shape[-1])
+    known = info.num_classes
+    outputs = {int(member.output_shape[-1]) for member in models}
+    if len(outputs) != 1:
+        raise ValueError(f"the models predict different numbers of classes: {sorted(outputs)}")
+    outputs = outputs.pop()
     if outputs < known:
-        raise ValueError(f"model {model.name!r} predicts {outputs} classes, the dataset has {known}")
-    logits = as_predictor(model).outputs == "logits"
-    rows = subsets(sizes)
+        raise ValueError(f"model {models[0].name!r} predicts {outputs} classes, the dataset has "
+                         f"{known}")
+    logits = [as_predictor(member).outputs == "logits" for member in models]
+    rows = subsets(sizes, len(models))
     confusion = {name: np.zeros((known, outputs), np.int64) for name in rows}
     for index, (image, label) in enumerate(source.numpy_examples(split, limit=limit)):
         label = label.astype(np.int64).ravel()
@@ -98,8 +119,8 @@ def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
         if bad.size:
             raise ValueError(f"{split}[{index}]: label values {bad[:5].tolist()} outside the "
                              f"dataset's {known} classes")
-        probs = {run: _probabilities(model, image, *run, logits)
-                 for run in {run for runs in rows.values() for run in runs}}
+        probs = {(m, size, flip): _probabilities(models[m], image, size, flip, logits[m])
+                 for m, size, flip in {run for runs in rows.values() for run in runs}}
         keep = ~void
         for name, runs in rows.items():
             pred = np.mean([probs[run] for run in runs], axis=0).argmax(-1).ravel()
@@ -124,7 +145,9 @@ def table(reports: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="multiscale_table", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help=".keras file or training run folder")
+    parser.add_argument("--model", required=True, nargs="+",
+                        help=".keras file or training run folder; several (at most 4, the same "
+                             "classes): rows for every subset of them, m1, m2, ... in this order")
     parser.add_argument("--data", required=True, help="dataset root (folder layout or PASCAL VOC)")
     parser.add_argument("--split", default="val", help="split, e.g. 'train[0001TP]'")
     parser.add_argument("--sizes", nargs="+", type=parse_size, required=True, metavar="HxW",
@@ -135,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= len(args.sizes) <= 5 or len(set(args.sizes)) != len(args.sizes):
         parser.error(f"--sizes: 1 to 5 different sizes, got {len(args.sizes)}")
+    if len(args.model) > 4 or len(set(args.model)) != len(args.model):
+        parser.error(f"--model: 1 to 4 different models, got {len(args.model)}")
     from _outputs import existing_output_error, write_json_new
 
     taken = existing_output_error(args.output, "--output")
@@ -145,19 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     from deconvnet_tf.evaluation.evaluate import ModelFileError, load_model_file
 
     try:
-        model, _ = load_model_file(args.model)
-        reports = score_subsets(model, open_source(args.data), args.split, args.sizes,
+        models = [load_model_file(path)[0] for path in args.model]
+        reports = score_subsets(models, open_source(args.data), args.split, args.sizes,
                                 limit=args.limit, progress=not args.quiet)
     except (DatasetError, ModelFileError, FileNotFoundError, ValueError) as err:
         print(f"multiscale_table: error: {err}", file=sys.stderr)
         return 2
+    if len(args.model) > 1:
+        print("\n".join(f"m{i + 1} = {path}" for i, path in enumerate(args.model)) + "\n")
     print(table(reports))
     if args.output:
         rows = {name: {"mean_iou": r.mean_iou, "pixel_accuracy": r.pixel_accuracy,
                        "per_class_iou": dict(zip(r.class_names, r.per_class_iou))}
                 for name, r in reports.items()}
         try:
-            path = write_json_new(args.output, {"model": str(args.model), "split": args.split,
+            named = args.model[0] if len(args.model) == 1 else args.model
+            path = write_json_new(args.output, {"model": named, "split": args.split,
                                                 "rows": rows})
         except (FileExistsError, OSError) as err:
             print(f"multiscale_table: error: {err}", file=sys.stderr)

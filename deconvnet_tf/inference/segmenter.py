@@ -34,6 +34,7 @@ and registers it for ``.keras`` loading, and ``deconvnet_tf.Segmenter`` is the p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -47,7 +48,7 @@ import numpy as np
 
 import deconvnet_tf.models  # noqa: F401  (registers the layers and networks for .keras loading)
 from deconvnet_tf.inference.predict import KerasForward, Predictor, predict_images
-from deconvnet_tf.io import DEFAULT_MAX_PIXELS, find_class_names
+from deconvnet_tf.io import DEFAULT_MAX_PIXELS, find_class_names, new_file_mode
 from deconvnet_tf.lite.metadata import CAMVID_PALETTE, default_palette
 from deconvnet_tf.models.io import load_model
 from deconvnet_tf.models.registry import resolve
@@ -338,6 +339,8 @@ class Segmenter(keras.Model):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
         os.close(fd)
+        with contextlib.suppress(OSError):  # mkstemp's 0o600 -> what open() would give
+            os.chmod(tmp, new_file_mode())
         try:
             super().save(tmp, overwrite=True, **kwargs)
             if overwrite:

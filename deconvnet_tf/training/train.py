@@ -185,11 +185,12 @@ def _cpu_flags(cpuinfo: str | None = None) -> list[str] | None:
     return next((line.split() for line in cpuinfo.splitlines() if line.startswith("flags")), None)
 
 
-def cpu_has_amx(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU has AMX bfloat16 tiles (``amx_bf16`` in ``/proc/cpuinfo``'s flags), the
-    only CPUs where bfloat16 training is expected to beat float32 (without AMX, bf16 under
-    XLA measured 0.88-1.20x fp32 on the AVX-512 development CPU)."""
-    return "amx_bf16" in (_cpu_flags(cpuinfo) or [])
+def cpu_bf16_kernels(cpuinfo: str | None = None) -> str | None:
+    """The CPU's native bfloat16 instructions as the flag that shows them: ``"amx_bf16"``
+    (AMX tiles), ``"avx512_bf16"`` (AVX-512 BF16 dot products), or ``None`` (neither, or the
+    flags cannot be read). oneDNN's bfloat16 kernels use them; XLA:CPU's do not."""
+    flags = _cpu_flags(cpuinfo) or []
+    return next((flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags), None)
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -216,15 +217,20 @@ def resolve_mixed_precision(config: TrainConfig, gpu_capabilities=None,
                             cpuinfo: str | None = None) -> tuple[bool, str]:
     """``(mixed, why)``: ``config.mixed_precision``, or when it is ``None`` the fastest correct
     setting of this machine: mixed precision on GPUs (bfloat16 from compute capability 8.0,
-    float16 with loss scaling before) and on CPUs with AMX; float32 on other CPUs."""
+    float16 with loss scaling before) and on CPUs with native bfloat16 (AMX or AVX-512 BF16,
+    trained without XLA: the compact recipes' step 1.45-1.52x faster than float32 + XLA,
+    docs/benchmarks.md); float32 on other CPUs, where bfloat16 is emulated (~9x slower)."""
     if config.mixed_precision is not None:
         return bool(config.mixed_precision), "set in the config"
     gpus = _gpu_capabilities() if gpu_capabilities is None else gpu_capabilities
     if gpus:
         return True, "GPU"
-    if cpu_has_amx(cpuinfo):
+    kernels = cpu_bf16_kernels(cpuinfo)
+    if kernels == "amx_bf16":
         return True, "CPU with AMX bfloat16"
-    return False, "CPU without AMX, where bfloat16 is not faster than float32"
+    if kernels == "avx512_bf16":
+        return True, "CPU with AVX-512 BF16"
+    return False, "CPU without native bfloat16 (no avx512_bf16 or amx_bf16), where it is emulated"
 
 
 def _use_tf_data() -> bool:
@@ -251,10 +257,11 @@ def resolve_jit_compile(config: TrainConfig, run_gflop: float | None = None, *,
     JAX backend and on GPUs; on TensorFlow's CPU path XLA when the run is long enough to pay
     for compiling (``run_gflop``, the training FLOPs of the whole run, takes more than
     ``XLA_MIN_RUN_SECONDS`` at ``CPU_GFLOPS_ESTIMATE``; unknown: off), except for bfloat16
-    (``mixed``) on CPUs with AMX, where oneDNN's kernels use the AMX tiles and XLA:CPU's do
-    not (the compact network's train step measured 2.83 s without XLA against 5.20 s with it,
-    docs/benchmarks.md). Never with ``unpooling="argmax"`` (MaxPoolWithArgmax has no XLA
-    kernel)."""
+    (``mixed``) on CPUs with native bfloat16, where oneDNN's kernels use the AMX tiles or the
+    AVX-512 BF16 instructions and XLA:CPU's do not (the compact network's train step measured
+    2.83 s without XLA against 5.20 s with it on AMX, 2.10 s against 3.04 s for float32 + XLA
+    on AVX-512 BF16, docs/benchmarks.md). Never with ``unpooling="argmax"``
+    (MaxPoolWithArgmax has no XLA kernel)."""
     if config.jit_compile is not None:
         return bool(config.jit_compile)
     if keras.config.backend() == "jax":
@@ -263,7 +270,7 @@ def resolve_jit_compile(config: TrainConfig, run_gflop: float | None = None, *,
         return False
     if _tf_gpus():
         return True
-    if mixed and cpu_has_amx(cpuinfo):
+    if mixed and cpu_bf16_kernels(cpuinfo):
         return False
     return run_gflop is not None and run_gflop / CPU_GFLOPS_ESTIMATE > XLA_MIN_RUN_SECONDS
 
@@ -714,8 +721,9 @@ def _settings_line(config: TrainConfig, policy: str, why_precision: str, jit_com
     elif gflop is None:
         why_jit = "GPU"
     elif (mixed and not jit_compile and gflop / CPU_GFLOPS_ESTIMATE > XLA_MIN_RUN_SECONDS
-          and cpu_has_amx()):
-        why_jit = "bfloat16 on a CPU with AMX: oneDNN's kernels use the AMX tiles, XLA:CPU's do not"
+          and (kernels := cpu_bf16_kernels())):
+        why_jit = (f"bfloat16 on a CPU with {kernels}: oneDNN's kernels use it, XLA:CPU's do "
+                   "not")
     else:
         minutes = gflop / CPU_GFLOPS_ESTIMATE / 60
         why_jit = (f"~{minutes:.1f} min of compute at {CPU_GFLOPS_ESTIMATE:.0f} GFLOP/s is "

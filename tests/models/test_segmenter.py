@@ -247,3 +247,17 @@ def test_segmenter_is_lazy_in_the_package():
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["Segmenter", "True"]
+
+
+def test_saved_file_is_as_readable_as_a_plain_file(network, tmp_path):
+    """Segmenter.save writes through mkstemp (0o600) but publishes with open()'s mode."""
+    import os
+
+    from deconvnet_tf.io import new_file_mode
+
+    old = os.umask(0o022)
+    try:
+        Segmenter(network).save(tmp_path / "m.keras")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.keras").stat().st_mode & 0o777 == 0o644 == new_file_mode() & 0o644

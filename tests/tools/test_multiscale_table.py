@@ -32,7 +32,35 @@ def test_rows_are_subsets_in_order():
     rows = multiscale_table.subsets([(32, 40), (48, 64)])
     assert list(rows) == ["32x40", "32x40 flip", "48x64", "48x64 flip", "32x40+48x64",
                           "32x40+48x64 flip"]
-    assert rows["32x40+48x64 flip"] == [((32, 40), True), ((48, 64), True)]
+    assert rows["32x40+48x64 flip"] == [(0, (32, 40), True), (0, (48, 64), True)]
+    two = multiscale_table.subsets([(32, 40)], models=2)
+    assert list(two) == ["m1 32x40", "m1 32x40 flip", "m2 32x40", "m2 32x40 flip",
+                         "m1+m2 32x40", "m1+m2 32x40 flip"]
+    assert two["m1+m2 32x40 flip"] == [(0, (32, 40), True), (1, (32, 40), True)]
+
+
+def test_two_models_average_their_probabilities(setup):
+    """A member's row is its one-model row; the ensemble row is the argmax of the members'
+    mean softmax probabilities."""
+    model, data = setup
+    other = deconvnet_tf.build_model("deconvnet_tiny", num_classes=11)  # other random weights
+    source = open_source(data)
+    reports = multiscale_table.score_subsets([model, other], source, "val", [(32, 40)])
+    alone = multiscale_table.score_subsets(other, source, "val", [(32, 40)])
+    np.testing.assert_array_equal(reports["m2 32x40 flip"].confusion,
+                                  alone["32x40 flip"].confusion)
+    known = source.info.num_classes
+    confusion = np.zeros((known, 11), np.int64)
+    for image, label in source.numpy_examples("val"):
+        probs = [np.exp(s) / np.exp(s).sum(-1, keepdims=True)
+                 for s in (predict_native(m, image, (32, 40)) for m in (model, other))]
+        pred = np.mean(probs, axis=0).argmax(-1)
+        keep = label < known
+        np.add.at(confusion, (label[keep].astype(int), pred[keep]), 1)
+    np.testing.assert_array_equal(reports["m1+m2 32x40"].confusion, confusion)
+    three = deconvnet_tf.build_model("deconvnet_tiny", num_classes=7)
+    with pytest.raises(ValueError, match="different numbers of classes: \\[7, 11\\]"):
+        multiscale_table.score_subsets([model, three], source, "val", [(32, 40)])
 
 
 def test_one_size_matches_evaluate_and_two_sizes_average(setup):
@@ -79,6 +107,20 @@ def test_cli_writes_a_new_json_and_refuses_bad_input(setup, tmp_path, capsys):
     with pytest.raises(SystemExit):
         multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes", "32by40"])
     assert "expected HEIGHTxWIDTH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the same model twice
+        multiscale_table.main(["--model", str(path), str(path), "--data", str(data),
+                               "--sizes", "32x40"])
+    assert "--model: 1 to 4 different models" in capsys.readouterr().err
+    second = tmp_path / "m2.keras"
+    model.save(second)
+    out2 = tmp_path / "ms2.json"
+    assert multiscale_table.main(["--model", str(path), str(second), "--data", str(data),
+                                  "--sizes", "32x40", "--limit", "1", "--output", str(out2),
+                                  "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"m2 = {second}" in printed and "| m1+m2 32x40 flip |" in printed
+    written = json.loads(out2.read_text())
+    assert written["model"] == [str(path), str(second)] and len(written["rows"]) == 6
     assert multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes", "4x4",
                                   "--quiet"]) == 2
     assert "below the minimum input size" in capsys.readouterr().err

@@ -78,18 +78,24 @@ def test_jax_gpu_capabilities_are_read(monkeypatch):
 # ----------------------------------------------------------------- the machine's fastest defaults
 AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
 AVX512_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n"
+AVX2_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma f16c\n"
 
 
-def test_cpu_has_amx_reads_the_flags_line():
-    from deconvnet_tf.training.train import cpu_has_amx
+def test_cpu_bf16_kernels_reads_the_flags_line():
+    from deconvnet_tf.training.train import cpu_bf16_kernels
 
-    assert cpu_has_amx(AMX_CPUINFO) and not cpu_has_amx(AVX512_CPUINFO)
-    assert not cpu_has_amx("model name\t: amx_bf16 in a name is not a flag\n")
+    assert cpu_bf16_kernels(AMX_CPUINFO) == "amx_bf16"
+    assert cpu_bf16_kernels(AVX512_CPUINFO) == "avx512_bf16"
+    assert cpu_bf16_kernels(AVX2_CPUINFO) is None
+    assert cpu_bf16_kernels("model name\t: amx_bf16 in a name is not a flag\n") is None
+    assert cpu_bf16_kernels("") is None  # no flags line: no claim of native bfloat16
 
 
 @pytest.mark.parametrize("setting, gpus, cpuinfo, expected", [
-    (None, [], AVX512_CPUINFO, False),      # CPU without AMX: float32
+    (None, [], AVX2_CPUINFO, False),        # no native bf16: float32
+    (None, [], AVX512_CPUINFO, True),       # AVX-512 BF16: bfloat16 (1.45x, no XLA)
     (None, [], AMX_CPUINFO, True),          # AMX: bfloat16
+    (None, [], "", False),                  # flags unknown: float32, the safe choice
     (None, [(9, 0)], AVX512_CPUINFO, True),  # GPU: mixed (bf16 from 8.0, fp16 before)
     (None, [(7, 0)], AVX512_CPUINFO, True),
     (False, [(9, 0)], AMX_CPUINFO, False),  # an explicit setting wins
@@ -122,8 +128,9 @@ def test_xla_default_on_tensorflow_cpu_follows_the_run_length(monkeypatch):
 
 
 @requires_tf
-def test_xla_default_is_off_for_bfloat16_on_amx_cpus(monkeypatch):
-    """XLA:CPU does not use the AMX tiles; oneDNN does: bf16 on AMX runs without XLA."""
+def test_xla_default_is_off_for_bfloat16_on_cpus_with_native_bf16(monkeypatch):
+    """XLA:CPU does not use the AMX tiles or AVX-512 BF16; oneDNN does: bf16 there runs
+    without XLA."""
     from deconvnet_tf.training import train as train_module
 
     monkeypatch.setattr(train_module, "_tf_gpus", lambda: [])
@@ -132,7 +139,9 @@ def test_xla_default_is_off_for_bfloat16_on_amx_cpus(monkeypatch):
     resolve = train_module.resolve_jit_compile
     assert resolve(config, long_run, mixed=True, cpuinfo=AMX_CPUINFO) is False
     assert resolve(config, long_run, mixed=False, cpuinfo=AMX_CPUINFO) is True  # fp32: XLA
-    assert resolve(config, long_run, mixed=True, cpuinfo=AVX512_CPUINFO) is True  # no AMX
+    assert resolve(config, long_run, mixed=True, cpuinfo=AVX512_CPUINFO) is False
+    assert resolve(config, long_run, mixed=False, cpuinfo=AVX512_CPUINFO) is True
+    assert resolve(config, long_run, mixed=True, cpuinfo=AVX2_CPUINFO) is True  # emulated
     assert resolve(TrainConfig(preset="deconvnet_tiny", jit_compile=True), long_run,
                    mixed=True, cpuinfo=AMX_CPUINFO) is True  # an explicit setting wins
     monkeypatch.setattr(train_module, "_tf_gpus", lambda: ["GPU:0"])
@@ -148,7 +157,8 @@ def test_run_gflop_counts_the_preset_at_the_crop_size():
     per_image = count_flops(build_model("deconvnet_tiny", input_shape=(48, 64, 3),
                                         num_classes=5, unpooling="switch")) / 1e9
     assert run_gflop(config, 5, steps=10) == pytest.approx(3 * per_image * 4 * 10 * 3)
-    # the shipped CamVid recipe's run (36 epochs of 46 steps at 176x240): XLA by default
+    # the shipped CamVid recipe's run (36 epochs of 46 steps at 176x240): XLA by default in
+    # float32 (bfloat16 on CPUs with native bf16 runs without it)
     camvid = TrainConfig(preset="deconvnet_vgg16_compact", crop_size=[176, 240], batch_size=8,
                          epochs=36)
     from deconvnet_tf.training import train as train_module
@@ -169,9 +179,6 @@ def test_the_run_says_which_settings_it_chose(tmp_path, capsys):
         "deconvnet-train: mixed_bfloat16 (")
     assert "XLA off" in line and "too short to pay for compiling" in line
     assert "--set jit_compile=true|false" in line
-
-
-AVX2_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma f16c\n"
 
 
 @pytest.mark.parametrize("mixed, gpus, cpuinfo, warns", [

@@ -8,6 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -47,19 +48,31 @@ def test_recipe_reproduces_the_shipped_models_card_command(name):
 
 
 @pytest.mark.parametrize("name", ["camvid_compact", "horse_compact"])
-def test_recipe_trains_in_bfloat16_only_where_it_is_fast(name):
+def test_recipe_trains_in_bfloat16_only_where_it_is_fast(name, monkeypatch):
     """A CPU without native bfloat16 emulates it (~9x slower, docs/benchmarks.md): a recipe
-    trains in float32 there, without the warning; in bfloat16 on AMX CPUs and on GPUs."""
+    trains in float32 there (with XLA), without the warning; in bfloat16 without XLA on CPUs
+    with AMX or AVX-512 BF16, and in bfloat16 with XLA on GPUs."""
+    from deconvnet_tf.training import train as train_module
     from deconvnet_tf.training.train import precision_warning, resolve_mixed_precision
 
-    from tests.training.test_precision import AMX_CPUINFO as amx, AVX2_CPUINFO as avx2
+    from tests.training.test_precision import (AMX_CPUINFO as amx, AVX2_CPUINFO as avx2,
+                                               AVX512_CPUINFO as avx512)
 
     config = resolve(["--recipe", name, "--data", "d"])
+    assert config.mixed_precision is None and config.jit_compile is None  # the machine picks
     mixed, why = resolve_mixed_precision(config, gpu_capabilities=[], cpuinfo=avx2)
-    assert mixed is False and "without AMX" in why
+    assert mixed is False and "without native bfloat16" in why
     assert precision_warning(mixed, gpu_capabilities=[], cpuinfo=avx2) is None
-    assert resolve_mixed_precision(config, gpu_capabilities=[], cpuinfo=amx)[0] is True
+    for cpuinfo in (amx, avx512):
+        assert resolve_mixed_precision(config, gpu_capabilities=[], cpuinfo=cpuinfo)[0] is True
     assert resolve_mixed_precision(config, gpu_capabilities=[(9, 0)])[0] is True
+    long_run = 2 * train_module.XLA_MIN_RUN_SECONDS * train_module.CPU_GFLOPS_ESTIMATE
+    if keras.config.backend() == "tensorflow":
+        monkeypatch.setattr(train_module, "_tf_gpus", lambda: [])
+        assert train_module.resolve_jit_compile(config, long_run, mixed=True,
+                                                cpuinfo=avx512) is False
+        assert train_module.resolve_jit_compile(config, long_run, mixed=False,
+                                                cpuinfo=avx2) is True
 
 
 def test_precedence_recipe_then_config_then_flags_then_set(tmp_path):
