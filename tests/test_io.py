@@ -237,9 +237,6 @@ def test_average_with_mirror_is_the_mean_of_the_batch_and_its_mirror_mirrored_ba
 def test_atomic_writes_give_new_files_the_mode_open_would(tmp_path, umask):
     """mkstemp's temporary files are 0o600; a published output must not be (a mask or a saved
     model unreadable to the user's group, or to a web server, where open() would allow it)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tools import _outputs
 
     old = os.umask(umask)
