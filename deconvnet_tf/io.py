@@ -338,10 +338,11 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def make_temp_file(path: Path) -> tuple[int, str]:
-    """``tempfile.mkstemp`` next to ``path`` (a hidden name that starts with ``.<name>.``),
-    with the permission bits of :func:`new_file_mode`: ``(fd, temporary path)``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def make_temp_file(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """``tempfile.mkstemp`` next to ``path`` (a hidden name that starts with ``.<name>.`` and
+    ends in ``suffix``), with the permission bits of :func:`new_file_mode`: ``(fd, temporary
+    path)``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
         os.chmod(tmp, new_file_mode())
     except OSError:

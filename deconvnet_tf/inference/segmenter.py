@@ -34,10 +34,8 @@ and registers it for ``.keras`` loading, and ``deconvnet_tf.Segmenter`` is the p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,7 +46,7 @@ import numpy as np
 
 import deconvnet_tf.models  # noqa: F401  (registers the layers and networks for .keras loading)
 from deconvnet_tf.inference.predict import KerasForward, Predictor, predict_images
-from deconvnet_tf.io import DEFAULT_MAX_PIXELS, find_class_names, new_file_mode
+from deconvnet_tf.io import DEFAULT_MAX_PIXELS, find_class_names, make_temp_file
 from deconvnet_tf.lite.metadata import CAMVID_PALETTE, default_palette
 from deconvnet_tf.models.io import load_model
 from deconvnet_tf.models.registry import resolve
@@ -337,10 +335,8 @@ class Segmenter(keras.Model):
             raise ValueError(f"Segmenter.save: {str(path)!r} exists; pass overwrite=True to "
                              "replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+        fd, tmp = make_temp_file(path, suffix=".keras")  # Keras checks the suffix
         os.close(fd)
-        with contextlib.suppress(OSError):  # mkstemp's 0o600 -> what open() would give
-            os.chmod(tmp, new_file_mode())
         try:
             super().save(tmp, overwrite=True, **kwargs)
             if overwrite:
