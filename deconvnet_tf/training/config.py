@@ -105,6 +105,9 @@ class TrainConfig:
         lovasz_weight: Add this times the Lovasz-softmax loss (a surrogate of 1 - mean IoU,
             Berman et al. 2018; :func:`deconvnet_tf.training.losses.lovasz_softmax`) to the
             cross-entropy (``0``: cross-entropy only).
+        focal_gamma: Multiply each pixel's cross-entropy by ``(1 - p)**focal_gamma``, ``p``
+            the predicted probability of its class (the focal loss, Lin et al. 2017; class
+            weights still apply). ``0`` (default): plain cross-entropy.
         ema_decay: Keep an exponential moving average of the weights, updated after every
             step with this decay (:class:`deconvnet_tf.training.averaging.WeightEMA`, with
             warm-up), and save it as ``model.keras``; the trained weights stay in
@@ -174,6 +177,7 @@ class TrainConfig:
     validation_freq: int = 1
     class_weighting: str = "none"
     lovasz_weight: float = 0.0
+    focal_gamma: float = 0.0
     ema_decay: float = 0.0
     num_classes: int | None = None
     encoder_weights: str | None = None
@@ -262,6 +266,10 @@ class TrainConfig:
                 self.lovasz_weight, bool) and math.isfinite(self.lovasz_weight)
                 and self.lovasz_weight >= 0):
             fail("lovasz_weight", f"must be a finite number >= 0, got {self.lovasz_weight!r}")
+        if not (isinstance(self.focal_gamma, (int, float)) and not isinstance(
+                self.focal_gamma, bool) and math.isfinite(self.focal_gamma)
+                and self.focal_gamma >= 0):
+            fail("focal_gamma", f"must be a finite number >= 0, got {self.focal_gamma!r}")
         if not (isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
                 and math.isfinite(self.ema_decay) and 0 <= self.ema_decay < 1):
             fail("ema_decay", f"must be a number with 0 <= ema_decay < 1, got {self.ema_decay!r}")

@@ -1,5 +1,6 @@
 """Segmentation loss: sparse softmax cross-entropy that ignores the void label, with optional
-class weights and an optional Lovasz-softmax term (backend-agnostic ``keras.ops``)."""
+class weights, an optional focal modulation and an optional Lovasz-softmax term
+(backend-agnostic ``keras.ops``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class SegmentationCrossEntropy(keras.losses.Loss):
 
     The loss of an image batch is the (class-weighted) sum over labelled pixels divided by the
     sum of their weights, so void pixels change neither the numerator nor the denominator.
+    With ``focal_gamma > 0`` each pixel's cross-entropy is multiplied by ``(1 - p)**focal_gamma``,
+    ``p`` the softmax probability of its true class (the focal loss, Lin et al. 2017: easy,
+    confident pixels count less); the denominator stays the sum of the class weights.
     With ``lovasz_weight > 0`` the batch's Lovasz-softmax loss (:func:`lovasz_softmax`, a
     surrogate of 1 - mean IoU) times ``lovasz_weight`` is added.
 
@@ -28,6 +32,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         class_weights: Optional per-class weights (e.g. median-frequency balancing).
         from_logits: Whether predictions are logits (the models output logits by default).
         lovasz_weight: Weight of the added Lovasz-softmax term (``0``: cross-entropy only).
+        focal_gamma: Focusing parameter of the focal modulation (``0``: plain cross-entropy;
+            Lin et al. use 2).
         name: Loss name.
         **kwargs: ``keras.losses.Loss`` arguments.
 
@@ -44,6 +50,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         class_weights: Sequence[float] | None = None,
         from_logits: bool = True,
         lovasz_weight: float = 0.0,
+        focal_gamma: float = 0.0,
         name: str = "segmentation_cross_entropy",
         **kwargs,
     ):
@@ -60,6 +67,9 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         self.lovasz_weight = float(lovasz_weight)
         if not (np.isfinite(self.lovasz_weight) and self.lovasz_weight >= 0):
             raise ValueError(f"lovasz_weight must be a finite number >= 0, got {lovasz_weight!r}")
+        self.focal_gamma = float(focal_gamma)
+        if not (np.isfinite(self.focal_gamma) and self.focal_gamma >= 0):
+            raise ValueError(f"focal_gamma must be a finite number >= 0, got {focal_gamma!r}")
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
@@ -74,6 +84,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         pixel_loss = keras.losses.sparse_categorical_crossentropy(
             safe, y_pred, from_logits=self.from_logits
         )
+        if self.focal_gamma > 0:
+            pixel_loss = pixel_loss * _focal_factor(pixel_loss, self.focal_gamma)
         weights = ops.cast(valid, "float32")
         if self.class_weights is not None:
             table = ops.convert_to_tensor(self.class_weights, dtype="float32")
@@ -98,9 +110,18 @@ class SegmentationCrossEntropy(keras.losses.Loss):
                 "class_weights": self.class_weights,
                 "from_logits": self.from_logits,
                 "lovasz_weight": self.lovasz_weight,
+                "focal_gamma": self.focal_gamma,
             }
         )
         return config
+
+
+def _focal_factor(cross_entropy, gamma: float):
+    """``(1 - p)**gamma`` of pixels whose cross-entropy is ``-log p``: ``1 - p`` as
+    ``-expm1(-cross_entropy)`` (exact for confident pixels), floored at 1e-12 so that
+    ``gamma < 1`` keeps a finite gradient where ``p`` rounds to 1."""
+    one_minus_p = ops.maximum(-ops.expm1(-cross_entropy), 1e-12)
+    return ops.power(one_minus_p, gamma)
 
 
 def lovasz_softmax(labels, probabilities, num_classes: int, ignore_label: int | None = None):
