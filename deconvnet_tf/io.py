@@ -25,13 +25,14 @@ predictors and the dataset readers all use the same code.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
 import os
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ __all__ = [
     "make_temp_file",
     "mark_png",
     "new_file_mode",
+    "output_folder",
     "plan_size",
     "read_image",
     "resize_channels",
@@ -318,6 +320,37 @@ def ensure_output_dir(path: str | os.PathLike, what: str = "--output") -> Path:
             reason = "a part of the path is a file"
         raise OutputError(f"{what} {str(path)!r}: cannot write there ({reason})") from None
     return path
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike, what: str = "--output") -> Iterator[Path]:
+    """:func:`ensure_output_dir` for the length of a ``with`` block: the folders it had to
+    create are removed again when the block ends and they are still empty, so a run that fails
+    (or writes nothing) leaves no empty folder behind. Folders that existed before, and folders
+    with anything in them, are never touched.
+
+    Example:
+
+    >>> with output_folder("out/masks") as folder:      # doctest: +SKIP
+    ...     write_everything(folder)
+
+    Raises:
+        OutputError: As :func:`ensure_output_dir`.
+    """
+    path = Path(path)
+    created = []  # innermost first
+    part = path
+    while not os.path.lexists(part) and part != part.parent:
+        created.append(part)
+        part = part.parent
+    try:
+        yield ensure_output_dir(path, what)
+    finally:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): it and its parents stay
+                break
 
 
 def new_file_mode() -> int:

@@ -212,6 +212,59 @@ def test_ensure_output_dir_errors(tmp_path, monkeypatch):
         io.ensure_output_dir(tmp_path / "new")
 
 
+def test_output_folder_removes_only_the_empty_folders_it_created(tmp_path, monkeypatch):
+    # Nothing written: every folder the block created goes again, the existing parent stays.
+    with io.output_folder(tmp_path / "a" / "b" / "c") as folder:
+        assert folder == tmp_path / "a" / "b" / "c" and folder.is_dir()
+    assert sorted(tmp_path.iterdir()) == []
+    # A failure inside the block: the same, and the error comes through.
+    with pytest.raises(RuntimeError, match="boom"):
+        with io.output_folder(tmp_path / "new"):
+            raise RuntimeError("boom")
+    assert not (tmp_path / "new").exists()
+    # Something written: it and its parents stay.
+    with io.output_folder(tmp_path / "x" / "y") as folder:
+        (folder / "mask.png").write_bytes(b"1")
+    assert (tmp_path / "x" / "y" / "mask.png").read_bytes() == b"1"
+    # A folder that existed before stays even when empty; a new one inside it goes.
+    (tmp_path / "mine").mkdir()
+    with io.output_folder(tmp_path / "mine"):
+        pass
+    with io.output_folder(tmp_path / "mine" / "sub"):
+        pass
+    assert (tmp_path / "mine").is_dir() and list((tmp_path / "mine").iterdir()) == []
+    # Only the innermost created folder got a file: the created parents above it stay too.
+    with io.output_folder(tmp_path / "p" / "q") as folder:
+        (tmp_path / "p" / "note.txt").write_text("kept")
+    assert (tmp_path / "p" / "note.txt").exists() and not (tmp_path / "p" / "q").exists()
+    # A folder that cannot be written: the error names it, and nothing is left.
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(io.OutputError, match="--masks .*ro/deep.: cannot write there .Read-only"):
+        with io.output_folder(tmp_path / "ro" / "deep", "--masks"):
+            raise AssertionError("not reached")
+    assert not (tmp_path / "ro").exists()
+
+
+def test_library_writers_leave_no_folder_when_the_first_image_fails(tmp_path):
+    """predict_files (and the CLIs over it) on a corrupt image into a new folder: the error,
+    and no empty folder behind it."""
+    import deconvnet_tf
+    from deconvnet_tf.inference.pipeline import predict_files
+
+    (tmp_path / "fake.png").write_text("garbage")
+    model = deconvnet_tf.build_model("deconvnet_tiny", num_classes=3)
+    with pytest.raises(io.ImageReadError, match="fake.png"):
+        predict_files(model, [tmp_path / "fake.png"], tmp_path / "out" / "masks",
+                      progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.png"]
+
+
 def test_average_with_mirror_is_the_mean_of_the_batch_and_its_mirror_mirrored_back():
     """The test-time flip rule every runtime shares: a column ramp averages to its middle;
     a mirror-equivariant output is unchanged."""

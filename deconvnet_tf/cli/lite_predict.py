@@ -112,24 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     report = Reporter(PROG)
 
-    from deconvnet_tf.io import ensure_output_dir
+    from deconvnet_tf.io import output_folder
     from deconvnet_tf.lite import LiteSegmenter, predict_paths
     from deconvnet_tf.render import plan_predictions
 
     try:
-        # Inputs, outputs and the model first: errors come before any image is processed.
-        planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
-                                   overwrite=args.overwrite)
-        ensure_output_dir(args.output)
-        segmenter = LiteSegmenter(_registry().resolve_tflite(args.model), threads=args.threads,
-                                  flip=args.flip)
-        apply_input_size(segmenter, args.input_size)
-        started = time.perf_counter()
-        written = predict_paths(segmenter, [path for path, _ in planned], args.output,
-                                save_probabilities=args.save_probs, overwrite=args.overwrite,
-                                skip_errors=args.skip_errors, max_pixels=args.max_pixels,
-                                on_skip=report.skip, on_warning=report.warning,
-                                on_written=lambda paths: print(paths["label"], flush=True))
+        with output_folder(args.output):  # removed again if nothing is written
+            # Inputs, outputs and the model first: errors come before any image is processed.
+            planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
+                                       overwrite=args.overwrite)
+            segmenter = LiteSegmenter(_registry().resolve_tflite(args.model),
+                                      threads=args.threads, flip=args.flip)
+            apply_input_size(segmenter, args.input_size)
+            started = time.perf_counter()
+            written = predict_paths(segmenter, [path for path, _ in planned], args.output,
+                                    save_probabilities=args.save_probs, overwrite=args.overwrite,
+                                    skip_errors=args.skip_errors, max_pixels=args.max_pixels,
+                                    on_skip=report.skip, on_warning=report.warning,
+                                    on_written=lambda paths: print(paths["label"], flush=True))
     except MemoryError:
         return report.error(f"out of memory; lower --max-pixels (now {args.max_pixels})")
     except (OSError, ValueError, ImportError) as err:

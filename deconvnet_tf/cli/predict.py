@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from deconvnet_tf.inference.pipeline import InferenceOptions, predict_files
-    from deconvnet_tf.io import ensure_output_dir
+    from deconvnet_tf.io import ensure_output_dir, output_folder
     from deconvnet_tf.render import plan_predictions
 
     options = InferenceOptions(
@@ -157,47 +157,47 @@ def main(argv: list[str] | None = None) -> int:
                        cache_dir=args.proposal_cache),
     )
     try:
-        # Inputs and outputs first: a bad input or an existing output fails before any work.
-        planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
-                                   overwrite=args.overwrite)
-        ensure_output_dir(args.output)
-        if args.proposal_cache:
-            ensure_output_dir(args.proposal_cache, "--proposal-cache")
-        image_size = "model" if working is None else working
-        model, ensemble = _load_predictors(args, image_size)
-        if args.crf is None and getattr(model, "default_crf", False):
-            options = dataclasses.replace(options, crf=True)
-            print(f"{PROG}: dense CRF on (the model's default post-processing); --no-crf to "
-                  "skip it", file=sys.stderr, flush=True)
-        if args.jit_compile is not None:
-            model = model.with_jit_compile(args.jit_compile)
-            if ensemble is not None:
-                ensemble = ensemble.with_jit_compile(args.jit_compile)
-        if model.supports_jit:
-            on = (args.jit_compile if args.jit_compile is not None
-                  else args.mode == "instance")
-            why = ("set by --jit-compile" if args.jit_compile else "set by --no-jit-compile"
-                   ) if args.jit_compile is not None else f"default for --mode {args.mode}"
-            flag = "--no-jit-compile" if on else "--jit-compile"
-            print(f"{PROG}: XLA {'on' if on else 'off'} ({why}); {flag} to change it",
-                  file=sys.stderr, flush=True)
-        for predictor in (model, ensemble):
-            size = predictor.input_size if predictor is not None else None
-            if working not in (None, "native") and size is not None and size != tuple(working):
-                return report.error(f"--input-size {working[0]}x{working[1]}: "
-                                    f"{predictor.name} takes only {size[0]}x{size[1]} images")
-            if size is not None and min(size) < predictor.min_input_size:
-                return report.error(f"--input-size {size[0]}x{size[1]} is below the model's "
-                                    f"minimum input size {predictor.min_input_size}")
-        if (args.mode == "instance" and model.input_size is None
-                and crop_size < model.min_input_size):
-            return report.error(f"{crop_flag} {crop_size} is below the model's minimum "
-                                f"input size {model.min_input_size}")
-        written = predict_files(model, [path for path, _ in planned], args.output, options,
-                                ensemble=ensemble, save_probs=args.save_probs,
-                                progress=not args.quiet, overwrite=args.overwrite,
-                                skip_errors=args.skip_errors, max_pixels=args.max_pixels,
-                                on_skip=report.skip, on_warning=report.warning)
+        with output_folder(args.output):  # removed again if nothing is written
+            # Inputs and outputs first: a bad input or an existing output fails before any work.
+            planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
+                                       overwrite=args.overwrite)
+            if args.proposal_cache:
+                ensure_output_dir(args.proposal_cache, "--proposal-cache")
+            image_size = "model" if working is None else working
+            model, ensemble = _load_predictors(args, image_size)
+            if args.crf is None and getattr(model, "default_crf", False):
+                options = dataclasses.replace(options, crf=True)
+                print(f"{PROG}: dense CRF on (the model's default post-processing); --no-crf to "
+                      "skip it", file=sys.stderr, flush=True)
+            if args.jit_compile is not None:
+                model = model.with_jit_compile(args.jit_compile)
+                if ensemble is not None:
+                    ensemble = ensemble.with_jit_compile(args.jit_compile)
+            if model.supports_jit:
+                on = (args.jit_compile if args.jit_compile is not None
+                      else args.mode == "instance")
+                why = ("set by --jit-compile" if args.jit_compile else "set by --no-jit-compile"
+                       ) if args.jit_compile is not None else f"default for --mode {args.mode}"
+                flag = "--no-jit-compile" if on else "--jit-compile"
+                print(f"{PROG}: XLA {'on' if on else 'off'} ({why}); {flag} to change it",
+                      file=sys.stderr, flush=True)
+            for predictor in (model, ensemble):
+                size = predictor.input_size if predictor is not None else None
+                if working not in (None, "native") and size is not None and size != tuple(working):
+                    return report.error(f"--input-size {working[0]}x{working[1]}: "
+                                        f"{predictor.name} takes only {size[0]}x{size[1]} images")
+                if size is not None and min(size) < predictor.min_input_size:
+                    return report.error(f"--input-size {size[0]}x{size[1]} is below the model's "
+                                        f"minimum input size {predictor.min_input_size}")
+            if (args.mode == "instance" and model.input_size is None
+                    and crop_size < model.min_input_size):
+                return report.error(f"{crop_flag} {crop_size} is below the model's minimum "
+                                    f"input size {model.min_input_size}")
+            written = predict_files(model, [path for path, _ in planned], args.output, options,
+                                    ensemble=ensemble, save_probs=args.save_probs,
+                                    progress=not args.quiet, overwrite=args.overwrite,
+                                    skip_errors=args.skip_errors, max_pixels=args.max_pixels,
+                                    on_skip=report.skip, on_warning=report.warning)
     except MemoryError:
         return report.error(f"out of memory; lower --max-pixels (now {args.max_pixels}) or "
                             f"--batch-size (now {args.batch_size})")

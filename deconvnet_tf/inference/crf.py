@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deconvnet_tf.io import ImageReadError, ensure_output_dir, list_images, read_image
+from deconvnet_tf.io import ImageReadError, list_images, output_folder, read_image
 from deconvnet_tf.render import colorize, plan_predictions, save_prediction, side_by_side
 
 __all__ = [
@@ -382,19 +382,19 @@ def refine_files(
     images, pairs, missing = _pair_inputs(Path(image), Path(probs), skip_errors=skip_errors)
     plan_predictions(images, output, probabilities=save_probs, overwrite=overwrite,
                      other_inputs=[found for _, found in pairs if found is not None])
-    ensure_output_dir(output)
-    counter = _Progress(len(pairs), progress)
-    written = []
+    with output_folder(output):  # removed again if nothing is written
+        counter = _Progress(len(pairs), progress)
+        written = []
 
-    def refine(pair):
-        return _refine_one(*pair, missing.get(pair[0]), preset=preset, settings=settings)
+        def refine(pair):
+            return _refine_one(*pair, missing.get(pair[0]), preset=preset, settings=settings)
 
-    def write(pair, result):
-        photo, refined = result
-        written.append(save_prediction(output, pair[0].stem, photo, refined.argmax(-1),
-                                       refined if save_probs else None, overwrite=overwrite))
-        counter.tick()
+        def write(pair, result):
+            photo, refined = result
+            written.append(save_prediction(output, pair[0].stem, photo, refined.argmax(-1),
+                                           refined if save_probs else None, overwrite=overwrite))
+            counter.tick()
 
-    _each_file(pairs, refine, write, (FileNotFoundError, ImageReadError, ValueError),
-               skip_errors=skip_errors, skip=skip, counter=counter)
-    return written
+        _each_file(pairs, refine, write, (FileNotFoundError, ImageReadError, ValueError),
+                   skip_errors=skip_errors, skip=skip, counter=counter)
+        return written

@@ -27,8 +27,8 @@ from deconvnet_tf.io import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
     downscale_message,
-    ensure_output_dir,
     fit_image,
+    output_folder,
     plan_size,
     read_image,
     resize_channels,
@@ -236,20 +236,21 @@ def predict_files(
     warn = on_warning or _warn_outside
     skip = on_skip or (lambda path, message: warn(f"skipped {str(path)!r}: {message}"))
     planned = plan_predictions(inputs, output, probabilities=save_probs, overwrite=overwrite)
-    ensure_output_dir(output)
-    model = as_predictor(model)
-    ensemble = as_predictor(ensemble) if ensemble is not None else None
-    pending = _PendingImages(model, ensemble, options, output, _Progress(len(planned), progress),
-                             total=len(planned), save_probs=save_probs, overwrite=overwrite,
-                             max_pixels=max_pixels, warn=warn)
-    if options.mode == "instance" and planned:
-        top_k = int((options.proposals or {}).get("top_k", 50))
-        warn(f"instance-wise mode runs the network on up to {top_k} proposal crops of "
-             f"{options.input_size}x{options.input_size} per image (about {top_k} times the "
-             "work of one whole-image pass at that size); the time per image follows the first "
-             "image")
-    _each_file(planned, lambda item: read_image(item[0]), pending.add, ImageReadError,
-               skip_errors=skip_errors, skip=skip, counter=pending.counter,
-               before_raise=pending.flush)  # the images before a bad one are written first
-    pending.flush()
-    return pending.written
+    with output_folder(output):  # removed again if nothing is written
+        model = as_predictor(model)
+        ensemble = as_predictor(ensemble) if ensemble is not None else None
+        pending = _PendingImages(model, ensemble, options, output,
+                                 _Progress(len(planned), progress), total=len(planned),
+                                 save_probs=save_probs, overwrite=overwrite,
+                                 max_pixels=max_pixels, warn=warn)
+        if options.mode == "instance" and planned:
+            top_k = int((options.proposals or {}).get("top_k", 50))
+            warn(f"instance-wise mode runs the network on up to {top_k} proposal crops of "
+                 f"{options.input_size}x{options.input_size} per image (about {top_k} times "
+                 "the work of one whole-image pass at that size); the time per image follows "
+                 "the first image")
+        _each_file(planned, lambda item: read_image(item[0]), pending.add, ImageReadError,
+                   skip_errors=skip_errors, skip=skip, counter=pending.counter,
+                   before_raise=pending.flush)  # the images before a bad one are written first
+        pending.flush()
+        return pending.written

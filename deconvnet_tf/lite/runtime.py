@@ -20,9 +20,9 @@ from deconvnet_tf.io import (
     ImageReadError,
     average_with_mirror,
     downscale_message,
-    ensure_output_dir,
     fit_image,
     list_images,
+    output_folder,
     plan_size,
     read_image,
     resize_channels,
@@ -268,30 +268,30 @@ def predict_paths(
     skip = on_skip or (lambda path, message: warn(f"skipped {str(path)!r}: {message}"))
     planned = plan_predictions(inputs, output, probabilities=save_probabilities,
                                overwrite=overwrite)
-    ensure_output_dir(output)
-    segmenter = model if isinstance(model, LiteSegmenter) else LiteSegmenter(model, threads)
-    written = []
-    for path, _ in planned:
-        try:
-            image = read_image(path)
-        except ImageReadError as err:
-            if not skip_errors:
-                raise
-            skip(path, str(err))
-            continue
-        height, width = image.shape[:2]
-        plan = plan_size(height, width, max_pixels=max_pixels)
-        if plan.downscaled:
-            warn(downscale_message(path, plan, max_pixels))
-            _, probs = segmenter.predict(fit_image(image, plan))
-            label = upscale_labels(probs, height, width)
-            probs = resize_channels(probs, height, width) if save_probabilities else None
-        else:
-            label, probs = segmenter.predict(image)
-        paths = save_prediction(output, path.stem, image, label,
-                                probs if save_probabilities else None,
-                                palette=segmenter.palette, overwrite=overwrite)
-        written.append(paths)
-        if on_written is not None:
-            on_written(paths)
-    return written
+    with output_folder(output):  # removed again if nothing is written
+        segmenter = model if isinstance(model, LiteSegmenter) else LiteSegmenter(model, threads)
+        written = []
+        for path, _ in planned:
+            try:
+                image = read_image(path)
+            except ImageReadError as err:
+                if not skip_errors:
+                    raise
+                skip(path, str(err))
+                continue
+            height, width = image.shape[:2]
+            plan = plan_size(height, width, max_pixels=max_pixels)
+            if plan.downscaled:
+                warn(downscale_message(path, plan, max_pixels))
+                _, probs = segmenter.predict(fit_image(image, plan))
+                label = upscale_labels(probs, height, width)
+                probs = resize_channels(probs, height, width) if save_probabilities else None
+            else:
+                label, probs = segmenter.predict(image)
+            paths = save_prediction(output, path.stem, image, label,
+                                    probs if save_probabilities else None,
+                                    palette=segmenter.palette, overwrite=overwrite)
+            written.append(paths)
+            if on_written is not None:
+                on_written(paths)
+        return written

@@ -602,8 +602,8 @@ def test_bad_input(case: Case, models, tmp_path, monkeypatch):
     if case.needles:
         line = assert_one_line_error(outcome, *case.needles)
         assert line.startswith(f"{PROGS[case.script]}: error: "), line
-        if not had_outputs:  # an error before any work leaves no outputs
-            assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+        if not had_outputs:  # an error before any work leaves no outputs, not even a folder
+            assert not (tmp_path / "out").exists(), sorted((tmp_path / "out").iterdir())
     else:
         assert outcome.code == 0, outcome.stderr
     if case.check is not None:
