@@ -29,7 +29,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 __all__ = ["FINISHED", "RunFolderError", "RunLock", "RunLockedError", "RunState", "check_settings",
-           "clear_run", "inspect_run", "mark_finished", "prepare_output", "read_log", "truncate_log"]
+           "clear_run", "inspect_run", "mark_finished", "prepare_output", "read_log", "run_folder",
+           "truncate_log"]
 
 FINISHED = "finished.json"
 LOCK = ".lock"
@@ -79,6 +80,44 @@ def prepare_output(folder: str | os.PathLike) -> Path:
                 "deconvnet-train run folder and nothing in it is replaced; choose a new or empty "
                 "folder")
     return folder
+
+
+# What a run writes before its first step; a folder it created with nothing else is unused.
+_BEFORE_FIRST_STEP = frozenset({"config.json", LOCK})
+
+
+@contextlib.contextmanager
+def run_folder(folder: str | os.PathLike):
+    """:func:`prepare_output` for the length of a ``with`` block (a training run). When the
+    block fails and ``folder`` did not exist before, and the run left nothing in it but its
+    ``config.json`` and lock file (bad data, a setting rejected before the first step), the
+    folder is removed again: a failed start leaves nothing behind. A folder that existed
+    before, or that holds anything else (checkpoints, logs, another file), stays as it is.
+
+    Raises:
+        RunFolderError: As :func:`prepare_output`; whatever the block raises comes through.
+    """
+    created = not os.path.lexists(folder)
+    path = prepare_output(folder)
+    try:
+        yield path
+    except BaseException:
+        if created:
+            _remove_unused(path)
+        raise
+
+
+def _remove_unused(folder: Path) -> None:
+    """Removes ``folder`` if it holds nothing but ``_BEFORE_FIRST_STEP`` files."""
+    try:
+        names = set(os.listdir(folder))
+        if not names <= _BEFORE_FIRST_STEP:
+            return
+        for name in names:
+            (folder / name).unlink()
+        folder.rmdir()
+    except OSError:  # raced with something else, or not ours to remove: leave it
+        pass
 
 
 def _pid_alive(pid: int) -> bool:

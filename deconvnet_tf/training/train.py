@@ -50,7 +50,7 @@ from deconvnet_tf.training.runfolder import (
     clear_run,
     inspect_run,
     mark_finished,
-    prepare_output,
+    run_folder,
     read_log,
     truncate_log,
 )
@@ -409,13 +409,13 @@ def _train_two_stage(config: TrainConfig, strategy, verbose, callbacks, overwrit
     ``<output>/model.keras`` is stage 2's model."""
     import dataclasses
 
-    output = prepare_output(config.output)
     task_type, _ = _task(strategy)
     chief = task_type is None or strategy.extended.should_checkpoint
-    # Workers other than the chief keep their state in their own stage subfolders.
-    lock = RunLock(output) if chief else contextlib.nullcontext()
-    with lock:
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(run_folder(config.output))
+        # Workers other than the chief keep their state in their own stage subfolders.
         if chief:
+            stack.enter_context(RunLock(output))
             status, state = _begin_run(output, config, overwrite, resume)
             if status == "finished":
                 return _finished_result(output, state, config)
@@ -574,8 +574,7 @@ def _train_single(config: TrainConfig, strategy, verbose, callbacks, overwrite: 
     task_type, task_id = _task(strategy)
     if task_type is not None and not strategy.extended.should_checkpoint:
         output = output / f"{task_type}{task_id}"  # non-chief workers: their own folder
-    output = prepare_output(output)
-    with RunLock(output):
+    with run_folder(output) as output, RunLock(output):
         status, state = _begin_run(output, config, overwrite, resume)
         if status == "finished":
             return _finished_result(output, state, config)

@@ -172,6 +172,26 @@ def test_bad_input(files, tmp_path, argv, needles):
     values = dict(files, out=str(tmp_path / "run"))
     outcome = run_main(train_cli.main, _format(BASE + argv, values))
     assert_one_line_error(outcome, *_format(needles, values))
+    # a failed start leaves no run folder behind (it did not exist before)
+    assert not (tmp_path / "run").exists(), sorted((tmp_path / "run").iterdir())
+
+
+def test_a_failed_start_keeps_a_folder_that_existed_or_holds_more(files, tmp_path):
+    """Only a folder the run created, holding only what the run wrote before its first step
+    (config.json, the lock file), is removed when the start fails."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    outcome = run_main(train_cli.main, _format(BASE + ["--data", "{corrupt_image}"],
+                                               dict(files, out=str(mine))))
+    assert outcome.code != 0
+    assert mine.is_dir() and (mine / "config.json").is_file()  # existed before: kept as is
+    # a two-stage run on bad data: its stage folder and its own folder go
+    two = tmp_path / "two"
+    outcome = run_main(train_cli.main, _format(
+        BASE + ["--data", "{corrupt_image}", "--two-stage", "--set", "window_size=32"],
+        dict(files, out=str(two))))
+    assert outcome.code != 0 and "Traceback" not in outcome.stderr
+    assert not two.exists(), sorted(two.rglob("*"))
 
 
 def _finished_run(files, out, epochs=1):

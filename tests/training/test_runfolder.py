@@ -23,6 +23,7 @@ from deconvnet_tf.training.runfolder import (
     mark_finished,
     prepare_output,
     read_log,
+    run_folder,
     truncate_log,
 )
 
@@ -413,3 +414,33 @@ def test_log_truncation_writes_plain_newlines_and_drops_unreadable_rows(tmp_path
     log.write_text("epoch,loss\n0,1.5\nbroken,1.0\n1,1.0\n2,0.5\n")
     truncate_log(log, 2)
     assert log.read_bytes() == b"epoch,loss\n0,1.5\n1,1.0\n"
+
+
+def test_run_folder_removes_only_an_unused_folder_it_created(tmp_path):
+    # Created here, fails with only config.json and the lock inside: removed, error kept.
+    with pytest.raises(ValueError, match="bad data"):
+        with run_folder(tmp_path / "new") as folder, RunLock(folder):
+            (folder / "config.json").write_text("{}")
+            raise ValueError("bad data")
+    assert not (tmp_path / "new").exists()
+    # Anything more than that (a log, a checkpoint folder): kept.
+    with pytest.raises(ValueError):
+        with run_folder(tmp_path / "logged") as folder:
+            (folder / "config.json").write_text("{}")
+            (folder / "log.csv").write_text("epoch\n")
+            raise ValueError("late failure")
+    assert sorted(p.name for p in (tmp_path / "logged").iterdir()) == ["config.json", "log.csv"]
+    # Existed before: kept even when empty; success: kept.
+    (tmp_path / "old").mkdir()
+    with pytest.raises(KeyError):
+        with run_folder(tmp_path / "old"):
+            raise KeyError("x")
+    assert (tmp_path / "old").is_dir()
+    with run_folder(tmp_path / "ok") as folder:
+        (folder / "config.json").write_text("{}")
+    assert (tmp_path / "ok" / "config.json").is_file()
+    # The checks of prepare_output come first.
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="is an existing file"):
+        with run_folder(tmp_path / "file"):
+            raise AssertionError("not reached")
