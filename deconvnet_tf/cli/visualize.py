@@ -8,7 +8,8 @@ writes each projection beside the image patch under the unit's receptive field, 
 paper's Figure 2.
 
 ``--model`` is a ``.keras`` file (any functional CNN of conv, BatchNorm, ReLU and max pooling;
-this project's models load without custom objects) or ``vgg16`` for
+this project's models load without custom objects), a shipped model's name (``camvid_compact``,
+``horse_compact``: the ``.keras`` file ``deconvnet-predict`` uses) or ``vgg16`` for
 ``keras.applications.VGG16(weights=None)`` (random weights, offline).
 
 An existing ``--output`` is replaced only with ``--overwrite`` (never an input image); the grid
@@ -48,11 +49,14 @@ def _load(spec: str):
     from pathlib import Path
 
     from deconvnet_tf import load_model
+    from deconvnet_tf.models.registry import REGISTRY, resolve
 
-    if not (Path(spec).suffix.lower() == ".keras" or Path(spec).exists()):
-        raise ValueError(f"--model {spec!r}: expected a .keras model file or 'vgg16'")
+    if not (Path(spec).suffix.lower() == ".keras" or Path(spec).exists() or spec in REGISTRY):
+        raise ValueError(f"--model {spec!r}: expected a .keras model file, a shipped model's "
+                         f"name ({', '.join(sorted(REGISTRY))}) or 'vgg16'")
+    path = resolve(spec)[0] if spec in REGISTRY and not Path(spec).exists() else spec
     try:
-        return load_model(spec)
+        return load_model(path)
     except Exception as err:  # Keras raises many types (and bare JSON errors) for a bad archive
         if spec in str(err):
             raise
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         prog=PROG, description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --model MODEL --layer LAYER (--channel K | --top-channels N) "
               "--input INPUT --output OUTPUT.png [options]")
-    parser.add_argument("--model", required=True, help=".keras model file, or 'vgg16'")
+    parser.add_argument("--model", required=True,
+                        help=".keras model file, a shipped model's name, or 'vgg16'")
     parser.add_argument("--layer", required=True, help="layer name, e.g. block5_conv3")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--channel", type=_non_negative, help="the channel (feature map) to show")
@@ -100,37 +105,39 @@ def main(argv: list[str] | None = None) -> int:
 
     from pathlib import Path
 
-    from deconvnet_tf.io import ImageReadError, ensure_output_dir, read_image
+    from deconvnet_tf.io import ImageReadError, output_folder, read_image
     from deconvnet_tf.render import check_outputs
     from deconvnet_tf.visualize import VisualizationError, visualize
     from deconvnet_tf.visualize.topk import image_files
 
+    output = Path(args.output)
     try:
-        # Inputs and the output first: errors come before the model is loaded.
-        files = image_files(args.input)
-        output = Path(args.output)
-        ensure_output_dir(output.parent if str(output.parent) else Path("."),
-                          "--output folder")
-        check_outputs([output], inputs=files, overwrite=args.overwrite)
-        if args.skip_errors:
-            readable = []
-            for path in files:
-                try:
-                    read_image(path)
-                except ImageReadError as err:
-                    report.skip(path, str(err))
-                else:
-                    readable.append(path)
-            if not readable:
-                return report.error(f"--input {args.input!r}: none of the {len(files)} "
-                                    "image(s) could be read")
-            files = readable
-        model = _load(args.model)
-        result = visualize(
-            model, args.layer, files, output, channel=args.channel,
-            top_channels=args.top_channels, k=args.top_k, mode=args.mode,
-            batch_size=args.batch_size, tile=args.tile, overwrite=args.overwrite, ties=args.ties,
-        )
+        # the grid's folder; removed again if the run fails before writing the grid
+        with output_folder(output.parent if str(output.parent) else Path("."),
+                           "--output folder"):
+            # Inputs and the output first: errors come before the model is loaded.
+            files = image_files(args.input)
+            check_outputs([output], inputs=files, overwrite=args.overwrite)
+            if args.skip_errors:
+                readable = []
+                for path in files:
+                    try:
+                        read_image(path)
+                    except ImageReadError as err:
+                        report.skip(path, str(err))
+                    else:
+                        readable.append(path)
+                if not readable:
+                    return report.error(f"--input {args.input!r}: none of the {len(files)} "
+                                        "image(s) could be read")
+                files = readable
+            model = _load(args.model)
+            result = visualize(
+                model, args.layer, files, output, channel=args.channel,
+                top_channels=args.top_channels, k=args.top_k, mode=args.mode,
+                batch_size=args.batch_size, tile=args.tile, overwrite=args.overwrite,
+                ties=args.ties,
+            )
     except MemoryError:
         return report.error("out of memory; use smaller images or a smaller --batch-size")
     except (VisualizationError, OSError, ValueError, ImportError) as err:

@@ -525,7 +525,11 @@ CASES = [
          lambda c: ["--model", c.path("none.keras"), *_viz(c)[2:]],
          ("Model file not found", "none.keras'")),
     Case("visualize: unknown model name", V, lambda c: ["--model", "resnet", *_viz(c)[2:]],
-         ("--model 'resnet': expected a .keras model file or 'vgg16'",)),
+         ("--model 'resnet': expected a .keras model file, a shipped model's name "
+          "(camvid_compact, horse_compact) or 'vgg16'",)),
+    Case("visualize: corrupt image, grid in a new folder", V,
+         lambda c: _viz(c, inp=c.text("y.png", "junk"), out=c.path("out/deep/grid.png")),
+         ("y.png': corrupt",)),
     Case("visualize: folder as model", V, lambda c: ["--model", c.junk_dir(), *_viz(c)[2:]],
          ("junkmodel' is not a .keras model file",)),
     Case("visualize: zip as model", V, lambda c: ["--model", _zip(c), *_viz(c)[2:]],

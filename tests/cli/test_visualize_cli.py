@@ -150,6 +150,26 @@ def test_cli_vgg16_by_name(tmp_path, capsys):
     assert rc == 0 and out.is_file()
 
 
+def test_cli_shipped_model_by_name_is_the_file_predict_uses(tmp_path, monkeypatch, capsys):
+    """``--model camvid_compact`` (as in deconvnet-predict) loads the registry's .keras file:
+    the same grid as the path itself."""
+    import cv2
+
+    from deconvnet_tf.models.registry import resolve
+
+    monkeypatch.setenv("DECONVNET_HOME", str(tmp_path / "home"))  # only the source tree
+    rng = np.random.default_rng(2)
+    save_png(tmp_path / "a.png", rng.integers(0, 256, (48, 64, 3)).astype("uint8"))
+    grids = []
+    for model in ("camvid_compact", str(resolve("camvid_compact")[0])):
+        out = tmp_path / f"grid{len(grids)}.png"
+        rc = cli.main(["--model", model, "--layer", "block1_conv1", "--channel", "3",
+                       "--input", str(tmp_path / "a.png"), "--output", str(out), "--top-k", "2"])
+        assert rc == 0, capsys.readouterr().err
+        grids.append(cv2.imread(str(out)))
+    np.testing.assert_array_equal(grids[0], grids[1])
+
+
 def test_cli_ties_option_reaches_the_projection(setup, monkeypatch):
     """--ties skip is passed to the projection (the numbers of both rules are tested in
     tests/visualize); the default is the paper's exact rule."""
