@@ -46,6 +46,7 @@ __all__ = [
     "OutputError",
     "SizePlan",
     "check_image_bytes",
+    "check_pixels",
     "classes_from_meta",
     "average_with_mirror",
     "downscale_message",
@@ -231,6 +232,53 @@ def read_image(path: str | os.PathLike, *, what: str = "image",
 
 
 # ------------------------------------------------------------------------------ listing inputs
+def check_pixels(image, what: str = "image") -> np.ndarray:
+    """An RGB image ``(H, W, 3)`` of pixel values 0..255 as an array, or a clear error.
+
+    The one input check of every runtime (Keras, SavedModel, LiteRT): uint8, or any integer or
+    float array whose values are pixel values 0..255 (floats are rounded there).
+
+    Raises:
+        ValueError: Not ``(H, W, 3)``, empty, not numbers (bool, complex, text, objects),
+            NaN or infinite values, or integers outside 0..255 (e.g. a 16-bit image); the
+            message names ``what``.
+
+    Warns:
+        UserWarning: A float image whose values all lie in 0..1 (it would be read as almost
+            black: the models take 0..255).
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"{what}: expected an RGB image (H, W, 3), got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{what}: empty image of shape {image.shape}")
+    if image.dtype.kind not in "uif":
+        raise ValueError(f"{what}: expected pixel values 0..255 (uint8, integers or floats), "
+                         f"got dtype {image.dtype}")
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "f":
+        bad = image.size - int(np.count_nonzero(np.isfinite(image)))
+        if bad:
+            raise ValueError(f"{what}: {bad} NaN or infinite value(s); expected pixel values "
+                             "0..255")
+        low, high = float(image.min()), float(image.max())
+        if 0.0 <= low and 0.0 < high <= 1.0:
+            import warnings
+
+            warnings.warn(f"{what}: float values in 0..1 are read as pixel values 0..255 "
+                          "(an almost black image); multiply by 255 if they are a 0..1 scale",
+                          UserWarning, stacklevel=3)
+        return image
+    low, high = int(image.min()), int(image.max())
+    if low < 0 or high > 255:
+        hint = (" (bring a 16-bit image to 8 bits first, e.g. (image // 257).astype('uint8'))"
+                if high > 255 else "")
+        raise ValueError(f"{what}: integer values {low}..{high} ({image.dtype}); expected pixel "
+                         f"values 0..255{hint}")
+    return image
+
+
 def mark_png(data: bytes) -> bytes:
     """Adds the :data:`OUTPUT_MARKER` ``tEXt`` chunk after the ``IHDR`` of an encoded PNG."""
     data = bytes(data)

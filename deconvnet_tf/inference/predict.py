@@ -39,6 +39,7 @@ import numpy as np
 from deconvnet_tf.io import (
     IMAGE_SUFFIXES,
     average_with_mirror,
+    check_pixels,
     list_images,
     plan_size,
     read_image,
@@ -215,13 +216,9 @@ def _resize_scores(scores: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
-    """Checks an RGB image ``(H, W, 3)`` with values 0..255 and returns it as an array."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"{what}: expected an RGB image (H, W, 3), got shape {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"{what}: empty image of shape {image.shape}")
-    return image
+    """Checks an RGB image ``(H, W, 3)`` with values 0..255 and returns it as an array
+    (:func:`deconvnet_tf.io.check_pixels`)."""
+    return check_pixels(image, what)
 
 
 #: Compiled forward functions per network (one XLA compile per input shape and process).

@@ -415,6 +415,10 @@ class Segmenter(keras.Model):
 
 
 def _as_images(images) -> tuple[list[np.ndarray], str]:
+    if isinstance(images, (str, bytes, os.PathLike)):
+        raise ValueError(f"predict: expected image arrays, got the path {images!r}; read it "
+                         "with deconvnet_tf.io.read_image(path) (or run deconvnet-predict on "
+                         "files)")
     if isinstance(images, (list, tuple)):
         if not images:
             raise ValueError("predict: no images (an empty list)")

@@ -19,6 +19,7 @@ from deconvnet_tf.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
     average_with_mirror,
+    check_pixels,
     downscale_message,
     fit_image,
     list_images,
@@ -203,11 +204,10 @@ class LiteSegmenter:
             ``(label int32 (H, W), probabilities float32 (H, W, C))``.
 
         Raises:
-            ValueError: ``image`` is not ``(H, W, 3)``.
+            ValueError: ``image`` is not ``(H, W, 3)`` pixel values 0..255
+                (:func:`deconvnet_tf.io.check_pixels`).
         """
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
-            raise ValueError(f"predict expects an (H, W, 3) RGB image, got shape {image.shape}")
+        image = check_pixels(image, "predict")
         if image.dtype != np.uint8:
             image = np.clip(np.round(image.astype(np.float32)), 0, 255).astype(np.uint8)
         plan = plan_size(*image.shape[:2], input_size=self.fixed_size,

@@ -157,6 +157,13 @@ def test_errors(art, tmp_path, image_dir, capsys):
     seg = LiteSegmenter(art.tflite["none"])
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         seg.predict(np.zeros((8, 8), np.uint8))
+    # the pixel check every runtime shares (deconvnet_tf.io.check_pixels)
+    nan = np.zeros((8, 8, 3))
+    nan[2, 3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"predict: 1 NaN or infinite value\(s\)"):
+        seg.predict(nan)
+    with pytest.raises(ValueError, match=r"values 300..300 \(int64\)"):
+        seg.predict(np.full((8, 8, 3), 300))
     wrong = ModelMetadata.create("m", "deconvnet", ["a", "b"], input_shape=[1, None, None, 3])
     with pytest.raises(ValueError, match="lists 2 classes, the model outputs 5"):
         LiteSegmenter(art.tflite["none"], metadata=wrong)

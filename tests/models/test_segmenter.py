@@ -173,6 +173,36 @@ def test_bad_arguments_raise_clear_errors(network, kwargs, message):
         Segmenter(network, **kwargs)
 
 
+@pytest.mark.jax
+def test_pixel_values_that_are_not_pixels_raise_clear_errors(network):
+    """NaN/inf, non-numbers and integers outside 0..255 are errors naming the problem (they
+    used to be clipped into some label map); uint8, in-range integers and floats predict."""
+    seg = Segmenter(network)
+    good = np.random.default_rng(0).integers(0, 256, (12, 14, 3))
+    want = seg.predict(good.astype(np.uint8))
+    for dtype in ("int64", "uint16", "float32", "float64"):
+        np.testing.assert_array_equal(seg.predict(good.astype(dtype)), want)
+    nan = good.astype(np.float32)
+    nan[3, 4, 1] = np.nan
+    nan[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"2 NaN or infinite value\(s\); expected pixel"):
+        seg.predict(nan)
+    with pytest.raises(ValueError, match="got dtype bool"):
+        seg.predict(np.zeros((8, 8, 3), bool))
+    with pytest.raises(ValueError, match="got dtype complex64"):
+        seg.predict([np.zeros((8, 8, 3), np.complex64)])
+    with pytest.raises(ValueError, match=r"values 0..65535 \(uint16\).*16-bit image"):
+        seg.predict(good.astype(np.uint16) * 257)
+    with pytest.raises(ValueError, match=r"values -1..255 \(int32\); expected pixel values "
+                       r"0..255$"):
+        seg.predict(np.where(good == 0, -1, good).astype(np.int32))
+    with pytest.warns(UserWarning, match="float values in 0..1 are read as pixel values"):
+        seg.predict(good.astype(np.float32) / 255)
+    with pytest.raises(ValueError, match="got the path 'photo.png'; read it with "
+                       "deconvnet_tf.io.read_image"):
+        seg.predict("photo.png")
+
+
 def test_bad_inputs_and_paths(network, tmp_path):
     seg = Segmenter(network)
     with pytest.raises(ValueError, match="expected an \\(H, W, 3\\) image"):
