@@ -1,4 +1,5 @@
-"""The focal modulation of the segmentation loss against NumPy, its config field and flag."""
+"""The focal modulation of the segmentation loss against NumPy (its config field and flag:
+tests/training/test_lovasz.py, with the Lovasz term's)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 
-from deconvnet_tf.training.config import ConfigError, TrainConfig
 from deconvnet_tf.training.losses import SegmentationCrossEntropy
 
 
@@ -76,27 +76,9 @@ def test_focal_loss_trains_with_finite_gradients_also_when_certain(rng, gamma):
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
-def test_focal_gamma_in_the_loss_config_and_checked():
+def test_focal_gamma_in_the_loss_config_and_its_checks():
     loss = SegmentationCrossEntropy(num_classes=3, focal_gamma=2)
     assert SegmentationCrossEntropy.from_config(loss.get_config()).focal_gamma == 2.0
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="focal_gamma must be a finite number >= 0"):
             SegmentationCrossEntropy(num_classes=3, focal_gamma=bad)
-    assert TrainConfig(focal_gamma=2.0).focal_gamma == 2.0
-    assert TrainConfig.from_dict({"focal_gamma": 1}).focal_gamma == 1
-    for bad in (-0.5, float("nan"), True, "2"):
-        with pytest.raises(ConfigError, match="focal_gamma"):
-            TrainConfig(focal_gamma=bad)
-
-
-def test_the_documented_flag_reaches_the_compiled_loss():
-    """docs/training.md: ``--set focal_gamma=2`` makes the run's loss focal."""
-    from deconvnet_tf.cli import train as train_cli
-    from deconvnet_tf.training.train import _build_and_compile
-
-    parser = train_cli._parser()
-    config = train_cli.resolve_config(
-        parser, parser.parse_args(["--preset", "deconvnet_tiny", "--set", "focal_gamma=2"]))
-    assert config.focal_gamma == 2
-    model = _build_and_compile(config, 3, 255, None, False, {})
-    assert model.loss.focal_gamma == 2.0

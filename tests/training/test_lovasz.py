@@ -90,25 +90,28 @@ def test_cross_entropy_plus_lovasz_weight_in_the_loss_and_its_config(rng):
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
 
-def test_lovasz_weight_config_field_is_checked():
-    assert TrainConfig(lovasz_weight=1.0).lovasz_weight == 1.0
-    assert TrainConfig.from_dict({"lovasz_weight": 0.5}).lovasz_weight == 0.5
+@pytest.mark.parametrize("field, value", [("lovasz_weight", 0.5), ("focal_gamma", 1)])
+def test_loss_config_fields_are_checked(field, value):
+    assert getattr(TrainConfig(**{field: float(value)}), field) == value
+    assert getattr(TrainConfig.from_dict({field: value}), field) == value
     for bad in (-0.5, float("nan"), True, "1"):
-        with pytest.raises(ConfigError, match="lovasz_weight"):
-            TrainConfig(lovasz_weight=bad)
+        with pytest.raises(ConfigError, match=field):
+            TrainConfig(**{field: bad})
 
 
-def test_the_documented_flag_reaches_the_compiled_loss():
-    """docs/training.md: ``--set lovasz_weight=1`` adds the term to the run's loss."""
+@pytest.mark.parametrize("field, value", [("lovasz_weight", 1), ("focal_gamma", 2)])
+def test_the_documented_loss_flags_reach_the_compiled_loss(field, value):
+    """docs/training.md: ``--set lovasz_weight=1`` adds the Lovasz term to the run's loss,
+    ``--set focal_gamma=2`` makes its cross-entropy focal; without them both are off."""
     from deconvnet_tf.cli import train as train_cli
     from deconvnet_tf.training.train import _build_and_compile
 
     parser = train_cli._parser()
     config = train_cli.resolve_config(
-        parser, parser.parse_args(["--preset", "deconvnet_tiny", "--set", "lovasz_weight=1"]))
-    assert config.lovasz_weight == 1
+        parser, parser.parse_args(["--preset", "deconvnet_tiny", "--set", f"{field}={value}"]))
+    assert getattr(config, field) == value
     model = _build_and_compile(config, 3, 255, None, False, {})
-    assert model.loss.lovasz_weight == 1.0
+    assert getattr(model.loss, field) == float(value)
     plain = _build_and_compile(train_cli.resolve_config(
         parser, parser.parse_args(["--preset", "deconvnet_tiny"])), 3, 255, None, False, {})
-    assert plain.loss.lovasz_weight == 0.0
+    assert getattr(plain.loss, field) == 0.0
