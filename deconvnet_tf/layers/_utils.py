@@ -11,10 +11,13 @@ __all__ = [
     "BasePooling2D",
     "check_rank4",
     "init_pooling_layer",
+    "normalize_data_format",
     "normalize_pair",
     "normalize_padding",
     "pooled_length",
     "static_dim",
+    "to_channels_first",
+    "to_channels_last",
 ]
 
 
@@ -39,6 +42,31 @@ def normalize_padding(padding: str) -> str:
     if value not in ("valid", "same"):
         raise ValueError(f"`padding` must be 'valid' or 'same', got {padding!r}")
     return value
+
+
+def normalize_data_format(data_format: str | None) -> str:
+    """``"channels_last"`` or ``"channels_first"``; ``None`` is Keras' global
+    ``keras.config.image_data_format()`` (as in ``keras.layers.MaxPooling2D``)."""
+    value = keras.config.image_data_format() if data_format is None else str(data_format).lower()
+    if value not in ("channels_last", "channels_first"):
+        raise ValueError(f"`data_format` must be 'channels_last' or 'channels_first', got "
+                         f"{data_format!r}")
+    return value
+
+
+def to_channels_last(x):
+    """``(batch, channels, height, width)`` -> ``(batch, height, width, channels)``: a tensor,
+    or a shape tuple (``None`` and shapes of another rank stay as they are)."""
+    if isinstance(x, tuple) or x is None:
+        return x if x is None or len(x) != 4 else (x[0], x[2], x[3], x[1])
+    return keras.ops.transpose(x, (0, 2, 3, 1))
+
+
+def to_channels_first(x):
+    """The inverse of :func:`to_channels_last` (tensors and shape tuples)."""
+    if isinstance(x, tuple) or x is None:
+        return x if x is None or len(x) != 4 else (x[0], x[3], x[1], x[2])
+    return keras.ops.transpose(x, (0, 3, 1, 2))
 
 
 def pooled_length(length: int | None, pool: int, stride: int, padding: str) -> int | None:
@@ -116,6 +144,9 @@ class BasePooling2D(keras.layers.Layer):
         pool_size: int or pair, size of the pooling window.
         strides: int or pair, strides of the window (``None``: ``pool_size``).
         padding: ``"valid"`` or ``"same"`` (TensorFlow's padding rules).
+        data_format: ``"channels_last"`` (``(batch, height, width, channels)``),
+            ``"channels_first"`` (``(batch, channels, height, width)``) or ``None`` (Keras'
+            ``image_data_format()``, normally ``"channels_last"``).
         **kwargs: Base ``keras.layers.Layer`` arguments.
     """
 
@@ -124,23 +155,40 @@ class BasePooling2D(keras.layers.Layer):
         pool_size: int | Sequence[int] = (2, 2),
         strides: int | Sequence[int] | None = None,
         padding: str = "valid",
+        data_format: str | None = None,
         **kwargs,
     ):
         init_pooling_layer(self, kwargs)
         self.pool_size = normalize_pair(pool_size, "pool_size")
         self.strides = normalize_pair(strides if strides is not None else pool_size, "strides")
         self.padding = normalize_padding(padding)
+        self.data_format = normalize_data_format(data_format)
+
+    def call(self, inputs):
+        self.check_input(inputs)
+        if self.data_format == "channels_last":
+            return self.pool_channels_last(inputs)
+        return tuple(to_channels_first(x) for x in self.pool_channels_last(
+            to_channels_last(inputs)))
+
+    def pool_channels_last(self, inputs):
+        """The pooling of a ``(batch, height, width, channels)`` input (subclasses)."""
+        raise NotImplementedError
 
     def pooled_shape(self, input_shape) -> tuple:
-        """The pooled output's shape for ``input_shape`` (checked to be 4D)."""
+        """The pooled output's shape for ``input_shape`` (checked to be 4D), in the layer's
+        ``data_format``."""
         check_rank4(type(self).__name__, "an input", input_shape)
-        batch, height, width, channels = shape_tuple(input_shape)
-        return (
+        first = self.data_format == "channels_first"
+        shape = shape_tuple(input_shape)
+        batch, height, width, channels = to_channels_last(shape) if first else shape
+        pooled = (
             batch,
             pooled_length(height, self.pool_size[0], self.strides[0], self.padding),
             pooled_length(width, self.pool_size[1], self.strides[1], self.padding),
             channels,
         )
+        return to_channels_first(pooled) if first else pooled
 
     def check_input(self, inputs) -> None:
         """Raises ``ValueError`` for a wrong rank or a dtype the reference op rejects."""
@@ -149,7 +197,6 @@ class BasePooling2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
-        )
+        config.update({"pool_size": self.pool_size, "strides": self.strides,
+                       "padding": self.padding, "data_format": self.data_format})
         return config

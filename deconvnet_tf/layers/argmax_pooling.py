@@ -29,10 +29,13 @@ from deconvnet_tf.layers._utils import (
     check_dtype,
     check_rank4,
     init_pooling_layer,
+    normalize_data_format,
     normalize_pair,
     normalize_padding,
     pooled_length,
     shape_tuple,
+    to_channels_first,
+    to_channels_last,
 )
 
 __all__ = ["MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
@@ -60,13 +63,20 @@ class MaxPoolingWithArgmax2D(BasePooling2D):
         pool_size: int or pair, size of the pooling window.
         strides: int or pair, strides of the window (``None``: ``pool_size``).
         padding: ``"valid"`` or ``"same"`` (TensorFlow's padding rules).
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras'
+            ``image_data_format()``). With ``"channels_first"`` the input is pooled as its
+            ``channels_last`` transpose, so the switches are still the flat indices
+            ``((b * H + y) * W + x) * C + c`` of that layout (what :class:`MaxUnpooling2D`
+            with the same ``data_format`` reads).
         **kwargs: Base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
 
     Input shape:
-        4D tensor ``(batch, height, width, channels)`` of a real number dtype.
+        4D tensor ``(batch, height, width, channels)`` (``"channels_first"``:
+        ``(batch, channels, height, width)``) of a real number dtype.
 
     Output shape:
-        A pair ``(pooled, argmax)``, both ``(batch, pooled_height, pooled_width, channels)``;
+        A pair ``(pooled, argmax)``, both ``(batch, pooled_height, pooled_width, channels)``
+        (``"channels_first"``: ``(batch, channels, pooled_height, pooled_width)``);
         ``argmax`` is int64.
 
     Raises:
@@ -84,17 +94,17 @@ class MaxPoolingWithArgmax2D(BasePooling2D):
         pool_size: int | Sequence[int] = (2, 2),
         strides: int | Sequence[int] | None = (2, 2),
         padding: str = "valid",
+        data_format: str | None = None,
         **kwargs,
     ):
         require_tensorflow(type(self).__name__, _PORTABLE)
-        super().__init__(pool_size, strides, padding, **kwargs)
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
         # MaxPoolWithArgmax has no XLA kernel: Keras' jit_compile="auto" (and this package's
         # predictors) then leave a model holding this layer uncompiled.
         self.supports_jit = False
 
-    def call(self, inputs):
+    def pool_channels_last(self, inputs):
         tf = require_tensorflow(type(self).__name__, _PORTABLE)
-        self.check_input(inputs)
 
         def pool():
             return tuple(tf.nn.max_pool_with_argmax(
@@ -158,6 +168,10 @@ class MaxUnpooling2D(keras.layers.Layer):
         pool_size: int or pair, the pooling window (default 2).
         strides: int or pair (default ``pool_size``).
         padding: ``"valid"``, ``"same"`` or ``None`` (default: whichever fits the reference).
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras'
+            ``image_data_format()``): the layout of all three inputs and the output; the
+            switches index the ``channels_last`` layout in both (as
+            :class:`MaxPoolingWithArgmax2D` records them).
         **kwargs: Base ``keras.layers.Layer`` arguments.
 
     Input shape:
@@ -185,6 +199,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         pool_size: int | Sequence[int] = (2, 2),
         strides: int | Sequence[int] | None = None,
         padding: str | None = None,
+        data_format: str | None = None,
         **kwargs,
     ):
         require_tensorflow(type(self).__name__, _PORTABLE)
@@ -193,6 +208,15 @@ class MaxUnpooling2D(keras.layers.Layer):
         self.strides = normalize_pair(strides if strides is not None else self.pool_size,
                                       "strides")
         self.padding = None if padding is None else normalize_padding(padding)
+        self.data_format = normalize_data_format(data_format)
+
+    def _last(self, x):
+        """A tensor or shape of the layer's layout in ``channels_last``."""
+        return x if self.data_format == "channels_last" else to_channels_last(x)
+
+    def _back(self, x):
+        """The inverse of :meth:`_last`."""
+        return x if self.data_format == "channels_last" else to_channels_first(x)
 
     def _paddings(self) -> tuple[str, ...]:
         return (self.padding,) if self.padding else ("valid", "same")
@@ -233,18 +257,26 @@ class MaxUnpooling2D(keras.layers.Layer):
         return (values[0], *sizes, values[3])
 
     def call(self, inputs):
-        tf = require_tensorflow(type(self).__name__, _PORTABLE)
         values, argmax, reference = _unpack(inputs)
         name = type(self).__name__
         check_rank4(name, "values", values.shape)
         check_rank4(name, "switches", argmax.shape)
+        if reference is not None:
+            check_rank4(name, "a reference", reference.shape)
         check_dtype(name, values.dtype)
+        if self.data_format == "channels_first":
+            values, argmax = to_channels_last(values), to_channels_last(argmax)
+            reference = None if reference is None else to_channels_last(reference)
+        return self._back(self._unpool_channels_last(values, argmax, reference))
+
+    def _unpool_channels_last(self, values, argmax, reference):
+        tf = require_tensorflow(type(self).__name__, _PORTABLE)
+        name = type(self).__name__
         v_shape, a_shape = shape_tuple(values.shape), shape_tuple(argmax.shape)
         if any(None not in (v, a) and v != a for v, a in zip(v_shape, a_shape)):
             raise ValueError(f"{name}: values {v_shape} and switches {a_shape} must have the "
                              "same shape")
         if reference is not None:
-            check_rank4(name, "a reference", reference.shape)
             self._output_shape(values.shape, reference.shape)
             output_shape = tf.shape(reference, out_type=tf.int64)
         else:
@@ -306,19 +338,23 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         reference = input_shape[2] if len(input_shape) == 3 else None
-        return self._output_shape(input_shape[0], reference)
+        for shape, what in ((input_shape[0], "values"), (reference, "a reference")):
+            if shape is not None:
+                check_rank4(type(self).__name__, what, shape)
+        return self._back(self._output_shape(
+            self._last(shape_tuple(input_shape[0])),
+            None if reference is None else self._last(shape_tuple(reference))))
 
     def compute_output_spec(self, inputs):
         values, argmax, reference = _unpack(inputs)
-        shape = self._output_shape(values.shape,
-                                   None if reference is None else reference.shape)
+        shape = self.compute_output_shape(
+            [values.shape, argmax.shape] + ([] if reference is None else [reference.shape]))
         return keras.KerasTensor(shape, dtype=values.dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
-        )
+        config.update({"pool_size": self.pool_size, "strides": self.strides,
+                       "padding": self.padding, "data_format": self.data_format})
         return config
 
 

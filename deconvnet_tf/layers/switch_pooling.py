@@ -31,9 +31,12 @@ from deconvnet_tf.layers._utils import (
     check_dtype,
     check_rank4,
     init_pooling_layer,
+    normalize_data_format,
     normalize_pair,
     shape_tuple,
     static_dim,
+    to_channels_first,
+    to_channels_last,
 )
 
 __all__ = ["SwitchMaxPooling2D", "SwitchUnpooling2D"]
@@ -153,14 +156,18 @@ class SwitchMaxPooling2D(BasePooling2D):
         strides: int or pair; must equal ``pool_size`` (non-overlapping windows). ``None``
             means ``pool_size``.
         padding: ``"valid"`` or ``"same"``; ``"same"`` needs windows of size <= 2.
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras'
+            ``image_data_format()``).
         **kwargs: Base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
 
     Input shape:
-        4D tensor ``(batch, height, width, channels)`` of a real number dtype.
+        4D tensor ``(batch, height, width, channels)`` (``"channels_first"``:
+        ``(batch, channels, height, width)``) of a real number dtype.
 
     Output shape:
         A pair ``(pooled, mask)``: ``pooled`` is ``(batch, pooled_height, pooled_width,
-        channels)``, ``mask`` has the input's shape. Both have the input's dtype.
+        channels)`` (or channels first), ``mask`` has the input's shape. Both have the input's
+        dtype.
 
     Raises:
         ValueError: Overlapping windows, ``"same"`` with windows > 2, an input that is not 4D,
@@ -178,9 +185,10 @@ class SwitchMaxPooling2D(BasePooling2D):
         pool_size: int | Sequence[int] = (2, 2),
         strides: int | Sequence[int] | None = None,
         padding: str = "valid",
+        data_format: str | None = None,
         **kwargs,
     ):
-        super().__init__(pool_size, strides, padding, **kwargs)
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
         if self.strides != self.pool_size:
             raise ValueError(
                 f"{type(self).__name__} needs strides == pool_size (non-overlapping windows), "
@@ -193,8 +201,7 @@ class SwitchMaxPooling2D(BasePooling2D):
                 f"pool_size={self.pool_size}; use padding='valid' or MaxPoolingWithArgmax2D."
             )
 
-    def call(self, inputs):
-        self.check_input(inputs)
+    def pool_channels_last(self, inputs):
         kh, kw = self.pool_size
         batch, height, width, channels = _dims(inputs, (0, 1, 2, 3))
         if self.padding == "same":
@@ -245,6 +252,8 @@ class SwitchUnpooling2D(keras.layers.Layer):
 
     Args:
         pool_size: int or pair, the window size of the pooling layer that made the mask.
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras'
+            ``image_data_format()``): the layout of the inputs and the output.
         **kwargs: Base ``keras.layers.Layer`` arguments.
 
     Input shape:
@@ -268,15 +277,24 @@ class SwitchUnpooling2D(keras.layers.Layer):
     (1, 5, 5, 2)
     """
 
-    def __init__(self, pool_size: int | Sequence[int] = (2, 2), **kwargs):
+    def __init__(self, pool_size: int | Sequence[int] = (2, 2), data_format: str | None = None,
+                 **kwargs):
         init_pooling_layer(self, kwargs)
         self.pool_size = normalize_pair(pool_size, "pool_size")
+        self.data_format = normalize_data_format(data_format)
 
     def call(self, inputs):
         values, mask = self._unpack(inputs)
-        self._check_shapes(values.shape, mask.shape, getattr(inputs[2], "shape", None)
-                           if len(inputs) == 3 else None)
+        reference = getattr(inputs[2], "shape", None) if len(inputs) == 3 else None
+        self.compute_output_shape([values.shape, mask.shape]
+                                  + ([] if reference is None else [reference]))
         check_dtype(type(self).__name__, values.dtype)
+        if self.data_format == "channels_last":
+            return self._unpool_channels_last(values, mask)
+        return to_channels_first(self._unpool_channels_last(to_channels_last(values),
+                                                            to_channels_last(mask)))
+
+    def _unpool_channels_last(self, values, mask):
         kh, kw = self.pool_size
         batch, out_h, out_w, channels = _dims(values, (0, 1, 2, 3))
         height, width = _dims(mask, (1, 2))
@@ -343,8 +361,13 @@ class SwitchUnpooling2D(keras.layers.Layer):
             )
 
     def compute_output_shape(self, input_shape):
-        self._check_shapes(input_shape[0], input_shape[1],
-                           input_shape[2] if len(input_shape) == 3 else None)
+        shapes = [shape_tuple(shape) for shape in input_shape]
+        name = type(self).__name__
+        for shape, what in zip(shapes, ("values", "a mask", "a reference")):
+            check_rank4(name, what, shape)
+        if self.data_format == "channels_first":
+            shapes = [to_channels_last(shape) for shape in shapes]
+        self._check_shapes(*shapes)
         return shape_tuple(input_shape[1])
 
     def compute_output_spec(self, inputs):
@@ -354,7 +377,7 @@ class SwitchUnpooling2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"pool_size": self.pool_size})
+        config.update({"pool_size": self.pool_size, "data_format": self.data_format})
         return config
 
     @staticmethod
