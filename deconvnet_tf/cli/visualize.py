@@ -65,7 +65,7 @@ def _load(spec: str):
         raise ValueError(f"Cannot load the model {spec!r}: {detail}") from err
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --model MODEL --layer LAYER (--channel K | --top-channels N) "
@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.output.lower().endswith(".png"):
         parser.error(f"--output {args.output!r}: expected a .png file name")

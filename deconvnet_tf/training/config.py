@@ -262,14 +262,11 @@ class TrainConfig:
             fail("momentum", f"must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             fail("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
-        if not (isinstance(self.lovasz_weight, (int, float)) and not isinstance(
-                self.lovasz_weight, bool) and math.isfinite(self.lovasz_weight)
-                and self.lovasz_weight >= 0):
-            fail("lovasz_weight", f"must be a finite number >= 0, got {self.lovasz_weight!r}")
-        if not (isinstance(self.focal_gamma, (int, float)) and not isinstance(
-                self.focal_gamma, bool) and math.isfinite(self.focal_gamma)
-                and self.focal_gamma >= 0):
-            fail("focal_gamma", f"must be a finite number >= 0, got {self.focal_gamma!r}")
+        for name in ("lovasz_weight", "focal_gamma"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and value >= 0):
+                fail(name, f"must be a finite number >= 0, got {value!r}")
         if not (isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
                 and math.isfinite(self.ema_decay) and 0 <= self.ema_decay < 1):
             fail("ema_decay", f"must be a number with 0 <= ema_decay < 1, got {self.ema_decay!r}")
