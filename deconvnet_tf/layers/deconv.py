@@ -81,7 +81,8 @@ class Deconv2D(keras.layers.Conv2DTranspose):
         kernel = ops.cast(self.kernel, self.compute_dtype)
         if path == "conv":
             flipped = ops.transpose(ops.flip(ops.flip(kernel, 0), 1), (0, 1, 3, 2))
-            outputs = ops.conv(inputs, flipped, strides=1, padding="same")
+            outputs = ops.conv(inputs, flipped, strides=1, padding="same",
+                               data_format="channels_last")  # not the global default
         else:
             outputs = self._gemm_overlap_add(inputs, kernel)
         if self.use_bias:

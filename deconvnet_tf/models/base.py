@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,26 @@ import keras
 
 from deconvnet_tf.models.presets import Architecture
 
-__all__ = ["SegmentationModel"]
+__all__ = ["SegmentationModel", "built_channels_last"]
+
+
+def built_channels_last(init):
+    """Decorator of the model constructors: the network is built with Keras'
+    ``image_data_format()`` set to ``"channels_last"`` (and the global setting restored
+    after), so a program that set ``"channels_first"`` still gets (and loads) the
+    ``(batch, height, width, 3)`` network these models are: their preprocessing, crops and
+    pooling layers are channels_last."""
+
+    @functools.wraps(init)
+    def wrapper(*args, **kwargs):
+        before = keras.config.image_data_format()
+        keras.config.set_image_data_format("channels_last")
+        try:
+            return init(*args, **kwargs)
+        finally:
+            keras.config.set_image_data_format(before)
+
+    return wrapper
 
 
 class SegmentationModel(keras.Model):

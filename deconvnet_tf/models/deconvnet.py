@@ -19,7 +19,7 @@ from deconvnet_tf.layers import (
     conv_block,
     deconv_block,
 )
-from deconvnet_tf.models.base import SegmentationModel
+from deconvnet_tf.models.base import SegmentationModel, built_channels_last
 from deconvnet_tf.models.presets import Architecture
 from deconvnet_tf.models.vgg16 import vgg_encoder
 
@@ -76,6 +76,7 @@ class DeconvNet(SegmentationModel):
     (1, 32, 32, 21)
     """
 
+    @built_channels_last
     def __init__(
         self,
         architecture: Architecture | dict[str, Any],

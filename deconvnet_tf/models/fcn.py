@@ -15,7 +15,7 @@ from deconvnet_tf.layers import (
     VGGPreprocessing,
     conv_block,
 )
-from deconvnet_tf.models.base import SegmentationModel
+from deconvnet_tf.models.base import SegmentationModel, built_channels_last
 from deconvnet_tf.models.presets import Architecture
 from deconvnet_tf.models.vgg16 import vgg_encoder
 
@@ -88,6 +88,7 @@ class FCN(SegmentationModel):
     (1, 32, 32, 21)
     """
 
+    @built_channels_last
     def __init__(
         self,
         architecture: Architecture | dict[str, Any],

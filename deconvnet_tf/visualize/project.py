@@ -137,7 +137,8 @@ def _fired_windows(layer, x):
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise VisualizationError(f"ties='skip' needs channels_last pooling ({layer.name!r})")
     size = ops.max_pool(ops.abs(ops.cast(x, "float32")), _pairs(layer.pool_size),
-                        _pairs(layer.strides), layer.padding.lower())
+                        _pairs(layer.strides), layer.padding.lower(),
+                        data_format="channels_last")
     return ops.cast(ops.greater(size, 0), "float32")
 
 
