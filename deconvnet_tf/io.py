@@ -45,6 +45,7 @@ __all__ = [
     "ImageReadError",
     "OutputError",
     "SizePlan",
+    "check_color_target",
     "check_image_bytes",
     "check_pixels",
     "classes_from_meta",
@@ -58,6 +59,7 @@ __all__ = [
     "make_temp_file",
     "mark_png",
     "new_file_mode",
+    "normalize_colors",
     "output_folder",
     "plan_size",
     "read_image",
@@ -277,6 +279,80 @@ def check_pixels(image, what: str = "image") -> np.ndarray:
         raise ValueError(f"{what}: integer values {low}..{high} ({image.dtype}); expected pixel "
                          f"values 0..255{hint}")
     return image
+
+
+def check_color_target(value, what: str = "color_target") -> dict[str, list[float]] | None:
+    """``None`` (no colour normalisation) or ``{"mean": [r, g, b], "std": [r, g, b]}``: the
+    per-channel mean in ``[0, 255]`` and standard deviation in ``(0, 255]`` images are brought
+    to, returned as plain floats.
+
+    Raises:
+        ValueError: Anything else (another type, missing or extra keys, not three finite
+            numbers, out of range); the message names ``what``.
+    """
+    if value is None:
+        return None
+    expected = ('expected None or {"mean": [r, g, b], "std": [r, g, b]} (per-channel mean in '
+                "0..255, standard deviation in (0, 255])")
+    if not isinstance(value, dict) or set(value) != {"mean", "std"}:
+        raise ValueError(f"{what}: {expected}, got {value!r}")
+    target = {}
+    for key, low_ok in (("mean", True), ("std", False)):
+        numbers = value[key]
+        if (isinstance(numbers, (str, bytes)) or not hasattr(numbers, "__len__")
+                or len(numbers) != 3 or any(isinstance(v, (bool, np.bool_, str, bytes))
+                                            or not isinstance(v, (int, float, np.number))
+                                            for v in numbers)):
+            raise ValueError(f"{what}: {expected}, got {key} = {numbers!r}")
+        numbers = [float(v) for v in numbers]
+        if not all(math.isfinite(v) and (0.0 <= v if low_ok else 0.0 < v) and v <= 255.0
+                   for v in numbers):
+            raise ValueError(f"{what}: {expected}, got {key} = {numbers}")
+        target[key] = numbers
+    return target
+
+
+def normalize_colors(image, target) -> np.ndarray:
+    """Test-time colour normalisation: each channel of the image shifted and scaled so that
+    its mean and standard deviation over the image become those of ``target``, rounded and
+    clipped to 0..255.
+
+    Every runtime applies it to the image at its own size, before resizing it for the network
+    (a Segmenter's ``color_target``; the ``extra`` of its LiteRT / SavedModel sidecars). It
+    brings a dusk or over-exposed frame, or one with a colour cast, to the statistics of the
+    training frames: the colour jitter of training varies each frame around its own levels, a
+    darker camera is outside that (``docs/results.md``, "Test-time colour normalisation"). A
+    channel's standard deviation is taken as at least 1 (a flat channel becomes the target
+    mean).
+
+    Args:
+        image: ``(H, W, 3)`` RGB, values 0..255 (:func:`check_pixels`).
+        target: ``{"mean": [r, g, b], "std": [r, g, b]}`` (:func:`check_color_target`), e.g.
+            the statistics of the training images
+            (:func:`deconvnet_tf.data.stats.color_statistics`); ``None`` returns the image
+            unchanged.
+
+    Returns:
+        ``uint8 (H, W, 3)`` (``image`` itself when ``target`` is ``None``).
+
+    Example:
+        >>> image = np.array([[[10, 20, 30], [30, 40, 50]]], np.uint8)
+        >>> normalize_colors(image, {"mean": [100] * 3, "std": [50] * 3})
+        array([[[ 50,  50,  50],
+                [150, 150, 150]]], dtype=uint8)
+    """
+    target = check_color_target(target, "normalize_colors: target")
+    image = check_pixels(image, "normalize_colors")
+    if target is None:
+        return image
+    pixels = image.astype(np.float32)
+    flat = pixels.reshape(-1, 3)
+    mean = flat.mean(axis=0, dtype=np.float64)
+    std = np.maximum(flat.std(axis=0, dtype=np.float64), 1.0)
+    scale = (np.asarray(target["std"]) / std).astype(np.float32)
+    shift = (np.asarray(target["mean"]) - mean * np.asarray(target["std"]) / std).astype(
+        np.float32)
+    return np.clip(np.rint(pixels * scale + shift), 0, 255).astype(np.uint8)
 
 
 def mark_png(data: bytes) -> bytes:

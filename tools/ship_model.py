@@ -79,10 +79,11 @@ def training_minutes(run: Path) -> float:
 
 
 def measure(model, tflite: dict, data: Path, split: str, *,
-            flip: bool | None = None) -> tuple[dict, dict]:
+            flip: bool | None = None, color_target="model") -> tuple[dict, dict]:
     """``(reports, agreement)``: the Keras model's report on ``split`` and those of its LiteRT
     files (``tflite``: ``{"none": path, "int8": path}``, run with their sidecar's settings, or
-    with ``flip`` when given), with the share of their labels equal to the Keras model's."""
+    with ``flip`` / ``color_target`` when given), with the share of their labels equal to the
+    Keras model's."""
     from deconvnet_tf.data.sources import load_record, open_source
     from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
     from deconvnet_tf.evaluation.metrics import report_from_confusion
@@ -93,7 +94,7 @@ def measure(model, tflite: dict, data: Path, split: str, *,
     reports = {"Keras (.keras)": evaluate(model, source=source, split=split, progress=False)}
     agreement = {}
     for key, label_name in (("none", "LiteRT fp32"), ("int8", "LiteRT int8")):
-        segmenter = LiteSegmenter(tflite[key], threads=2, flip=flip)
+        segmenter = LiteSegmenter(tflite[key], threads=2, flip=flip, color_target=color_target)
         confusion = np.zeros((info.num_classes,) * 2, np.int64)
         same = total = 0
         for record in source.records(split):
@@ -119,6 +120,26 @@ def _metrics_table(reports: dict, agreement: dict) -> list[str]:
     return lines
 
 
+
+def _describe(value) -> str:
+    """A setting's value for the card: on / off, or the colour target's numbers."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "off"
+    return (f"mean {', '.join(f'{v:.1f}' for v in value['mean'])}, "
+            f"std {', '.join(f'{v:.1f}' for v in value['std'])} (RGB)")
+
+
+def _color_target(data: Path, split: str) -> dict | None:
+    """``--color-target``: ``None`` for ``off``, else the statistics of ``split`` of ``data``."""
+    if split == "off":
+        return None
+    from deconvnet_tf.data.sources import open_source
+    from deconvnet_tf.data.stats import color_statistics
+
+    return color_statistics(open_source(data), split)
+
 def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
                     reason: str, today: str | None = None, **settings) -> dict:
     """Changes Segmenter settings of a shipped model without retraining it.
@@ -130,7 +151,9 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     touched.
 
     Args:
-        settings: Segmenter options to change: ``test_time_flip`` and/or ``default_crf``.
+        settings: Segmenter options to change: ``test_time_flip`` and/or ``default_crf``
+            (true / false), ``color_target`` (``{"mean": [r, g, b], "std": [r, g, b]}`` or
+            ``None``).
 
     Raises:
         FileNotFoundError: a shipped file of ``name`` is missing.
@@ -145,7 +168,7 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     from deconvnet_tf.training.atomic import write_text_atomic
     from deconvnet_tf.training.checkpointing import save_model_atomic
 
-    allowed = {"test_time_flip", "default_crf"}
+    allowed = {"test_time_flip", "default_crf", "color_target"}
     if not settings or set(settings) - allowed:
         raise ValueError(f"settings to change: some of {sorted(allowed)}, got {sorted(settings)}")
     if not reason.strip():
@@ -154,20 +177,23 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     if missing:
         raise FileNotFoundError(f"not shipped: {', '.join(missing)}")
     model = load_segmenter(out / f"{name}.keras")
-    unchanged = [k for k, v in settings.items() if getattr(model, k) == bool(v)]
+    settings = {k: v if k == "color_target" else bool(v) for k, v in settings.items()}
+    unchanged = [k for k, v in settings.items() if getattr(model, k) == v]
     if unchanged:
         raise ValueError(f"{name} already has {', '.join(f'{k}={getattr(model, k)}' for k in unchanged)}")
-    model = model.with_options(**{k: bool(v) for k, v in settings.items()})
+    model = model.with_options(**settings)
     tflite = {"none": out / f"{name}.tflite", "int8": out / f"{name}_int8.tflite"}
     # measured first: nothing is written when the model or the data fail
-    reports, agreement = measure(model, tflite, data, split, flip=model.test_time_flip)
+    reports, agreement = measure(model, tflite, data, split, flip=model.test_time_flip,
+                                 color_target=model.color_target)
     for path in tflite.values():
         meta = read_metadata(path)
         write_metadata(path, dataclasses.replace(meta, extra={
-            **(meta.extra or {}), "test_time_flip": model.test_time_flip}))
+            **(meta.extra or {}), "test_time_flip": model.test_time_flip,
+            "color_target": model.color_target}))
     keras_path = save_model_atomic(model, out / f"{name}.keras")
     today = today or datetime.date.today().isoformat()
-    change = ", ".join(f"`{k}` {'on' if v else 'off'}" for k, v in settings.items())
+    change = ", ".join(f"`{k}` {_describe(v)}" for k, v in settings.items())
     card = out / f"{name}.md"
     lines = [card.read_text().rstrip("\n"), "", f"## Settings changed after training ({today})",
              "", f"Same weights; {change}. {reason.strip()}", "",
@@ -319,6 +345,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                         help="the shipped model averages each image with its mirror image in "
                         "every runtime unless --no-flip (Segmenter test_time_flip)")
+    parser.add_argument("--color-target", metavar="SPLIT|off", default=None,
+                        help="--update-settings: test-time colour normalisation to the "
+                        "per-channel mean / std of this split of --data (e.g. train: the "
+                        "training images; Segmenter color_target); 'off' removes it")
     return parser
 
 
@@ -329,6 +359,8 @@ def main(argv=None) -> int:
         settings = {k: v for k, v in (("test_time_flip", args.test_time_flip),
                                       ("default_crf", args.default_crf)) if v is not None}
         try:
+            if args.color_target is not None:
+                settings["color_target"] = _color_target(args.data, args.color_target)
             result = update_settings(args.name, args.output, args.data, reason=args.reason,
                                      split=args.split, **settings)
         except (FileNotFoundError, ValueError) as err:

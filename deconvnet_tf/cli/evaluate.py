@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="test-time augmentation: average with the mirrored image's scores "
                         "(default: the model's own setting, a Segmenter's test_time_flip)")
+    parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
+                        help="skip the model's test-time colour normalisation (a Segmenter's "
+                        "color_target, e.g. camvid_compact's): images as they are")
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         source = open_source(args.data, tfds=args.tfds, tfds_data_dir=args.tfds_data_dir,
                              manual_dir=args.tfds_manual_dir)
         report = evaluate(model, split=args.split, source=source, limit=args.limit,
-                          input_size=input_size, flip=args.flip, exact_classes=True)
+                          input_size=input_size, flip=args.flip, color_norm=args.color_norm,
+                          exact_classes=True)
         if input_size is not None:
             print(f"Network input {input_size[0]}x{input_size[1]}, scores resized back "
                   "to each image's native size")

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test-time augmentation: average with the mirrored image's "
                         "probabilities (default: the exported model's own setting, e.g. on "
                         "for camvid_compact)")
+    parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
+                        help="skip the exported model's test-time colour normalisation "
+                        "(sidecar extra.color_target, e.g. camvid_compact's)")
     return parser
 
 
@@ -122,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             planned = plan_predictions(args.input, args.output, probabilities=args.save_probs,
                                        overwrite=args.overwrite)
             segmenter = LiteSegmenter(_registry().resolve_tflite(args.model),
-                                      threads=args.threads, flip=args.flip)
+                                      threads=args.threads, flip=args.flip,
+                                      **({} if args.color_norm else {"color_target": None}))
             apply_input_size(segmenter, args.input_size)
             started = time.perf_counter()
             written = predict_paths(segmenter, [path for path, _ in planned], args.output,

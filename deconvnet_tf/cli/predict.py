@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="test-time augmentation: average with the mirrored image's scores "
                         "(default: the model's own setting, e.g. on for camvid_compact)")
+    parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
+                        help="skip the model's test-time colour normalisation (its "
+                        "color_target, e.g. camvid_compact's): images as they are")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet",
                         help="dense CRF parameters with --crf (default: deconvnet)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
@@ -116,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_predictors(args, image_size):
     """The model's and the ``--ensemble`` model's predictors (``None`` without one), with
-    ``--flip`` / ``--no-flip`` applied (else each model's own ``test_time_flip``)."""
+    ``--flip`` / ``--no-flip`` and ``--no-color-norm`` applied (else each model's own
+    ``test_time_flip`` and ``color_target``)."""
     import dataclasses
 
     from deconvnet_tf.inference.predict import load_predictor
@@ -125,6 +129,9 @@ def _load_predictors(args, image_size):
                   for path in (args.model, args.ensemble)]
     if args.flip is not None:
         predictors = [p if p is None else dataclasses.replace(p, flip=args.flip)
+                      for p in predictors]
+    if not args.color_norm:
+        predictors = [p if p is None else dataclasses.replace(p, color_target=None)
                       for p in predictors]
     return predictors
 

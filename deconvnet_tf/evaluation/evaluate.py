@@ -147,7 +147,7 @@ def check_report_output(output: str | os.PathLike, *, overwrite: bool = False,
 
 def predict_native(model: keras.Model, image: np.ndarray,
                    input_size: tuple[int, int] | None = None, *,
-                   flip: bool | None = None) -> np.ndarray:
+                   flip: bool | None = None, color_norm: bool = True) -> np.ndarray:
     """Class scores ``(H, W, C)`` of one RGB image at its own size.
 
     The network runs on the image as it is, or resized (bilinear) to ``input_size`` (or to
@@ -164,6 +164,8 @@ def predict_native(model: keras.Model, image: np.ndarray,
         input_size: ``(height, width)`` to run the network at, or ``None``.
         flip: Average with the scores of the mirrored image (test-time augmentation);
             ``None``: the model's own setting (a Segmenter's ``test_time_flip``).
+        color_norm: Apply the model's test-time colour normalisation (a Segmenter's
+            ``color_target``, if it has one); ``False``: the image as it is.
 
     Returns:
         ``(H, W, C)`` float32 scores.
@@ -175,6 +177,8 @@ def predict_native(model: keras.Model, image: np.ndarray,
         predictor = dataclasses.replace(predictor, input_size=(int(input_size[0]), int(input_size[1])))
     if flip is not None:
         predictor = dataclasses.replace(predictor, flip=bool(flip))
+    if not color_norm:
+        predictor = dataclasses.replace(predictor, color_target=None)
     net_input, back = predictor.prepare(image)
     return back(predictor.scores(net_input[None])[0])
 
@@ -190,6 +194,7 @@ def evaluate(
     progress: bool = True,
     input_size: tuple[int, int] | None = None,
     flip: bool | None = None,
+    color_norm: bool = True,
     exact_classes: bool = False,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
@@ -207,6 +212,8 @@ def evaluate(
         flip: Average each image's scores with those of its mirror image (test-time
             augmentation, twice the inference time); ``None``: the model's own setting (a
             Segmenter's ``test_time_flip``).
+        color_norm: Apply the model's test-time colour normalisation (a Segmenter's
+            ``color_target``); ``False``: images as they are.
         exact_classes: Require the model's class count to equal the dataset's (what
             ``deconvnet-evaluate`` does). Otherwise a model with more outputs than the dataset
             has classes (trained with a ``num_classes`` override) is scored, its extra classes
@@ -244,7 +251,8 @@ def evaluate(
     bar = keras.utils.Progbar(total, unit_name="image") if progress else None
     for i, (image, label) in enumerate(source.numpy_examples(split, limit=limit), 1):
         _check_label_values(label, source, split, records, i - 1)
-        pred = predict_native(model, image, input_size, flip=flip).argmax(-1)
+        pred = predict_native(model, image, input_size, flip=flip,
+                              color_norm=color_norm).argmax(-1)
         metric.update_state(label.astype(np.int32), pred.astype(np.int32))
         if bar is not None:
             bar.update(i)

@@ -86,7 +86,7 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
 def segmenter_info(model, names: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
     """``(network, info)`` of a :class:`~deconvnet_tf.Segmenter` (``info``: its
     ``palette`` array, ``image_size``, ``void_label``, ``class_names``, ``max_pixels``,
-    ``test_time_flip``), or ``(model, {})`` for
+    ``test_time_flip``, ``color_target``), or ``(model, {})`` for
     a bare network. The palette is left out when ``names`` (the export's class names) differ
     from the Segmenter's."""
     network = getattr(model, "network", None)
@@ -98,6 +98,7 @@ def segmenter_info(model, names: list[str] | None = None) -> tuple[Any, dict[str
         "void_label": model.void_label,
         "max_pixels": model.max_pixels,
         "test_time_flip": bool(getattr(model, "test_time_flip", False)),
+        "color_target": getattr(model, "color_target", None),
     }
     if names is None or list(names) == list(model.class_names):
         info["palette"] = model.palette_array()

@@ -121,7 +121,8 @@ def export_saved_model(
                    "unpooling": getattr(model, "unpooling", None),
                    **({"image_size": info["image_size"], "void_label": info["void_label"],
                     "max_pixels": info["max_pixels"],
-                    "test_time_flip": info["test_time_flip"]}
+                    "test_time_flip": info["test_time_flip"],
+                    "color_target": info["color_target"]}
                       if info else {})},
         )
         write_metadata(tmp, meta)
@@ -180,6 +181,11 @@ class SavedModelPredictor:
         #: probabilities of each image and of its mirror image, mirrored back, averaged at the
         #: model's input size (as the Keras predictor does). Set it to change it.
         self.flip: bool = bool(self.metadata is not None and self.metadata.test_time_flip)
+        #: Test-time colour normalisation (the exported Segmenter's ``color_target``: each
+        #: image's channels are brought to this mean / std first; ``None``: off). Set it to
+        #: change it.
+        self.color_target: dict | None = (
+            self.metadata.color_target if self.metadata is not None else None)
 
     @property
     def class_names(self) -> list[str]:

@@ -422,7 +422,8 @@ def _write_tflite(data: bytes, output: Path, *, model, names, shape, minimum, qu
             "calibration_images": len(calibration) if quantize == "int8" else 0,
             **({"image_size": info["image_size"], "void_label": info["void_label"],
                     "max_pixels": info["max_pixels"],
-                    "test_time_flip": info["test_time_flip"]}
+                    "test_time_flip": info["test_time_flip"],
+                    "color_target": info["color_target"]}
                if info else {}),
             "note": ("Flex model for comparison: needs the TensorFlow Select ops runtime, "
                      "NOT the stock LiteRT interpreter") if bad else

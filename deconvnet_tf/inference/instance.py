@@ -29,6 +29,7 @@ from deconvnet_tf.inference.predict import (
 )
 from deconvnet_tf.inference.proposals import propose_boxes
 from deconvnet_tf.inference.timing import stage
+from deconvnet_tf.io import normalize_colors
 
 __all__ = ["aggregate_boxes", "crop_box", "predict_instances", "paste_region"]
 
@@ -142,7 +143,11 @@ def aggregate_boxes(
 
 
 def _crop_scores(predictor, image, boxes, size, batch_size, timings) -> list[np.ndarray]:
-    """The network's scores of every box's crop, ``batch_size`` crops per call."""
+    """The network's scores of every box's crop, ``batch_size`` crops per call. The crops
+    come from the image the network sees: the predictor's colour normalisation of the whole
+    image, as in whole-image mode (the proposals come from the image as it is)."""
+    if predictor.color_target is not None:
+        image = normalize_colors(image, predictor.color_target)
     score_maps = []
     for start in range(0, len(boxes), batch_size):
         with stage(timings, "crops"):

@@ -39,8 +39,10 @@ import numpy as np
 from deconvnet_tf.io import (
     IMAGE_SUFFIXES,
     average_with_mirror,
+    check_color_target,
     check_pixels,
     list_images,
+    normalize_colors,
     plan_size,
     read_image,
     resize_channels,
@@ -103,6 +105,10 @@ class Predictor:
             palette of :func:`deconvnet_tf.render.make_palette`).
         default_crf: The model's default post-processing is the dense CRF (a Segmenter's
             ``default_crf``): ``deconvnet-predict`` applies it unless ``--no-crf``.
+        color_target: Test-time colour normalisation: each image's channels are first
+            brought to this ``{"mean": [r, g, b], "std": [r, g, b]}``
+            (:func:`deconvnet_tf.io.normalize_colors`, at the image's own size, before
+            resizing); ``None``: images as they are.
 
     Example:
         >>> fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits")
@@ -122,8 +128,10 @@ class Predictor:
     class_names: tuple[str, ...] | None = None
     palette: Any = None
     default_crf: bool = False
+    color_target: dict | None = None
 
     def __post_init__(self):
+        self.color_target = check_color_target(self.color_target, "Predictor.color_target")
         if self.outputs not in ("logits", "probabilities"):
             raise ValueError(f"Predictor.outputs must be 'logits' or 'probabilities', got "
                              f"{self.outputs!r}")
@@ -198,6 +206,8 @@ class Predictor:
             scores at the image's own ``(H, W)``.
         """
         image = check_image(image)
+        if self.color_target is not None:
+            image = normalize_colors(image, self.color_target)
         plan = self.plan(*image.shape[:2])
         if self.input_dtype == "uint8":  # resize and pad in uint8, as the LiteRT runtime does
             pixels = image if image.dtype == np.uint8 else np.clip(
@@ -416,6 +426,7 @@ def _saved_model_predictor(path: Path, image_size: Any) -> Predictor:
         name=path.name,
         max_pixels=None if size else getattr(fn, "max_pixels", None),
         flip=bool(getattr(fn, "flip", False)),
+        color_target=getattr(fn, "color_target", None),
         class_names=tuple(fn.class_names) if metadata is not None else None,
         palette=metadata.palette_array() if metadata is not None else None,
     )

@@ -16,7 +16,11 @@ In the manner of a KerasHub task, a :class:`Segmenter` is a Keras model that wra
 * ``test_time_flip``: whether predictions average each image's scores with those of its
   mirror image (test-time augmentation, twice the cost), in ``predict`` / ``predict_proba``,
   ``deconvnet-predict`` and ``deconvnet-evaluate`` (``--no-flip`` there skips it) and in the
-  SavedModel / LiteRT runtimes of its exports (chosen on held-out data: ``camvid_compact``: on).
+  SavedModel / LiteRT runtimes of its exports (chosen on held-out data: ``camvid_compact``: on);
+* ``color_target``: test-time colour normalisation, the per-channel mean and standard
+  deviation every image is brought to before the network
+  (:func:`deconvnet_tf.io.normalize_colors`; ``None``: off), in the same places (chosen on
+  held-out data: ``camvid_compact``: the statistics of its training frames).
 
 So ``Segmenter.from_preset("camvid_compact")`` / ``keras.saving.load_model("x.keras")`` give a
 model that knows its classes, colours and input size. Prediction follows the one size rule of
@@ -46,7 +50,12 @@ import numpy as np
 
 import deconvnet_tf.models  # noqa: F401  (registers the layers and networks for .keras loading)
 from deconvnet_tf.inference.predict import KerasForward, Predictor, predict_images
-from deconvnet_tf.io import DEFAULT_MAX_PIXELS, find_class_names, make_temp_file
+from deconvnet_tf.io import (
+    DEFAULT_MAX_PIXELS,
+    check_color_target,
+    find_class_names,
+    make_temp_file,
+)
 from deconvnet_tf.lite.metadata import CAMVID_PALETTE, default_palette
 from deconvnet_tf.models.io import load_model
 from deconvnet_tf.models.registry import resolve
@@ -150,6 +159,13 @@ class Segmenter(keras.Model):
             ``deconvnet-evaluate``, and its SavedModel / LiteRT exports' runtimes), at twice the
             cost. A setting of the model, like its working resolution: ``--no-flip`` (or
             ``predictor(flip=False)``) skips it for one call.
+        color_target: Test-time colour normalisation: ``{"mean": [r, g, b], "std": [r, g,
+            b]}``; each channel of every image is first shifted and scaled to this mean and
+            standard deviation (:func:`deconvnet_tf.io.normalize_colors`), in every
+            prediction of this model and its SavedModel / LiteRT exports' runtimes; ``None``
+            (default): images as they are. The usual value is the statistics of the training
+            images (:func:`deconvnet_tf.data.stats.color_statistics`). ``--no-color-norm``
+            (or ``predictor(color_target=None)``) skips it for one call.
 
     Example:
 
@@ -174,6 +190,7 @@ class Segmenter(keras.Model):
         interpolation: str = "bilinear",
         default_crf: bool = False,
         test_time_flip: bool = False,
+        color_target: Mapping[str, Sequence[float]] | None = None,
         name: str | None = None,
         **kwargs,
     ):
@@ -211,6 +228,7 @@ class Segmenter(keras.Model):
         if not isinstance(test_time_flip, (bool, np.bool_)):
             raise ValueError(f"Segmenter: test_time_flip must be true or false, got "
                              f"{test_time_flip!r}")
+        color_target = check_color_target(color_target, "Segmenter: color_target")
         colours = _check_palette(palette, names)
         mean_bgr = tuple(float(v) for v in (mean if mean is not None else
                                               getattr(network, "mean", _DEFAULT_MEAN_BGR)))
@@ -234,6 +252,7 @@ class Segmenter(keras.Model):
         self.interpolation = interpolation
         self.default_crf = bool(default_crf)
         self.test_time_flip = bool(test_time_flip)
+        self.color_target = color_target
         self.min_input_size = minimum
         self.output_activation = getattr(network, "output_activation", None)
 
@@ -254,6 +273,7 @@ class Segmenter(keras.Model):
             "pad_value": "mean",
             "min_size": self.min_input_size,
             "mean_bgr": list(self.mean),
+            "color_target": self.color_target,
         }
 
     def palette_array(self) -> np.ndarray:
@@ -274,6 +294,7 @@ class Segmenter(keras.Model):
             "interpolation": self.interpolation,
             "default_crf": self.default_crf,
             "test_time_flip": self.test_time_flip,
+            "color_target": self.color_target,
             "image_converter": self.image_converter,  # descriptive; rebuilt from the above
         }
 
@@ -353,13 +374,15 @@ class Segmenter(keras.Model):
 
     # ---------------------------------------------------------------------- prediction
     def predictor(self, *, flip: bool | None = None, uint8: bool = True,
-                  jit_compile: bool | None = None):
+                  jit_compile: bool | None = None, color_target: Any = "model"):
         """This model as a :class:`deconvnet_tf.inference.predict.Predictor` (the rule of
         :func:`deconvnet_tf.io.plan_size` with this Segmenter's converter settings; ``flip``:
         mirrored-image averaging, default this Segmenter's ``test_time_flip``; images are
         handled as uint8 pixels, values rounded to 0..255; ``uint8=False`` resizes and pads
         them as float32, the way a bare Keras network is fed; ``jit_compile=True`` runs the
-        network XLA-compiled, see :class:`~deconvnet_tf.inference.predict.KerasForward`)."""
+        network XLA-compiled, see :class:`~deconvnet_tf.inference.predict.KerasForward`;
+        ``color_target``: ``"model"`` (default) this Segmenter's, ``None`` off, or another
+        target, see :func:`deconvnet_tf.io.normalize_colors`)."""
         fn = KerasForward(self.network, jit_compile)
 
         # input_dtype "uint8": images are resized and padded as uint8 pixels (the mean colour
@@ -378,6 +401,8 @@ class Segmenter(keras.Model):
             class_names=tuple(self.class_names),
             palette=self.palette_array(),
             default_crf=self.default_crf,
+            color_target=(self.color_target if isinstance(color_target, str)
+                             and color_target == "model" else color_target),
         )
 
     def predict_proba(self, images, batch_size: int = 1) -> list[np.ndarray] | np.ndarray:
@@ -493,7 +518,7 @@ def _dataset_metadata(path: Path) -> dict[str, Any]:
 
 
 _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette", "mean",
-              "interpolation", "default_crf", "test_time_flip", "name")
+              "interpolation", "default_crf", "test_time_flip", "color_target", "name")
 
 
 def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = None,

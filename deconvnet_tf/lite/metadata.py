@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from deconvnet_tf.io import write_bytes
+from deconvnet_tf.io import check_color_target, write_bytes
 from deconvnet_tf.render import make_palette
 
 __all__ = [
@@ -99,9 +99,11 @@ class ModelMetadata:
         ops: Sorted op names of a ``.tflite`` model (empty for SavedModels).
         extra: Free-form additional information; exports of a Segmenter add ``image_size``
             (its working resolution ``[H, W]`` or ``None``), ``void_label``, ``max_pixels``
-            (its pixel budget at native resolution) and ``test_time_flip`` (the runtimes average
+            (its pixel budget at native resolution), ``test_time_flip`` (the runtimes average
             each image's probabilities with those of its mirror image; the graph itself does
-            not flip).
+            not flip) and ``color_target`` (the runtimes first bring each image's channels
+            to this ``{"mean": [r, g, b], "std": [r, g, b]}``,
+            :func:`deconvnet_tf.io.normalize_colors`; ``None``: off).
         schema: Format tag of this JSON (``METADATA_FORMAT``).
 
     Example:
@@ -208,6 +210,17 @@ class ModelMetadata:
         """Whether the exported Segmenter averages with the mirrored image
         (``extra["test_time_flip"]``; ``False`` for exports without it)."""
         return bool((self.extra or {}).get("test_time_flip", False))
+
+    @property
+    def color_target(self) -> dict[str, list[float]] | None:
+        """The per-channel mean / std the runtimes bring each image to first
+        (``extra["color_target"]``; ``None`` for exports without it).
+
+        Raises:
+            ValueError: A value :func:`deconvnet_tf.io.check_color_target` rejects.
+        """
+        return check_color_target((self.extra or {}).get("color_target"),
+                                     "sidecar extra.color_target")
 
     @property
     def void_label(self) -> int | None:

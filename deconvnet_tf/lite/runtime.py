@@ -19,10 +19,12 @@ from deconvnet_tf.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
     average_with_mirror,
+    check_color_target,
     check_pixels,
     downscale_message,
     fit_image,
     list_images,
+    normalize_colors,
     output_folder,
     plan_size,
     read_image,
@@ -87,6 +89,10 @@ class LiteSegmenter:
         flip: Average each image's probabilities with those of its mirror image (mirrored
             back) at the model's input size, at twice the cost. ``None`` (default): the
             exported Segmenter's ``test_time_flip`` (sidecar ``extra``), else off.
+        color_target: The per-channel ``{"mean": [r, g, b], "std": [r, g, b]}`` each image
+            is brought to before the network (:func:`deconvnet_tf.io.normalize_colors`);
+            ``"model"`` (default): the exported Segmenter's (sidecar ``extra``), else off;
+            ``None``: off.
 
     Raises:
         FileNotFoundError: ``model_path`` does not exist.
@@ -101,7 +107,7 @@ class LiteSegmenter:
 
     def __init__(self, model_path: str | os.PathLike, threads: int = 2,
                  metadata: ModelMetadata | None = None, max_pixels: int | None = None,
-                 flip: bool | None = None):
+                 flip: bool | None = None, color_target: dict | None | str = "model"):
         path = Path(model_path)
         if path.is_dir():
             raise ValueError(f"TFLite model {str(path)!r} is a folder; expected a .tflite file "
@@ -158,6 +164,10 @@ class LiteSegmenter:
         self.pad_rgb = tuple(int(round(float(v))) for v in list(mean_bgr)[::-1])
         self.flip = (bool(flip) if flip is not None else
                      bool(self.metadata is not None and self.metadata.test_time_flip))
+        if isinstance(color_target, str) and color_target == "model":
+            color_target = self.metadata.color_target if self.metadata else None
+        #: The per-channel mean / std each image is brought to first (``None``: off).
+        self.color_target = check_color_target(color_target, "color_target")
 
     @property
     def class_names(self) -> list[str]:
@@ -208,7 +218,9 @@ class LiteSegmenter:
                 (:func:`deconvnet_tf.io.check_pixels`).
         """
         image = check_pixels(image, "predict")
-        if image.dtype != np.uint8:
+        if self.color_target is not None:
+            image = normalize_colors(image, self.color_target)
+        elif image.dtype != np.uint8:
             image = np.clip(np.round(image.astype(np.float32)), 0, 255).astype(np.uint8)
         plan = plan_size(*image.shape[:2], input_size=self.fixed_size,
                          min_size=self.min_input_size, max_pixels=self.max_pixels)
