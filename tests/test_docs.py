@@ -11,7 +11,8 @@ ones below). Commands may not hide in indented (unfenced) code blocks
 
 How a case runs. In a fresh temporary folder that has ``tools/`` (a link to the repository's),
 ``saved_models/`` (copies of the shipped files the block names, with their JSON sidecars, except
-the ones a ``tools/ship_model.py --name X`` in the block writes), an empty ``docs/`` and the
+the ones a ``tools/ship_model.py --name X`` in the block writes; ``--update-settings --name X``
+gets all of X's shipped files), an empty ``docs/`` and the
 inputs below. A shell block runs with ``bash -e -o pipefail`` and ``.venv/bin`` first on
 ``PATH``; a Python block runs as a script in a new ``.venv`` Python process, so ``KERAS_BACKEND``
 is the case's. Both have ``JAX_PLATFORMS=cpu``. A case passes when the block exits with 0.
@@ -424,7 +425,15 @@ def provide_inputs(workdir: Path, text: str, runs: Path | None) -> None:
     (workdir / "docs").mkdir()
     shipped = workdir / "saved_models"
     shipped.mkdir()
-    shipping = re.findall(r"tools/ship_model\.py .*--name (\w+)", text)  # writes saved_models/<name>*
+    joined = text.replace("\\\n", " ")
+    # ship_model --name X writes saved_models/X*; with --update-settings it changes them
+    updating = re.findall(r"tools/ship_model\.py [^\n]*--update-settings[^\n]*--name (\w+)", joined)
+    shipping = [n for n in re.findall(r"tools/ship_model\.py [^\n]*--name (\w+)", joined)
+                if n not in updating]
+    for name in updating:
+        for path in (ROOT / "saved_models").glob(f"{name}*"):
+            if re.fullmatch(rf"{name}(_int8)?\.(keras|tflite|json|md)", path.name):
+                shutil.copy(path, shipped / path.name)
     for name in set(re.findall(r"saved_models/([\w.-]+)", text)):
         stem = Path(name).stem
         if any(stem.startswith(n) for n in shipping):

@@ -63,10 +63,10 @@ def subsets(sizes: list[tuple[int, int]], models: int = 1) -> dict[str, list[Run
 
 
 def _probabilities(model, image: np.ndarray, size: tuple[int, int], flip: bool,
-                   logits: bool) -> np.ndarray:
+                   logits: bool, color_norm: bool = True) -> np.ndarray:
     from deconvnet_tf.evaluation.evaluate import predict_native
 
-    scores = predict_native(model, image, size, flip=flip)
+    scores = predict_native(model, image, size, flip=flip, color_norm=color_norm)
     if not logits:
         return scores
     scores = scores - scores.max(-1, keepdims=True)
@@ -75,7 +75,8 @@ def _probabilities(model, image: np.ndarray, size: tuple[int, int], flip: bool,
 
 
 def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
-                  limit: int | None = None, progress: bool = False) -> dict:
+                  limit: int | None = None, progress: bool = False,
+                  color_target="model") -> dict:
     """Mean IoU of every subset of ``sizes`` (and of the models; see the module docstring).
 
     Args:
@@ -85,6 +86,10 @@ def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
         sizes: Network input sizes ``(height, width)``, each at least the model's minimum.
         limit: Only the first ``limit`` images.
         progress: Print a dot per image to stderr.
+        color_target: Test-time colour normalisation: ``"model"`` (default) each model's own
+            (a Segmenter's ``color_target``), ``None`` off, or a target
+            (``{"mean": [r, g, b], "std": [r, g, b]}``) for every model instead of its own
+            (:func:`deconvnet_tf.io.normalize_colors`, on each image at its native size).
 
     Returns:
         Row name (:func:`subsets`) -> :class:`deconvnet_tf.evaluation.metrics.SegmentationReport`.
@@ -96,6 +101,10 @@ def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
     from deconvnet_tf.evaluation.evaluate import check_input_size
     from deconvnet_tf.evaluation.metrics import report_from_confusion
     from deconvnet_tf.inference.predict import as_predictor
+    from deconvnet_tf.io import check_color_target, normalize_colors
+
+    own = isinstance(color_target, str) and color_target == "model"
+    target = None if own else check_color_target(color_target, "color_target")
 
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     for member in models:
@@ -119,7 +128,9 @@ def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
         if bad.size:
             raise ValueError(f"{split}[{index}]: label values {bad[:5].tolist()} outside the "
                              f"dataset's {known} classes")
-        probs = {(m, size, flip): _probabilities(models[m], image, size, flip, logits[m])
+        if target is not None:
+            image = normalize_colors(image, target)
+        probs = {(m, size, flip): _probabilities(models[m], image, size, flip, logits[m], own)
                  for m, size, flip in {run for runs in rows.values() for run in runs}}
         keep = ~void
         for name, runs in rows.items():
@@ -153,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", type=parse_size, required=True, metavar="HxW",
                         help="network input sizes, e.g. 180x240 240x320 (at most 5)")
     parser.add_argument("--limit", type=int, help="only the first N images")
+    parser.add_argument("--color-target", metavar="SPLIT|off", default=None,
+                        help="test-time colour normalisation to the per-channel mean / std of "
+                        "this split of --data (e.g. the models' training split), instead of "
+                        "each model's own setting; 'off': none (default: each model's own)")
     parser.add_argument("--output", help="also write the rows as JSON here (a new file)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -171,8 +186,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         models = [load_model_file(path)[0] for path in args.model]
-        reports = score_subsets(models, open_source(args.data), args.split, args.sizes,
-                                limit=args.limit, progress=not args.quiet)
+        source = open_source(args.data)
+        target = "model"
+        if args.color_target is not None:
+            from deconvnet_tf.data.stats import color_statistics
+
+            target = (None if args.color_target == "off"
+                      else color_statistics(source, args.color_target))
+        reports = score_subsets(models, source, args.split, args.sizes, limit=args.limit,
+                                progress=not args.quiet, color_target=target)
     except (DatasetError, ModelFileError, FileNotFoundError, ValueError) as err:
         print(f"multiscale_table: error: {err}", file=sys.stderr)
         return 2
@@ -186,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             named = args.model[0] if len(args.model) == 1 else args.model
             path = write_json_new(args.output, {"model": named, "split": args.split,
+                                                "color_target": args.color_target or "model",
                                                 "rows": rows})
         except (FileExistsError, OSError) as err:
             print(f"multiscale_table: error: {err}", file=sys.stderr)

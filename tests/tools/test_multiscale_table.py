@@ -142,3 +142,52 @@ def test_label_outside_the_classes_is_a_clear_error(tmp_path, capsys):
     assert multiscale_table.main(["--model", str(path), "--data", str(data), "--split", "val",
                                   "--sizes", "32x40", "--quiet"]) == 2
     assert "val[0]: label values [7] outside the dataset's 5 classes" in capsys.readouterr().err
+
+
+def _normalised_confusion(model, source, target, flip):
+    """The confusion of ``model`` (its own colour setting skipped) on the val images brought
+    to ``target`` (None: as they are), at 32x40."""
+    from deconvnet_tf.io import normalize_colors
+
+    known = source.info.num_classes
+    confusion = np.zeros((known, 11), np.int64)
+    for image, label in source.numpy_examples("val"):
+        image = normalize_colors(image, target)
+        pred = predict_native(model, image, (32, 40), flip=flip, color_norm=False).argmax(-1)
+        keep = label < known
+        np.add.at(confusion, (label[keep].astype(int), pred[keep]), 1)
+    return confusion
+
+
+def test_color_target_rows_score_the_normalised_images(setup, tmp_path, capsys):
+    """--color-target SPLIT: every image is brought to that split's per-channel statistics
+    first, instead of the model's own setting; 'off' skips a Segmenter's own."""
+    from deconvnet_tf import Segmenter
+    from deconvnet_tf.data.stats import color_statistics
+
+    model, data = setup
+    source = open_source(data)
+    target = color_statistics(source, "train")
+    reports = multiscale_table.score_subsets(model, source, "val", [(32, 40)],
+                                             color_target=target)
+    for flip in (False, True):
+        np.testing.assert_array_equal(reports["32x40 flip" if flip else "32x40"].confusion,
+                                      _normalised_confusion(model, source, target, flip))
+    assert not np.array_equal(reports["32x40"].confusion,
+                              _normalised_confusion(model, source, None, False))
+    own = Segmenter(model, image_size=None, color_target={"mean": [9] * 3, "std": [3] * 3})
+    path = tmp_path / "own.keras"
+    own.save(path)
+    for flag, expected in (("off", None), ("train", target)):
+        out = tmp_path / f"{flag}.json"
+        assert multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes",
+                                      "32x40", "--color-target", flag, "--output", str(out),
+                                      "--quiet"]) == 0
+        written = json.loads(out.read_text())
+        assert written["color_target"] == flag
+        confusion = _normalised_confusion(own, source, expected, False)
+        assert written["rows"]["32x40"]["mean_iou"] == pytest.approx(
+            report_from_confusion(confusion, source.info.class_names).mean_iou)
+    assert multiscale_table.main(["--model", str(path), "--data", str(data), "--sizes", "32x40",
+                                  "--color-target", "nosuch", "--quiet"]) == 2
+    assert "multiscale_table: error:" in capsys.readouterr().err
