@@ -427,7 +427,8 @@ def provide_inputs(workdir: Path, text: str, runs: Path | None) -> None:
     shipped.mkdir()
     joined = text.replace("\\\n", " ")
     # ship_model --name X writes saved_models/X*; with --update-settings it changes them
-    updating = re.findall(r"tools/ship_model\.py [^\n]*--update-settings[^\n]*--name (\w+)", joined)
+    updating = re.findall(r"tools/ship_model\.py [^\n]*--update-settings[^\n]*--name (\w+)",
+                          joined)
     shipping = [n for n in re.findall(r"tools/ship_model\.py [^\n]*--name (\w+)", joined)
                 if n not in updating]
     for name in updating:

@@ -26,7 +26,13 @@ from deconvnet_tf.export._common import (
     sweep_orphans,
     temp_sibling,
 )
-from deconvnet_tf.io import average_with_mirror, fit_image, plan_size, restore_scores
+from deconvnet_tf.io import (
+    average_with_mirror,
+    check_color_target,
+    fit_image,
+    plan_size,
+    restore_scores,
+)
 from deconvnet_tf.lite.metadata import ModelMetadata, read_metadata, write_metadata
 
 __all__ = ["SavedModelPredictor", "export_saved_model", "load_saved_model", "saved_model_info"]
@@ -184,8 +190,9 @@ class SavedModelPredictor:
         #: Test-time colour normalisation (the exported Segmenter's ``color_target``: each
         #: image's channels are brought to this mean / std first; ``None``: off). Set it to
         #: change it.
-        self.color_target: dict | None = (
-            self.metadata.color_target if self.metadata is not None else None)
+        self.color_target: dict | None = check_color_target(
+            (self.metadata.extra or {}).get("color_target") if self.metadata is not None
+            else None, f"the metadata of {str(path)!r} (extra.color_target)")
 
     @property
     def class_names(self) -> list[str]:

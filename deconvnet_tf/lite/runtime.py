@@ -164,10 +164,13 @@ class LiteSegmenter:
         self.pad_rgb = tuple(int(round(float(v))) for v in list(mean_bgr)[::-1])
         self.flip = (bool(flip) if flip is not None else
                      bool(self.metadata is not None and self.metadata.test_time_flip))
+        what = "color_target"
         if isinstance(color_target, str) and color_target == "model":
-            color_target = self.metadata.color_target if self.metadata else None
+            color_target = (self.metadata.extra or {}).get("color_target") if self.metadata \
+                else None
+            what = f"the metadata of {str(path)!r} (extra.color_target)"
         #: The per-channel mean / std each image is brought to first (``None``: off).
-        self.color_target = check_color_target(color_target, "color_target")
+        self.color_target = check_color_target(color_target, what)
 
     @property
     def class_names(self) -> list[str]:

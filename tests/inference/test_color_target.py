@@ -20,7 +20,7 @@ NAMES = ["background", "disc", "ring"]
 
 
 def _reference(image, target):
-    """The formula of the s23 dev-split experiment: per channel (x - m) / max(s, 1) * std + mean."""
+    """The dev-split experiment's formula: per channel (x - m) / max(s, 1) * std + mean."""
     x = np.asarray(image, np.float64)
     m = x.reshape(-1, 3).mean(0)
     s = np.maximum(x.reshape(-1, 3).std(0), 1.0)
@@ -170,7 +170,8 @@ def test_color_target_travels_to_the_savedmodel_and_litert_runtimes(network, tmp
     assert read_metadata(lite_path).color_target == TARGET == read_metadata(saved).color_target
     lite, lite_plain = LiteSegmenter(lite_path), LiteSegmenter(lite_path, color_target=None)
     sm, sm_predictor = load_saved_model(saved), load_predictor(saved)
-    assert sm.color_target == TARGET == sm_predictor.color_target and lite_plain.color_target is None
+    assert sm.color_target == TARGET == sm_predictor.color_target
+    assert lite_plain.color_target is None
     image = _dark(6, (37, 53, 3))
     expected = seg.predict_proba(image)
     assert np.abs(lite.predict(image)[1] - expected).max() <= 1e-4
@@ -185,10 +186,15 @@ def test_color_target_travels_to_the_savedmodel_and_litert_runtimes(network, tmp
                                   "--output", str(out), "--save-probs", *flags]) == 0
         got = np.load(out / "dusk_probs.npy").astype(np.float32)
         assert np.abs(got - want).max() <= 2e-3, flags
-    meta = read_metadata(lite_path)
+    meta = read_metadata(lite_path)  # a damaged sidecar: a clear error naming the model
     meta.extra["color_target"] = {"mean": [1, 2, 3]}
-    with pytest.raises(ValueError, match="sidecar extra.color_target: expected None or"):
+    with pytest.raises(ValueError, match=r"the metadata of .*normed.tflite.* \(extra.color_t"):
         LiteSegmenter(lite_path, metadata=meta)
+    from deconvnet_tf.lite import write_metadata
+
+    write_metadata(saved, meta)
+    with pytest.raises(ValueError, match=r"the metadata of .*sm.* \(extra.color_target\): exp"):
+        load_saved_model(saved)
 
 
 @requires_tf
