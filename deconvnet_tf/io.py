@@ -44,6 +44,7 @@ __all__ = [
     "OUTPUT_MARKER",
     "ImageReadError",
     "OutputError",
+    "RUN_COLOR_TARGET",
     "SizePlan",
     "check_color_target",
     "check_image_bytes",
@@ -279,6 +280,11 @@ def check_pixels(image, what: str = "image") -> np.ndarray:
         raise ValueError(f"{what}: integer values {low}..{high} ({image.dtype}); expected pixel "
                          f"values 0..255{hint}")
     return image
+
+
+#: The file of a training run folder that holds the colour statistics its images were
+#: normalised to (``TrainConfig.color_norm``), ``{"mean": [r, g, b], "std": [r, g, b]}``.
+RUN_COLOR_TARGET = "color_target.json"
 
 
 def check_color_target(value, what: str = "color_target") -> dict[str, list[float]] | None:

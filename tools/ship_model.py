@@ -221,6 +221,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     """
     from deconvnet_tf.data.folder import read_meta
     from deconvnet_tf.data.sources import open_source
+    from deconvnet_tf.inference.segmenter import run_color_target
     from deconvnet_tf.export import export_tflite_variants
     from deconvnet_tf.inference.segmenter import load_segmenter
     from deconvnet_tf.models.registry import REGISTRY
@@ -237,10 +238,13 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     # the split is checked before anything is written
     num_images = open_source(data).num_examples(split)
     overlap = trained_on(data, config.get("train_split", "train"), split)
+    # a run trained with color_norm: the model normalises every image to its statistics
+    run_target = run_color_target(run / "model.keras")
     model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
                            image_size=input_size, class_names=list(info.class_names),
                            void_label=info.ignore_label, default_crf=default_crf,
-                           test_time_flip=test_time_flip)
+                           test_time_flip=test_time_flip,
+                           **({} if run_target is None else {"color_target": run_target}))
     out.mkdir(parents=True, exist_ok=True)
     # the LiteRT files first: their export checks every path before any work and writes
     # nothing on failure, so a failed ship leaves the shipped .keras as it was
@@ -267,7 +271,11 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
              f"{config.get('batch_size')}, crops {config.get('crop_size')}, optimizer "
              f"{config.get('optimizer')} lr {config.get('learning_rate')}, class weighting "
              f"{config.get('class_weighting')}, scale range {config.get('scale_range', [0.75, 1.25])}, "
-             f"colour jitter {config.get('color_jitter', 0.2)}. Training took "
+             f"colour jitter {config.get('color_jitter', 0.2)}"
+             + (", colour normalisation of every image to the training split's statistics "
+                f"(mean {run_target['mean']}, std {run_target['std']}; the model's "
+                "`color_target`, applied by every runtime)" if run_target else "")
+             + ". Training took "
              f"{training_minutes(run):.1f} min wall (run folder's config.json to model.keras).",
              "", "Working resolution: " + (f"{model.image_size[0]}x{model.image_size[1]} (images "
              "are resized to it and the labels mapped back)" if model.image_size else

@@ -21,6 +21,18 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _run_target(model, model_path, color_norm: bool):
+    """The colour statistics of the run a bare ``model.keras`` comes from, if it was trained
+    with ``color_norm`` (its network is fed normalised colours), announced; else ``None``."""
+    from deconvnet_tf.inference.segmenter import run_color_target
+
+    target = None if hasattr(model, "color_target") else run_color_target(model_path)
+    if target is not None and color_norm:
+        print(f"Colour normalisation: to the statistics the run trained on ({target}; "
+              "--no-color-norm skips it)")
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__))
     parser.add_argument("--model", required=True,
@@ -49,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the model's own setting, a Segmenter's test_time_flip)")
     parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
                         help="skip the model's test-time colour normalisation (a Segmenter's "
-                        "color_target, e.g. camvid_compact's): images as they are")
+                        "color_target, e.g. camvid_compact's, or the statistics a run trained "
+                        "with color_norm recorded): images as they are")
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
@@ -81,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Everything that can be checked quickly is checked before the evaluation runs.
         output = check_report_output(args.output, overwrite=args.overwrite)
-        model, _ = load_model_file(args.model)
+        model, model_path = load_model_file(args.model)
+        run_target = _run_target(model, model_path, args.color_norm)
         input_size = check_input_size(model, args.input_size, "--input-size")
         source = open_source(args.data, tfds=args.tfds, tfds_data_dir=args.tfds_data_dir,
                              manual_dir=args.tfds_manual_dir)
         report = evaluate(model, split=args.split, source=source, limit=args.limit,
                           input_size=input_size, flip=args.flip, color_norm=args.color_norm,
+                          color_target=run_target,
                           exact_classes=True)
         if input_size is not None:
             print(f"Network input {input_size[0]}x{input_size[1]}, scores resized back "

@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         evaluated = (result.output / "eval" / "metrics.json").is_file()
         if not args.no_eval and config.val_split and not (result.already_finished and evaluated):
             report = evaluate(result.model_path, split=config.val_split,
-                              source=open_data_source(config), progress=not args.quiet)
+                              source=open_data_source(config), progress=not args.quiet,
+                              color_target=result.color_target)
             paths = save_report(report, result.output / "eval")
             print(report.table())
             print(f"Metrics: {paths['metrics']}  Confusion matrix: {paths['confusion']}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from deconvnet_tf.data import augment as aug
+from deconvnet_tf.io import check_color_target, normalize_colors
 
 __all__ = ["make_pipeline", "pipeline_throughput"]
 
@@ -34,6 +35,7 @@ def make_pipeline(
     scale: tuple[float, float] | None = (0.75, 1.25),
     flip: bool = True,
     jitter: bool | float = True,
+    color_target: dict | None = None,
 ):
     """Batches ``(image, label)`` pairs for Keras ``fit``/``evaluate``.
 
@@ -53,6 +55,10 @@ def make_pipeline(
         seed: Seed of shuffling and augmentation.
         scale, flip, jitter: Augmentation options of ``"crop"`` training (``jitter``: a bool
             or the colour-jitter strength, see :func:`deconvnet_tf.data.augment.augment`).
+        color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
+            to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`, the
+            test-time colour normalisation of a Segmenter's ``color_target``), before caching
+            and augmentation; ``None`` (default) leaves the images as they are.
 
     Returns:
         A dataset of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.
@@ -65,6 +71,9 @@ def make_pipeline(
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
     ds = dataset.with_options(options)
+    if color_target is not None:
+        ds = ds.map(_color_normalizer(color_target), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
     if cache:
         ds = ds.cache()
     if training:
@@ -87,6 +96,21 @@ def make_pipeline(
     ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _color_normalizer(color_target):
+    """A tf.data map function applying :func:`deconvnet_tf.io.normalize_colors` (the NumPy
+    function itself, so training sees exactly what the runtimes compute)."""
+    import tensorflow as tf
+
+    target = check_color_target(color_target, "make_pipeline: color_target")
+
+    def normalize(image, label):
+        out = tf.numpy_function(lambda im: normalize_colors(im, target), [image], tf.uint8,
+                                stateful=False)
+        return tf.ensure_shape(out, [None, None, 3]), label
+
+    return normalize
 
 
 def pipeline_throughput(dataset, num_batches: int = 20) -> float:

@@ -29,6 +29,7 @@ import numpy as np
 from deconvnet_tf.data import augment_np as aug
 from deconvnet_tf.data.base import load_record
 from deconvnet_tf.data.folder import list_examples, load_example, read_meta, validate_examples
+from deconvnet_tf.io import check_color_target, normalize_colors
 
 __all__ = ["FolderPyDataset", "make_pydataset"]
 
@@ -66,6 +67,9 @@ class FolderPyDataset(keras.utils.PyDataset):
         scale: ``(min, max)`` random scale factors of ``"crop"`` training, or ``None``.
         flip: Random horizontal flips in ``"crop"`` training.
         jitter: Random colour jitter in ``"crop"`` training.
+        color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
+            to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`), before
+            caching and augmentation; ``None`` (default) leaves the images as they are.
         cache: Keep decoded examples in memory after their first read (per worker process).
         validate: Read every example once now and fail with an error naming the file on bad
             input (unreadable, size mismatch, label values outside the classes).
@@ -101,6 +105,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         scale: tuple[float, float] | None = (0.75, 1.25),
         flip: bool = True,
         jitter: bool | float = True,
+        color_target: dict | None = None,
         cache: bool = True,
         validate: bool = True,
         workers: int = 1,
@@ -130,6 +135,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.scale = None if scale is None else (float(scale[0]), float(scale[1]))
         self.flip = bool(flip)
         self.jitter = jitter if isinstance(jitter, bool) else aug.jitter_strength(jitter)
+        self.color_target = check_color_target(color_target, "FolderPyDataset: color_target")
         self.cache = bool(cache)
         if source is not None:
             self.examples = list(source.records(split))
@@ -180,6 +186,8 @@ class FolderPyDataset(keras.utils.PyDataset):
             if item is not None:
                 return item
         item = self._loader(self.examples[index])
+        if self.color_target is not None:
+            item = (normalize_colors(item[0], self.color_target), item[1])
         if self.cache:
             with self._lock:
                 self._decoded[index] = item
@@ -253,7 +261,7 @@ def make_pydataset(
         shuffle_buffer: Ignored (full shuffle).
         **kwargs: The keyword arguments of :class:`FolderPyDataset` (``source``, ``mode``,
             ``batch_size``, ``crop_size``, ``training``, ``ignore_label``, ``seed``, ``scale``,
-            ``flip``, ``jitter``, ``cache``, ``validate``, ``workers``,
+            ``flip``, ``jitter``, ``color_target``, ``cache``, ``validate``, ``workers``,
             ``use_multiprocessing``, ``max_queue_size``); an unknown one is a ``TypeError``
             naming it.
 

@@ -16,7 +16,7 @@ from deconvnet_tf.data.sources import open_source
 from deconvnet_tf.evaluation.metrics import SegmentationReport, report_from_confusion
 from deconvnet_tf.inference.predict import as_predictor
 from deconvnet_tf.inference.segmenter import load_model
-from deconvnet_tf.io import write_bytes
+from deconvnet_tf.io import check_color_target, write_bytes
 from deconvnet_tf.models.registry import list_models, resolve
 
 __all__ = ["ModelFileError", "check_input_size", "check_report_output", "confusion_png", "evaluate",
@@ -147,7 +147,8 @@ def check_report_output(output: str | os.PathLike, *, overwrite: bool = False,
 
 def predict_native(model: keras.Model, image: np.ndarray,
                    input_size: tuple[int, int] | None = None, *,
-                   flip: bool | None = None, color_norm: bool = True) -> np.ndarray:
+                   flip: bool | None = None, color_norm: bool = True,
+                   color_target=None) -> np.ndarray:
     """Class scores ``(H, W, C)`` of one RGB image at its own size.
 
     The network runs on the image as it is, or resized (bilinear) to ``input_size`` (or to
@@ -166,6 +167,9 @@ def predict_native(model: keras.Model, image: np.ndarray,
             ``None``: the model's own setting (a Segmenter's ``test_time_flip``).
         color_norm: Apply the model's test-time colour normalisation (a Segmenter's
             ``color_target``, if it has one); ``False``: the image as it is.
+        color_target: ``{"mean": [r, g, b], "std": [r, g, b]}`` to normalise to instead of
+            the model's own (e.g. the ``color_target`` of a run trained with ``color_norm``,
+            whose ``model.keras`` is a bare network); ignored when ``color_norm`` is False.
 
     Returns:
         ``(H, W, C)`` float32 scores.
@@ -179,6 +183,9 @@ def predict_native(model: keras.Model, image: np.ndarray,
         predictor = dataclasses.replace(predictor, flip=bool(flip))
     if not color_norm:
         predictor = dataclasses.replace(predictor, color_target=None)
+    elif color_target is not None:
+        predictor = dataclasses.replace(
+            predictor, color_target=check_color_target(color_target, "color_target"))
     net_input, back = predictor.prepare(image)
     return back(predictor.scores(net_input[None])[0])
 
@@ -194,7 +201,7 @@ def evaluate(
     progress: bool = True,
     input_size: tuple[int, int] | None = None,
     flip: bool | None = None,
-    color_norm: bool = True,
+    color_norm: bool = True, color_target=None,
     exact_classes: bool = False,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
@@ -214,6 +221,8 @@ def evaluate(
             Segmenter's ``test_time_flip``).
         color_norm: Apply the model's test-time colour normalisation (a Segmenter's
             ``color_target``); ``False``: images as they are.
+        color_target: Normalise to these statistics instead of the model's own
+            (:func:`predict_native`).
         exact_classes: Require the model's class count to equal the dataset's (what
             ``deconvnet-evaluate`` does). Otherwise a model with more outputs than the dataset
             has classes (trained with a ``num_classes`` override) is scored, its extra classes
@@ -240,6 +249,7 @@ def evaluate(
     if not isinstance(model, keras.Model):
         model, _ = load_model_file(model, "model")
     input_size = check_input_size(model, input_size)
+    color_target = check_color_target(color_target, "color_target")
     if source is None:
         source = open_source(data, tfds=tfds)
     info = source.info
@@ -251,9 +261,9 @@ def evaluate(
     bar = keras.utils.Progbar(total, unit_name="image") if progress else None
     for i, (image, label) in enumerate(source.numpy_examples(split, limit=limit), 1):
         _check_label_values(label, source, split, records, i - 1)
-        pred = predict_native(model, image, input_size, flip=flip,
-                              color_norm=color_norm).argmax(-1)
-        metric.update_state(label.astype(np.int32), pred.astype(np.int32))
+        pred = predict_native(model, image, input_size, flip=flip, color_norm=color_norm,
+                              color_target=color_target).argmax(-1).astype(np.int32)
+        metric.update_state(label.astype(np.int32), pred)
         if bar is not None:
             bar.update(i)
     # Rows: the dataset's classes; columns: every class the model predicts (predictions past

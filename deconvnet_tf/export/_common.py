@@ -71,11 +71,17 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
     if isinstance(model, (str, os.PathLike)):
         # Keras: evaluation.evaluate imports Keras; importing deconvnet_tf.export stays cheap
         from deconvnet_tf.evaluation.evaluate import ModelFileError, load_model_file
+        from deconvnet_tf.inference.segmenter import load_segmenter, run_color_target  # ditto
 
         try:
-            return load_model_file(model, "--model")
-        except ModelFileError as err:
+            loaded, path = load_model_file(model, "--model")
+            if not hasattr(loaded, "color_target") and run_color_target(path) is not None:
+                # a run trained with color_norm: as a Segmenter, its colour statistics go
+                # into the sidecars (extra.color_target) for every runtime to apply
+                loaded = load_segmenter(path)
+        except (ModelFileError, ValueError) as err:
             raise ExportError(str(err)) from err
+        return loaded, path
     import keras
 
     if not isinstance(model, keras.Model):

@@ -52,6 +52,7 @@ import deconvnet_tf.models  # noqa: F401  (registers the layers and networks for
 from deconvnet_tf.inference.predict import KerasForward, Predictor, predict_images
 from deconvnet_tf.io import (
     DEFAULT_MAX_PIXELS,
+    RUN_COLOR_TARGET,
     check_color_target,
     find_class_names,
     make_temp_file,
@@ -60,7 +61,8 @@ from deconvnet_tf.lite.metadata import CAMVID_PALETTE, default_palette
 from deconvnet_tf.models.io import load_model
 from deconvnet_tf.models.registry import resolve
 
-__all__ = ["CAMVID_PALETTE", "Segmenter", "default_palette", "load_model", "load_segmenter"]
+__all__ = ["CAMVID_PALETTE", "Segmenter", "default_palette", "load_model", "load_segmenter",
+           "run_color_target"]
 
 _DEFAULT_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 _INTERPOLATIONS = ("bilinear",)
@@ -517,6 +519,33 @@ def _dataset_metadata(path: Path) -> dict[str, Any]:
     return found
 
 
+def run_color_target(model_path: str | os.PathLike) -> dict | None:
+    """The colour statistics a training run normalised its images to (``color_norm``): the
+    ``color_target.json`` of the run folder that holds ``model_path`` (its ``model.keras``,
+    or a checkpoint in its ``checkpoints/``); ``None`` for a model outside such a run.
+
+    A run's ``model.keras`` is the bare network: :func:`load_segmenter` gives it these
+    statistics as its ``color_target`` (so ``deconvnet-predict`` normalises), and
+    ``deconvnet-evaluate`` and the evaluation after ``deconvnet-train`` use them.
+
+    Raises:
+        ValueError: The file is unreadable or holds a bad target (naming the file).
+    """
+    folder = Path(model_path)
+    folder = folder if folder.is_dir() else folder.parent
+    if folder.name == "checkpoints" and not (folder / RUN_COLOR_TARGET).is_file():
+        folder = folder.parent
+    record = folder / RUN_COLOR_TARGET
+    if not record.is_file():
+        return None
+    try:
+        target = json.loads(record.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{str(record)!r} is not a readable colour target "
+                         f"({type(err).__name__})") from err
+    return check_color_target(target, str(record))
+
+
 _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette", "mean",
               "interpolation", "default_crf", "test_time_flip", "color_target", "name")
 
@@ -527,7 +556,8 @@ def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = 
 
     A Segmenter file comes back as saved (``overrides`` replace its settings). A bare network
     gets its metadata from, in this order: ``overrides``; the ``<stem>.json`` sidecar next to
-    the file; the dataset ``meta.json`` of its run folder; ``registry_entry["metadata"]``.
+    the file; the colour statistics of its run folder (:func:`run_color_target`); the dataset
+    ``meta.json`` of its run folder; ``registry_entry["metadata"]``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -555,8 +585,11 @@ def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = 
     if isinstance(model, Segmenter):
         return model.with_options(**overrides) if overrides else model
     bare = model
+    run_target = run_color_target(path)  # a run trained with color_norm
     sources = [dict(registry_entry.get("metadata", {})) if registry_entry is not None else {},
-               _dataset_metadata(path), _sidecar_metadata(path), dict(overrides)]
+               _dataset_metadata(path),
+               {} if run_target is None else {"color_target": run_target},
+               _sidecar_metadata(path), dict(overrides)]
     metadata: dict[str, Any] = {}
     for found in sources:  # later sources win; a palette goes with the class names it named
         if "class_names" in found and "palette" not in found:

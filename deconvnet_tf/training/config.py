@@ -89,6 +89,13 @@ class TrainConfig:
         color_jitter: Strength of the random brightness/contrast/saturation jitter of
             ``"crop"`` training (brightness delta and contrast/saturation factor ranges
             ``1 +- color_jitter``; 0 turns it off).
+        color_norm: Train-time colour normalisation: every training and validation image is
+            brought, per channel, to the mean and standard deviation of the training split
+            (:func:`deconvnet_tf.io.normalize_colors`, once, before augmentation), so that a
+            dark or colour-cast frame looks like the others. The statistics are written to
+            ``finished.json`` (``color_target``); give them to the model at test time
+            (a Segmenter's ``color_target``, which ``tools/ship_model.py`` sets from the run).
+            Not with the window input modes.
         optimizer: ``"sgd"`` (paper) or ``"adam"``.
         learning_rate: Initial learning rate (paper: 0.01).
         momentum: SGD momentum (paper: 0.9).
@@ -167,6 +174,7 @@ class TrainConfig:
     crop_size: list[int] = field(default_factory=lambda: [224, 224])
     scale_range: list[float] = field(default_factory=lambda: [0.75, 1.25])
     color_jitter: float = 0.2
+    color_norm: bool = False
     optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9
@@ -246,8 +254,9 @@ class TrainConfig:
                  f"proposal_windows (got {self.input_mode!r}; stage 1 uses object_crops)")
         if self.input_mode in ("object_crops", "proposal_windows"):
             if self.tfds is not None:
-                fail("input_mode", f"{self.input_mode} need a file-based dataset (data), not "
-                     "tfds")
+                fail("input_mode", f"{self.input_mode} need a file-based dataset (data), not tfds")
+            if self.color_norm:
+                fail("color_norm", f"applies to input_mode crop or whole, not {self.input_mode}")
             if max(int(v) for v in self.crop_size) > self.window_size:
                 fail("crop_size", f"{self.crop_size} is larger than window_size {self.window_size}")
         if not self.box_scale > 0:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from deconvnet_tf.io import RUN_COLOR_TARGET
 from deconvnet_tf.training.atomic import write_text_atomic
 from deconvnet_tf.training.config import ConfigError, TrainConfig
 
@@ -35,7 +36,8 @@ __all__ = ["FINISHED", "RunFolderError", "RunLock", "RunLockedError", "RunState"
 FINISHED = "finished.json"
 LOCK = ".lock"
 # What train() writes into a run folder (config.json first), and what --overwrite removes.
-ARTIFACTS = ("model.keras", FINISHED, "log.csv", "checkpoints", "backup", "tensorboard", "eval")
+ARTIFACTS = ("model.keras", FINISHED, "log.csv", "checkpoints", "backup", "tensorboard", "eval",
+             RUN_COLOR_TARGET)
 # Sub-runs (two_stage stages, multi-worker workers) and generated data, removed by --overwrite.
 SUBRUNS = ("stage1", "stage2")
 GENERATED = ("synthetic_data",)

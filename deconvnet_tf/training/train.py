@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 from collections.abc import Callable
@@ -15,18 +16,20 @@ import numpy as np
 
 from deconvnet_tf.data import crops, pipeline
 from deconvnet_tf.data.pydataset import make_pydataset
+from deconvnet_tf.data.stats import color_statistics
 from deconvnet_tf.data.sources import RecordSource, load_record, open_source
 from deconvnet_tf.data.synthetic import write_synthetic_dataset
 from deconvnet_tf.evaluation.metrics import mean_iou_metric
 from deconvnet_tf.inference import proposals
 from deconvnet_tf.inference.segmenter import load_model
+from deconvnet_tf.io import RUN_COLOR_TARGET
 from deconvnet_tf.models import (
     build_model,
     count_flops,
     get_architecture,
     load_encoder_weights,
 )
-from deconvnet_tf.training.atomic import atomic_path
+from deconvnet_tf.training.atomic import atomic_path, write_text_atomic
 from deconvnet_tf.training.averaging import WeightEMA
 from deconvnet_tf.training.callbacks import TimeEstimate
 from deconvnet_tf.training.checkpointing import (
@@ -66,8 +69,10 @@ class TrainResult:
     """What a run produced: the run folder, the final model, the Keras history (of the last
     stage; of this call's epochs), class names, the ignore label, the number of replicas,
     per-stage histories of a two-stage run (``None`` for a stage kept from an earlier run),
-    the epochs done in all, the epoch this call started at, and whether the run had already
-    finished before this call (nothing trained; ``history`` read from ``log.csv``)."""
+    the epochs done in all, the epoch this call started at, whether the run had already
+    finished before this call (nothing trained; ``history`` read from ``log.csv``), and the
+    colour statistics the images were normalised to (``color_norm``; else ``None``): the
+    ``color_target`` to predict with."""
 
     output: Path
     model_path: Path
@@ -79,6 +84,7 @@ class TrainResult:
     epochs_done: int = 0
     initial_epoch: int = 0
     already_finished: bool = False
+    color_target: dict | None = None
 
 
 # Runs estimated (from their first steps) to take longer than this print the estimate.
@@ -485,9 +491,11 @@ def _begin_run(output: Path, config: TrainConfig, overwrite: bool, resume: bool)
         f"{config.epochs} epochs, or overwrite (--overwrite) to start again")
 
 
-def _mark_finished(output: Path, epochs: int, target: int, class_names, ignore_label: int) -> None:
+def _mark_finished(output: Path, epochs: int, target: int, class_names, ignore_label: int,
+                   color_target: dict | None = None) -> None:
+    extra = {} if color_target is None else {"color_target": color_target}
     mark_finished(output, epochs, target, class_names=list(class_names),
-                  ignore_label=int(ignore_label))
+                  ignore_label=int(ignore_label), **extra)
 
 
 def _finished_result(output: Path, state, config: TrainConfig) -> TrainResult:
@@ -499,7 +507,7 @@ def _finished_result(output: Path, state, config: TrainConfig) -> TrainResult:
     log = output / "log.csv" if (output / "log.csv").is_file() else output / "stage2" / "log.csv"
     return TrainResult(output, output / "model.keras", read_log(log), tuple(names), int(ignore),
                        epochs_done=state.epochs_done, initial_epoch=state.epochs_done,
-                       already_finished=True)
+                       already_finished=True, color_target=state.finished.get("color_target"))
 
 
 class _SkipBatches(keras.utils.PyDataset):
@@ -598,6 +606,7 @@ class _Inputs:
     train_data: Callable[[int], object]  # batches from batch ``position`` of the run on
     val_ds: object | None
     steps: int
+    color_target: dict | None = None  # color_norm: the training split's colour statistics
 
 
 def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
@@ -624,8 +633,10 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
     task_type, _ = _task(strategy)
     source = open_data_source(config)
     num_classes, ignore, class_weights = _class_setup(config, source)
+    color_target = color_statistics(source, config.train_split) if config.color_norm else None
     pipeline_args = dict(batch_size=config.batch_size, crop_size=tuple(config.crop_size),
-                         ignore_label=ignore, seed=config.seed, deterministic=config.deterministic)
+                         ignore_label=ignore, seed=config.seed, deterministic=config.deterministic,
+                         color_target=color_target)
     augmentation = dict(scale=tuple(config.scale_range), jitter=config.color_jitter)
     records = windows = None
     window_stage = WINDOW_STAGES.get(config.input_mode)  # the paper's stage of window inputs
@@ -654,6 +665,7 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
             # takes a fresh stream instead of replaying the one it had.
             args["seed"] = config.seed + position
         if window_stage:
+            del args["color_target"]  # config.validate: no color_norm with windows
             ds = crops.make_window_pipeline(records, windows, stage=window_stage,
                                             window_size=config.window_size,
                                             background=config.background_class, **args)
@@ -689,7 +701,7 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
             val_ds = val_ds.with_options(_autoshard_options())
     steps = config.steps_per_epoch or max(1, math.ceil(num_train / config.batch_size))
     return _Inputs(source, source.info, num_classes, ignore, class_weights, train_data, val_ds,
-                   steps)
+                   steps, color_target)
 
 
 def _model_for(config: TrainConfig, strategy, inputs: _Inputs, jit_compile: bool):
@@ -840,6 +852,8 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
     mixed, why_precision = resolve_mixed_precision(config)
     policy = _set_precision(mixed)
     inputs = _inputs(config, strategy)
+    if inputs.color_target is not None:  # what the run's models are fed (run_color_target)
+        write_text_atomic(output / RUN_COLOR_TARGET, json.dumps(inputs.color_target) + "\n")
     gflop = None
     if config.jit_compile is None and keras.config.backend() == "tensorflow":
         gflop = run_gflop(config, inputs.num_classes, inputs.steps)
@@ -882,11 +896,13 @@ def _fit(config: TrainConfig, output: Path, strategy, verbose, callbacks,
     if ema is not None and ema.updates:  # the trained weights stay in checkpoints/last.keras
         ema.apply(model)
     model_path = save_model_atomic(model, output / "model.keras")
-    _mark_finished(output, epochs_done, config.epochs, inputs.info.class_names, inputs.ignore)
+    _mark_finished(output, epochs_done, config.epochs, inputs.info.class_names, inputs.ignore,
+                   inputs.color_target)
     shutil.rmtree(output / "backup", ignore_errors=True)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     return TrainResult(output, model_path, history, inputs.info.class_names, inputs.ignore,
-                       replicas, epochs_done=epochs_done, initial_epoch=start_epoch)
+                       replicas, epochs_done=epochs_done, initial_epoch=start_epoch,
+                       color_target=inputs.color_target)
 
 
 def _autoshard_options():
