@@ -133,6 +133,14 @@ def _load_predictors(args, image_size):
     if not args.color_norm:
         predictors = [p if p is None else dataclasses.replace(p, color_target=None)
                       for p in predictors]
+    model = predictors[0]
+    if args.flip is None and model.flip:
+        print(f"{PROG}: test-time flip on (the model's default); --no-flip to skip it",
+              file=sys.stderr, flush=True)
+    if model.color_target is not None:
+        print(f"{PROG}: colour normalisation on (the model's color_target, "
+              f"mean {model.color_target['mean']}); --no-color-norm to skip it",
+              file=sys.stderr, flush=True)
     return predictors
 
 

@@ -198,7 +198,7 @@ def test_color_target_travels_to_the_savedmodel_and_litert_runtimes(network, tmp
 
 
 @requires_tf
-def test_predict_and_evaluate_clis_skip_it_with_no_color_norm(tmp_path):
+def test_predict_and_evaluate_clis_skip_it_with_no_color_norm(tmp_path, capsys):
     from PIL import Image
 
     from deconvnet_tf.cli import evaluate as evaluate_cli
@@ -219,6 +219,15 @@ def test_predict_and_evaluate_clis_skip_it_with_no_color_norm(tmp_path):
                                  "--save-probs", "--quiet", *flags]) == 0
         got = np.load(out / "dusk_probs.npy").astype(np.float32)
         assert np.abs(got - model.predict_proba(image)).max() <= 2e-3, flags
+        announced = "colour normalisation on (the model's color_target" in capsys.readouterr().err
+        assert announced == (not flags)
+    seg.with_options(test_time_flip=True).save(tmp_path / "flip.keras")
+    for flags in ((), ("--no-flip",)):
+        assert predict_cli.main(["--model", str(tmp_path / "flip.keras"), "--input",
+                                 str(tmp_path / "dusk.png"), "--output",
+                                 str(tmp_path / f"flip{len(flags)}"), "--quiet", *flags]) == 0
+        announced = "test-time flip on (the model's default)" in capsys.readouterr().err
+        assert announced == (not flags)
     data = write_synthetic_dataset(tmp_path / "d", num_train=1, num_val=2, height=24, width=32)
     reports = {}
     for flags in ((), ("--no-color-norm",)):
