@@ -25,7 +25,7 @@ def run_and_data(tmp_path_factory):
                   crop_size=[48, 64], steps_per_epoch=1)
     train(TrainConfig(output=str(base / "run"), **common), verbose=0)
     train(TrainConfig(output=str(base / "dev"), train_split="train[-0/3]",
-                      val_split="train[0/3]", **common), verbose=0)
+                      val_split="train[0/3]", color_norm=True, **common), verbose=0)
     return base / "run", data, base / "dev"
 
 
@@ -136,6 +136,18 @@ def test_the_card_says_when_its_split_is_training_data(run_and_data, tmp_path, c
                             "--output", str(out), "--split", "train[0/3]"]) == 0
     card = (out / "dev.md").read_text()
     assert "training data" not in card and "(2 images, native resolution)" in card
+    # the dev run trained with color_norm: the shipped model normalises to its statistics
+    import deconvnet_tf
+    from deconvnet_tf.inference.segmenter import run_color_target
+    from deconvnet_tf.lite import read_metadata
+
+    target = run_color_target(dev)
+    assert target is not None
+    assert deconvnet_tf.Segmenter.from_preset(str(out / "dev.keras")).color_target == target
+    assert read_metadata(out / "dev_int8.tflite").color_target == target
+    assert f"colour normalisation of every image to the training split's statistics (mean " \
+           f"{target['mean']}" in card
+    assert "colour normalisation" not in (out / "toy.md").read_text()
     capsys.readouterr()
     with pytest.raises(SystemExit) as caught:
         ship_model.main(["--run", str(run), "--data", str(data), "--name", "bad",
