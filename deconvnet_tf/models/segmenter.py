@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from deconvnet_tf._deprecated import alias_module
 
-__all__ = ["CAMVID_PALETTE", "Segmenter", "default_palette", "load_model", "load_segmenter"]
+__all__ = ["CAMVID_PALETTE", "Segmenter", "default_palette", "load_model", "load_segmenter",
+           "run_color_target"]
 
 alias_module(globals(), "deconvnet_tf.inference.segmenter")
