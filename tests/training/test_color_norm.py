@@ -215,3 +215,32 @@ def test_overwrite_without_color_norm_removes_the_record(color_run, tmp_path, da
     assert not (out / RUN_COLOR_TARGET).exists()
     assert "color_target" not in json.loads((out / "finished.json").read_text())
     assert load_segmenter(out / "model.keras").color_target is None
+
+
+@requires_tf
+def test_a_damaged_record_is_a_one_line_error_and_nothing_is_written(color_run, tmp_path,
+                                                                      dataset, capsys):
+    import shutil
+
+    from deconvnet_tf.cli.evaluate import main as evaluate_main
+    from deconvnet_tf.cli.predict import main as predict_main
+
+    config, result = color_run
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(result.model_path, run / "model.keras")
+    (run / RUN_COLOR_TARGET).write_text("{not json")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    image = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(_examples(dataset, "val")[0][0]).save(image)
+    assert evaluate_main(["--model", str(run), "--data", str(dataset), "--split", "val",
+                          "--output", str(tmp_path / "eval")]) == 2
+    assert predict_main(["--model", str(run / "model.keras"), "--input", str(image),
+                         "--output", str(tmp_path / "pred")]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"{RUN_COLOR_TARGET}' is not a readable colour target") == 2
+    assert "Traceback" not in err
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "pred").exists()
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
