@@ -238,13 +238,13 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     # the split is checked before anything is written
     num_images = open_source(data).num_examples(split)
     overlap = trained_on(data, config.get("train_split", "train"), split)
-    # a run trained with color_norm: the model normalises every image to its statistics
+    # a run trained with color_norm: load_segmenter gives the model its statistics (the card
+    # says so)
     run_target = run_color_target(run / "model.keras")
     model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
                            image_size=input_size, class_names=list(info.class_names),
                            void_label=info.ignore_label, default_crf=default_crf,
-                           test_time_flip=test_time_flip,
-                           **({} if run_target is None else {"color_target": run_target}))
+                           test_time_flip=test_time_flip)
     out.mkdir(parents=True, exist_ok=True)
     # the LiteRT files first: their export checks every path before any work and writes
     # nothing on failure, so a failed ship leaves the shipped .keras as it was

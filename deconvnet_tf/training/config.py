@@ -93,9 +93,10 @@ class TrainConfig:
             brought, per channel, to the mean and standard deviation of the training split
             (:func:`deconvnet_tf.io.normalize_colors`, once, before augmentation), so that a
             dark or colour-cast frame looks like the others. The statistics are written to
-            ``finished.json`` (``color_target``); give them to the model at test time
-            (a Segmenter's ``color_target``, which ``tools/ship_model.py`` sets from the run).
-            Not with the window input modes.
+            the run folder's ``color_target.json`` (and ``finished.json``); every tool that
+            opens the run's models normalises to them
+            (:func:`deconvnet_tf.inference.segmenter.run_color_target`). Not with the window
+            input modes.
         optimizer: ``"sgd"`` (paper) or ``"adam"``.
         learning_rate: Initial learning rate (paper: 0.01).
         momentum: SGD momentum (paper: 0.9).
