@@ -153,6 +153,19 @@ def table(reports: dict) -> str:
     return "\n".join(lines)
 
 
+def _load(path: str, *, own: bool):
+    """The model at ``path``; with ``own`` (each model's own colour setting), the bare
+    ``model.keras`` of a run trained with ``color_norm`` comes as a Segmenter with the run's
+    statistics (``color_target.json``), as deconvnet-evaluate and the exports read it."""
+    from deconvnet_tf.evaluation.evaluate import load_model_file
+    from deconvnet_tf.inference.segmenter import load_segmenter, run_color_target
+
+    model, file = load_model_file(path)
+    if own and not hasattr(model, "color_target") and run_color_target(file) is not None:
+        model = load_segmenter(file)
+    return model
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="multiscale_table", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--color-target", metavar="SPLIT|off", default=None,
                         help="test-time colour normalisation to the per-channel mean / std of "
                         "this split of --data (e.g. the models' training split), instead of "
-                        "each model's own setting; 'off': none (default: each model's own)")
+                        "each model's own setting; 'off': none (default: each model's own: a "
+                        "Segmenter's color_target, or a run's color_target.json)")
     parser.add_argument("--output", help="also write the rows as JSON here (a new file)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -182,10 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(taken)
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.data.sources import open_source
-    from deconvnet_tf.evaluation.evaluate import ModelFileError, load_model_file
+    from deconvnet_tf.evaluation.evaluate import ModelFileError
 
     try:
-        models = [load_model_file(path)[0] for path in args.model]
+        models = [_load(path, own=args.color_target is None) for path in args.model]
         source = open_source(args.data)
         target = "model"
         if args.color_target is not None:

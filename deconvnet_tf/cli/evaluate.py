@@ -26,8 +26,10 @@ def _run_target(model, model_path, color_norm: bool):
     with ``color_norm`` (its network is fed normalised colours), announced; else ``None``."""
     from deconvnet_tf.inference.segmenter import run_color_target
 
-    target = None if hasattr(model, "color_target") else run_color_target(model_path)
-    if target is not None and color_norm:
+    if not color_norm or hasattr(model, "color_target"):
+        return None  # --no-color-norm: the record is not read (nor a damaged one refused)
+    target = run_color_target(model_path)
+    if target is not None:
         print(f"Colour normalisation: to the statistics the run trained on ({target}; "
               "--no-color-norm skips it)")
     return target

@@ -585,7 +585,8 @@ def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = 
     if isinstance(model, Segmenter):
         return model.with_options(**overrides) if overrides else model
     bare = model
-    run_target = run_color_target(path)  # a run trained with color_norm
+    # a run trained with color_norm (not read when an override names the target)
+    run_target = None if "color_target" in overrides else run_color_target(path)
     sources = [dict(registry_entry.get("metadata", {})) if registry_entry is not None else {},
                _dataset_metadata(path),
                {} if run_target is None else {"color_target": run_target},

@@ -194,6 +194,29 @@ def test_deconvnet_evaluate_uses_the_runs_statistics(color_run, dataset, tmp_pat
 
 
 @requires_tf
+def test_multiscale_table_uses_the_runs_statistics(color_run, dataset, tmp_path):
+    """tools/multiscale_table.py, by default each model's own setting: a color_norm run's bare
+    model.keras is scored on images normalised to the run's statistics (its one-size row is
+    what evaluate gives with them); --color-target off scores the images as they are."""
+    import multiscale_table  # tools/ (pytest's pythonpath)
+
+    config, result = color_run
+    rows = {}
+    for name, extra in (("own", []), ("off", ["--color-target", "off"])):
+        out = tmp_path / f"{name}.json"
+        assert multiscale_table.main(["--model", config.output, "--data", str(dataset),
+                                      "--split", "val", "--sizes", "48x64", "--quiet",
+                                      "--output", str(out), *extra]) == 0
+        rows[name] = json.loads(out.read_text())["rows"]["48x64"]["mean_iou"]
+    network = keras.saving.load_model(result.model_path)
+    normalised = evaluate(network, dataset, "val", progress=False, input_size=(48, 64),
+                          flip=False, color_target=result.color_target)
+    plain = evaluate(network, dataset, "val", progress=False, input_size=(48, 64), flip=False)
+    assert rows["own"] == pytest.approx(normalised.mean_iou)
+    assert rows["off"] == pytest.approx(plain.mean_iou)
+
+
+@requires_tf
 def test_an_export_of_the_run_carries_its_statistics(color_run, tmp_path):
     from deconvnet_tf.export import export_saved_model, load_saved_model
     from deconvnet_tf.lite import read_metadata
@@ -244,3 +267,7 @@ def test_a_damaged_record_is_a_one_line_error_and_nothing_is_written(color_run, 
     assert "Traceback" not in err
     assert not (tmp_path / "eval").exists() and not (tmp_path / "pred").exists()
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # without the normalisation the record is not needed, so a damaged one is not an error
+    assert evaluate_main(["--model", str(run), "--data", str(dataset), "--split", "val",
+                          "--no-color-norm", "--output", str(tmp_path / "eval_off")]) == 0
+    assert load_segmenter(run / "model.keras", color_target=None).color_target is None
