@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -207,7 +208,9 @@ class Predictor:
         """
         image = check_image(image)
         if self.color_target is not None:
-            image = normalize_colors(image, self.color_target)
+            with warnings.catch_warnings():  # check_image above has warned of 0..1 floats once
+                warnings.simplefilter("ignore", UserWarning)
+                image = normalize_colors(image, self.color_target)
         plan = self.plan(*image.shape[:2])
         if self.input_dtype == "uint8":  # resize and pad in uint8, as the LiteRT runtime does
             pixels = image if image.dtype == np.uint8 else np.clip(

@@ -74,6 +74,20 @@ def test_check_color_target_names_the_argument_and_what_it_expects(bad):
         check_color_target(bad, "where")
 
 
+def test_a_float_0_to_1_image_is_warned_of_once_with_a_color_target():
+    import warnings
+
+    from deconvnet_tf.inference.predict import Predictor, predict_image
+
+    fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits",
+                     color_target={"mean": [100] * 3, "std": [50] * 3})
+    image = np.random.default_rng(0).random((6, 5, 3)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert predict_image(fake, image).shape == (6, 5, 2)
+    assert len([w for w in caught if "float values in 0..1" in str(w.message)]) == 1
+
+
 def test_check_color_target_returns_plain_floats():
     got = check_color_target({"mean": np.array([1, 2, 3]), "std": (4.5, np.float32(5), 6)})
     assert got == {"mean": [1.0, 2.0, 3.0], "std": [4.5, 5.0, 6.0]}
