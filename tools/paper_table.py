@@ -17,6 +17,18 @@ import sys
 from pathlib import Path
 
 
+def _class_indices(data: str, names: list[str]) -> tuple[int, ...]:
+    """The indices of the class ``names`` of the dataset at ``data``."""
+    from deconvnet_tf.data.sources import open_source
+
+    known = list(open_source(data).info.class_names)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"--largest-component {' '.join(unknown)}: not a class of {data!r} "
+                         f"(its classes: {', '.join(known)})")
+    return tuple(known.index(name) for name in names)
+
+
 def main(argv: list[str] | None = None) -> int:
     from deconvnet_tf.evaluation.compare import METHODS  # framework-free on import
 
@@ -43,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aggregate", choices=["max", "mean"], default="max")
     parser.add_argument("--ensemble-method", choices=["mean", "product"], default="mean")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet")
+    parser.add_argument("--largest-component", nargs="+", metavar="CLASS", default=[],
+                        help="class names (of --data) whose pixels keep only their largest "
+                        "connected region in every method's output, after its CRF (the "
+                        "post-processing of horse_compact: --largest-component horse)")
     parser.add_argument("--proposal-cache", help="folder to cache proposals per image")
     parser.add_argument("--output", help="also write the results as JSON here (a new file; "
                         "an existing one is refused before the run unless --overwrite)")
@@ -68,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                        min_size=args.min_box, enlarge=args.enlarge,
                        cache_dir=args.proposal_cache))
     try:
+        if args.largest_component:
+            options.largest_component = _class_indices(args.data, args.largest_component)
         deconvnet, fcn = args.deconvnet, args.fcn
         if args.flip is not None:
             import dataclasses

@@ -122,11 +122,13 @@ def _metrics_table(reports: dict, agreement: dict) -> list[str]:
 
 
 def _describe(value) -> str:
-    """A setting's value for the card: on / off, or the colour target's numbers."""
+    """A setting's value for the card: on / off, the classes, or the colour target's numbers."""
     if isinstance(value, bool):
         return "on" if value else "off"
-    if value is None:
+    if value is None or value == ():
         return "off"
+    if isinstance(value, tuple):
+        return ", ".join(value)
     return (f"mean {', '.join(f'{v:.1f}' for v in value['mean'])}, "
             f"std {', '.join(f'{v:.1f}' for v in value['std'])} (RGB)")
 
@@ -153,7 +155,7 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     Args:
         settings: Segmenter options to change: ``test_time_flip`` and/or ``default_crf``
             (true / false), ``color_target`` (``{"mean": [r, g, b], "std": [r, g, b]}`` or
-            ``None``).
+            ``None``), ``largest_component`` (class names; ``[]``: none).
 
     Raises:
         FileNotFoundError: a shipped file of ``name`` is missing.
@@ -168,7 +170,7 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     from deconvnet_tf.training.atomic import write_text_atomic
     from deconvnet_tf.training.checkpointing import save_model_atomic
 
-    allowed = {"test_time_flip", "default_crf", "color_target"}
+    allowed = {"test_time_flip", "default_crf", "color_target", "largest_component"}
     if not settings or set(settings) - allowed:
         raise ValueError(f"settings to change: some of {sorted(allowed)}, got {sorted(settings)}")
     if not reason.strip():
@@ -177,7 +179,8 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     if missing:
         raise FileNotFoundError(f"not shipped: {', '.join(missing)}")
     model = load_segmenter(out / f"{name}.keras")
-    settings = {k: v if k == "color_target" else bool(v) for k, v in settings.items()}
+    settings = {k: v if k == "color_target" else tuple(v) if k == "largest_component"
+                else bool(v) for k, v in settings.items()}
     unchanged = [k for k, v in settings.items() if getattr(model, k) == v]
     if unchanged:
         raise ValueError(f"{name} already has {', '.join(f'{k}={getattr(model, k)}' for k in unchanged)}")
@@ -353,6 +356,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                         help="the shipped model averages each image with its mirror image in "
                         "every runtime unless --no-flip (Segmenter test_time_flip)")
+    parser.add_argument("--largest-component", nargs="+", metavar="CLASS", default=None,
+                        help="--update-settings: class names whose pixels deconvnet-predict "
+                        "reduces to their largest connected region after the CRF unless "
+                        "--no-largest-component (Segmenter largest_component); 'off' removes it")
     parser.add_argument("--color-target", metavar="SPLIT|off", default=None,
                         help="--update-settings: test-time colour normalisation to the "
                         "per-channel mean / std of this split of --data (e.g. train: the "
@@ -367,6 +374,9 @@ def main(argv=None) -> int:
         settings = {k: v for k, v in (("test_time_flip", args.test_time_flip),
                                       ("default_crf", args.default_crf)) if v is not None}
         try:
+            if args.largest_component is not None:
+                settings["largest_component"] = ([] if args.largest_component == ["off"]
+                                                 else args.largest_component)
             if args.color_target is not None:
                 settings["color_target"] = _color_target(args.data, args.color_target)
             result = update_settings(args.name, args.output, args.data, reason=args.reason,

@@ -9,7 +9,9 @@ replaced with ``--overwrite``; each image's files are written as soon as it is d
 ``--mode instance`` segments object proposals one by one and aggregates them (the paper's
 instance-wise inference); ``--ensemble FCN_MODEL`` combines the result with an FCN run on the
 whole image (EDeconvNet); ``--crf`` refines with a dense CRF (``--no-crf``: not even when the
-model ships with the CRF as its default, as ``horse_compact`` does). Images above ``--max-pixels`` are
+model ships with the CRF as its default, as ``horse_compact`` does). A model whose
+``largest_component`` names classes (``horse_compact``: one horse per image) keeps only the
+largest connected region of each after that (``--no-largest-component`` skips it). Images above ``--max-pixels`` are
 scaled down for all of that (a warning says so) and the labels scaled back to the image size.
 """
 
@@ -84,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
                         help="skip the model's test-time colour normalisation (its "
                         "color_target, e.g. camvid_compact's): images as they are")
+    parser.add_argument("--no-largest-component", dest="largest_component",
+                        action="store_false",
+                        help="skip the model's largest-region post-processing (its "
+                        "largest_component classes, e.g. horse_compact's horse: only the "
+                        "largest connected region of each is kept)")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet",
                         help="dense CRF parameters with --crf (default: deconvnet)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
@@ -115,6 +122,25 @@ def _parser() -> argparse.ArgumentParser:
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
     return parser
+
+
+def _model_post_processing(args, model, options):
+    """``options`` with the model's default post-processing (dense CRF, largest region) that
+    the command line did not turn off, each announced on stderr."""
+    import dataclasses
+
+    if args.crf is None and getattr(model, "default_crf", False):
+        options = dataclasses.replace(options, crf=True)
+        print(f"{PROG}: dense CRF on (the model's default post-processing); --no-crf to "
+              "skip it", file=sys.stderr, flush=True)
+    if args.largest_component and model.largest_component:
+        options = dataclasses.replace(options, largest_component=model.largest_component)
+        names = [model.class_names[i] if model.class_names else str(i)
+                 for i in model.largest_component]
+        print(f"{PROG}: largest connected region only for {', '.join(names)} (the model's "
+              "default post-processing); --no-largest-component to skip it",
+              file=sys.stderr, flush=True)
+    return options
 
 
 def _load_predictors(args, image_size):
@@ -157,8 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     select_backend(args.backend, verbose=args.verbose)
     report = Reporter(PROG)
 
-    import dataclasses
-
     from deconvnet_tf.inference.pipeline import InferenceOptions, predict_files
     from deconvnet_tf.io import ensure_output_dir, output_folder
     from deconvnet_tf.render import plan_predictions
@@ -180,10 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 ensure_output_dir(args.proposal_cache, "--proposal-cache")
             image_size = "model" if working is None else working
             model, ensemble = _load_predictors(args, image_size)
-            if args.crf is None and getattr(model, "default_crf", False):
-                options = dataclasses.replace(options, crf=True)
-                print(f"{PROG}: dense CRF on (the model's default post-processing); --no-crf to "
-                      "skip it", file=sys.stderr, flush=True)
+            options = _model_post_processing(args, model, options)
             if args.jit_compile is not None:
                 model = model.with_jit_compile(args.jit_compile)
                 if ensemble is not None:

@@ -16,6 +16,7 @@ from deconvnet_tf.data.sources import open_source
 from deconvnet_tf.inference import crf, instance
 from deconvnet_tf.inference.ensemble import combine_probabilities
 from deconvnet_tf.inference.pipeline import InferenceOptions
+from deconvnet_tf.inference.postprocess import keep_largest_component
 from deconvnet_tf.inference.predict import as_predictor, predict_image
 
 __all__ = ["METHODS", "MethodComparison", "compare_methods"]
@@ -109,6 +110,8 @@ def compare_methods(
         limit: Only the first ``limit`` images.
         options: :class:`~deconvnet_tf.inference.pipeline.InferenceOptions` for the proposals,
             crop size, aggregation, ensemble method and CRF preset (``mode``/``crf`` ignored).
+            Its ``largest_component`` post-processes every method's final probabilities (after
+            its CRF).
         progress: Show a progress bar.
 
     Returns:
@@ -221,6 +224,9 @@ def _method_probabilities(image: np.ndarray, methods: list[str], deconvnet, fcn,
     for key, base in _CRF_OF.items():
         if key in need:
             probs[key] = timed(key, crf.dense_crf, image, probs[base], **crf_kwargs)
+    if options.largest_component:  # every method's final output, after its CRF
+        probs = {key: keep_largest_component(value, options.largest_component)
+                 for key, value in probs.items()}
     return probs
 
 
@@ -228,5 +234,6 @@ def _settings(split: str, options) -> dict:
     """What was run, for :attr:`MethodComparison.settings`."""
     return {"split": split, "input_size": options.input_size, "aggregate": options.aggregate,
             "ensemble_method": options.ensemble_method, "crf_preset": options.crf_preset,
+            "largest_component": list(options.largest_component),
             "proposals": {k: (str(v) if k == "cache_dir" and v is not None else v)
                           for k, v in options.proposals.items()}}

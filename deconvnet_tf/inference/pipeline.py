@@ -21,6 +21,7 @@ from deconvnet_tf.inference.crf import (
 )
 from deconvnet_tf.inference.ensemble import ENSEMBLE_METHODS, combine_probabilities
 from deconvnet_tf.inference.instance import predict_instances
+from deconvnet_tf.inference.postprocess import check_component_classes, keep_largest_component
 from deconvnet_tf.inference.predict import as_predictor, predict_image, predict_images
 from deconvnet_tf.inference.timing import stage
 from deconvnet_tf.io import (
@@ -49,6 +50,10 @@ class InferenceOptions:
         crf: Apply the dense CRF at the end.
         crf_preset: ``"deconvnet"`` or ``"deeplab"``.
         crf_overrides: Extra :class:`~deconvnet_tf.inference.crf.CRFSettings` values.
+        largest_component: Class indices whose pixels keep only their largest connected
+            region, after the CRF
+            (:func:`~deconvnet_tf.inference.postprocess.keep_largest_component`; a
+            Segmenter's ``largest_component``); ``()``: none.
         input_size: Crop size of instance-wise inference.
         batch_size: Crops (instance mode) or images (whole mode) per model call.
         aggregate: ``"max"`` or ``"mean"`` (instance mode).
@@ -62,6 +67,7 @@ class InferenceOptions:
     crf: bool = False
     crf_preset: str = "deconvnet"
     crf_overrides: dict = field(default_factory=dict)
+    largest_component: tuple = ()
     input_size: int = 224
     batch_size: int = 8
     aggregate: str = "max"
@@ -78,6 +84,8 @@ class InferenceOptions:
         if self.batch_size < 1 or self.input_size < 1:
             raise ValueError("batch_size and input_size must be >= 1")
         crf_settings(self.crf_preset, **self.crf_overrides)
+        self.largest_component = check_component_classes(
+            self.largest_component, what="InferenceOptions.largest_component")
         return self
 
 
@@ -98,7 +106,8 @@ def infer(
             measures nothing.
 
     Returns:
-        Probabilities (after the CRF when ``options.crf``).
+        Probabilities (after the CRF when ``options.crf``, then
+        ``options.largest_component``).
     """
     options = (options or InferenceOptions()).validate()
     if options.mode == "whole":
@@ -116,6 +125,9 @@ def infer(
         with stage(timings, "crf"):
             probs = dense_crf(np.clip(image, 0, 255).astype(np.uint8), probs,
                               preset=options.crf_preset, **options.crf_overrides)
+    if options.largest_component:
+        with stage(timings, "largest_component"):
+            probs = keep_largest_component(probs, options.largest_component)
     return probs
 
 
@@ -129,7 +141,8 @@ class _PendingImages:
         self.model, self.ensemble, self.options, self.output = model, ensemble, options, output
         self.counter, self.total, self.warn = counter, total, warn
         self.save_probs, self.overwrite, self.max_pixels = save_probs, overwrite, max_pixels
-        self.whole_batch = options.mode == "whole" and ensemble is None and not options.crf
+        self.whole_batch = (options.mode == "whole" and ensemble is None and not options.crf
+                            and not options.largest_component)
         self.step = options.batch_size if self.whole_batch else 1
         self.items: list[tuple] = []
         self.written: list[dict[str, Path]] = []

@@ -110,6 +110,10 @@ class Predictor:
             brought to this ``{"mean": [r, g, b], "std": [r, g, b]}``
             (:func:`deconvnet_tf.io.normalize_colors`, at the image's own size, before
             resizing); ``None``: images as they are.
+        largest_component: Class indices that ``deconvnet-predict`` reduces to their largest
+            connected region after the CRF by default (a Segmenter's ``largest_component``;
+            :func:`deconvnet_tf.inference.postprocess.keep_largest_component`); the
+            probabilities of :meth:`scores` never include it.
 
     Example:
         >>> fake = Predictor(lambda b: np.zeros(b.shape[:3] + (2,)), outputs="logits")
@@ -130,9 +134,15 @@ class Predictor:
     palette: Any = None
     default_crf: bool = False
     color_target: dict | None = None
+    largest_component: tuple = ()
 
     def __post_init__(self):
         self.color_target = check_color_target(self.color_target, "Predictor.color_target")
+        # cycle-free: postprocess imports NumPy only
+        from deconvnet_tf.inference.postprocess import check_component_classes
+
+        self.largest_component = check_component_classes(
+            self.largest_component, what="Predictor.largest_component")
         if self.outputs not in ("logits", "probabilities"):
             raise ValueError(f"Predictor.outputs must be 'logits' or 'probabilities', got "
                              f"{self.outputs!r}")

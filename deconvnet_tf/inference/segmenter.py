@@ -20,7 +20,11 @@ In the manner of a KerasHub task, a :class:`Segmenter` is a Keras model that wra
 * ``color_target``: test-time colour normalisation, the per-channel mean and standard
   deviation every image is brought to before the network
   (:func:`deconvnet_tf.io.normalize_colors`; ``None``: off), in the same places (chosen on
-  held-out data: ``camvid_compact``: the statistics of its training frames).
+  held-out data: ``camvid_compact``: the statistics of its training frames);
+* ``largest_component``: class names whose pixels ``deconvnet-predict`` reduces to their
+  largest connected region after the CRF, when the command line does not say
+  (``--no-largest-component``): a scene prior, one object of the class per image (chosen on
+  held-out data: ``horse_compact``: ``["horse"]``).
 
 So ``Segmenter.from_preset("camvid_compact")`` / ``keras.saving.load_model("x.keras")`` give a
 model that knows its classes, colours and input size. Prediction follows the one size rule of
@@ -114,6 +118,21 @@ def _check_palette(palette, names: list[str]) -> dict[str, tuple[int, int, int]]
     return out
 
 
+def _check_component_names(value, names: list[str]) -> tuple[str, ...]:
+    """``largest_component`` as a tuple of distinct class names of the model."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"Segmenter: largest_component must be a list of class names, got "
+                         f"{value!r}")
+    out = tuple(value)
+    unknown = [v for v in out if not isinstance(v, str) or v not in names]
+    if unknown or len(set(out)) != len(out):
+        raise ValueError(f"Segmenter: largest_component must name distinct classes of "
+                         f"{names}, got {list(out)}")
+    return out
+
+
 def _check_names(class_names, void_label, num_classes: int) -> tuple[list[str], int | None]:
     """The class names (``class_0``... when ``None``) and the void label, validated against the
     network's number of classes."""
@@ -168,6 +187,13 @@ class Segmenter(keras.Model):
             (default): images as they are. The usual value is the statistics of the training
             images (:func:`deconvnet_tf.data.stats.color_statistics`). ``--no-color-norm``
             (or ``predictor(color_target=None)``) skips it for one call.
+        largest_component: Class names whose pixels keep only their largest 8-connected
+            region in ``deconvnet-predict``'s post-processing (after the CRF; the other
+            regions take their next most probable class,
+            :func:`deconvnet_tf.inference.postprocess.keep_largest_component`): for scenes with
+            one object of the class per image. ``()`` (default): none. The network's own
+            outputs (``predict``, ``predict_proba``) never include it;
+            ``--no-largest-component`` skips it.
 
     Example:
 
@@ -193,6 +219,7 @@ class Segmenter(keras.Model):
         default_crf: bool = False,
         test_time_flip: bool = False,
         color_target: Mapping[str, Sequence[float]] | None = None,
+        largest_component: Sequence[str] = (),
         name: str | None = None,
         **kwargs,
     ):
@@ -225,12 +252,11 @@ class Segmenter(keras.Model):
             raise ValueError(f"Segmenter: interpolation must be one of {_INTERPOLATIONS}, got "
                              f"{interpolation!r}")
         names, void_label = _check_names(class_names, void_label, num_classes)
-        if not isinstance(default_crf, (bool, np.bool_)):
-            raise ValueError(f"Segmenter: default_crf must be true or false, got {default_crf!r}")
-        if not isinstance(test_time_flip, (bool, np.bool_)):
-            raise ValueError(f"Segmenter: test_time_flip must be true or false, got "
-                             f"{test_time_flip!r}")
+        for flag, value in (("default_crf", default_crf), ("test_time_flip", test_time_flip)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"Segmenter: {flag} must be true or false, got {value!r}")
         color_target = check_color_target(color_target, "Segmenter: color_target")
+        largest_component = _check_component_names(largest_component, names)
         colours = _check_palette(palette, names)
         mean_bgr = tuple(float(v) for v in (mean if mean is not None else
                                               getattr(network, "mean", _DEFAULT_MEAN_BGR)))
@@ -255,6 +281,7 @@ class Segmenter(keras.Model):
         self.default_crf = bool(default_crf)
         self.test_time_flip = bool(test_time_flip)
         self.color_target = color_target
+        self.largest_component = largest_component
         self.min_input_size = minimum
         self.output_activation = getattr(network, "output_activation", None)
 
@@ -297,6 +324,7 @@ class Segmenter(keras.Model):
             "default_crf": self.default_crf,
             "test_time_flip": self.test_time_flip,
             "color_target": self.color_target,
+            "largest_component": list(self.largest_component),
             "image_converter": self.image_converter,  # descriptive; rebuilt from the above
         }
 
@@ -403,6 +431,7 @@ class Segmenter(keras.Model):
             class_names=tuple(self.class_names),
             palette=self.palette_array(),
             default_crf=self.default_crf,
+            largest_component=tuple(self.class_names.index(n) for n in self.largest_component),
             color_target=(self.color_target if isinstance(color_target, str)
                              and color_target == "model" else color_target),
         )
@@ -547,7 +576,8 @@ def run_color_target(model_path: str | os.PathLike) -> dict | None:
 
 
 _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette", "mean",
-              "interpolation", "default_crf", "test_time_flip", "color_target", "name")
+              "interpolation", "default_crf", "test_time_flip", "color_target",
+              "largest_component", "name")
 
 
 def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = None,

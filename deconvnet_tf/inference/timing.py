@@ -14,8 +14,10 @@ __all__ = ["STAGES", "stage"]
 
 # The stages, in pipeline order: edge map, proposal boxes (EdgeBoxes / selective search / the
 # cache), warping the crops, the network on the crops, pasting the crop scores back (max/mean)
-# and the softmax, the whole-image pass for pixels no box covers, the FCN of an ensemble, CRF.
-STAGES = ("edges", "proposals", "crops", "network", "paste", "whole", "ensemble", "crf")
+# and the softmax, the whole-image pass for pixels no box covers, the FCN of an ensemble, CRF,
+# the largest-region post-processing.
+STAGES = ("edges", "proposals", "crops", "network", "paste", "whole", "ensemble", "crf",
+          "largest_component")
 
 
 @contextmanager

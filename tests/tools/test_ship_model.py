@@ -113,6 +113,16 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
     with pytest.raises(SystemExit):  # already on
         ship_model.main([*common, "--test-time-flip", "--reason", "again"])
     assert "already has test_time_flip=True" in capsys.readouterr().err
+    name = before.class_names[1]  # the largest-region post-processing: classes, then off
+    assert ship_model.main([*common, "--largest-component", name, "--reason", "folds"]) == 0
+    assert deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras")).largest_component == (
+        name,)
+    assert f"`largest_component` {name}. folds" in (out / "toy.md").read_text()
+    with pytest.raises(SystemExit):
+        ship_model.main([*common, "--largest-component", "zebra", "--reason", "x"])
+    assert "largest_component must name distinct classes" in capsys.readouterr().err
+    assert ship_model.main([*common, "--largest-component", "off", "--reason", "undo"]) == 0
+    assert deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras")).largest_component == ()
 
 
 @pytest.mark.slow
