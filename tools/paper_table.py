@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--largest-component", nargs="+", metavar="CLASS", default=[],
                         help="class names (of --data) whose pixels keep only their largest "
                         "connected region in every method's output, after its CRF (the "
-                        "post-processing of horse_compact: --largest-component horse)")
+                        "one-object scenes, e.g. --largest-component horse on Weizmann Horse)")
     parser.add_argument("--proposal-cache", help="folder to cache proposals per image")
     parser.add_argument("--output", help="also write the results as JSON here (a new file; "
                         "an existing one is refused before the run unless --overwrite)")

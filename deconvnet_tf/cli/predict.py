@@ -10,7 +10,7 @@ replaced with ``--overwrite``; each image's files are written as soon as it is d
 instance-wise inference); ``--ensemble FCN_MODEL`` combines the result with an FCN run on the
 whole image (EDeconvNet); ``--crf`` refines with a dense CRF (``--no-crf``: not even when the
 model ships with the CRF as its default, as ``horse_compact`` does). A model whose
-``largest_component`` names classes (``horse_compact``: one horse per image) keeps only the
+``largest_component`` names classes (a scene prior: one object of each per image) keeps only the
 largest connected region of each after that (``--no-largest-component`` skips it). Images above ``--max-pixels`` are
 scaled down for all of that (a warning says so) and the labels scaled back to the image size.
 """
@@ -89,8 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-largest-component", dest="largest_component",
                         action="store_false",
                         help="skip the model's largest-region post-processing (its "
-                        "largest_component classes, e.g. horse_compact's horse: only the "
-                        "largest connected region of each is kept)")
+                        "largest_component classes, whose largest connected region alone is "
+                        "kept)")
     parser.add_argument("--crf-preset", choices=["deconvnet", "deeplab"], default="deconvnet",
                         help="dense CRF parameters with --crf (default: deconvnet)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
