@@ -50,6 +50,7 @@ Python ``epochs=N``, ``steps_per_epoch=N``,                 ``1``, ``2``, ``2``,
 ``batch_size=N``, ``top_k=N``
 ``--top-k N``, ``--limit N``, ``--calibration-count N``,    ``3``, ``2``, ``4``, ``0 1``
 ``--indices I J``
+``--largest-component horse``                               ``--largest-component disc``
 ``deconvnet-train ...``                                     appended (the last value wins):
                                                             ``--epochs 1 --batch-size 2 --set
                                                             crop_size=[32,32] --set window_size=40
@@ -129,6 +130,8 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     # CamVid's held-out sequences in a split selector -> a generated training scene
     (r"\[(-?)0001TP\]", r"[\1train_00000]"),
     (r"\[(-?)0006R0\]", r"[\1train_00001]"),
+    # Weizmann Horse's object class -> a generated scene's class
+    (r"--largest-component horse\b", "--largest-component disc"),
     # big presets -> small ones
     (r"\bdeconvnet_vgg16(?:_slim|_b4_compact|_b5_compact)?\b", "deconvnet_vgg16_compact"),
     (r"\bdeconvnet_(?:small|mobile)\b", "deconvnet_tiny"),
