@@ -62,16 +62,23 @@ def subsets(sizes: list[tuple[int, int]], models: int = 1) -> dict[str, list[Run
     return rows
 
 
-def _probabilities(model, image: np.ndarray, size: tuple[int, int], flip: bool,
-                   logits: bool, color_norm: bool = True) -> np.ndarray:
-    from deconvnet_tf.evaluation.evaluate import predict_native
-
-    scores = predict_native(model, image, size, flip=flip, color_norm=color_norm)
+def _probabilities(scores: np.ndarray, logits: bool) -> np.ndarray:
+    """Softmax probabilities of a model's scores (its output as it is if not ``logits``)."""
     if not logits:
         return scores
     scores = scores - scores.max(-1, keepdims=True)
     exp = np.exp(scores)
     return exp / exp.sum(-1, keepdims=True)
+
+
+def _prediction(scores: dict, runs: list, logits: list) -> np.ndarray:
+    """The class map of one row: a single run's argmax of its raw scores (exactly what
+    ``evaluate`` reports, near-ties included), several runs' argmax of their mean softmax
+    probabilities."""
+    if len(runs) == 1:
+        return scores[runs[0]].argmax(-1).ravel()
+    probs = [_probabilities(scores[run], logits[run[0]]) for run in runs]
+    return np.mean(probs, axis=0).argmax(-1).ravel()
 
 
 def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
@@ -98,7 +105,7 @@ def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
         ValueError: A size below the model's minimum, or label values outside the dataset's
             classes that are not its void label (naming the split and image index).
     """
-    from deconvnet_tf.evaluation.evaluate import check_input_size
+    from deconvnet_tf.evaluation.evaluate import check_input_size, predict_native
     from deconvnet_tf.evaluation.metrics import report_from_confusion
     from deconvnet_tf.inference.predict import as_predictor
     from deconvnet_tf.io import check_color_target, normalize_colors
@@ -130,11 +137,12 @@ def score_subsets(model, source, split: str, sizes: list[tuple[int, int]], *,
                              f"dataset's {known} classes")
         if target is not None:
             image = normalize_colors(image, target)
-        probs = {(m, size, flip): _probabilities(models[m], image, size, flip, logits[m], own)
-                 for m, size, flip in {run for runs in rows.values() for run in runs}}
+        scores = {(m, size, flip): predict_native(models[m], image, size, flip=flip,
+                                                  color_norm=own)
+                  for m, size, flip in {run for runs in rows.values() for run in runs}}
         keep = ~void
         for name, runs in rows.items():
-            pred = np.mean([probs[run] for run in runs], axis=0).argmax(-1).ravel()
+            pred = _prediction(scores, runs, logits)
             confusion[name] += np.bincount(label[keep] * outputs + pred[keep],
                                            minlength=known * outputs).reshape(known, outputs)
         if progress:
