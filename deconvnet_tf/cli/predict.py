@@ -151,13 +151,12 @@ def _load_predictors(args, image_size):
 
     from deconvnet_tf.inference.predict import load_predictor
 
-    predictors = [load_predictor(path, image_size=image_size) if path else None
-                  for path in (args.model, args.ensemble)]
+    # --no-color-norm: a run's color_target.json is not even read
+    color = "model" if args.color_norm else None
+    predictors = [load_predictor(path, image_size=image_size, color_target=color) if path
+                  else None for path in (args.model, args.ensemble)]
     if args.flip is not None:
         predictors = [p if p is None else dataclasses.replace(p, flip=args.flip)
-                      for p in predictors]
-    if not args.color_norm:
-        predictors = [p if p is None else dataclasses.replace(p, color_target=None)
                       for p in predictors]
     model = predictors[0]
     if args.flip is None and model.flip:

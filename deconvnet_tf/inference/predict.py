@@ -355,7 +355,8 @@ def _looks_like_path(text: str) -> bool:
             or text.startswith(".") or "://" in text)
 
 
-def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
+def load_predictor(path: Any, *, image_size: Any = "model",
+                   color_target: Any = "model") -> Predictor:
     """Loads a trained model as a :class:`Predictor`.
 
     Args:
@@ -368,6 +369,10 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
             for ``camvid_compact``; native for a model without one), ``"native"`` / ``None``
             (each image at its own size within the pixel budget), or ``(H, W)`` / ``"HxW"``.
             A model or export with a fixed input size keeps it.
+        color_target: Test-time colour normalisation: ``"model"`` (default) the model's own
+            (a Segmenter's ``color_target``, the ``color_target.json`` of a bare network's
+            training run, an export's metadata), ``None`` off (the run's ``color_target.json``
+            is then not read), or ``{"mean": [r, g, b], "std": [r, g, b]}`` instead.
 
     Returns:
         The predictor.
@@ -375,7 +380,7 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
     Raises:
         FileNotFoundError: ``path`` does not exist and is no registered name.
         ValueError: ``path`` is neither a ``.keras`` file nor a SavedModel folder, or a bad
-            ``image_size``.
+            ``image_size`` or ``color_target``.
         ImportError: A SavedModel folder, but this installation cannot load SavedModels.
 
     Example:
@@ -384,6 +389,15 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
     """
     if image_size != "model":
         image_size = _size_pair(image_size)
+    own = isinstance(color_target, str) and color_target == "model"
+    if not own:
+        color_target = check_color_target(color_target, "load_predictor: color_target")
+    predictor = _load(path, image_size, own, color_target)
+    return predictor if own else dataclasses.replace(predictor, color_target=color_target)
+
+
+def _load(path: Any, image_size: Any, own: bool, color_target: dict | None) -> Predictor:
+    """:func:`load_predictor` before its ``color_target`` override (``own``: none)."""
     if not isinstance(path, (str, os.PathLike)):
         if hasattr(path, "predict_on_batch") and hasattr(path, "input_shape"):
             return _keras_predictor(path, image_size)
@@ -401,7 +415,8 @@ def load_predictor(path: Any, *, image_size: Any = "model") -> Predictor:
         path, entry = resolve(text)  # a registry name or a URL
     if path.is_dir():
         return _saved_model_predictor(path, image_size)
-    return _keras_file_predictor(path, entry, image_size)
+    overrides = {} if own else {"color_target": color_target}  # not read from the run folder
+    return _keras_file_predictor(path, entry, image_size, **overrides)
 
 
 def _saved_model_predictor(path: Path, image_size: Any) -> Predictor:
@@ -445,8 +460,9 @@ def _saved_model_predictor(path: Path, image_size: Any) -> Predictor:
     )
 
 
-def _keras_file_predictor(path: Path, entry: Any, image_size: Any) -> Predictor:
-    """The :class:`Predictor` of a ``.keras`` file (``entry``: its registry entry, if any)."""
+def _keras_file_predictor(path: Path, entry: Any, image_size: Any, **overrides) -> Predictor:
+    """The :class:`Predictor` of a ``.keras`` file (``entry``: its registry entry, if any;
+    ``overrides``: Segmenter settings, see :func:`load_segmenter`)."""
     if path.suffix.lower() == ".tflite":
         raise ValueError(f"{str(path)!r} is a LiteRT model; run it with deconvnet-lite-predict "
                          "(deconvnet_tf.lite.LiteSegmenter), or pass the .keras file")
@@ -454,7 +470,7 @@ def _keras_file_predictor(path: Path, entry: Any, image_size: Any) -> Predictor:
     from deconvnet_tf.inference.segmenter import load_segmenter
 
     try:
-        model = load_segmenter(path, registry_entry=entry)
+        model = load_segmenter(path, registry_entry=entry, **overrides)
     except Exception as err:  # Keras raises many types (and bare JSON errors) for a bad archive
         if str(path) in str(err):
             raise

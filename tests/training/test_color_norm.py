@@ -271,3 +271,17 @@ def test_a_damaged_record_is_a_one_line_error_and_nothing_is_written(color_run, 
     assert evaluate_main(["--model", str(run), "--data", str(dataset), "--split", "val",
                           "--no-color-norm", "--output", str(tmp_path / "eval_off")]) == 0
     assert load_segmenter(run / "model.keras", color_target=None).color_target is None
+    assert predict_main(["--model", str(run / "model.keras"), "--input", str(image),
+                         "--no-color-norm", "--output", str(tmp_path / "pred_off"),
+                         "--quiet"]) == 0
+    assert "colour normalisation on" not in capsys.readouterr().err
+    assert (tmp_path / "pred_off").is_dir()
+    from deconvnet_tf.inference.predict import load_predictor
+
+    assert load_predictor(run / "model.keras", color_target=None).color_target is None
+    target = {"mean": [90.0, 100.0, 110.0], "std": [50.0, 50.0, 50.0]}  # instead of the record
+    got = load_predictor(run / "model.keras", color_target=target).color_target
+    assert got["mean"] == target["mean"] and got["std"] == target["std"]
+    with pytest.raises(ValueError, match="load_predictor: color_target"):
+        load_predictor(run / "model.keras", color_target={"mean": [1, 2]})
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # the run is untouched
