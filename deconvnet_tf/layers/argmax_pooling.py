@@ -107,8 +107,13 @@ class MaxPoolingWithArgmax2D(BasePooling2D):
         tf = require_tensorflow(type(self).__name__, _PORTABLE)
 
         def pool():
+            # EnsureShape (a no-op check) between the input and the pooling: Grappler's
+            # arithmetic optimizer otherwise swaps a ReLU that feeds only this op with the
+            # pooling (max(relu(x)) = relu(max(x))) and rewires the int64 switches to the
+            # float ReLU, which fails the whole graph's optimization (it then runs unoptimized
+            # and TensorFlow logs "Ignoring multi-device function optimization failure").
             return tuple(tf.nn.max_pool_with_argmax(
-                inputs,
+                tf.ensure_shape(inputs, inputs.shape),
                 ksize=(1, *self.pool_size, 1),
                 strides=(1, *self.strides, 1),
                 padding=self.padding.upper(),
