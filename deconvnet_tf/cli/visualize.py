@@ -10,7 +10,10 @@ paper's Figure 2.
 ``--model`` is a ``.keras`` file (any functional CNN of conv, BatchNorm, ReLU and max pooling;
 this project's models load without custom objects), a shipped model's name (``camvid_compact``,
 ``horse_compact``: the ``.keras`` file ``deconvnet-predict`` uses) or ``vgg16`` for
-``keras.applications.VGG16(weights=None)`` (random weights, offline).
+``keras.applications.VGG16(weights=None)`` (random weights, offline). A model with a
+test-time colour normalisation (a Segmenter's ``color_target``, e.g. ``camvid_compact``'s)
+scans the images as it predicts them, normalised (the grid's patches show them so);
+``--no-color-norm`` skips it.
 
 An existing ``--output`` is replaced only with ``--overwrite`` (never an input image); the grid
 is tagged as an output of this project, so a later folder ``--input`` skips it.
@@ -92,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="strongest activations per channel (default 9)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
                         help="images per forward pass when ranking activations (default: 8)")
+    parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
+                        help="skip the model's test-time colour normalisation (a Segmenter's "
+                        "color_target, e.g. camvid_compact's): images as they are")
     parser.add_argument("--tile", type=positive_int, help="tile side in pixels (default: from the "
                         "receptive field, 48..112)")
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
@@ -137,11 +143,16 @@ def main(argv: list[str] | None = None) -> int:
                                         "image(s) could be read")
                 files = readable
             model = _load(args.model)
+            target = getattr(model, "color_target", None) if args.color_norm else None
+            if target is not None:
+                print(f"{PROG}: colour normalisation on (the model's color_target, mean "
+                      f"{target['mean']}); --no-color-norm to skip it", file=sys.stderr,
+                      flush=True)
             result = visualize(
                 model, args.layer, files, output, channel=args.channel,
                 top_channels=args.top_channels, k=args.top_k, mode=args.mode,
                 batch_size=args.batch_size, tile=args.tile, overwrite=args.overwrite,
-                ties=args.ties,
+                ties=args.ties, color_target=target,
             )
     except MemoryError:
         return report.error("out of memory; use smaller images or a smaller --batch-size")

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deconvnet_tf.io import IMAGE_SUFFIXES, ImageReadError, is_project_output, read_image
+from deconvnet_tf.io import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    check_color_target,
+    is_project_output,
+    normalize_colors,
+    read_image,
+)
 from deconvnet_tf.render import save_png
 from deconvnet_tf.visualize.graph import VisualizationError
 from deconvnet_tf.visualize.grid import top_k_grid
@@ -125,14 +132,23 @@ class ImageSource:
         source: The images.
         size: ``(H, W)`` to resize every image to (a model with a fixed input size), or ``None``.
         channels: Channels the model expects (1 converts to grey, 3 keeps RGB).
+        color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: each RGB image is first
+            brought to these channel statistics at its own size
+            (:func:`deconvnet_tf.io.normalize_colors`, what a Segmenter with this
+            ``color_target`` feeds its network), or ``None``.
 
     Raises:
         VisualizationError: A missing path, a folder without images, an unreadable image.
     """
 
-    def __init__(self, source, size: tuple[int, int] | None = None, channels: int = 3):
+    def __init__(self, source, size: tuple[int, int] | None = None, channels: int = 3,
+                 color_target: dict | None = None):
         self.size = size
         self.channels = channels
+        try:
+            self.color_target = check_color_target(color_target, "color_target")
+        except ValueError as err:
+            raise VisualizationError(str(err)) from None
         self.paths: list[Path] | None = None
         self.array = None
         self.dataset = None
@@ -186,6 +202,11 @@ class ImageSource:
             image = image[..., None]
         if image.ndim != 3:
             raise VisualizationError(f"expected an image (H, W, C), got shape {image.shape}")
+        if self.color_target is not None and image.shape[-1] == 3:
+            try:
+                image = normalize_colors(image, self.color_target)
+            except ValueError as err:
+                raise VisualizationError(str(err)) from None
         if self.channels == 1 and image.shape[-1] == 3:
             image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY)[..., None]
         elif self.channels == 3 and image.shape[-1] == 1:
@@ -365,6 +386,7 @@ def top_k(
     batch_size: int = 8,
     per_image: int | None = None,
     ties: str = "exact",
+    color_target="model",
 ) -> list[ChannelTopK]:
     """Finds the k strongest activations of units of ``layer`` over ``images`` and projects them.
 
@@ -385,6 +407,10 @@ def top_k(
         per_image: At most this many activations from one image (distinct positions at least two
             cells apart). Default: 1 when there are at least k images (the paper), otherwise
             enough to fill k.
+        color_target: Colour normalisation of the images, as the model predicts: ``"model"``
+            (default) the model's own (a Segmenter's ``color_target``, e.g.
+            ``camvid_compact``'s), ``None`` off, or ``{"mean": [r, g, b], "std": [r, g, b]}``.
+            The grid's image patches show the normalised images: what the network saw.
 
     Returns:
         One :class:`ChannelTopK` per channel, items strongest first.
@@ -401,7 +427,9 @@ def top_k(
         raise VisualizationError(f"batch_size must be >= 1, got {batch_size}")
     projector = Projector(model, layer)
     size, in_channels = _model_input_size(model)
-    source = ImageSource(images, size=size, channels=in_channels)
+    if isinstance(color_target, str) and color_target == "model":
+        color_target = getattr(model, "color_target", None)
+    source = ImageSource(images, size=size, channels=in_channels, color_target=color_target)
     num_images = len(source)
     if num_images == 0:
         raise VisualizationError("no images to scan")
@@ -432,6 +460,7 @@ def visualize(
     tile: int | None = None,
     overwrite: bool = True,
     ties: str = "exact",
+    color_target="model",
 ) -> VisualizationResult:
     """Top-k scan, projections and the Figure-2-style grid; writes the PNG when ``output`` is set.
 
@@ -450,6 +479,7 @@ def visualize(
         overwrite: Replace an existing ``output``; ``False`` raises
             :class:`~deconvnet_tf.io.OutputError` instead.
         ties: ``"exact"`` or ``"skip"`` (see :func:`top_k`).
+        color_target: ``"model"`` (default), ``None`` or a target (see :func:`top_k`).
 
     Returns:
         A :class:`VisualizationResult`.
@@ -462,7 +492,7 @@ def visualize(
     3
     """
     results = top_k(model, layer, images, channel=channel, top_channels=top_channels, k=k,
-                    mode=mode, batch_size=batch_size, ties=ties)
+                    mode=mode, batch_size=batch_size, ties=ties, color_target=color_target)
     grid = top_k_grid(results, tile=tile)
     path = (save_png(output, grid, overwrite=overwrite, mark=True)
             if output is not None else None)

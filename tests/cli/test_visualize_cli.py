@@ -190,3 +190,32 @@ def test_cli_ties_option_reaches_the_projection(setup, monkeypatch):
         assert cli.main(argv + (["--ties", ties] if ties else [])) == 0
         assert seen and set(seen) == {ties or "exact"}
         seen.clear()
+
+
+def test_cli_normalises_colours_like_predict_unless_no_color_norm(setup, tmp_path, capsys):
+    """A Segmenter with a ``color_target`` is scanned on normalised images (announced on
+    stderr), as deconvnet-predict runs it; ``--no-color-norm`` scans the images as they are,
+    like the bare network."""
+    import cv2
+
+    from deconvnet_tf import Segmenter
+
+    root, model, images = setup
+    network = deconvnet_tf.load_model(model)
+    target = {"mean": [200.0, 30.0, 90.0], "std": [20.0, 60.0, 40.0]}
+    seg = tmp_path / "seg.keras"
+    Segmenter(network, image_size=None, color_target=target).save(seg)
+    grids = {}
+    for name, path, flags in (("seg", seg, []), ("off", seg, ["--no-color-norm"]),
+                              ("bare", model, [])):
+        out = tmp_path / f"{name}.png"
+        assert cli.main(["--model", str(path), "--layer", "block1_conv1", "--channel", "2",
+                         "--input", str(images), "--output", str(out), "--top-k", "2",
+                         *flags]) == 0
+        announced = "colour normalisation on (the model's color_target" in (
+            capsys.readouterr().err)
+        assert announced == (name == "seg"), name
+        grids[name] = cv2.imread(str(out))
+    np.testing.assert_array_equal(grids["off"], grids["bare"])
+    assert grids["seg"].shape != grids["bare"].shape or not np.array_equal(grids["seg"],
+                                                                           grids["bare"])

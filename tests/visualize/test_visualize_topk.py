@@ -182,3 +182,33 @@ def test_visualize_writes_the_png(tmp_path, images):
     written = cv2.imread(str(result.path))
     assert written is not None and written.shape == result.grid.shape
     assert result.num_images == 7 and len(result.channels[0].items) == 4
+
+
+@pytest.mark.jax
+def test_the_models_colour_normalisation_comes_first(rng):
+    """A model with a ``color_target`` (a Segmenter's) is scanned on the normalised images,
+    as it predicts; ``color_target=None`` scans the images as they are; another target
+    replaces the model's own."""
+    from deconvnet_tf.io import normalize_colors
+
+    dim = (rng.integers(0, 90, (5, 20, 20, 3))).astype("uint8")  # dusk-like: dark, low contrast
+    target = {"mean": [120.0, 110.0, 100.0], "std": [60.0, 55.0, 50.0]}
+    model = _tiny_cnn()
+    model.color_target = target
+    normalised = np.stack([normalize_colors(image, target) for image in dim])
+    got = top_k(model, "relu2", dim, channel=1, k=3)[0].items
+    want = top_k(model, "relu2", normalised, channel=1, k=3, color_target=None)[0].items
+    plain = top_k(model, "relu2", dim, channel=1, k=3, color_target=None)[0].items
+    assert [(it.image_index, it.position) for it in got] == [
+        (it.image_index, it.position) for it in want]
+    for a, b in zip(got, want):
+        assert a.value == pytest.approx(b.value, rel=1e-5)
+        np.testing.assert_array_equal(a.patch, b.patch)  # the patches show what the net saw
+        np.testing.assert_array_equal(a.patch, normalised[a.image_index][a.box.slices()])
+    assert [it.value for it in plain] != pytest.approx([it.value for it in got], rel=1e-3)
+    other = {"mean": [60.0, 60.0, 60.0], "std": [20.0, 20.0, 20.0]}
+    again = top_k(model, "relu2", dim, channel=1, k=3, color_target=other)[0].items
+    np.testing.assert_array_equal(again[0].patch, normalize_colors(
+        dim[again[0].image_index], other)[again[0].box.slices()])
+    with pytest.raises(VisualizationError, match="color_target"):
+        top_k(model, "relu2", dim, channel=1, k=3, color_target={"mean": [1, 2, 3]})
