@@ -167,11 +167,20 @@ class MaxUnpooling2D(keras.layers.Layer):
     size, and (when the switches are at hand, in eager mode) every switch inside its own
     window, image and channel. ``reference`` may be left out (``[values, argmax]``): the output
     size is then ``pooled * stride`` (``"same"`` or unset padding) or
-    ``(pooled - 1) * stride + pool`` (``"valid"``), as ``tfa.layers.MaxUnpooling2D``.
+    ``(pooled - 1) * stride + pool`` (``"valid"``), and any switch inside its image is
+    accepted, as ``tfa.layers.MaxUnpooling2D`` does.
+
+    ``tfa.layers.MaxUnpooling2D``'s conventions work too: the call ``layer(values, argmax)``
+    (separate arguments; ``layer(values, argmax, reference)`` likewise), switches of any
+    number dtype (cast to int64), and switches counted within each image
+    (``tf.nn.max_pool_with_argmax``'s default ``include_batch_in_index=False``) as well as
+    across the batch (``True``, what :class:`MaxPoolingWithArgmax2D` records). Each value goes
+    to its switch's row and column in its own image and channel.
 
     Args:
         pool_size: int or pair, the pooling window (default 2).
-        strides: int or pair (default ``pool_size``).
+        strides: int or pair (default 2, as :class:`MaxPoolingWithArgmax2D` and
+            ``tfa.layers.MaxUnpooling2D``; give the pooling's strides when they differ).
         padding: ``"valid"``, ``"same"`` or ``None`` (default: whichever fits the reference).
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras'
             ``image_data_format()``): the layout of all three inputs and the output; the
@@ -180,7 +189,8 @@ class MaxUnpooling2D(keras.layers.Layer):
         **kwargs: Base ``keras.layers.Layer`` arguments.
 
     Input shape:
-        A list ``[values, argmax, reference]`` (or ``[values, argmax]``): ``values`` and
+        A list ``[values, argmax, reference]`` (or ``[values, argmax]``, or the same as separate
+        arguments): ``values`` and
         ``argmax`` as returned by :class:`MaxPoolingWithArgmax2D` (same shape), ``reference``
         4D.
 
@@ -202,7 +212,7 @@ class MaxUnpooling2D(keras.layers.Layer):
     def __init__(
         self,
         pool_size: int | Sequence[int] = (2, 2),
-        strides: int | Sequence[int] | None = None,
+        strides: int | Sequence[int] | None = (2, 2),
         padding: str | None = None,
         data_format: str | None = None,
         **kwargs,
@@ -210,6 +220,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         require_tensorflow(type(self).__name__, _PORTABLE)
         init_pooling_layer(self, kwargs)
         self.pool_size = normalize_pair(pool_size, "pool_size")
+        # None (older saved configs may hold it) means pool_size, as before
         self.strides = normalize_pair(strides if strides is not None else self.pool_size,
                                       "strides")
         self.padding = None if padding is None else normalize_padding(padding)
@@ -261,8 +272,8 @@ class MaxUnpooling2D(keras.layers.Layer):
                          max(n - 1, 0) * s + k if self.padding == "valid" and n else n * s)
         return (values[0], *sizes, values[3])
 
-    def call(self, inputs):
-        values, argmax, reference = _unpack(inputs)
+    def call(self, inputs, argmax=None, reference=None):
+        values, argmax, reference = _unpack(inputs, argmax, reference)
         name = type(self).__name__
         check_rank4(name, "values", values.shape)
         check_rank4(name, "switches", argmax.shape)
@@ -291,9 +302,10 @@ class MaxUnpooling2D(keras.layers.Layer):
                             if None in static else tf.constant(static, tf.int64))
         argmax = tf.cast(argmax, tf.int64)
         if tf.executing_eagerly():
-            self._check_switches(argmax.numpy(), [int(d) for d in output_shape.numpy()])
+            self._check_switches(argmax.numpy(), [int(d) for d in output_shape.numpy()],
+                                 windows=reference is not None)
         flat = tf.scatter_nd(
-            tf.reshape(argmax, (-1, 1)),
+            tf.reshape(_output_index(tf, argmax, output_shape), (-1, 1)),
             tf.reshape(values, (-1,)),
             tf.reshape(tf.reduce_prod(output_shape), (1,)),
         )
@@ -308,18 +320,29 @@ class MaxUnpooling2D(keras.layers.Layer):
                          if self.padding == "valid" else n * s)
         return sizes
 
-    def _check_switches(self, index: np.ndarray, shape: list[int]) -> None:
-        """Eager check: every switch inside the output, in its own image, channel and window."""
+    def _check_switches(self, index: np.ndarray, shape: list[int], windows: bool) -> None:
+        """Eager check: every switch inside its own image (with or without the batch in the
+        index); with ``windows`` (a reference given) also in its own channel and window."""
         if not index.size:
             return
         n, height, width, channels = shape
-        total = n * height * width * channels
-        ok = (index >= 0) & (index < total)
+        per_image = height * width * channels
+        b, i, j, c = np.indices(index.shape, sparse=True)
+        index = np.where((index >= 0) & (index < per_image), index + b * per_image, index)
+        ok = (index >= b * per_image) & (index < (b + 1) * per_image)
+        if not windows and not ok.all():
+            where = tuple(int(v) for v in np.argwhere(~ok)[0])
+            raise ValueError(
+                f"{type(self).__name__}: switch {int(index[where])} at {where} is outside its "
+                f"image of the output {tuple(shape)}: expected the flat indices of "
+                "max_pool_with_argmax, 0 <= s < H*W*C within each image (or with the batch "
+                "in the index, include_batch_in_index=True)")
+        if not windows:
+            return
         flat = np.where(ok, index, 0)
-        image, rest = np.divmod(flat, height * width * channels)
+        image, rest = np.divmod(flat, per_image)
         y, rest = np.divmod(rest, width * channels)
         x, channel = np.divmod(rest, channels)
-        b, i, j, c = np.indices(index.shape, sparse=True)
         ok &= (image == b) & (channel == c)
         in_window = np.zeros(index.shape, bool)
         for padding in self._paddings():
@@ -350,8 +373,8 @@ class MaxUnpooling2D(keras.layers.Layer):
             self._last(shape_tuple(input_shape[0])),
             None if reference is None else self._last(shape_tuple(reference))))
 
-    def compute_output_spec(self, inputs):
-        values, argmax, reference = _unpack(inputs)
+    def compute_output_spec(self, inputs, argmax=None, reference=None):
+        values, argmax, reference = _unpack(inputs, argmax, reference)
         shape = self.compute_output_shape(
             [values.shape, argmax.shape] + ([] if reference is None else [reference.shape]))
         return keras.KerasTensor(shape, dtype=values.dtype)
@@ -363,11 +386,36 @@ class MaxUnpooling2D(keras.layers.Layer):
         return config
 
 
-def _unpack(inputs):
+def _unpack(inputs, argmax=None, reference=None):
+    """``(values, argmax, reference)`` from a list ``[values, argmax(, reference)]`` or from
+    separate arguments (``layer(values, argmax)``, as ``tfa.layers.MaxUnpooling2D``)."""
+    if argmax is not None:
+        if isinstance(inputs, (list, tuple)):
+            raise ValueError("MaxUnpooling2D: pass either a list [values, argmax, reference] "
+                             "or separate arguments (values, argmax[, reference]), not both")
+        return inputs, argmax, reference
+    if reference is not None:
+        raise ValueError("MaxUnpooling2D: a reference without the argmax switches; call it "
+                         "with (values, argmax, reference)")
     if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
         raise ValueError(
             "MaxUnpooling2D expects a list [values, argmax, reference] (or [values, argmax] "
-            f"with pool_size); got {type(inputs).__name__}"
+            f"with pool_size), or (values, argmax) as separate arguments; got "
+            f"{type(inputs).__name__}"
             + (f" of length {len(inputs)}" if isinstance(inputs, (list, tuple)) else "")
         )
     return inputs[0], inputs[1], (inputs[2] if len(inputs) == 3 else None)
+
+
+def _output_index(tf, argmax, output_shape):
+    """Flat indices into the output ``(N, H, W, C)`` for the switches ``argmax`` (int64, the
+    output's channels_last layout). A switch below ``H*W*C`` in image ``b > 0`` is taken as an
+    index within its image (``max_pool_with_argmax``'s default ``include_batch_in_index=False``,
+    the ``tfa.layers.MaxUnpooling2D`` convention) and moved to that image; the channel is the
+    switch's position's channel, as in ``tfa`` (the pooling's own switches already are)."""
+    per_image = output_shape[1] * output_shape[2] * output_shape[3]
+    batch = tf.shape(argmax, out_type=tf.int64)[0]
+    first = tf.reshape(tf.range(batch, dtype=tf.int64) * per_image, (-1, 1, 1, 1))
+    index = tf.where(argmax < per_image, argmax + first, argmax)
+    channels = output_shape[3]
+    return index - tf.math.floormod(index, channels) + tf.range(channels, dtype=tf.int64)

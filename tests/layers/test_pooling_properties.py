@@ -200,7 +200,8 @@ def test_argmax_pair_gradients_equal_switch_pair(case, seed):
 
     x, pool, _, padding = case
     w = np.random.default_rng(seed).uniform(1, 2, x.shape).astype(x.dtype)
-    argmax_pool, argmax_unpool = MaxPoolingWithArgmax2D(pool, pool, padding), MaxUnpooling2D(pool)
+    argmax_pool = MaxPoolingWithArgmax2D(pool, pool, padding)
+    argmax_unpool = MaxUnpooling2D(pool, pool)
     switch_pool, switch_unpool = SwitchMaxPooling2D(pool, padding=padding), SwitchUnpooling2D(pool)
 
     def through_argmax(t):
