@@ -170,7 +170,7 @@ def _load(path: str, *, own: bool):
 
     model, file = load_model_file(path)
     if own and not hasattr(model, "color_target") and run_color_target(file) is not None:
-        model = load_segmenter(file)
+        model = load_segmenter(file, network=model)
     return model
 
 

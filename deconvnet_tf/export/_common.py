@@ -78,7 +78,7 @@ def resolve_model(model: Any) -> tuple[Any, Path | None]:
             if not hasattr(loaded, "color_target") and run_color_target(path) is not None:
                 # a run trained with color_norm: as a Segmenter, its colour statistics go
                 # into the sidecars (extra.color_target) for every runtime to apply
-                loaded = load_segmenter(path)
+                loaded = load_segmenter(path, network=loaded)  # not loaded a second time
         except (ModelFileError, ValueError) as err:
             raise ExportError(str(err)) from err
         return loaded, path

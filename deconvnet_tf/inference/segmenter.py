@@ -581,13 +581,15 @@ _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette"
 
 
 def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = None,
-                   **overrides) -> Segmenter:
+                   network: Any = None, **overrides) -> Segmenter:
     """Loads a ``.keras`` file as a :class:`Segmenter`.
 
     A Segmenter file comes back as saved (``overrides`` replace its settings). A bare network
     gets its metadata from, in this order: ``overrides``; the ``<stem>.json`` sidecar next to
     the file; the colour statistics of its run folder (:func:`run_color_target`); the dataset
-    ``meta.json`` of its run folder; ``registry_entry["metadata"]``.
+    ``meta.json`` of its run folder; ``registry_entry["metadata"]``. ``network``: the model
+    already loaded from ``path`` (e.g. by ``load_model_file``), so that it is not loaded again;
+    ``path`` then only locates its metadata.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -605,7 +607,7 @@ def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = 
         raise ValueError(f"{str(path)!r} is not a .keras model file (a zip archive written by "
                          "model.save)")
     try:
-        model = load_model(path)
+        model = load_model(path) if network is None else network
     except (FileNotFoundError, ValueError):
         raise
     except Exception as err:  # Keras raises many types for a damaged archive

@@ -217,12 +217,18 @@ def test_multiscale_table_uses_the_runs_statistics(color_run, dataset, tmp_path)
 
 
 @requires_tf
-def test_an_export_of_the_run_carries_its_statistics(color_run, tmp_path):
+def test_an_export_of_the_run_carries_its_statistics(color_run, tmp_path, monkeypatch):
     from deconvnet_tf.export import export_saved_model, load_saved_model
+    from deconvnet_tf.inference import segmenter
     from deconvnet_tf.lite import read_metadata
 
     _, result = color_run
+    loads = []
+    original = segmenter.load_model
+    monkeypatch.setattr(segmenter, "load_model", lambda *a, **k: loads.append(a) or original(
+        *a, **k))
     saved = export_saved_model(result.model_path, tmp_path / "sm")
+    assert loads == []  # the run's model.keras is loaded once (as the bare network), not again
     assert read_metadata(saved).color_target == result.color_target
     assert load_saved_model(saved).color_target == result.color_target
 
