@@ -162,6 +162,13 @@ def _jitter_float(x, brightness=None, contrast=None, saturation=None):
     return x * 255.0
 
 
+def _gamma_float(x, gamma):
+    """The tone curve ``x ** gamma`` on the 0..1 scale of a float image of 0..255 values
+    (clipped to the range first; not rounded)."""
+    tf = _tf()
+    return tf.pow(tf.clip_by_value(x / 255.0, 0.0, 1.0), gamma) * 255.0
+
+
 def adjust_colors(image, brightness=None, contrast=None, saturation=None):
     """Brightness delta, contrast factor, saturation factor (``None`` skips a step), in that
     order, on the 0..1 scale, then round and clip (uint8 in, uint8 out)."""
@@ -185,42 +192,45 @@ def color_jitter(image, seed, brightness: float = 0.2, contrast: float = 0.2, sa
 
 
 def draw_params(seed, image, *, crop_size, scale=(0.75, 1.25), flip: bool = True,
-                jitter: bool | float = True):
+                jitter: bool | float = True, gamma: float = 0.0):
     """:func:`deconvnet_tf.data.augment_spec.draw` for ``image``'s size, as tensors.
 
     Returns:
         ``(sizes, colours)``: int32 ``[height, width, top, left, flip]`` and float32
-        ``[brightness delta, contrast factor, saturation factor]``.
+        ``[brightness delta, contrast factor, saturation factor, gamma]``.
     """
     tf = _tf()
     shape = tf.shape(image)
 
     def draw(key, height, width):
         p = spec.draw(key, height, width, crop_size=crop_size, scale=scale, flip=flip,
-                      jitter=jitter)
+                      jitter=jitter, gamma=gamma)
         return (np.array([p.height, p.width, p.top, p.left, p.flip], np.int32),
-                np.array([p.brightness, p.contrast, p.saturation], np.float32))
+                np.array([p.brightness, p.contrast, p.saturation, p.gamma], np.float32))
 
     sizes, colours = tf.numpy_function(draw, [_seed(seed), shape[0], shape[1]],
                                        (tf.int32, tf.float32), stateful=False)
-    return tf.ensure_shape(sizes, [5]), tf.ensure_shape(colours, [3])
+    return tf.ensure_shape(sizes, [5]), tf.ensure_shape(colours, [4])
 
 
 def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.25),
-            flip: bool = True, jitter: bool | float = True):
-    """The training augmentation: random scale, crop (with padding), flip, colour jitter.
+            flip: bool = True, jitter: bool | float = True, gamma: float = 0.0):
+    """The training augmentation: random scale, crop (with padding), flip, colour jitter,
+    random gamma (off by default).
 
     The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
     :func:`deconvnet_tf.data.augment_np.augment` draws for the same key.
 
     ``jitter``: ``True`` (strength 0.2), ``False``/0 (off) or the strength (brightness delta
-    and contrast/saturation ranges ``1 +- strength``).
+    and contrast/saturation ranges ``1 +- strength``). ``gamma``: the strength ``t`` of a
+    random tone curve ``x ** g``, ``g`` in ``[1/(1+t), 1+t]`` (0: off).
     """
     tf = _tf()
     strength = spec.jitter_strength(jitter)
+    gamma = spec.gamma_strength(gamma)
     height, width = int(crop_size[0]), int(crop_size[1])
     sizes, colours = draw_params(seed, image, crop_size=(height, width), scale=scale, flip=flip,
-                                 jitter=strength)
+                                 jitter=strength, gamma=gamma)
     # Float from the resize to the end, rounded once (as the NumPy executor).
     if scale is not None:
         x, label = _resize_float(image, label, sizes[:2])
@@ -231,4 +241,6 @@ def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.
         x, label = _flip_if(x, label, sizes[4] > 0)
     if strength:
         x = _jitter_float(x, colours[0], colours[1], colours[2])
+    if gamma:
+        x = _gamma_float(x, colours[3])
     return _to_uint8(x), label

@@ -28,11 +28,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from deconvnet_tf.data import augment_spec as spec
-from deconvnet_tf.data.augment_spec import jitter_strength
+from deconvnet_tf.data.augment_spec import gamma_strength, jitter_strength
 
 __all__ = ["random_scale", "resize", "pad_to_size", "random_crop", "crop_at", "center_crop",
            "random_flip", "adjust_brightness", "adjust_contrast", "adjust_saturation",
-           "adjust_colors", "color_jitter", "jitter_strength", "apply_params", "augment"]
+           "adjust_colors", "color_jitter", "jitter_strength", "gamma_strength", "apply_params", "augment"]
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
@@ -171,6 +171,12 @@ def _jitter_float(x: np.ndarray, brightness: float | None, contrast: float | Non
     return x * np.float32(255.0)
 
 
+def _gamma_float(x: np.ndarray, gamma: float) -> np.ndarray:
+    """The tone curve ``x ** gamma`` on the 0..1 scale of a float image of 0..255 values
+    (clipped to the range first; not rounded)."""
+    return np.power(np.clip(x / np.float32(255.0), 0, 1), np.float32(gamma)) * np.float32(255.0)
+
+
 def adjust_colors(image: np.ndarray, brightness: float | None, contrast: float | None,
                   saturation: float | None) -> np.ndarray:
     """Brightness delta, contrast factor, saturation factor (``None`` skips a step), in that
@@ -194,7 +200,8 @@ def color_jitter(image: np.ndarray, seed, brightness: float = 0.2,
 
 def apply_params(image: np.ndarray, label: np.ndarray, params: spec.AugmentParams, *,
                  crop_size: Sequence[int], ignore_label: int):
-    """The augmentation with drawn parameters: resize, crop (with padding), flip, jitter.
+    """The augmentation with drawn parameters: resize, crop (with padding), flip, jitter,
+    gamma.
 
     The image stays float from the resize to the end and is rounded once, as in
     :func:`deconvnet_tf.data.augment.augment` (so the executors differ by at most one grey
@@ -207,14 +214,17 @@ def apply_params(image: np.ndarray, label: np.ndarray, params: spec.AugmentParam
         x, label = x[:, ::-1], label[:, ::-1]
     if params.jitter:
         x = _jitter_float(x, params.brightness, params.contrast, params.saturation)
+    if params.gamma != 1.0:
+        x = _gamma_float(x, params.gamma)
     return _to_uint8(x), np.ascontiguousarray(label)
 
 
 def augment(image: np.ndarray, label: np.ndarray, seed, *,
             crop_size: Sequence[int], ignore_label: int,
             scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
-            jitter: bool | float = True):
-    """The training augmentation: random scale, crop (with padding), flip, colour jitter.
+            jitter: bool | float = True, gamma: float = 0.0):
+    """The training augmentation: random scale, crop (with padding), flip, colour jitter,
+    random gamma (off by default).
 
     The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
     :func:`deconvnet_tf.data.augment.augment` draws for the same key.
@@ -230,14 +240,17 @@ def augment(image: np.ndarray, label: np.ndarray, seed, *,
         flip: Random horizontal flips.
         jitter: Random colour jitter: ``True`` (strength 0.2), ``False``/0 (off) or the
             strength (brightness delta and contrast/saturation ranges ``1 +- strength``).
+        gamma: Strength ``t`` of a random tone curve ``x ** g`` on the 0..1 scale, ``g`` in
+            ``[1/(1+t), 1+t]`` (0, the default: off).
 
     Returns:
         ``(image uint8 (h, w, 3), label uint8 (h, w))``, contiguous.
 
     Raises:
-        ValueError: If the image/label shapes do not match, or on a bad ``jitter``/``seed``.
+        ValueError: If the image/label shapes do not match, or on a bad
+            ``jitter``/``gamma``/``seed``.
     """
     _check_pair(image, label)
     params = spec.draw(spec.as_key(seed), image.shape[0], image.shape[1], crop_size=crop_size,
-                       scale=scale, flip=flip, jitter=jitter)
+                       scale=scale, flip=flip, jitter=jitter, gamma=gamma)
     return apply_params(image, label, params, crop_size=crop_size, ignore_label=ignore_label)

@@ -17,13 +17,17 @@ The spec, in order (see :func:`draw`):
    are uniform integers in ``[0, padded - crop]``;
 3. flip: horizontal mirror of image and label with probability 1/2;
 4. colour jitter of strength ``s``: brightness delta uniform in ``[-s, s)`` (0..1 scale),
-   contrast factor and saturation factor uniform in ``[1 - s, 1 + s)``, applied in that order.
+   contrast factor and saturation factor uniform in ``[1 - s, 1 + s)``, applied in that order;
+5. gamma of strength ``t`` (off by default): ``x -> x ** g`` on the 0..1 scale (clipped to
+   ``[0, 1]`` first), with ``log g`` uniform in ``[-log(1 + t), log(1 + t))``: a random tone
+   curve, brighter or darker in the shadows, that an affine jitter cannot make.
 
 Randomness is counter based: a key is a pair of integers ``(seed, index)`` and every parameter
 is a SplitMix64 hash of ``(seed, index, stream)`` with one stream per parameter. So a draw
 depends on nothing but the key (not on call order, threads, workers or the NumPy version), and
 the single-step draws (:func:`scaled_size`, :func:`crop_offset`, :func:`flip`,
-:func:`jitter_factors`) give the same numbers as the corresponding fields of :func:`draw`.
+:func:`jitter_factors`, :func:`gamma_factor`) give the same numbers as the corresponding
+fields of :func:`draw`.
 No TensorFlow here.
 
 Example:
@@ -40,10 +44,14 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["AugmentParams", "as_key", "uniform", "randint", "scale_factor", "scaled_size",
-           "crop_offset", "flip", "jitter_factors", "nearest_indices", "jitter_strength", "draw"]
+           "crop_offset", "flip", "jitter_factors", "gamma_factor", "nearest_indices",
+           "jitter_strength", "gamma_strength", "draw"]
 
 # One stream per random parameter.
-SCALE, CROP_TOP, CROP_LEFT, FLIP, BRIGHTNESS, CONTRAST, SATURATION = range(1, 8)
+SCALE, CROP_TOP, CROP_LEFT, FLIP, BRIGHTNESS, CONTRAST, SATURATION, GAMMA = range(1, 9)
+
+# The largest gamma strength: g in [1/4, 4] (beyond, a tone curve flattens the image).
+MAX_GAMMA_STRENGTH = 3.0
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -145,6 +153,16 @@ def jitter_factors(key, brightness: float = 0.2, contrast: float = 0.2,
             uniform(key, SATURATION, 1 - saturation, 1 + saturation))
 
 
+def gamma_factor(key, strength: float = 0.0) -> float:
+    """The exponent ``g`` of the gamma step: ``log g`` uniform in
+    ``[-log(1 + strength), log(1 + strength))``; exactly 1 for a strength of 0."""
+    strength = gamma_strength(strength)
+    if strength == 0:
+        return 1.0
+    bound = float(np.log1p(strength))
+    return float(np.exp(uniform(as_key(key), GAMMA, -bound, bound)))
+
+
 def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
     """Source rows (or columns) of nearest-neighbour resampling ``in_size -> out_size``.
 
@@ -166,6 +184,18 @@ def jitter_strength(jitter: bool | float) -> float:
     return strength
 
 
+def gamma_strength(gamma: float) -> float:
+    """The gamma strength of an ``augment(gamma=...)`` argument, checked: a number in
+    ``[0, 3]`` (0: off)."""
+    number = isinstance(gamma, (int, float, np.integer, np.floating)) and not isinstance(
+        gamma, (bool, np.bool_))
+    strength = float(gamma) if number else float("nan")
+    if not 0 <= strength <= MAX_GAMMA_STRENGTH:
+        raise ValueError(f"gamma must be a number in [0, {MAX_GAMMA_STRENGTH:g}] (the strength "
+                         f"t of a tone curve x ** g, g in [1/(1+t), 1+t]), got {gamma!r}")
+    return strength
+
+
 @dataclass(frozen=True)
 class AugmentParams:
     """The parameters of one example's training augmentation (see :func:`draw`).
@@ -179,6 +209,7 @@ class AugmentParams:
         brightness: Brightness delta (0..1 scale; 0 without jitter).
         contrast: Contrast factor (1 without jitter).
         saturation: Saturation factor (1 without jitter).
+        gamma: Exponent of the tone curve ``x ** gamma`` on the 0..1 scale (1: off).
     """
 
     scale: float
@@ -191,11 +222,12 @@ class AugmentParams:
     brightness: float
     contrast: float
     saturation: float
+    gamma: float = 1.0
 
 
 def draw(key, height: int, width: int, *, crop_size: Sequence[int],
          scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
-         jitter: bool | float = True) -> AugmentParams:
+         jitter: bool | float = True, gamma: float = 0.0) -> AugmentParams:
     """All parameters of the training augmentation of one ``height x width`` example.
 
     Args:
@@ -206,6 +238,8 @@ def draw(key, height: int, width: int, *, crop_size: Sequence[int],
         scale: ``(min, max)`` scale factors, or ``None`` for no rescaling.
         flip: Random horizontal flips.
         jitter: ``True`` (strength 0.2), ``False``/0 (off) or the strength.
+        gamma: Strength ``t`` of the random tone curve (0, the default: off; see
+            :func:`gamma_factor`).
 
     Returns:
         The :class:`AugmentParams`.
@@ -223,4 +257,5 @@ def draw(key, height: int, width: int, *, crop_size: Sequence[int],
     delta, contrast, saturation = jitter_factors(key, strength, strength, strength)
     return AugmentParams(scale=factor, height=size[0], width=size[1], top=top, left=left,
                          flip=bool(mirrored), jitter=strength > 0, brightness=delta,
-                         contrast=contrast, saturation=saturation)
+                         contrast=contrast, saturation=saturation,
+                         gamma=gamma_factor(key, gamma))

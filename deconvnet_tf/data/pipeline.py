@@ -35,6 +35,7 @@ def make_pipeline(
     scale: tuple[float, float] | None = (0.75, 1.25),
     flip: bool = True,
     jitter: bool | float = True,
+    gamma: float = 0.0,
     color_target: dict | None = None,
 ):
     """Batches ``(image, label)`` pairs for Keras ``fit``/``evaluate``.
@@ -53,8 +54,9 @@ def make_pipeline(
         cache: Cache decoded examples in memory before the random ops.
         deterministic: Keep element order fixed (reproducible batches given ``seed``).
         seed: Seed of shuffling and augmentation.
-        scale, flip, jitter: Augmentation options of ``"crop"`` training (``jitter``: a bool
-            or the colour-jitter strength, see :func:`deconvnet_tf.data.augment.augment`).
+        scale, flip, jitter, gamma: Augmentation options of ``"crop"`` training (``jitter``: a
+            bool or the colour-jitter strength; ``gamma``: the strength of a random tone curve,
+            0 for none; see :func:`deconvnet_tf.data.augment.augment`).
         color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
             to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`, the
             test-time colour normalisation of a Segmenter's ``color_target``), before caching
@@ -88,7 +90,7 @@ def make_pipeline(
             key = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
             image, label = aug.augment(image, label, key, crop_size=(height, width),
                                        ignore_label=ignore_label, scale=scale, flip=flip,
-                                       jitter=jitter)
+                                       jitter=jitter, gamma=gamma)
         else:
             image, label = aug.center_crop(image, label, height, width, ignore_label)
         return image, tf.cast(label, tf.int32)

@@ -67,6 +67,8 @@ class FolderPyDataset(keras.utils.PyDataset):
         scale: ``(min, max)`` random scale factors of ``"crop"`` training, or ``None``.
         flip: Random horizontal flips in ``"crop"`` training.
         jitter: Random colour jitter in ``"crop"`` training.
+        gamma: Strength of a random tone curve in ``"crop"`` training (0: none; see
+            :func:`deconvnet_tf.data.augment_np.augment`).
         color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
             to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`), before
             caching and augmentation; ``None`` (default) leaves the images as they are.
@@ -105,6 +107,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         scale: tuple[float, float] | None = (0.75, 1.25),
         flip: bool = True,
         jitter: bool | float = True,
+        gamma: float = 0.0,
         color_target: dict | None = None,
         cache: bool = True,
         validate: bool = True,
@@ -135,6 +138,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.scale = None if scale is None else (float(scale[0]), float(scale[1]))
         self.flip = bool(flip)
         self.jitter = jitter if isinstance(jitter, bool) else aug.jitter_strength(jitter)
+        self.gamma = aug.gamma_strength(gamma)
         self.color_target = check_color_target(color_target, "FolderPyDataset: color_target")
         self.cache = bool(cache)
         if source is not None:
@@ -213,7 +217,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         if self.mode == "crop":
             return aug.augment(image, label, (self.seed, position), crop_size=self.crop_size,
                                ignore_label=self.ignore_label, scale=self.scale, flip=self.flip,
-                               jitter=self.jitter)
+                               jitter=self.jitter, gamma=self.gamma)
         return aug.center_crop(image, label, height, width, self.ignore_label)
 
     def __getitem__(self, index: int):
@@ -261,9 +265,9 @@ def make_pydataset(
         shuffle_buffer: Ignored (full shuffle).
         **kwargs: The keyword arguments of :class:`FolderPyDataset` (``source``, ``mode``,
             ``batch_size``, ``crop_size``, ``training``, ``ignore_label``, ``seed``, ``scale``,
-            ``flip``, ``jitter``, ``color_target``, ``cache``, ``validate``, ``workers``,
-            ``use_multiprocessing``, ``max_queue_size``); an unknown one is a ``TypeError``
-            naming it.
+            ``flip``, ``jitter``, ``gamma``, ``color_target``, ``cache``, ``validate``,
+            ``workers``, ``use_multiprocessing``, ``max_queue_size``); an unknown one is a
+            ``TypeError`` naming it.
 
     Returns:
         A ``keras.utils.PyDataset`` of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.

@@ -13,6 +13,7 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deconvnet_tf.data.augment_spec import MAX_GAMMA_STRENGTH
 from deconvnet_tf.training.atomic import write_text_atomic
 
 __all__ = ["TrainConfig", "ConfigError"]
@@ -89,6 +90,11 @@ class TrainConfig:
         color_jitter: Strength of the random brightness/contrast/saturation jitter of
             ``"crop"`` training (brightness delta and contrast/saturation factor ranges
             ``1 +- color_jitter``; 0 turns it off).
+        gamma_jitter: Strength ``t`` of a random tone curve of ``"crop"`` training: each crop
+            becomes ``x ** g`` on the 0..1 scale, ``log g`` uniform in ``[-log(1 + t),
+            log(1 + t))`` (``t = 0.5``: ``g`` in ``[0.67, 1.5]``), after the colour jitter; 0
+            (the default) turns it off. A non-linear change of exposure that the affine jitter
+            and the test-time colour normalisation do not cover.
         color_norm: Train-time colour normalisation: every training and validation image is
             brought, per channel, to the mean and standard deviation of the training split
             (:func:`deconvnet_tf.io.normalize_colors`, once, before augmentation), so that a
@@ -175,6 +181,7 @@ class TrainConfig:
     crop_size: list[int] = field(default_factory=lambda: [224, 224])
     scale_range: list[float] = field(default_factory=lambda: [0.75, 1.25])
     color_jitter: float = 0.2
+    gamma_jitter: float = 0.0
     color_norm: bool = False
     optimizer: str = "sgd"
     learning_rate: float = 0.01
@@ -248,6 +255,11 @@ class TrainConfig:
             fail("scale_range", f"must be [min, max] with 0 < min <= max, got {self.scale_range!r}")
         if not 0 <= self.color_jitter < 1:
             fail("color_jitter", f"must be in [0, 1), got {self.color_jitter!r}")
+        gamma = self.gamma_jitter
+        if not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
+                and 0 <= gamma <= MAX_GAMMA_STRENGTH):
+            fail("gamma_jitter", f"must be a number in [0, {MAX_GAMMA_STRENGTH:g}], "
+                 f"got {self.gamma_jitter!r}")
         if self.data is not None and self.tfds is not None:
             fail("tfds", "give either data (a folder) or tfds (a TFDS name), not both")
         if self.two_stage and self.input_mode != "proposal_windows":
@@ -258,6 +270,8 @@ class TrainConfig:
                 fail("input_mode", f"{self.input_mode} need a file-based dataset (data), not tfds")
             if self.color_norm:
                 fail("color_norm", f"applies to input_mode crop or whole, not {self.input_mode}")
+            if self.gamma_jitter:
+                fail("gamma_jitter", f"applies to input_mode crop, not {self.input_mode}")
             if max(int(v) for v in self.crop_size) > self.window_size:
                 fail("crop_size", f"{self.crop_size} is larger than window_size {self.window_size}")
         if not self.box_scale > 0:

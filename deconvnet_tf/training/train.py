@@ -637,7 +637,8 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
     pipeline_args = dict(batch_size=config.batch_size, crop_size=tuple(config.crop_size),
                          ignore_label=ignore, seed=config.seed, deterministic=config.deterministic,
                          color_target=color_target)
-    augmentation = dict(scale=tuple(config.scale_range), jitter=config.color_jitter)
+    augmentation = dict(scale=tuple(config.scale_range), jitter=config.color_jitter,
+                        gamma=config.gamma_jitter)
     records = windows = None
     window_stage = WINDOW_STAGES.get(config.input_mode)  # the paper's stage of window inputs
     if window_stage:

@@ -51,6 +51,11 @@ def test_augmentation_fields_parse_as_floats_and_default_to_the_old_augmentation
         ('scale_range=["a",2]', "'scale_range'"),
         ("color_jitter=1", "'color_jitter'"),
         ("color_jitter=-0.1", "'color_jitter'"),
+        ("gamma_jitter=-0.5", "'gamma_jitter'"),
+        ("gamma_jitter=3.5", "'gamma_jitter'"),
+        ("gamma_jitter=true", "gamma_jitter"),
+        ('gamma_jitter="0.5"', "gamma_jitter"),
+        ("gamma_jitter=NaN", "'gamma_jitter'"),
     ],
 )
 def test_bad_values_name_the_field(assignment, message):
@@ -166,3 +171,13 @@ def test_a_run_folder_of_an_older_version_resumes_under_the_new_names(tmp_path):
     check_settings(state, new)  # the same settings: resumable
     with pytest.raises(ConfigError, match="input_mode"):
         check_settings(state, TrainConfig(output=str(tmp_path), data="d"))
+
+
+def test_gamma_jitter_is_off_by_default_and_only_for_crop_training():
+    assert TrainConfig().gamma_jitter == 0.0
+    assert TrainConfig().with_overrides(["gamma_jitter=0.5"]).gamma_jitter == 0.5
+    for mode in ("object_crops", "proposal_windows"):
+        extra = ["two_stage=false"] if mode == "proposal_windows" else []
+        with pytest.raises(ConfigError, match="'gamma_jitter'.*applies to input_mode crop"):
+            TrainConfig(data="d").with_overrides([f"input_mode={mode}", *extra,
+                                                  "gamma_jitter=0.5"])
