@@ -71,6 +71,20 @@ def gradient(fn, x: np.ndarray) -> np.ndarray:
     raise NotImplementedError(BACKEND)
 
 
+def assert_labels_match(labels: np.ndarray, scores: np.ndarray, tol: float,
+                        min_decided: float = 0.99) -> None:
+    """Labels of another runtime (LiteRT, a SavedModel) against the reference ``scores``
+    (``(..., classes)``), whose values that runtime reproduces within ``tol``: equal wherever
+    the reference's top-two margin exceeds ``2 * tol``. Nearer ties may fall either way (float
+    kernels differ between runtimes and CPUs), so they are not compared; the compared pixels
+    must be at least ``min_decided`` of all, so a wrong runtime cannot hide among the ties
+    (trained models: 0.99; an untrained model ties on 2-17% of the pixels, measured)."""
+    top2 = np.sort(scores, axis=-1)[..., -2:]
+    decided = (top2[..., 1] - top2[..., 0]) > 2 * tol
+    np.testing.assert_array_equal(np.asarray(labels)[decided], scores.argmax(-1)[decided])
+    assert decided.mean() >= min_decided, f"{(~decided).sum()} near-tie pixels of {decided.size}"
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The scheduling of ``make test``'s two xdist workers (units of work, their order) lives in

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import requires_tf
+from tests.conftest import assert_labels_match, requires_tf
 from tests.export.artifacts import CLASSES, HEIGHT, WIDTH, get_artifacts, held_out_scenes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,7 +205,7 @@ def test_small_images_follow_the_keras_size_rule(tmp_path):
     expected = predict_image(dataclasses.replace(as_predictor(model), input_dtype="uint8"), image)
     assert probs.shape == expected.shape == (10, 40, 5)
     np.testing.assert_allclose(probs, expected, atol=1e-4)
-    np.testing.assert_array_equal(label, expected.argmax(-1))
+    assert_labels_match(label, expected, 1e-4, min_decided=0.5)  # untrained: near-ties
 
 
 def test_max_pixels_bounds_the_model_input(art, tmp_path, capsys):
