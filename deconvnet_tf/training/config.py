@@ -251,15 +251,7 @@ class TrainConfig:
             value = getattr(self, name)
             if len(value) != 2 or min(int(v) for v in value) < 16:
                 fail(name, f"must be [height, width] with both >= 16, got {value!r}")
-        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
-            fail("scale_range", f"must be [min, max] with 0 < min <= max, got {self.scale_range!r}")
-        if not 0 <= self.color_jitter < 1:
-            fail("color_jitter", f"must be in [0, 1), got {self.color_jitter!r}")
-        gamma = self.gamma_jitter
-        if not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
-                and 0 <= gamma <= MAX_GAMMA_STRENGTH):
-            fail("gamma_jitter", f"must be a number in [0, {MAX_GAMMA_STRENGTH:g}], "
-                 f"got {self.gamma_jitter!r}")
+        _check_augmentation(self, fail)
         if self.data is not None and self.tfds is not None:
             fail("tfds", "give either data (a folder) or tfds (a TFDS name), not both")
         if self.two_stage and self.input_mode != "proposal_windows":
@@ -410,6 +402,19 @@ def _apply_legacy_stage(config: TrainConfig, value: Any, source: str) -> None:
                           f"input_mode={config.input_mode!r}, two_stage={config.two_stage!r}")
     _warn_stage(value, mode, two, source)
     config.input_mode, config.two_stage = mode, two
+
+
+def _check_augmentation(config, fail) -> None:
+    """The strengths of the training augmentation (``scale_range``, ``color_jitter``,
+    ``gamma_jitter``); ``fail(name, message)`` raises."""
+    if len(config.scale_range) != 2 or not 0 < config.scale_range[0] <= config.scale_range[1]:
+        fail("scale_range", f"must be [min, max] with 0 < min <= max, got {config.scale_range!r}")
+    if not 0 <= config.color_jitter < 1:
+        fail("color_jitter", f"must be in [0, 1), got {config.color_jitter!r}")
+    gamma = config.gamma_jitter
+    if not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
+            and 0 <= gamma <= MAX_GAMMA_STRENGTH):
+        fail("gamma_jitter", f"must be a number in [0, {MAX_GAMMA_STRENGTH:g}], got {gamma!r}")
 
 
 def _check_types(config: TrainConfig, fail) -> None:
