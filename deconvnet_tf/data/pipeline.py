@@ -69,6 +69,7 @@ def make_pipeline(
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    gamma = aug.spec.gamma_strength(gamma)  # checked here, not inside the traced map
     height, width = int(crop_size[0]), int(crop_size[1])
     options = tf.data.Options()
     options.deterministic = bool(deterministic)

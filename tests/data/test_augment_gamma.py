@@ -150,6 +150,22 @@ def test_tf_executor_refuses_a_bad_gamma():
 
 
 @requires_tf
+def test_the_pipelines_refuse_a_bad_gamma_before_any_tracing(tmp_path):
+    import tensorflow as tf
+
+    from deconvnet_tf.data.pipeline import make_pipeline
+    from deconvnet_tf.data.pydataset import make_pydataset
+
+    ds = tf.data.Dataset.from_tensors((tf.zeros((20, 20, 3), tf.uint8),
+                                       tf.zeros((20, 20), tf.uint8)))
+    for bad in (-1, "x", float("nan")):
+        with pytest.raises(ValueError, match=r"^gamma must be a number in \[0, 3\]"):
+            make_pipeline(ds, crop_size=(16, 16), gamma=bad)
+        with pytest.raises(ValueError, match=r"^gamma must be a number in \[0, 3\]"):
+            make_pydataset(tmp_path, "train", gamma=bad)
+
+
+@requires_tf
 def test_make_pipeline_and_pydataset_give_the_same_toned_batches(tmp_path, monkeypatch):
     from deconvnet_tf.data.folder import folder_dataset
     from deconvnet_tf.data.pipeline import make_pipeline
