@@ -32,7 +32,8 @@ from deconvnet_tf.data.augment_spec import gamma_strength, jitter_strength
 
 __all__ = ["random_scale", "resize", "pad_to_size", "random_crop", "crop_at", "center_crop",
            "random_flip", "adjust_brightness", "adjust_contrast", "adjust_saturation",
-           "adjust_colors", "color_jitter", "jitter_strength", "gamma_strength", "apply_params", "augment"]
+           "adjust_colors", "color_jitter", "jitter_strength", "gamma_strength", "apply_params",
+           "augment"]
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
