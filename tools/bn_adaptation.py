@@ -131,6 +131,9 @@ def _rows(args) -> list[str]:
                 lines.append(f"| {alpha:g} | " + " | ".join(cells)
                              + f" | {_percent(report.mean_iou)} |")
         else:
+            from deconvnet_tf.evaluation.evaluate import check_input_size
+
+            check_input_size(model, args.size, "--size")  # named as this tool's flag
             reports = score_subsets(model, source, args.split, [args.size], limit=args.limit,
                                     color_target=target)
             size = f"{args.size[0]}x{args.size[1]}"

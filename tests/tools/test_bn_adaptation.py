@@ -153,6 +153,14 @@ def test_bad_arguments(run, capsys, args, message):
     assert re.search(message, capsys.readouterr().err)
 
 
+def test_too_small_size_names_the_flag(run, capsys):
+    path, data = run
+    assert bn_adaptation.main(["--model", str(path), "--data", str(data), "--size", "4x4",
+                               "--quiet"]) == 2
+    assert re.search(r"^bn_adaptation: error: --size 4x4 is below the minimum input size",
+                     capsys.readouterr().err)
+
+
 def test_missing_model_is_a_clear_error(run, capsys, tmp_path):
     _, data = run
     missing = tmp_path / "none.keras"
