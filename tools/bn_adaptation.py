@@ -97,7 +97,8 @@ def _percent(value: float) -> str:
 
 
 def _rows(args) -> list[str]:
-    """One table line per alpha (the model is loaded afresh for each)."""
+    """The table lines: one per alpha, two with ``--crf`` (network, + CRF); the model is
+    loaded afresh for each alpha (the adaptation changes it in place)."""
     from multiscale_table import _load, score_subsets
 
     from deconvnet_tf.data.sources import open_source
