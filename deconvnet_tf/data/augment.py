@@ -192,8 +192,10 @@ def color_jitter(image, seed, brightness: float = 0.2, contrast: float = 0.2, sa
 
 
 def draw_params(seed, image, *, crop_size, scale=(0.75, 1.25), flip: bool = True,
-                jitter: bool | float = True, gamma: float = 0.0):
-    """:func:`deconvnet_tf.data.augment_spec.draw` for ``image``'s size, as tensors.
+                jitter: bool | float = True, gamma: float = 0.0, class_uniform: float = 0.0,
+                label=None, ignore_label: int = 255):
+    """:func:`deconvnet_tf.data.augment_spec.draw` for ``image``'s size, as tensors
+    (``label`` is read only for class-uniform crops, ``class_uniform > 0``).
 
     Returns:
         ``(sizes, colours)``: int32 ``[height, width, top, left, flip]`` and float32
@@ -201,36 +203,48 @@ def draw_params(seed, image, *, crop_size, scale=(0.75, 1.25), flip: bool = True
     """
     tf = _tf()
     shape = tf.shape(image)
+    class_uniform = spec.class_uniform_strength(class_uniform)
 
-    def draw(key, height, width):
+    def draw(key, height, width, *source_label):
         p = spec.draw(key, height, width, crop_size=crop_size, scale=scale, flip=flip,
-                      jitter=jitter, gamma=gamma)
+                      jitter=jitter, gamma=gamma, class_uniform=class_uniform,
+                      label=source_label[0] if source_label else None,
+                      ignore_label=ignore_label)
         return (np.array([p.height, p.width, p.top, p.left, p.flip], np.int32),
                 np.array([p.brightness, p.contrast, p.saturation, p.gamma], np.float32))
 
-    sizes, colours = tf.numpy_function(draw, [_seed(seed), shape[0], shape[1]],
-                                       (tf.int32, tf.float32), stateful=False)
+    inputs = [_seed(seed), shape[0], shape[1]]
+    if class_uniform > 0:
+        if label is None:
+            raise ValueError("draw_params: class_uniform crops need the label")
+        inputs.append(label)
+    sizes, colours = tf.numpy_function(draw, inputs, (tf.int32, tf.float32), stateful=False)
     return tf.ensure_shape(sizes, [5]), tf.ensure_shape(colours, [4])
 
 
 def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.25),
-            flip: bool = True, jitter: bool | float = True, gamma: float = 0.0):
+            flip: bool = True, jitter: bool | float = True, gamma: float = 0.0,
+            class_uniform: float = 0.0):
     """The training augmentation: random scale, crop (with padding), flip, colour jitter,
-    random gamma (off by default).
+    random gamma (off by default); class-uniform crop windows (off by default).
 
     The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
     :func:`deconvnet_tf.data.augment_np.augment` draws for the same key.
 
     ``jitter``: ``True`` (strength 0.2), ``False``/0 (off) or the strength (brightness delta
     and contrast/saturation ranges ``1 +- strength``). ``gamma``: the strength ``t`` of a
-    random tone curve ``x ** g``, ``g`` in ``[1/(1+t), 1+t]`` (0: off).
+    random tone curve ``x ** g``, ``g`` in ``[1/(1+t), 1+t]`` (0: off). ``class_uniform``: the
+    probability that the crop window is placed around a pixel of a class drawn uniformly
+    among those in the label (:func:`deconvnet_tf.data.augment_spec.class_crop_offset`; 0:
+    off).
     """
     tf = _tf()
     strength = spec.jitter_strength(jitter)
     gamma = spec.gamma_strength(gamma)
     height, width = int(crop_size[0]), int(crop_size[1])
     sizes, colours = draw_params(seed, image, crop_size=(height, width), scale=scale, flip=flip,
-                                 jitter=strength, gamma=gamma)
+                                 jitter=strength, gamma=gamma, class_uniform=class_uniform,
+                                 label=label, ignore_label=ignore_label)
     # Float from the resize to the end, rounded once (as the NumPy executor).
     if scale is not None:
         x, label = _resize_float(image, label, sizes[:2])

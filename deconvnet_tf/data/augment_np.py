@@ -223,9 +223,9 @@ def apply_params(image: np.ndarray, label: np.ndarray, params: spec.AugmentParam
 def augment(image: np.ndarray, label: np.ndarray, seed, *,
             crop_size: Sequence[int], ignore_label: int,
             scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
-            jitter: bool | float = True, gamma: float = 0.0):
+            jitter: bool | float = True, gamma: float = 0.0, class_uniform: float = 0.0):
     """The training augmentation: random scale, crop (with padding), flip, colour jitter,
-    random gamma (off by default).
+    random gamma (off by default); class-uniform crop windows (off by default).
 
     The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
     :func:`deconvnet_tf.data.augment.augment` draws for the same key.
@@ -243,15 +243,19 @@ def augment(image: np.ndarray, label: np.ndarray, seed, *,
             strength (brightness delta and contrast/saturation ranges ``1 +- strength``).
         gamma: Strength ``t`` of a random tone curve ``x ** g`` on the 0..1 scale, ``g`` in
             ``[1/(1+t), 1+t]`` (0, the default: off).
+        class_uniform: Probability that the crop window is placed around a pixel of a class
+            drawn uniformly among those in the label
+            (:func:`deconvnet_tf.data.augment_spec.class_crop_offset`; 0, the default: off).
 
     Returns:
         ``(image uint8 (h, w, 3), label uint8 (h, w))``, contiguous.
 
     Raises:
         ValueError: If the image/label shapes do not match, or on a bad
-            ``jitter``/``gamma``/``seed``.
+            ``jitter``/``gamma``/``class_uniform``/``seed``.
     """
     _check_pair(image, label)
     params = spec.draw(spec.as_key(seed), image.shape[0], image.shape[1], crop_size=crop_size,
-                       scale=scale, flip=flip, jitter=jitter, gamma=gamma)
+                       scale=scale, flip=flip, jitter=jitter, gamma=gamma,
+                       class_uniform=class_uniform, label=label, ignore_label=ignore_label)
     return apply_params(image, label, params, crop_size=crop_size, ignore_label=ignore_label)

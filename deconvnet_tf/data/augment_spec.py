@@ -22,6 +22,13 @@ The spec, in order (see :func:`draw`):
    ``[0, 1]`` first), with ``log g`` uniform in ``[-log(1 + t), log(1 + t))``: a random tone
    curve, brighter or darker in the shadows, that an affine jitter cannot make.
 
+Class-uniform crops (off by default; :func:`class_crop_offset`): with probability ``p`` the
+crop window of step 2 is instead placed around one pixel drawn class-uniformly from the scaled
+label (a class present in it, ignore label excluded, picked with equal chance, then one of its
+pixels uniformly; the window's top and left uniform among the positions that keep that pixel
+inside it). Rare and thin classes (poles, signs, cyclists) then fill a share of the crops
+close to ``p / (classes per image)`` instead of their share of the pixels.
+
 Randomness is counter based: a key is a pair of integers ``(seed, index)`` and every parameter
 is a SplitMix64 hash of ``(seed, index, stream)`` with one stream per parameter. So a draw
 depends on nothing but the key (not on call order, threads, workers or the NumPy version), and
@@ -45,10 +52,12 @@ import numpy as np
 
 __all__ = ["AugmentParams", "as_key", "uniform", "randint", "scale_factor", "scaled_size",
            "crop_offset", "flip", "jitter_factors", "gamma_factor", "nearest_indices",
-           "jitter_strength", "gamma_strength", "draw"]
+           "jitter_strength", "gamma_strength", "class_uniform_strength", "class_crop_offset",
+           "draw"]
 
 # One stream per random parameter.
 SCALE, CROP_TOP, CROP_LEFT, FLIP, BRIGHTNESS, CONTRAST, SATURATION, GAMMA = range(1, 9)
+CLASS_CROP, CLASS_PICK, PIXEL_PICK = range(9, 12)
 
 # The largest gamma strength: g in [1/4, 4] (beyond, a tone curve flattens the image).
 MAX_GAMMA_STRENGTH = 3.0
@@ -196,6 +205,66 @@ def gamma_strength(gamma: float) -> float:
     return strength
 
 
+def class_uniform_strength(probability: float) -> float:
+    """The probability of a class-uniform crop (``augment(class_uniform=...)``), checked: a
+    number in ``[0, 1]`` (0: off)."""
+    number = isinstance(probability, (int, float, np.integer, np.floating)) and not isinstance(
+        probability, (bool, np.bool_))
+    value = float(probability) if number else float("nan")
+    if not 0 <= value <= 1:
+        raise ValueError(f"class_uniform must be a probability in [0, 1] (the share of crops "
+                         f"placed around a pixel of a class-uniformly drawn class), got "
+                         f"{probability!r}")
+    return value
+
+
+def class_crop_offset(key, label: np.ndarray, height: int, width: int, crop_height: int,
+                      crop_width: int, ignore_label: int) -> tuple[int, int] | None:
+    """``(top, left)`` of a crop window around a class-uniformly drawn pixel, or ``None``.
+
+    Args:
+        key: The example's key.
+        label: The source label ``(H, W)``; the window is placed in it resampled to
+            ``height x width`` with nearest neighbour (:func:`nearest_indices`), as the
+            executors resample it, then padded at the bottom/right to at least the crop size.
+        height, width: The scaled size.
+        crop_height, crop_width: The crop size.
+        ignore_label: A label value that is never drawn.
+
+    Returns:
+        ``None`` when the scaled label holds no class but ``ignore_label``; otherwise a class
+        present in it is drawn with equal chance, one of its pixels ``(y, x)`` uniformly, and
+        ``top`` uniformly among ``max(0, y - crop_height + 1) .. min(y, padded - crop_height)``
+        (``left`` likewise), so the window holds that pixel.
+    """
+    key = as_key(key)
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label must have shape (H, W), got {label.shape}")
+    rows = nearest_indices(label.shape[0], height)
+    cols = nearest_indices(label.shape[1], width)
+    scaled = np.take(np.take(label, rows, axis=0), cols, axis=1).astype(np.int64).ravel()
+    counts = np.bincount(scaled, minlength=max(int(ignore_label) + 1, 0))
+    if 0 <= ignore_label:
+        counts[int(ignore_label)] = 0
+    classes = np.flatnonzero(counts)
+    if classes.size == 0:
+        return None
+    chosen = classes[randint(key, CLASS_PICK, classes.size)]
+    where = np.flatnonzero(scaled == chosen)
+    y, x = divmod(int(where[randint(key, PIXEL_PICK, where.size)]), int(width))
+    return (_window_start(key, CROP_TOP, y, int(height), int(crop_height)),
+            _window_start(key, CROP_LEFT, x, int(width), int(crop_width)))
+
+
+def _window_start(key, stream: int, position: int, size: int, crop: int) -> int:
+    """A window start uniform among those that keep ``position`` inside a ``crop`` window of
+    an axis of ``size`` padded to at least ``crop``."""
+    low = max(0, position - crop + 1)
+    high = min(position, max(size, crop) - crop)
+    return low + randint(key, stream, high - low + 1)
+
+
 @dataclass(frozen=True)
 class AugmentParams:
     """The parameters of one example's training augmentation (see :func:`draw`).
@@ -227,7 +296,8 @@ class AugmentParams:
 
 def draw(key, height: int, width: int, *, crop_size: Sequence[int],
          scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
-         jitter: bool | float = True, gamma: float = 0.0) -> AugmentParams:
+         jitter: bool | float = True, gamma: float = 0.0, class_uniform: float = 0.0,
+         label: np.ndarray | None = None, ignore_label: int = 255) -> AugmentParams:
     """All parameters of the training augmentation of one ``height x width`` example.
 
     Args:
@@ -240,9 +310,18 @@ def draw(key, height: int, width: int, *, crop_size: Sequence[int],
         jitter: ``True`` (strength 0.2), ``False``/0 (off) or the strength.
         gamma: Strength ``t`` of the random tone curve (0, the default: off; see
             :func:`gamma_factor`).
+        class_uniform: Probability of a class-uniform crop window (0, the default: off; see
+            :func:`class_crop_offset`); needs ``label``.
+        label: The example's source label ``(height, width)`` (read only for class-uniform
+            crops).
+        ignore_label: The label value class-uniform crops never draw.
 
     Returns:
         The :class:`AugmentParams`.
+
+    Raises:
+        ValueError: On a bad strength or probability, or for ``class_uniform > 0`` without a
+            ``label`` of the source size.
     """
     key = as_key(key)
     crop_h, crop_w = int(crop_size[0]), int(crop_size[1])
@@ -252,10 +331,25 @@ def draw(key, height: int, width: int, *, crop_size: Sequence[int],
         size = scaled_size(key, height, width, *scale)
     else:
         factor, size = 1.0, (int(height), int(width))
-    top, left = crop_offset(key, size[0], size[1], crop_h, crop_w)
+    top, left = _crop_window(key, size, (crop_h, crop_w), (int(height), int(width)),
+                             class_uniform_strength(class_uniform), label, ignore_label)
     mirrored = _flip(key) if flip else False
     delta, contrast, saturation = jitter_factors(key, strength, strength, strength)
     return AugmentParams(scale=factor, height=size[0], width=size[1], top=top, left=left,
                          flip=bool(mirrored), jitter=strength > 0, brightness=delta,
                          contrast=contrast, saturation=saturation,
                          gamma=gamma_factor(key, gamma))
+
+
+def _crop_window(key, size, crop, source, class_uniform, label, ignore_label):
+    """``draw``'s crop window: class-uniform with probability ``class_uniform`` (when the
+    label has a class to draw), else uniform (:func:`crop_offset`)."""
+    if class_uniform > 0 and uniform(key, CLASS_CROP) < class_uniform:
+        if label is None or np.shape(label) != tuple(source):
+            raise ValueError(f"class_uniform crops need the source label of shape {source}, "
+                             f"got {None if label is None else np.shape(label)}")
+        window = class_crop_offset(key, label, size[0], size[1], crop[0], crop[1],
+                                   ignore_label)
+        if window is not None:
+            return window
+    return crop_offset(key, size[0], size[1], crop[0], crop[1])

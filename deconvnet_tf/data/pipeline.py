@@ -36,6 +36,7 @@ def make_pipeline(
     flip: bool = True,
     jitter: bool | float = True,
     gamma: float = 0.0,
+    class_uniform: float = 0.0,
     color_target: dict | None = None,
 ):
     """Batches ``(image, label)`` pairs for Keras ``fit``/``evaluate``.
@@ -57,6 +58,9 @@ def make_pipeline(
         scale, flip, jitter, gamma: Augmentation options of ``"crop"`` training (``jitter``: a
             bool or the colour-jitter strength; ``gamma``: the strength of a random tone curve,
             0 for none; see :func:`deconvnet_tf.data.augment.augment`).
+        class_uniform: Probability that a ``"crop"`` training window is placed around a pixel
+            of a class drawn uniformly among those in the label (0: never; see
+            :func:`deconvnet_tf.data.augment_spec.class_crop_offset`).
         color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
             to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`, the
             test-time colour normalisation of a Segmenter's ``color_target``), before caching
@@ -70,6 +74,7 @@ def make_pipeline(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     gamma = aug.spec.gamma_strength(gamma)  # checked here, not inside the traced map
+    class_uniform = aug.spec.class_uniform_strength(class_uniform)
     height, width = int(crop_size[0]), int(crop_size[1])
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
@@ -91,7 +96,8 @@ def make_pipeline(
             key = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
             image, label = aug.augment(image, label, key, crop_size=(height, width),
                                        ignore_label=ignore_label, scale=scale, flip=flip,
-                                       jitter=jitter, gamma=gamma)
+                                       jitter=jitter, gamma=gamma,
+                                       class_uniform=class_uniform)
         else:
             image, label = aug.center_crop(image, label, height, width, ignore_label)
         return image, tf.cast(label, tf.int32)

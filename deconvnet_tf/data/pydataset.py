@@ -69,6 +69,9 @@ class FolderPyDataset(keras.utils.PyDataset):
         jitter: Random colour jitter in ``"crop"`` training.
         gamma: Strength of a random tone curve in ``"crop"`` training (0: none; see
             :func:`deconvnet_tf.data.augment_np.augment`).
+        class_uniform: Probability that a ``"crop"`` training window is placed around a pixel
+            of a class drawn uniformly among those in the label (0: never; see
+            :func:`deconvnet_tf.data.augment_spec.class_crop_offset`).
         color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
             to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`), before
             caching and augmentation; ``None`` (default) leaves the images as they are.
@@ -108,6 +111,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         flip: bool = True,
         jitter: bool | float = True,
         gamma: float = 0.0,
+        class_uniform: float = 0.0,
         color_target: dict | None = None,
         cache: bool = True,
         validate: bool = True,
@@ -139,6 +143,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.flip = bool(flip)
         self.jitter = jitter if isinstance(jitter, bool) else aug.jitter_strength(jitter)
         self.gamma = aug.gamma_strength(gamma)
+        self.class_uniform = aug.spec.class_uniform_strength(class_uniform)
         self.color_target = check_color_target(color_target, "FolderPyDataset: color_target")
         self.cache = bool(cache)
         if source is not None:
@@ -217,7 +222,8 @@ class FolderPyDataset(keras.utils.PyDataset):
         if self.mode == "crop":
             return aug.augment(image, label, (self.seed, position), crop_size=self.crop_size,
                                ignore_label=self.ignore_label, scale=self.scale, flip=self.flip,
-                               jitter=self.jitter, gamma=self.gamma)
+                               jitter=self.jitter, gamma=self.gamma,
+                               class_uniform=self.class_uniform)
         return aug.center_crop(image, label, height, width, self.ignore_label)
 
     def __getitem__(self, index: int):
@@ -265,8 +271,9 @@ def make_pydataset(
         shuffle_buffer: Ignored (full shuffle).
         **kwargs: The keyword arguments of :class:`FolderPyDataset` (``source``, ``mode``,
             ``batch_size``, ``crop_size``, ``training``, ``ignore_label``, ``seed``, ``scale``,
-            ``flip``, ``jitter``, ``gamma``, ``color_target``, ``cache``, ``validate``,
-            ``workers``, ``use_multiprocessing``, ``max_queue_size``); an unknown one is a
+            ``flip``, ``jitter``, ``gamma``, ``class_uniform``, ``color_target``, ``cache``,
+            ``validate``, ``workers``, ``use_multiprocessing``, ``max_queue_size``); an unknown
+            one is a
             ``TypeError`` naming it.
 
     Returns:

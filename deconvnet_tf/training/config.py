@@ -95,6 +95,11 @@ class TrainConfig:
             log(1 + t))`` (``t = 0.5``: ``g`` in ``[0.67, 1.5]``), after the colour jitter; 0
             (the default) turns it off. A non-linear change of exposure that the affine jitter
             and the test-time colour normalisation do not cover.
+        class_uniform_crops: Probability that a ``"crop"`` training crop is placed around a
+            pixel drawn class-uniformly (a class present in the rescaled label picked with
+            equal chance, then one of its pixels; the crop window uniform among those holding
+            it) instead of uniformly over the image; 0 (the default) turns it off. Shows thin
+            and rare classes (poles, signs, cyclists) in more crops than their share of pixels.
         color_norm: Train-time colour normalisation: every training and validation image is
             brought, per channel, to the mean and standard deviation of the training split
             (:func:`deconvnet_tf.io.normalize_colors`, once, before augmentation), so that a
@@ -182,6 +187,7 @@ class TrainConfig:
     scale_range: list[float] = field(default_factory=lambda: [0.75, 1.25])
     color_jitter: float = 0.2
     gamma_jitter: float = 0.0
+    class_uniform_crops: float = 0.0
     color_norm: bool = False
     optimizer: str = "sgd"
     learning_rate: float = 0.01
@@ -262,8 +268,9 @@ class TrainConfig:
                 fail("input_mode", f"{self.input_mode} need a file-based dataset (data), not tfds")
             if self.color_norm:
                 fail("color_norm", f"applies to input_mode crop or whole, not {self.input_mode}")
-            if self.gamma_jitter:
-                fail("gamma_jitter", f"applies to input_mode crop, not {self.input_mode}")
+            for name in ("gamma_jitter", "class_uniform_crops"):
+                if getattr(self, name):
+                    fail(name, f"applies to input_mode crop, not {self.input_mode}")
             if max(int(v) for v in self.crop_size) > self.window_size:
                 fail("crop_size", f"{self.crop_size} is larger than window_size {self.window_size}")
         if not self.box_scale > 0:
@@ -406,7 +413,7 @@ def _apply_legacy_stage(config: TrainConfig, value: Any, source: str) -> None:
 
 def _check_augmentation(config, fail) -> None:
     """The strengths of the training augmentation (``scale_range``, ``color_jitter``,
-    ``gamma_jitter``); ``fail(name, message)`` raises."""
+    ``gamma_jitter``, ``class_uniform_crops``); ``fail(name, message)`` raises."""
     if len(config.scale_range) != 2 or not 0 < config.scale_range[0] <= config.scale_range[1]:
         fail("scale_range", f"must be [min, max] with 0 < min <= max, got {config.scale_range!r}")
     if not 0 <= config.color_jitter < 1:
@@ -415,6 +422,9 @@ def _check_augmentation(config, fail) -> None:
     if not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
             and 0 <= gamma <= MAX_GAMMA_STRENGTH):
         fail("gamma_jitter", f"must be a number in [0, {MAX_GAMMA_STRENGTH:g}], got {gamma!r}")
+    share = config.class_uniform_crops
+    if not (isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share <= 1):
+        fail("class_uniform_crops", f"must be a probability in [0, 1], got {share!r}")
 
 
 def _check_types(config: TrainConfig, fail) -> None:

@@ -56,6 +56,11 @@ def test_augmentation_fields_parse_as_floats_and_default_to_the_old_augmentation
         ("gamma_jitter=true", "gamma_jitter"),
         ('gamma_jitter="0.5"', "gamma_jitter"),
         ("gamma_jitter=NaN", "'gamma_jitter'"),
+        ("class_uniform_crops=-0.1", "'class_uniform_crops'"),
+        ("class_uniform_crops=1.5", "'class_uniform_crops'"),
+        ("class_uniform_crops=true", "class_uniform_crops"),
+        ('class_uniform_crops="0.5"', "class_uniform_crops"),
+        ("class_uniform_crops=NaN", "'class_uniform_crops'"),
     ],
 )
 def test_bad_values_name_the_field(assignment, message):
@@ -171,6 +176,16 @@ def test_a_run_folder_of_an_older_version_resumes_under_the_new_names(tmp_path):
     check_settings(state, new)  # the same settings: resumable
     with pytest.raises(ConfigError, match="input_mode"):
         check_settings(state, TrainConfig(output=str(tmp_path), data="d"))
+
+
+def test_class_uniform_crops_is_off_by_default_and_only_for_crop_training():
+    assert TrainConfig().class_uniform_crops == 0.0
+    assert TrainConfig().with_overrides(["class_uniform_crops=1"]).class_uniform_crops == 1.0
+    for mode in ("object_crops", "proposal_windows"):
+        extra = ["two_stage=false"] if mode == "proposal_windows" else []
+        with pytest.raises(ConfigError, match="'class_uniform_crops'.*applies to input_mode crop"):
+            TrainConfig(data="d").with_overrides([f"input_mode={mode}", *extra,
+                                                  "class_uniform_crops=0.5"])
 
 
 def test_gamma_jitter_is_off_by_default_and_only_for_crop_training():

@@ -266,7 +266,7 @@ def test_decoupled_weight_decay_reaches_the_optimizer(tmp_path):
 
 
 @pytest.mark.slow
-def test_scale_range_color_jitter_and_gamma_reach_the_training_pipeline(tmp_path, monkeypatch):
+def test_augmentation_fields_reach_the_training_pipeline(tmp_path, monkeypatch):
     """The config's augmentation fields are what the tf.data training pipeline gets."""
     from deconvnet_tf.data import pipeline
 
@@ -279,9 +279,9 @@ def test_scale_range_color_jitter_and_gamma_reach_the_training_pipeline(tmp_path
 
     monkeypatch.setattr(pipeline, "make_pipeline", recording)
     config = tiny_config(tmp_path, epochs=1, steps_per_epoch=1, scale_range=[0.5, 2.0],
-                         color_jitter=0.0, gamma_jitter=0.5)
+                         color_jitter=0.0, gamma_jitter=0.5, class_uniform_crops=0.25)
     train(config, verbose=0)
     training_calls = [c for c in calls if c.get("training")]
     assert training_calls, "the training pipeline was not built with make_pipeline"
     assert all(c["scale"] == (0.5, 2.0) and c["jitter"] == 0.0 and c["gamma"] == 0.5
-               for c in training_calls)
+               and c["class_uniform"] == 0.25 for c in training_calls)
