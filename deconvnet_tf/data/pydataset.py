@@ -273,8 +273,7 @@ def make_pydataset(
             ``batch_size``, ``crop_size``, ``training``, ``ignore_label``, ``seed``, ``scale``,
             ``flip``, ``jitter``, ``gamma``, ``class_uniform``, ``color_target``, ``cache``,
             ``validate``, ``workers``, ``use_multiprocessing``, ``max_queue_size``); an unknown
-            one is a
-            ``TypeError`` naming it.
+            one is a ``TypeError`` naming it.
 
     Returns:
         A ``keras.utils.PyDataset`` of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.
