@@ -210,3 +210,28 @@ def test_make_pipeline_and_pydataset_give_the_same_batches(tmp_path, monkeypatch
         assert np.abs(tf_images.numpy().astype(int) - np_images.astype(int)).max() <= 1
         moved |= bool((np_labels != plain[index][1]).any())
     assert moved  # the option reached the batches
+
+
+@pytest.mark.jax
+def test_class_crop_offset_refuses_a_label_that_is_not_2d():
+    with pytest.raises(ValueError, match=r"label must have shape \(H, W\), got \(4, 5, 1\)"):
+        spec.class_crop_offset((0, 1), np.zeros((4, 5, 1), np.uint8), 4, 5, 2, 2, IGNORE)
+
+
+@requires_tf
+def test_tf_draw_params_needs_the_label_for_class_uniform_windows():
+    import tensorflow as tf
+
+    from deconvnet_tf.data import augment
+
+    image, label = _rare_pair()
+    with pytest.raises(ValueError, match="class_uniform crops need the label"):
+        augment.draw_params(tf.constant((0, 1), tf.int64), tf.constant(image), crop_size=(8, 8),
+                            class_uniform=0.5)
+    sizes, _ = augment.draw_params(tf.constant((0, 1), tf.int64), tf.constant(image),
+                                   crop_size=(8, 8), class_uniform=0.5, label=tf.constant(label),
+                                   ignore_label=IGNORE)
+    expected = spec.draw((0, 1), 60, 80, crop_size=(8, 8), class_uniform=0.5, label=label,
+                         ignore_label=IGNORE)
+    assert sizes.numpy().tolist() == [expected.height, expected.width, expected.top,
+                                      expected.left, int(expected.flip)]
