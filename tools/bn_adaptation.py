@@ -82,16 +82,6 @@ def _mixed_call(layer, alpha: float):
     return call
 
 
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
 def _percent(value: float) -> str:
     return "-" if value != value else f"{100 * value:.1f}"  # NaN: a class absent from the split
 
@@ -146,6 +136,7 @@ def _rows(args) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _args import unit_interval  # tools/ siblings
     from multiscale_table import parse_size
 
     parser = argparse.ArgumentParser(prog="bn_adaptation", description=__doc__.split("\n\n")[0],
@@ -153,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help=".keras file or training run folder")
     parser.add_argument("--data", required=True, help="dataset root (folder layout or PASCAL VOC)")
     parser.add_argument("--split", default="val", help="split, e.g. 'train[0001TP]'")
-    parser.add_argument("--alphas", nargs="+", type=_alpha, default=[0.0, 0.1], metavar="A",
+    parser.add_argument("--alphas", nargs="+", type=unit_interval, default=[0.0, 0.1],
+                        metavar="A",
                         help="weights of the image's statistics, each in [0, 1] (default 0 0.1)")
     parser.add_argument("--size", type=parse_size, default=None, metavar="HxW",
                         help="network input size (not with --crf; default: the model's own)")

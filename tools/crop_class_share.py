@@ -52,16 +52,6 @@ def crop_class_share(labels: list[np.ndarray], *, num_classes: int, ignore_label
             "crop_share": (holding / draws).tolist(), "draws": int(draws)}
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    return value
-
-
 def _table(names, shares: dict) -> list[str]:
     probabilities = list(shares)
     head = " | ".join(f"pixels % (p={p:g}) | crops % (p={p:g})" for p in probabilities)
@@ -74,7 +64,8 @@ def _table(names, shares: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from multiscale_table import parse_size  # tools/ sibling (pytest's pythonpath has tools/)
+    from _args import unit_interval  # tools/ siblings (pytest's pythonpath has tools/)
+    from multiscale_table import parse_size
 
     parser = argparse.ArgumentParser(prog="crop_class_share",
                                      description=__doc__.split("\n\n")[0],
@@ -85,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="training crop size, e.g. 176x240")
     parser.add_argument("--scale-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="random rescale before the crop (default: none)")
-    parser.add_argument("--class-uniform", type=_probability, nargs="+", default=[0.0, 0.5],
+    parser.add_argument("--class-uniform", type=unit_interval, nargs="+", default=[0.0, 0.5],
                         metavar="P", help="class_uniform probabilities (default 0 0.5)")
     parser.add_argument("--draws", type=int, default=1200, help="crops per probability")
     parser.add_argument("--seed", type=int, default=0)

@@ -14,9 +14,8 @@ import pytest
 from deconvnet_tf.data import augment_np
 from deconvnet_tf.data import augment_spec as spec
 from tests.conftest import requires_tf
-
-IGNORE = 255
-KEYS = [(0, 0), (0, 1), (3, 1000), (12345, 42), (-1, 5), (2**40, 2**33)]
+from tests.data._agreement import (IGNORE, KEYS, assert_pipelines_refuse,
+                                   executors_worst_difference, pipelines_agree)
 
 
 def _rare_pair(height=60, width=80, seed=0):
@@ -39,22 +38,16 @@ def _scaled(label, height, width):
 
 
 @pytest.mark.jax
-def test_off_by_default_and_the_plain_draw_when_off():
+def test_off_gives_the_plain_draw_and_on_changes_only_the_window():
     _, label = _rare_pair()
     for key in KEYS:
-        plain = spec.draw(key, 60, 80, crop_size=(32, 32), scale=(0.5, 1.5), jitter=0.3)
-        off = spec.draw(key, 60, 80, crop_size=(32, 32), scale=(0.5, 1.5), jitter=0.3,
-                        class_uniform=0.0, label=label, ignore_label=IGNORE)
+        common = dict(crop_size=(32, 32), scale=(0.5, 1.5), jitter=0.3, gamma=0.5)
+        plain = spec.draw(key, 60, 80, **common)
+        off = spec.draw(key, 60, 80, **common, class_uniform=0.0, label=label,
+                        ignore_label=IGNORE)
+        moved = spec.draw(key, 60, 80, **common, class_uniform=1.0, label=label,
+                          ignore_label=IGNORE)
         assert off == plain
-
-
-@pytest.mark.jax
-def test_only_the_window_changes():
-    _, label = _rare_pair()
-    for key in KEYS:
-        plain = spec.draw(key, 60, 80, crop_size=(32, 32), scale=(0.5, 1.5), gamma=0.5)
-        moved = spec.draw(key, 60, 80, crop_size=(32, 32), scale=(0.5, 1.5), gamma=0.5,
-                          class_uniform=1.0, label=label, ignore_label=IGNORE)
         assert moved == spec.AugmentParams(**{**plain.__dict__, "top": moved.top,
                                               "left": moved.left})
 
@@ -154,62 +147,21 @@ def test_a_missing_or_mis_sized_label_is_refused():
                                      {"class_uniform": 0.5, "jitter": 0.3, "gamma": 0.5},
                                      {"class_uniform": 0.7, "scale": None, "jitter": False}])
 def test_tf_and_numpy_executors_agree(options):
-    import tensorflow as tf
-
-    from deconvnet_tf.data import augment
-
-    worst = 0
-    for key in KEYS:
-        for (h, w), crop in [((60, 80), (32, 40)), ((20, 30), (32, 40)), ((13, 9), (16, 16))]:
-            image, label = _rare_pair(h, w, seed=key[1] % 97)
-            kwargs = dict(crop_size=crop, ignore_label=IGNORE, **options)
-            np_image, np_label = augment_np.augment(image, label, key, **kwargs)
-            tf_image, tf_label = (np.asarray(t) for t in augment.augment(
-                tf.constant(image), tf.constant(label), tf.constant(key, tf.int64), **kwargs))
-            np.testing.assert_array_equal(tf_label, np_label)
-            worst = max(worst, int(np.abs(tf_image.astype(int) - np_image.astype(int)).max()))
-    assert worst <= 1
+    cases = [((60, 80), (32, 40)), ((20, 30), (32, 40)), ((13, 9), (16, 16))]
+    assert executors_worst_difference(_rare_pair, KEYS, cases, options) <= 1
 
 
 @requires_tf
 def test_the_pipelines_refuse_a_bad_probability_before_any_tracing(tmp_path):
-    import tensorflow as tf
-
-    from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.data.pydataset import make_pydataset
-
-    ds = tf.data.Dataset.from_tensors((tf.zeros((20, 20, 3), tf.uint8),
-                                       tf.zeros((20, 20), tf.uint8)))
-    for bad in (-1, "x", float("nan"), 2):
-        with pytest.raises(ValueError, match=r"^class_uniform must be a probability"):
-            make_pipeline(ds, crop_size=(16, 16), class_uniform=bad)
-        with pytest.raises(ValueError, match=r"^class_uniform must be a probability"):
-            make_pydataset(tmp_path, "train", class_uniform=bad)
+    assert_pipelines_refuse(tmp_path, "class_uniform", (-1, "x", float("nan"), 2),
+                            r"^class_uniform must be a probability")
 
 
 @requires_tf
 def test_make_pipeline_and_pydataset_give_the_same_batches(tmp_path, monkeypatch):
-    from deconvnet_tf.data.folder import folder_dataset
-    from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.data.pydataset import make_pydataset
-    from deconvnet_tf.data.synthetic import write_synthetic_dataset
-
-    root = write_synthetic_dataset(tmp_path / "data", num_train=4, num_val=1, height=37, width=45)
     kwargs = dict(batch_size=2, crop_size=(16, 20), seed=3, ignore_label=IGNORE,
                   class_uniform=1.0)
-    pipe = make_pipeline(folder_dataset(root, "train"), shuffle_buffer=1, deterministic=True,
-                         **kwargs)
-    pyds = make_pydataset(root, "train", **kwargs)
-    plain = make_pydataset(root, "train", **{**kwargs, "class_uniform": 0.0})
-    for dataset in (pyds, plain):
-        monkeypatch.setattr(dataset, "_order", lambda epoch, n=dataset.num_examples: np.arange(n))
-    moved = False
-    for index, (tf_images, tf_labels) in zip(range(3), pipe):
-        np_images, np_labels = pyds[index]
-        np.testing.assert_array_equal(tf_labels.numpy(), np_labels)
-        assert np.abs(tf_images.numpy().astype(int) - np_images.astype(int)).max() <= 1
-        moved |= bool((np_labels != plain[index][1]).any())
-    assert moved  # the option reached the batches
+    assert pipelines_agree(tmp_path, monkeypatch, kwargs, {"class_uniform": 0.0})  # reached
 
 
 @pytest.mark.jax

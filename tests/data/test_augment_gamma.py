@@ -15,9 +15,8 @@ import pytest
 from deconvnet_tf.data import augment_np
 from deconvnet_tf.data import augment_spec as spec
 from tests.conftest import requires_tf
-
-IGNORE = 255
-KEYS = [(0, 0), (0, 1), (3, 1000), (12345, 42), (-1, 5), (2**40, 2**33)]
+from tests.data._agreement import (IGNORE, KEYS, assert_pipelines_refuse,
+                                   executors_worst_difference, pipelines_agree)
 
 
 def _pair(height=23, width=31, seed=0):
@@ -120,21 +119,8 @@ def test_numpy_augment_with_gamma_is_the_plain_augment_toned():
 @pytest.mark.parametrize("options", [{"gamma": 0.5}, {"gamma": 2.0, "jitter": 0.3},
                                      {"gamma": 0.5, "scale": None, "jitter": False}])
 def test_tf_and_numpy_executors_agree_with_gamma(options):
-    import tensorflow as tf
-
-    from deconvnet_tf.data import augment
-
-    worst = 0
-    for key in KEYS:
-        for (h, w), crop in [((37, 45), (32, 40)), ((20, 30), (32, 40)), ((13, 9), (16, 16))]:
-            image, label = _pair(h, w, seed=key[1] % 97)
-            kwargs = dict(crop_size=crop, ignore_label=IGNORE, **options)
-            np_image, np_label = augment_np.augment(image, label, key, **kwargs)
-            tf_image, tf_label = (np.asarray(t) for t in augment.augment(
-                tf.constant(image), tf.constant(label), tf.constant(key, tf.int64), **kwargs))
-            np.testing.assert_array_equal(tf_label, np_label)
-            worst = max(worst, int(np.abs(tf_image.astype(int) - np_image.astype(int)).max()))
-    assert worst <= 1
+    cases = [((37, 45), (32, 40)), ((20, 30), (32, 40)), ((13, 9), (16, 16))]
+    assert executors_worst_difference(_pair, KEYS, cases, options) <= 1
 
 
 @requires_tf
@@ -151,37 +137,11 @@ def test_tf_executor_refuses_a_bad_gamma():
 
 @requires_tf
 def test_the_pipelines_refuse_a_bad_gamma_before_any_tracing(tmp_path):
-    import tensorflow as tf
-
-    from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.data.pydataset import make_pydataset
-
-    ds = tf.data.Dataset.from_tensors((tf.zeros((20, 20, 3), tf.uint8),
-                                       tf.zeros((20, 20), tf.uint8)))
-    for bad in (-1, "x", float("nan")):
-        with pytest.raises(ValueError, match=r"^gamma must be a number in \[0, 3\]"):
-            make_pipeline(ds, crop_size=(16, 16), gamma=bad)
-        with pytest.raises(ValueError, match=r"^gamma must be a number in \[0, 3\]"):
-            make_pydataset(tmp_path, "train", gamma=bad)
+    assert_pipelines_refuse(tmp_path, "gamma", (-1, "x", float("nan")),
+                            r"^gamma must be a number in \[0, 3\]")
 
 
 @requires_tf
 def test_make_pipeline_and_pydataset_give_the_same_toned_batches(tmp_path, monkeypatch):
-    from deconvnet_tf.data.folder import folder_dataset
-    from deconvnet_tf.data.pipeline import make_pipeline
-    from deconvnet_tf.data.pydataset import make_pydataset
-    from deconvnet_tf.data.synthetic import write_synthetic_dataset
-
-    root = write_synthetic_dataset(tmp_path / "data", num_train=4, num_val=1, height=37, width=45)
     kwargs = dict(batch_size=2, crop_size=(32, 40), seed=3, ignore_label=IGNORE, gamma=0.5)
-    pipe = make_pipeline(folder_dataset(root, "train"), shuffle_buffer=1, deterministic=True,
-                         **kwargs)
-    pyds = make_pydataset(root, "train", **kwargs)
-    plain = make_pydataset(root, "train", **{**kwargs, "gamma": 0.0})
-    for dataset in (pyds, plain):
-        monkeypatch.setattr(dataset, "_order", lambda epoch, n=dataset.num_examples: np.arange(n))
-    for index, (tf_images, tf_labels) in zip(range(3), pipe):
-        np_images, np_labels = pyds[index]
-        np.testing.assert_array_equal(tf_labels.numpy(), np_labels)
-        assert np.abs(tf_images.numpy().astype(int) - np_images.astype(int)).max() <= 1
-        assert (np_images != plain[index][0]).any()  # the curve reached the batches
+    assert pipelines_agree(tmp_path, monkeypatch, kwargs, {"gamma": 0.0})  # the curve reached them

@@ -88,7 +88,7 @@ def test_cli_prints_one_row_per_class(data, capsys):
 @pytest.mark.jax
 @pytest.mark.parametrize("args, message", [
     (["--crop-size", "16x24", "--draws", "0"], r"--draws must be >= 1, got 0"),
-    (["--crop-size", "16x24", "--class-uniform", "2"], r"expected a probability in \[0, 1\]"),
+    (["--crop-size", "16x24", "--class-uniform", "2"], r"expected a number in \[0, 1\], got '2'"),
     (["--crop-size", "16x24", "--scale-range", "2", "1"], r"--scale-range must be MIN MAX"),
     (["--crop-size", "16"], r"--crop-size"),
     ([], r"--crop-size"),
