@@ -89,22 +89,33 @@ def make_pipeline(
     # The example at stream position p is augmented with the key (seed, p), as in the
     # PyDataset pipeline (deconvnet_tf.data.pydataset): the spec is one function of the key.
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
+    augmentation = dict(scale=scale, flip=flip, jitter=jitter, gamma=gamma,
+                        class_uniform=class_uniform) if mode == "crop" and training else None
+    ds = ds.map(_transform(seed, (height, width), ignore_label, augmentation),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _transform(seed: int, crop_size: tuple[int, int], ignore_label: int, augmentation):
+    """The map function of ``((image, label), stream position)``: the training augmentation
+    with the key ``(seed, position)`` when ``augmentation`` (its keyword arguments) is given,
+    else the centre crop; labels as int32."""
+    import tensorflow as tf
+
+    height, width = crop_size
 
     def transform(example, index):
         image, label = example
-        if mode == "crop" and training:
+        if augmentation is not None:
             key = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
-            image, label = aug.augment(image, label, key, crop_size=(height, width),
-                                       ignore_label=ignore_label, scale=scale, flip=flip,
-                                       jitter=jitter, gamma=gamma,
-                                       class_uniform=class_uniform)
+            image, label = aug.augment(image, label, key, crop_size=crop_size,
+                                       ignore_label=ignore_label, **augmentation)
         else:
             image, label = aug.center_crop(image, label, height, width, ignore_label)
         return image, tf.cast(label, tf.int32)
 
-    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=training)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return transform
 
 
 def _color_normalizer(color_target):
