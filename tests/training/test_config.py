@@ -178,21 +178,12 @@ def test_a_run_folder_of_an_older_version_resumes_under_the_new_names(tmp_path):
         check_settings(state, TrainConfig(output=str(tmp_path), data="d"))
 
 
-def test_class_uniform_crops_is_off_by_default_and_only_for_crop_training():
-    assert TrainConfig().class_uniform_crops == 0.0
-    assert TrainConfig().with_overrides(["class_uniform_crops=1"]).class_uniform_crops == 1.0
+@pytest.mark.parametrize("field, value", [("gamma_jitter", 0.5), ("class_uniform_crops", 1.0)])
+def test_crop_augmentation_fields_are_off_by_default_and_only_for_crop_training(field, value):
+    assert getattr(TrainConfig(), field) == 0.0
+    assert getattr(TrainConfig().with_overrides([f"{field}={value:g}"]), field) == value
     for mode in ("object_crops", "proposal_windows"):
         extra = ["two_stage=false"] if mode == "proposal_windows" else []
-        with pytest.raises(ConfigError, match="'class_uniform_crops'.*applies to input_mode crop"):
+        with pytest.raises(ConfigError, match=f"'{field}'.*applies to input_mode crop"):
             TrainConfig(data="d").with_overrides([f"input_mode={mode}", *extra,
-                                                  "class_uniform_crops=0.5"])
-
-
-def test_gamma_jitter_is_off_by_default_and_only_for_crop_training():
-    assert TrainConfig().gamma_jitter == 0.0
-    assert TrainConfig().with_overrides(["gamma_jitter=0.5"]).gamma_jitter == 0.5
-    for mode in ("object_crops", "proposal_windows"):
-        extra = ["two_stage=false"] if mode == "proposal_windows" else []
-        with pytest.raises(ConfigError, match="'gamma_jitter'.*applies to input_mode crop"):
-            TrainConfig(data="d").with_overrides([f"input_mode={mode}", *extra,
-                                                  "gamma_jitter=0.5"])
+                                                  f"{field}={value:g}"])
