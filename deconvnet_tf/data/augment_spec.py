@@ -26,8 +26,9 @@ Class-uniform crops (off by default; :func:`class_crop_offset`): with probabilit
 crop window of step 2 is instead placed around one pixel drawn class-uniformly from the scaled
 label (a class present in it, ignore label excluded, picked with equal chance, then one of its
 pixels uniformly; the window's top and left uniform among the positions that keep that pixel
-inside it). Rare and thin classes (poles, signs, cyclists) then fill a share of the crops
-close to ``p / (classes per image)`` instead of their share of the pixels.
+inside it). A class is then in at least about ``p / (classes in the image)`` of the crops of
+an image that has it; that changes what the crops show only where a crop is small against the
+rescaled image (``tools/crop_class_share.py`` measures it).
 
 Randomness is counter based: a key is a pair of integers ``(seed, index)`` and every parameter
 is a SplitMix64 hash of ``(seed, index, stream)`` with one stream per parameter. So a draw
