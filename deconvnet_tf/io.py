@@ -47,6 +47,7 @@ __all__ = [
     "RUN_COLOR_TARGET",
     "SizePlan",
     "check_color_target",
+    "check_creatable",
     "check_image_bytes",
     "check_pixels",
     "classes_from_meta",
@@ -449,6 +450,36 @@ def ensure_output_dir(path: str | os.PathLike, what: str = "--output") -> Path:
         if isinstance(err, (FileExistsError, NotADirectoryError)):
             reason = "a part of the path is a file"
         raise OutputError(f"{what} {str(path)!r}: cannot write there ({reason})") from None
+    return path
+
+
+def check_creatable(path: str | os.PathLike, what: str,
+                    error: type[Exception] = OutputError) -> Path:
+    """Checks, without creating anything, that ``path`` can be written later.
+
+    Walks up to the nearest folder on the way to ``path`` that exists (for an existing file,
+    the folder holding it) and creates and removes a probe file there, so a long job (an
+    evaluation, an export) fails before it starts rather than when it writes its result.
+
+    Raises:
+        error: The nearest existing path is a file, or the folder does not accept a new file
+            (read-only file system, permissions); the message names ``what``, ``path`` and the
+            folder.
+    """
+    path = Path(path)
+    existing = path.parent if path.is_file() else path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise error(f"{what} {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".deconvnet-write-test-{os.getpid()}-",
+                                     dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise error(f"{what} {str(path)!r} is not writable ({str(existing)!r}: "
+                    f"{err.strerror or err})") from err
     return path
 
 

@@ -72,3 +72,37 @@ def test_ensure_output_dir_probes_inside_the_folder(tmp_path, monkeypatch):
         io.ensure_output_dir(tmp_path / "file" / "below", what="--save-dir")
     assert str(err.value) == (f"--save-dir {str(tmp_path / 'file' / 'below')!r}: cannot write "
                               "there (a part of the path is a file)")
+
+
+def test_check_creatable_probes_the_nearest_existing_folder_and_creates_nothing(tmp_path,
+                                                                               monkeypatch):
+    made = []
+    mkstemp = io.tempfile.mkstemp
+    monkeypatch.setattr(io.tempfile, "mkstemp", lambda **kw: (made.append(kw["dir"]),
+                                                               mkstemp(**kw))[1])
+    assert io.check_creatable(tmp_path / "a" / "b" / "m.tflite", "--output") == (
+        tmp_path / "a" / "b" / "m.tflite")
+    (tmp_path / "user.png").write_bytes(b"mine")
+    io.check_creatable(tmp_path / "user.png", "--output")  # an existing file: its folder
+    assert made == [tmp_path, tmp_path] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "user.png"]
+    assert (tmp_path / "user.png").read_bytes() == b"mine"
+
+
+def test_check_creatable_errors_name_the_argument_and_use_the_callers_class(tmp_path,
+                                                                           monkeypatch):
+    (tmp_path / "user.txt").write_text("x")
+    with pytest.raises(ValueError) as err:
+        io.check_creatable(tmp_path / "user.txt" / "r", "--output", ValueError)
+    assert str(err.value) == (f"--output {str(tmp_path / 'user.txt' / 'r')!r}: "
+                              f"{str(tmp_path / 'user.txt')!r} is a file, not a folder")
+
+    def refuse(**kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
+    with pytest.raises(io.OutputError) as err:
+        io.check_creatable(tmp_path / "new" / "sm", "--output")
+    assert str(err.value) == (f"--output {str(tmp_path / 'new' / 'sm')!r} is not writable "
+                              f"({str(tmp_path)!r}: Permission denied)")
+    assert isinstance(err.value.__cause__, PermissionError)

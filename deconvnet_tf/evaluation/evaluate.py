@@ -16,7 +16,7 @@ from deconvnet_tf.data.sources import open_source
 from deconvnet_tf.evaluation.metrics import SegmentationReport, report_from_confusion
 from deconvnet_tf.inference.predict import as_predictor
 from deconvnet_tf.inference.segmenter import load_model
-from deconvnet_tf.io import check_color_target, write_bytes
+from deconvnet_tf.io import check_color_target, check_creatable, write_bytes
 from deconvnet_tf.models.registry import list_models, resolve
 
 __all__ = ["ModelFileError", "check_input_size", "check_report_output", "confusion_png", "evaluate",
@@ -119,8 +119,6 @@ def check_report_output(output: str | os.PathLike, *, overwrite: bool = False,
         ValueError: ``output`` (or a parent) is a file, the folder already holds a report and
             not ``overwrite``, or the folder cannot be written.
     """
-    import tempfile
-
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise ValueError(f"{what} {str(output)!r} is a file; expected a folder for "
@@ -130,19 +128,7 @@ def check_report_output(output: str | os.PathLike, *, overwrite: bool = False,
         if taken:
             raise ValueError(f"{what} {str(output)!r} already holds {', '.join(taken)}: pass "
                              "--overwrite to replace the report, or choose another folder")
-    existing = output
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{what} {str(output)!r}: {str(existing)!r} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".deconvnet-write-test-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ValueError(f"{what} {str(output)!r} is not writable ({str(existing)!r}: "
-                         f"{err.strerror or err})") from err
-    return output
+    return check_creatable(output, what, ValueError)
 
 
 def predict_native(model: keras.Model, image: np.ndarray,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deconvnet_tf.io import classes_from_meta as _classes_from_meta
-from deconvnet_tf.io import find_class_names
+from deconvnet_tf.io import check_creatable, find_class_names
 
 __all__ = [
     "ExportError",
@@ -183,24 +183,6 @@ def sweep_orphans(*folders: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _check_writable(path: Path, what: str) -> None:
-    """Raises unless the nearest existing folder on the way to ``path`` is writable (for an
-    existing file that is to be replaced, its folder)."""
-    existing = path.parent if path.is_file() else path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ExportError(f"{what} {str(path)!r}: {str(existing)!r} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".deconvnet-write-test-{os.getpid()}-",
-                                     dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ExportError(f"{what} {str(path)!r} is not writable ({str(existing)!r}: "
-                          f"{err.strerror or err})") from err
-
-
 def _enclosing_saved_model(path: Path) -> Path | None:
     for parent in path.absolute().parents:
         if (parent / "saved_model.pb").is_file():
@@ -267,7 +249,7 @@ def check_output(output: str | os.PathLike, kind: str, *, overwrite: bool,
                               "pass --overwrite to replace, or choose another path")
     else:  # pragma: no cover - programming error
         raise ValueError(f"kind must be 'saved_model' or 'tflite', got {kind!r}")
-    _check_writable(output, what)
+    check_creatable(output, what, ExportError)
     return output
 
 

@@ -188,6 +188,29 @@ def test_save_report_is_atomic_and_never_replaces_a_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "metrics.json"]
 
 
+def test_report_output_is_checked_before_the_evaluation_without_creating_it(tmp_path,
+                                                                             monkeypatch):
+    import tempfile
+
+    from deconvnet_tf.evaluation.evaluate import check_report_output
+
+    out = tmp_path / "runs" / "eval"
+    assert check_report_output(out) == out and list(tmp_path.iterdir()) == []
+    (tmp_path / "user.txt").write_text("mine")
+    with pytest.raises(ValueError) as err:
+        check_report_output(tmp_path / "user.txt" / "eval", what="--output")
+    assert str(err.value) == (f"--output {str(tmp_path / 'user.txt' / 'eval')!r}: "
+                              f"{str(tmp_path / 'user.txt')!r} is a file, not a folder")
+
+    def refuse(**kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ValueError, match=r"--output .* is not writable \(.*Permission denied"):
+        check_report_output(out, what="--output")
+    assert (tmp_path / "user.txt").read_text() == "mine"
+
+
 def test_confusion_png_row_normalised_named_and_sized_for_many_classes(tmp_path):
     import cv2
 
