@@ -21,7 +21,8 @@ import numpy as np
 from deconvnet_tf.data import augment_spec as spec
 
 __all__ = ["random_scale", "resize", "pad_to_size", "random_crop", "crop_at", "center_crop",
-           "random_flip", "adjust_colors", "color_jitter", "draw_params", "augment"]
+           "random_flip", "adjust_colors", "color_jitter", "draw_params", "augment",
+           "paste_classes"]
 
 
 def _tf():
@@ -258,3 +259,30 @@ def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.
     if gamma:
         x = _gamma_float(x, colours[3])
     return _to_uint8(x), label
+
+
+def paste_classes(images, labels, pasted, classes):
+    """The class-paste step of the spec on a batch, in TF ops (the same result as
+    :func:`deconvnet_tf.data.augment_np.paste_classes`): row ``i`` with ``pasted[i]`` takes the
+    pixels and labels of row ``i - 1`` (row 0: the last row) wherever that row's label is one
+    of ``classes``.
+
+    Args:
+        images: ``(B, h, w, 3)`` crops.
+        labels: ``(B, h, w)`` integer labels.
+        pasted: ``(B,)`` booleans: which rows receive.
+        classes: The class ids pasted (a Python sequence; empty pastes nothing).
+
+    Returns:
+        ``(images, labels)``.
+    """
+    tf = _tf()
+    classes = [int(c) for c in classes]
+    if not classes:
+        return images, labels
+    source_labels = tf.roll(labels, 1, axis=0)
+    wanted = tf.constant(classes, dtype=source_labels.dtype)
+    mask = tf.reduce_any(tf.equal(source_labels[..., None], wanted), axis=-1)
+    mask = tf.logical_and(mask, tf.reshape(tf.cast(pasted, tf.bool), [-1, 1, 1]))
+    return (tf.where(mask[..., None], tf.roll(images, 1, axis=0), images),
+            tf.where(mask, source_labels, labels))

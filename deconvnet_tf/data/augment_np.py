@@ -33,7 +33,7 @@ from deconvnet_tf.data.augment_spec import gamma_strength, jitter_strength
 __all__ = ["random_scale", "resize", "pad_to_size", "random_crop", "crop_at", "center_crop",
            "random_flip", "adjust_brightness", "adjust_contrast", "adjust_saturation",
            "adjust_colors", "color_jitter", "jitter_strength", "gamma_strength", "apply_params",
-           "augment"]
+           "augment", "paste_classes"]
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
@@ -259,3 +259,36 @@ def augment(image: np.ndarray, label: np.ndarray, seed, *,
                        scale=scale, flip=flip, jitter=jitter, gamma=gamma,
                        class_uniform=class_uniform, label=label, ignore_label=ignore_label)
     return apply_params(image, label, params, crop_size=crop_size, ignore_label=ignore_label)
+
+
+def paste_classes(images: np.ndarray, labels: np.ndarray, pasted,
+                  classes) -> tuple[np.ndarray, np.ndarray]:
+    """The class-paste step of the spec on a batch
+    (:func:`deconvnet_tf.data.augment_spec.class_paste`).
+
+    Row ``i`` with ``pasted[i]`` takes, wherever the label of row ``i - 1`` (row 0: the last
+    row) is one of ``classes``, that row's pixels and labels; the sources are the rows as
+    given (a row pasted onto is not a source of its changed pixels).
+
+    Args:
+        images: ``(B, h, w, 3)`` crops.
+        labels: ``(B, h, w)`` integer labels.
+        pasted: ``(B,)`` booleans: which rows receive.
+        classes: The class ids pasted (an empty set pastes nothing).
+
+    Returns:
+        New ``(images, labels)`` (the inputs are not changed).
+
+    Raises:
+        ValueError: On mismatched shapes.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    pasted = np.asarray(pasted, dtype=bool).reshape(-1)
+    if images.ndim != 4 or labels.shape != images.shape[:3] or pasted.shape != images.shape[:1]:
+        raise ValueError(f"paste_classes needs images (B, h, w, 3), labels (B, h, w) and pasted "
+                         f"(B,), got {images.shape}, {labels.shape} and {pasted.shape}")
+    source_labels = np.roll(labels, 1, axis=0)
+    mask = np.isin(source_labels, np.asarray(list(classes), dtype=np.int64))
+    mask &= pasted[:, None, None]
+    return (np.where(mask[..., None], np.roll(images, 1, axis=0), images),
+            np.where(mask, source_labels, labels))

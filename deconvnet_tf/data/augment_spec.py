@@ -30,6 +30,12 @@ inside it). A class is then in at least about ``p / (classes in the image)`` of 
 an image that has it; that changes what the crops show only where a crop is small against the
 rescaled image (``tools/crop_class_share.py`` measures it).
 
+Class paste (off by default; :func:`class_paste`): a batch-level step after the crops. With
+probability ``p`` (drawn from the example's key), the crop at row ``i`` of a batch receives
+the pixels of a set of classes from the crop at row ``i - 1`` (the last row from the first;
+both as they left steps 1-5): image and label both, wherever the other crop's label is one of
+those classes. The executors are ``augment_np.paste_classes`` and ``augment.paste_classes``.
+
 Randomness is counter based: a key is a pair of integers ``(seed, index)`` and every parameter
 is a SplitMix64 hash of ``(seed, index, stream)`` with one stream per parameter. So a draw
 depends on nothing but the key (not on call order, threads, workers or the NumPy version), and
@@ -54,11 +60,12 @@ import numpy as np
 __all__ = ["AugmentParams", "as_key", "uniform", "randint", "scale_factor", "scaled_size",
            "crop_offset", "flip", "jitter_factors", "gamma_factor", "nearest_indices",
            "jitter_strength", "gamma_strength", "class_uniform_strength", "class_crop_offset",
-           "draw"]
+           "class_paste_strength", "class_paste_setting", "class_paste", "draw"]
 
 # One stream per random parameter.
 SCALE, CROP_TOP, CROP_LEFT, FLIP, BRIGHTNESS, CONTRAST, SATURATION, GAMMA = range(1, 9)
 CLASS_CROP, CLASS_PICK, PIXEL_PICK = range(9, 12)
+CLASS_PASTE = 12
 
 # The largest gamma strength: g in [1/4, 4] (beyond, a tone curve flattens the image).
 MAX_GAMMA_STRENGTH = 3.0
@@ -217,6 +224,52 @@ def class_uniform_strength(probability: float) -> float:
                          f"placed around a pixel of a class-uniformly drawn class), got "
                          f"{probability!r}")
     return value
+
+
+def class_paste_strength(probability: float) -> float:
+    """The probability of a class paste (``class_paste``, config ``class_paste``), checked:
+    a number in ``[0, 1]`` (0: off)."""
+    number = isinstance(probability, (int, float, np.integer, np.floating)) and not isinstance(
+        probability, (bool, np.bool_))
+    value = float(probability) if number else float("nan")
+    if not 0 <= value <= 1:
+        raise ValueError(f"class_paste must be a probability in [0, 1] (the share of crops "
+                         f"that receive the chosen classes' pixels of the previous crop of "
+                         f"their batch), got {probability!r}")
+    return value
+
+
+def class_paste_setting(probability, classes, applies: bool) -> tuple[float, list[int]] | None:
+    """``(probability, sorted class ids)`` of the class-paste step of a pipeline, checked, or
+    ``None`` when it does not run (probability 0, no classes, or ``applies`` false: not
+    ``"crop"`` training).
+
+    Raises:
+        ValueError: On a probability outside ``[0, 1]`` or a class id outside ``[0, 255]``.
+    """
+    probability = class_paste_strength(probability)
+    try:
+        items = list(classes)
+    except TypeError:
+        items = None
+    if items is None or isinstance(classes, (str, bytes)) or not all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
+            for c in items):
+        raise ValueError(f"class_paste_classes must be a sequence of integer class ids, got "
+                         f"{classes!r}")
+    ids = [int(c) for c in items]
+    if any(c < 0 or c > 255 for c in ids):
+        raise ValueError(f"class_paste_classes must be class ids in [0, 255] (8-bit labels), "
+                         f"got {classes!r}")
+    if not applies or probability == 0 or not ids:
+        return None
+    return probability, sorted(set(ids))
+
+
+def class_paste(key, probability: float) -> bool:
+    """Whether the example with ``key`` receives the previous crop's class pixels (the spec's
+    class-paste step; ``probability`` 0 never, 1 always)."""
+    return uniform(as_key(key), CLASS_PASTE) < class_paste_strength(probability)
 
 
 def class_crop_offset(key, label: np.ndarray, height: int, width: int, crop_height: int,

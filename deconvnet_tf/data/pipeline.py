@@ -11,6 +11,9 @@ position differs unless the order is fixed (``shuffle_buffer=1`` here).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+
+import numpy as np
 
 from deconvnet_tf.data import augment as aug
 from deconvnet_tf.io import check_color_target, normalize_colors
@@ -37,6 +40,8 @@ def make_pipeline(
     jitter: bool | float = True,
     gamma: float = 0.0,
     class_uniform: float = 0.0,
+    class_paste: float = 0.0,
+    class_paste_classes: Sequence[int] = (),
     color_target: dict | None = None,
 ):
     """Batches ``(image, label)`` pairs for Keras ``fit``/``evaluate``.
@@ -61,6 +66,9 @@ def make_pipeline(
         class_uniform: Probability that a ``"crop"`` training window is placed around a pixel
             of a class drawn uniformly among those in the label (0: never; see
             :func:`deconvnet_tf.data.augment_spec.class_crop_offset`).
+        class_paste, class_paste_classes: Probability that a ``"crop"`` training crop gets
+            the pixels of the classes ``class_paste_classes`` of the previous crop of its batch
+            (:func:`deconvnet_tf.data.augment.paste_classes`); 0 (default): never.
         color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
             to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`, the
             test-time colour normalisation of a Segmenter's ``color_target``), before caching
@@ -75,7 +83,27 @@ def make_pipeline(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     gamma = aug.spec.gamma_strength(gamma)  # checked here, not inside the traced map
     class_uniform = aug.spec.class_uniform_strength(class_uniform)
-    height, width = int(crop_size[0]), int(crop_size[1])
+    paste = aug.spec.class_paste_setting(class_paste, class_paste_classes,
+                                         mode == "crop" and training)
+    ds = _examples(dataset, deterministic, color_target, cache,
+                   shuffle_buffer if training else None, seed)
+    # The example at stream position p is augmented with the key (seed, p), as in the
+    # PyDataset pipeline (deconvnet_tf.data.pydataset): the spec is one function of the key.
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
+    augmentation = dict(scale=scale, flip=flip, jitter=jitter, gamma=gamma,
+                        class_uniform=class_uniform) if mode == "crop" and training else None
+    ds = ds.map(_transform(seed, (int(crop_size[0]), int(crop_size[1])), ignore_label,
+                           augmentation, paste),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return _batched(ds.batch(batch_size, drop_remainder=training), paste,
+                    deterministic).prefetch(tf.data.AUTOTUNE)
+
+
+def _examples(dataset, deterministic: bool, color_target, cache: bool, shuffle_buffer, seed: int):
+    """The examples before augmentation: colour-normalised, cached, and shuffled and repeated
+    when ``shuffle_buffer`` is given (training)."""
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
     ds = dataset.with_options(options)
@@ -84,24 +112,36 @@ def make_pipeline(
                     deterministic=True)
     if cache:
         ds = ds.cache()
-    if training:
+    if shuffle_buffer is not None:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    # The example at stream position p is augmented with the key (seed, p), as in the
-    # PyDataset pipeline (deconvnet_tf.data.pydataset): the spec is one function of the key.
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
-    augmentation = dict(scale=scale, flip=flip, jitter=jitter, gamma=gamma,
-                        class_uniform=class_uniform) if mode == "crop" and training else None
-    ds = ds.map(_transform(seed, (height, width), ignore_label, augmentation),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=training)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds
 
 
-def _transform(seed: int, crop_size: tuple[int, int], ignore_label: int, augmentation):
+def _batched(ds, paste, deterministic: bool):
+    """The batch-level step of the spec: the class paste when ``paste`` (``(probability,
+    classes)``; the batches then carry each row's draw, which this step consumes)."""
+    import tensorflow as tf
+
+    if paste is None:
+        return ds
+    classes = paste[1]
+
+    def pasted_batch(images, labels, pasted):
+        return aug.paste_classes(images, labels, pasted, classes)
+
+    return ds.map(pasted_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
+def _transform(seed: int, crop_size: tuple[int, int], ignore_label: int, augmentation,
+               paste=None):
     """The map function of ``((image, label), stream position)``: the training augmentation
     with the key ``(seed, position)`` when ``augmentation`` (its keyword arguments) is given,
-    else the centre crop; labels as int32."""
+    else the centre crop; labels as int32. With ``paste`` (``(probability, classes)``) a third
+    element: whether the example receives the class paste (the spec's draw for its key)."""
     import tensorflow as tf
+
+    def receives(index):
+        return np.bool_(aug.spec.class_paste((seed, int(index)), paste[0]))
 
     height, width = crop_size
 
@@ -113,6 +153,9 @@ def _transform(seed: int, crop_size: tuple[int, int], ignore_label: int, augment
                                        ignore_label=ignore_label, **augmentation)
         else:
             image, label = aug.center_crop(image, label, height, width, ignore_label)
+        if paste is not None:
+            pasted = tf.numpy_function(receives, [index], tf.bool, stateful=False)
+            return image, tf.cast(label, tf.int32), tf.ensure_shape(pasted, [])
         return image, tf.cast(label, tf.int32)
 
     return transform

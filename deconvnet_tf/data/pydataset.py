@@ -72,6 +72,11 @@ class FolderPyDataset(keras.utils.PyDataset):
         class_uniform: Probability that a ``"crop"`` training window is placed around a pixel
             of a class drawn uniformly among those in the label (0: never; see
             :func:`deconvnet_tf.data.augment_spec.class_crop_offset`).
+        class_paste: Probability that a ``"crop"`` training crop receives, after the
+            augmentation, the pixels of ``class_paste_classes`` from the previous crop of its
+            batch (see :func:`deconvnet_tf.data.augment_np.paste_classes`); 0 (default) or no
+            classes: never. The same crops receive as in ``make_pipeline``.
+        class_paste_classes: The class ids pasted.
         color_target: ``{"mean": [r, g, b], "std": [r, g, b]}``: every image is first brought
             to these per-channel statistics (:func:`deconvnet_tf.io.normalize_colors`), before
             caching and augmentation; ``None`` (default) leaves the images as they are.
@@ -112,6 +117,8 @@ class FolderPyDataset(keras.utils.PyDataset):
         jitter: bool | float = True,
         gamma: float = 0.0,
         class_uniform: float = 0.0,
+        class_paste: float = 0.0,
+        class_paste_classes: Sequence[int] = (),
         color_target: dict | None = None,
         cache: bool = True,
         validate: bool = True,
@@ -144,6 +151,9 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.jitter = jitter if isinstance(jitter, bool) else aug.jitter_strength(jitter)
         self.gamma = aug.gamma_strength(gamma)
         self.class_uniform = aug.spec.class_uniform_strength(class_uniform)
+        # (probability, classes) or None: the same check as make_pipeline's
+        self.paste = aug.spec.class_paste_setting(class_paste, class_paste_classes,
+                                                  self.training and mode == "crop")
         self.color_target = check_color_target(color_target, "FolderPyDataset: color_target")
         self.cache = bool(cache)
         if source is not None:
@@ -246,6 +256,10 @@ class FolderPyDataset(keras.utils.PyDataset):
         labels = np.empty((stop - start, height, width), np.int32)
         for row, position in enumerate(range(start, stop)):
             images[row], labels[row] = self._example(position)
+        if self.paste is not None:
+            probability, classes = self.paste
+            pasted = [aug.spec.class_paste((self.seed, p), probability) for p in range(start, stop)]
+            images, labels = aug.paste_classes(images, labels, pasted, classes)
         return images, labels
 
 

@@ -100,6 +100,14 @@ class TrainConfig:
             equal chance, then one of its pixels; the crop window uniform among those holding
             it) instead of uniformly over the image; 0 (the default) turns it off. Shows thin
             and rare classes (poles, signs, cyclists) in more crops than their share of pixels.
+        class_paste: Probability that a ``"crop"`` training crop receives the pixels of the
+            ``class_paste_classes`` of the previous crop of its batch (image and label, after
+            the augmentation: a copy-paste of thin and rare objects onto another scene); 0
+            (the default) turns it off.
+        class_paste_classes: The class ids ``class_paste`` pastes; ``null`` (the default):
+            the classes rarer than the median class, by the pixel frequency of median-frequency
+            weighting over the training split (on CamVid: Pole, SignSymbol, Fence, Pedestrian,
+            Bicyclist).
         color_norm: Train-time colour normalisation: every training and validation image is
             brought, per channel, to the mean and standard deviation of the training split
             (:func:`deconvnet_tf.io.normalize_colors`, once, before augmentation), so that a
@@ -188,6 +196,8 @@ class TrainConfig:
     color_jitter: float = 0.2
     gamma_jitter: float = 0.0
     class_uniform_crops: float = 0.0
+    class_paste: float = 0.0
+    class_paste_classes: list[int] | None = None
     color_norm: bool = False
     optimizer: str = "sgd"
     learning_rate: float = 0.01
@@ -268,7 +278,7 @@ class TrainConfig:
                 fail("input_mode", f"{self.input_mode} need a file-based dataset (data), not tfds")
             if self.color_norm:
                 fail("color_norm", f"applies to input_mode crop or whole, not {self.input_mode}")
-            for name in ("gamma_jitter", "class_uniform_crops"):
+            for name in ("gamma_jitter", "class_uniform_crops", "class_paste"):
                 if getattr(self, name):
                     fail(name, f"applies to input_mode crop, not {self.input_mode}")
             if max(int(v) for v in self.crop_size) > self.window_size:
@@ -413,7 +423,8 @@ def _apply_legacy_stage(config: TrainConfig, value: Any, source: str) -> None:
 
 def _check_augmentation(config, fail) -> None:
     """The strengths of the training augmentation (``scale_range``, ``color_jitter``,
-    ``gamma_jitter``, ``class_uniform_crops``); ``fail(name, message)`` raises."""
+    ``gamma_jitter``, ``class_uniform_crops``, ``class_paste``, ``class_paste_classes``);
+    ``fail(name, message)`` raises."""
     if len(config.scale_range) != 2 or not 0 < config.scale_range[0] <= config.scale_range[1]:
         fail("scale_range", f"must be [min, max] with 0 < min <= max, got {config.scale_range!r}")
     if not 0 <= config.color_jitter < 1:
@@ -425,6 +436,16 @@ def _check_augmentation(config, fail) -> None:
     share = config.class_uniform_crops
     if not (isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share <= 1):
         fail("class_uniform_crops", f"must be a probability in [0, 1], got {share!r}")
+    paste = config.class_paste
+    if not (isinstance(paste, (int, float)) and not isinstance(paste, bool) and 0 <= paste <= 1):
+        fail("class_paste", f"must be a probability in [0, 1], got {paste!r}")
+    classes = config.class_paste_classes
+    if classes is not None and not (
+            isinstance(classes, list) and classes and all(
+                isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255
+                for c in classes)):
+        fail("class_paste_classes", f"must be null (the classes rarer than the median) or a "
+             f"non-empty list of class ids in [0, 255], got {classes!r}")
 
 
 def _check_types(config: TrainConfig, fail) -> None:

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["SegmentationCrossEntropy", "lovasz_softmax", "median_frequency_weights"]
+__all__ = ["SegmentationCrossEntropy", "lovasz_softmax", "median_frequency_weights", "rare_classes"]
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
@@ -203,3 +203,21 @@ def median_frequency_weights(
     weights = np.zeros_like(pixels)
     weights[seen] = (np.median(freq[seen]) / freq[seen]) ** power
     return weights.astype(np.float32)
+
+
+def rare_classes(pixel_counts: Sequence[int] | np.ndarray,
+                 image_counts: Sequence[int] | np.ndarray | None = None) -> list[int]:
+    """The classes rarer than the median class: those whose median-frequency weight
+    (:func:`median_frequency_weights`, ``power=1``) is above 1, i.e. seen and with a pixel
+    frequency below the median of the seen classes' (the default of ``class_paste_classes``).
+
+    Args:
+        pixel_counts: Pixels per class over the training set.
+        image_counts: Per class, the total pixels of the images that contain it (``None``:
+            plain frequency).
+
+    Returns:
+        Sorted class ids.
+    """
+    weights = median_frequency_weights(pixel_counts, image_counts, power=1.0)
+    return [int(c) for c in np.flatnonzero(weights > 1)]

@@ -45,7 +45,11 @@ from deconvnet_tf.training.config import (
 from deconvnet_tf.training.distribution import (
     check_global_batch, data_parallel, multiworker_workarounds,
 )
-from deconvnet_tf.training.losses import SegmentationCrossEntropy, median_frequency_weights
+from deconvnet_tf.training.losses import (
+    SegmentationCrossEntropy,
+    median_frequency_weights,
+    rare_classes,
+)
 from deconvnet_tf.training.runfolder import (
     RunFolderError,
     RunLock,
@@ -609,8 +613,9 @@ class _Inputs:
     color_target: dict | None = None  # color_norm: the training split's colour statistics
 
 
-def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
-    """``(num_classes, ignore_label, class_weights)``; validates the training split."""
+def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None, list[int]]:
+    """``(num_classes, ignore_label, class_weights, class_paste_classes)``; validates the
+    training split."""
     info = source.info
     if config.num_classes is not None and config.num_classes < info.num_classes:
         raise ConfigError(f"config field 'num_classes': {config.num_classes} is fewer than the "
@@ -618,13 +623,29 @@ def _class_setup(config: TrainConfig, source) -> tuple[int, int, list | None]:
     num_classes = config.num_classes or info.num_classes
     ignore = info.ignore_label if info.ignore_label is not None else 255
     class_weights = None
-    if config.tfds is None or config.class_weighting != "none":
+    paste = list(config.class_paste_classes or [])
+    rare_default = config.class_paste > 0 and config.class_paste_classes is None
+    if config.tfds is None or config.class_weighting != "none" or rare_default:
         pixel_counts, image_pixels = source.validate(config.train_split)
         if config.class_weighting != "none":
             class_weights = median_frequency_weights(
                 pixel_counts, image_pixels, power=CLASS_WEIGHT_POWER[config.class_weighting])
             class_weights = np.pad(class_weights, (0, num_classes - len(class_weights))).tolist()
-    return num_classes, ignore, class_weights
+        if rare_default:
+            paste = rare_classes(pixel_counts, image_pixels)
+    bad = [c for c in paste if c >= num_classes or c == ignore]
+    if bad:
+        raise ConfigError(f"config field 'class_paste_classes': {bad} are not classes of the "
+                          f"dataset (0..{num_classes - 1}, ignore label {ignore})")
+    return num_classes, ignore, class_weights, paste
+
+
+def _announce_paste(probability: float, classes: list[int], info) -> None:
+    """One line naming the classes the class paste copies (by name where the data has names)."""
+    names = list(getattr(info, "class_names", None) or [])
+    shown = [names[c] if c < len(names) else str(c) for c in classes]
+    print(f"deconvnet-train: class_paste {probability:g}: crops receive the pixels of "
+          f"{', '.join(shown) or 'no class'} from the previous crop of their batch", flush=True)
 
 
 def _inputs(config: TrainConfig, strategy) -> _Inputs:
@@ -632,13 +653,16 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
     and the validation batches."""
     task_type, _ = _task(strategy)
     source = open_data_source(config)
-    num_classes, ignore, class_weights = _class_setup(config, source)
+    num_classes, ignore, class_weights, paste_classes = _class_setup(config, source)
+    if config.class_paste > 0:
+        _announce_paste(config.class_paste, paste_classes, source.info)
     color_target = color_statistics(source, config.train_split) if config.color_norm else None
     pipeline_args = dict(batch_size=config.batch_size, crop_size=tuple(config.crop_size),
                          ignore_label=ignore, seed=config.seed, deterministic=config.deterministic,
                          color_target=color_target)
     augmentation = dict(scale=tuple(config.scale_range), jitter=config.color_jitter,
-                        gamma=config.gamma_jitter, class_uniform=config.class_uniform_crops)
+                        gamma=config.gamma_jitter, class_uniform=config.class_uniform_crops,
+                        class_paste=config.class_paste, class_paste_classes=paste_classes)
     records = windows = None
     window_stage = WINDOW_STAGES.get(config.input_mode)  # the paper's stage of window inputs
     if window_stage:

@@ -51,11 +51,33 @@ def test_class_uniform_windows_show_the_rare_class_more_often():
 
 
 @pytest.mark.jax
+def test_class_paste_shows_the_pasted_class_in_more_crops():
+    """Class 2 (a 2x2 patch in every other label) is pasted from each crop's neighbour in the
+    batch: with q = 1 every crop after one holding it holds it too."""
+    labels = _labels()
+    kwargs = dict(num_classes=3, ignore_label=IGNORE, crop_size=(30, 40), scale=None,
+                  class_uniform=0.0, draws=64, batch_size=8)
+    plain = crop_class_share.crop_class_share(labels, **kwargs)
+    pasted = crop_class_share.crop_class_share(labels, class_paste=1.0, paste_classes=[2],
+                                               **kwargs)
+    assert plain["crop_share"][2] == 0.5 and pasted["crop_share"][2] == 1.0
+    assert pasted["pixel_share"][2] == pytest.approx(2 * plain["pixel_share"][2], rel=0.01)
+    # class 1, not pasted, keeps its crops (it is pasted over only where class 2 lands)
+    assert pasted["crop_share"][1] == plain["crop_share"][1]
+    off = crop_class_share.crop_class_share(labels, class_paste=0.0, paste_classes=[2], **kwargs)
+    assert off == plain
+
+
+@pytest.mark.jax
 def test_bad_library_arguments():
     with pytest.raises(ValueError, match="at least one label"):
         crop_class_share.crop_class_share([], num_classes=3, ignore_label=IGNORE,
                                           crop_size=(8, 8), scale=None, class_uniform=0.5,
                                           draws=1)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        crop_class_share.crop_class_share(_labels(), num_classes=3, ignore_label=IGNORE,
+                                          crop_size=(8, 8), scale=None, class_uniform=0.5,
+                                          draws=1, batch_size=0)
     with pytest.raises(ValueError, match="draws must be >= 1"):
         crop_class_share.crop_class_share(_labels(), num_classes=3, ignore_label=IGNORE,
                                           crop_size=(8, 8), scale=None, class_uniform=0.5,
@@ -86,8 +108,25 @@ def test_cli_prints_one_row_per_class(data, capsys):
 
 
 @pytest.mark.jax
+def test_cli_class_paste_columns_name_the_rare_classes(data, capsys):
+    from deconvnet_tf.data.sources import open_source
+    from deconvnet_tf.training.losses import rare_classes
+
+    source = open_source(data)
+    rare = rare_classes(*source.validate("train"))
+    assert crop_class_share.main(["--data", str(data), "--crop-size", "16x24", "--class-uniform",
+                                  "0", "--class-paste", "0.5", "--draws", "24"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "class paste of: " + ", ".join(source.info.class_names[c] for c in rare)
+    assert lines[1] == ("| class | pixels % (p=0) | crops % (p=0) | pixels % (paste=0.5) | "
+                        "crops % (paste=0.5) |")
+
+
+@pytest.mark.jax
 @pytest.mark.parametrize("args, message", [
     (["--crop-size", "16x24", "--draws", "0"], r"--draws must be >= 1, got 0"),
+    (["--crop-size", "16x24", "--batch-size", "0"], r"--batch-size must be >= 1, got 0"),
+    (["--crop-size", "16x24", "--class-paste", "1.5"], r"expected a number in \[0, 1\]"),
     (["--crop-size", "16x24", "--class-uniform", "2"], r"expected a number in \[0, 1\], got '2'"),
     (["--crop-size", "16x24", "--scale-range", "2", "1"], r"--scale-range must be MIN MAX"),
     (["--crop-size", "16"], r"--crop-size"),
@@ -111,3 +150,12 @@ def test_missing_data_or_split_is_one_clear_line(data, capsys, tmp_path, split):
                                   "16x24"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("crop_class_share: error: ") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.jax
+def test_paste_classes_outside_the_dataset_are_one_clear_line(data, capsys):
+    assert crop_class_share.main(["--data", str(data), "--crop-size", "16x24", "--class-paste",
+                                  "0.5", "--class-paste-classes", "1", "99"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("crop_class_share: error: --class-paste-classes: [99] are not "
+                          "classes of the dataset") and len(err.strip().splitlines()) == 1

@@ -61,6 +61,15 @@ def test_augmentation_fields_parse_as_floats_and_default_to_the_old_augmentation
         ("class_uniform_crops=true", "class_uniform_crops"),
         ('class_uniform_crops="0.5"', "class_uniform_crops"),
         ("class_uniform_crops=NaN", "'class_uniform_crops'"),
+        ("class_paste=-0.1", "'class_paste'"),
+        ("class_paste=1.5", "'class_paste'"),
+        ("class_paste=true", "class_paste"),
+        ("class_paste=NaN", "'class_paste'"),
+        ("class_paste_classes=[]", "'class_paste_classes'.*non-empty list"),
+        ("class_paste_classes=[2,300]", "'class_paste_classes'"),
+        ("class_paste_classes=[-1]", "'class_paste_classes'"),
+        ("class_paste_classes=[1.5]", "class_paste_classes"),
+        ('class_paste_classes="2"', "class_paste_classes"),
     ],
 )
 def test_bad_values_name_the_field(assignment, message):
@@ -178,7 +187,8 @@ def test_a_run_folder_of_an_older_version_resumes_under_the_new_names(tmp_path):
         check_settings(state, TrainConfig(output=str(tmp_path), data="d"))
 
 
-@pytest.mark.parametrize("field, value", [("gamma_jitter", 0.5), ("class_uniform_crops", 1.0)])
+@pytest.mark.parametrize("field, value", [("gamma_jitter", 0.5), ("class_uniform_crops", 1.0),
+                                          ("class_paste", 0.5)])
 def test_crop_augmentation_fields_are_off_by_default_and_only_for_crop_training(field, value):
     assert getattr(TrainConfig(), field) == 0.0
     assert getattr(TrainConfig().with_overrides([f"{field}={value:g}"]), field) == value
@@ -187,3 +197,10 @@ def test_crop_augmentation_fields_are_off_by_default_and_only_for_crop_training(
         with pytest.raises(ConfigError, match=f"'{field}'.*applies to input_mode crop"):
             TrainConfig(data="d").with_overrides([f"input_mode={mode}", *extra,
                                                   f"{field}={value:g}"])
+
+
+def test_class_paste_classes_default_to_the_rare_ones_and_take_a_list():
+    assert TrainConfig().class_paste_classes is None
+    config = TrainConfig().with_overrides(["class_paste=0.5", "class_paste_classes=[9,2]"])
+    assert config.class_paste == 0.5 and config.class_paste_classes == [9, 2]
+    assert TrainConfig().with_overrides(["class_paste_classes=null"]).class_paste_classes is None

@@ -125,7 +125,8 @@ def test_class_weighting_choices_reach_the_loss(tmp_path, weighting, power):
 
     config = tiny_config(tmp_path, class_weighting=weighting)
     source = open_data_source(config)
-    num_classes, _, weights = _class_setup(config, source)
+    num_classes, _, weights, paste = _class_setup(config, source)
+    assert paste == []  # class_paste off
     if power is None:
         assert weights is None
         return
@@ -133,6 +134,31 @@ def test_class_weighting_choices_reach_the_loss(tmp_path, weighting, power):
     expected = median_frequency_weights(counts, image_pixels, power=power)
     np.testing.assert_allclose(weights[:len(expected)], expected, rtol=1e-6)
     assert len(weights) == num_classes
+
+
+def test_class_paste_classes_default_to_the_rare_classes_and_are_checked(tmp_path):
+    """``class_paste_classes`` null: the classes whose median-frequency weight is above 1; an
+    explicit list is kept; an id that is not a class of the dataset (or is its ignore label) is
+    a ConfigError naming the field."""
+    from deconvnet_tf.training.config import ConfigError
+    from deconvnet_tf.training.losses import median_frequency_weights, rare_classes
+    from deconvnet_tf.training.train import _class_setup, open_data_source
+
+    config = tiny_config(tmp_path, class_paste=0.5)
+    source = open_data_source(config)
+    counts, image_pixels = source.validate("train")
+    *_, paste = _class_setup(config, source)
+    weights = median_frequency_weights(counts, image_pixels)
+    assert paste == rare_classes(counts, image_pixels) == [
+        c for c in range(len(weights)) if weights[c] > 1]
+    assert paste and len(paste) < len(weights)
+    config.class_paste_classes = [1]
+    assert _class_setup(config, source)[3] == [1]
+    num_classes = source.info.num_classes
+    for bad in ([num_classes], [source.info.ignore_label or 255]):
+        config.class_paste_classes = bad
+        with pytest.raises(ConfigError, match=r"'class_paste_classes': \[\d+\] are not classes"):
+            _class_setup(config, source)
 
 
 @pytest.mark.slow
@@ -279,9 +305,18 @@ def test_augmentation_fields_reach_the_training_pipeline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "make_pipeline", recording)
     config = tiny_config(tmp_path, epochs=1, steps_per_epoch=1, scale_range=[0.5, 2.0],
-                         color_jitter=0.0, gamma_jitter=0.5, class_uniform_crops=0.25)
+                         color_jitter=0.0, gamma_jitter=0.5, class_uniform_crops=0.25,
+                         class_paste=0.5)
     train(config, verbose=0)
     training_calls = [c for c in calls if c.get("training")]
     assert training_calls, "the training pipeline was not built with make_pipeline"
     assert all(c["scale"] == (0.5, 2.0) and c["jitter"] == 0.0 and c["gamma"] == 0.5
-               and c["class_uniform"] == 0.25 for c in training_calls)
+               and c["class_uniform"] == 0.25 and c["class_paste"] == 0.5
+               for c in training_calls)
+    # class_paste_classes null: the classes rarer than the median of the training split
+    from deconvnet_tf.training.losses import rare_classes
+    from deconvnet_tf.training.train import open_data_source
+
+    pixel_counts, image_pixels = open_data_source(config).validate(config.train_split)
+    rare = rare_classes(pixel_counts, image_pixels)
+    assert rare and all(c["class_paste_classes"] == rare for c in training_calls)
