@@ -213,30 +213,29 @@ def gamma_strength(gamma: float) -> float:
     return strength
 
 
+def _probability(value, name: str, meaning: str) -> float:
+    """``value`` as a float in ``[0, 1]``, else ``ValueError("<name> must be a probability in
+    [0, 1] (<meaning>), got ...")`` (bools and strings included)."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+    checked = float(value) if number else float("nan")
+    if not 0 <= checked <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1] ({meaning}), got {value!r}")
+    return checked
+
+
 def class_uniform_strength(probability: float) -> float:
     """The probability of a class-uniform crop (``augment(class_uniform=...)``), checked: a
     number in ``[0, 1]`` (0: off)."""
-    number = isinstance(probability, (int, float, np.integer, np.floating)) and not isinstance(
-        probability, (bool, np.bool_))
-    value = float(probability) if number else float("nan")
-    if not 0 <= value <= 1:
-        raise ValueError(f"class_uniform must be a probability in [0, 1] (the share of crops "
-                         f"placed around a pixel of a class-uniformly drawn class), got "
-                         f"{probability!r}")
-    return value
+    return _probability(probability, "class_uniform", "the share of crops placed around a "
+                        "pixel of a class-uniformly drawn class")
 
 
 def class_paste_strength(probability: float) -> float:
     """The probability of a class paste (``class_paste``, config ``class_paste``), checked:
     a number in ``[0, 1]`` (0: off)."""
-    number = isinstance(probability, (int, float, np.integer, np.floating)) and not isinstance(
-        probability, (bool, np.bool_))
-    value = float(probability) if number else float("nan")
-    if not 0 <= value <= 1:
-        raise ValueError(f"class_paste must be a probability in [0, 1] (the share of crops "
-                         f"that receive the chosen classes' pixels of the previous crop of "
-                         f"their batch), got {probability!r}")
-    return value
+    return _probability(probability, "class_paste", "the share of crops that receive the "
+                        "chosen classes' pixels of the previous crop of their batch")
 
 
 def class_paste_setting(probability, classes, applies: bool) -> tuple[float, list[int]] | None:
