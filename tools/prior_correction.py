@@ -147,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     taken = existing_output_error(args.output, "--output")
     if taken:
         parser.error(taken)
+    if args.output:
+        from deconvnet_tf.io import check_creatable
+
+        try:  # before the scoring run, not after it
+            check_creatable(args.output, "--output", error=ValueError)
+        except ValueError as err:
+            parser.error(str(err))
     from multiscale_table import _load
 
     from deconvnet_tf.data.folder import DatasetError

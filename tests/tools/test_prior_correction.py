@@ -102,6 +102,12 @@ def test_cli_prints_rows_and_writes_a_new_json(data, tmp_path, capsys):
                                "--size", "32x40", "--output", str(out)])
     assert "exists; name a new file" in capsys.readouterr().err
     assert out.read_bytes() == before  # the user's file is untouched
+    with pytest.raises(SystemExit):  # refused before any scoring
+        prior_correction.main(["--model", str(tmp_path / "absent.keras"), "--data", str(data),
+                               "--prior", "train", "--size", "32x40",
+                               "--output", str(out / "rows.json")])
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert out.read_bytes() == before
 
 
 @pytest.mark.jax
