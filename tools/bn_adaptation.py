@@ -89,17 +89,12 @@ def _percent(value: float) -> str:
 def _rows(args) -> list[str]:
     """The table lines: one per alpha, two with ``--crf`` (network, + CRF); the model is
     loaded afresh for each alpha (the adaptation changes it in place)."""
-    from multiscale_table import _load, score_subsets
+    from multiscale_table import _load, color_target_arg, score_subsets
 
     from deconvnet_tf.data.sources import open_source
 
     source = open_source(args.data)
-    target = "model"
-    if args.color_target is not None:
-        from deconvnet_tf.data.stats import color_statistics
-
-        target = (None if args.color_target == "off"
-                  else color_statistics(source, args.color_target))
+    target = color_target_arg(source, args.color_target)
     if args.crf:
         from deconvnet_tf.evaluation.compare import compare_methods
 

@@ -161,6 +161,19 @@ def table(reports: dict) -> str:
     return "\n".join(lines)
 
 
+def color_target_arg(source, value: str | None):
+    """The ``color_target`` of a ``--color-target SPLIT|off`` argument (the tools' shared
+    flag): ``None`` (flag not given) -> ``"model"`` (each model's own setting), ``"off"`` ->
+    ``None``, a split -> the per-channel statistics of that split of ``source``."""
+    if value is None:
+        return "model"
+    if value == "off":
+        return None
+    from deconvnet_tf.data.stats import color_statistics
+
+    return color_statistics(source, value)
+
+
 def _load(path: str, *, own: bool):
     """The model at ``path``; with ``own`` (each model's own colour setting), the bare
     ``model.keras`` of a run trained with ``color_norm`` comes as a Segmenter with the run's
@@ -209,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         models = [_load(path, own=args.color_target is None) for path in args.model]
         source = open_source(args.data)
-        target = "model"
-        if args.color_target is not None:
-            from deconvnet_tf.data.stats import color_statistics
-
-            target = (None if args.color_target == "off"
-                      else color_statistics(source, args.color_target))
+        target = color_target_arg(source, args.color_target)
         reports = score_subsets(models, source, args.split, args.sizes, limit=args.limit,
                                 progress=not args.quiet, color_target=target)
     except (DatasetError, ModelFileError, FileNotFoundError, ValueError) as err:

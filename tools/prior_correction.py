@@ -18,7 +18,6 @@ scores". Not a model setting: no runtime applies it.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import numpy as np
@@ -97,16 +96,6 @@ def prior_correction(model, source, split: str, *, prior: np.ndarray, taus, size
             for tau, matrix in confusion.items()}
 
 
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
 def _table(reports: dict, names) -> list[str]:
     def percent(value):
         return "-" if value != value else f"{100 * value:.1f}"  # NaN: absent from the split
@@ -120,7 +109,8 @@ def _table(reports: dict, names) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from multiscale_table import parse_size  # tools/ siblings (pytest's pythonpath has tools/)
+    from _args import finite  # tools/ siblings (pytest's pythonpath has tools/)
+    from multiscale_table import parse_size
 
     parser = argparse.ArgumentParser(prog="prior_correction",
                                      description=__doc__.split("\n\n")[0],
@@ -133,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         "model's training split, e.g. 'train[-0001TP]')")
     parser.add_argument("--size", type=parse_size, required=True, metavar="HxW",
                         help="network input size, e.g. 180x240")
-    parser.add_argument("--taus", type=_finite, nargs="+", default=[0.0, 0.2], metavar="TAU",
+    parser.add_argument("--taus", type=finite, nargs="+", default=[0.0, 0.2], metavar="TAU",
                         help="strengths of the correction (default 0 0.2)")
     parser.add_argument("--no-flip", dest="flip", action="store_false",
                         help="no test-time flip (default: flip)")
@@ -154,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             check_creatable(args.output, "--output", error=ValueError)
         except ValueError as err:
             parser.error(str(err))
-    from multiscale_table import _load
+    from multiscale_table import _load, color_target_arg
 
     from deconvnet_tf.data.folder import DatasetError
     from deconvnet_tf.data.sources import open_source
@@ -163,12 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = _load(args.model, own=args.color_target is None)
         source = open_source(args.data)
-        target = "model"
-        if args.color_target is not None:
-            from deconvnet_tf.data.stats import color_statistics
-
-            target = (None if args.color_target == "off"
-                      else color_statistics(source, args.color_target))
+        target = color_target_arg(source, args.color_target)
         prior = class_prior(source, args.prior)
         reports = prior_correction(model, source, args.split, prior=prior,
                                    taus=list(dict.fromkeys(args.taus)), size=args.size,

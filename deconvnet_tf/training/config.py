@@ -433,12 +433,11 @@ def _check_augmentation(config, fail) -> None:
     if not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
             and 0 <= gamma <= MAX_GAMMA_STRENGTH):
         fail("gamma_jitter", f"must be a number in [0, {MAX_GAMMA_STRENGTH:g}], got {gamma!r}")
-    share = config.class_uniform_crops
-    if not (isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share <= 1):
-        fail("class_uniform_crops", f"must be a probability in [0, 1], got {share!r}")
-    paste = config.class_paste
-    if not (isinstance(paste, (int, float)) and not isinstance(paste, bool) and 0 <= paste <= 1):
-        fail("class_paste", f"must be a probability in [0, 1], got {paste!r}")
+    for name in ("class_uniform_crops", "class_paste"):
+        share = getattr(config, name)
+        if not (isinstance(share, (int, float)) and not isinstance(share, bool)
+                and 0 <= share <= 1):
+            fail(name, f"must be a probability in [0, 1], got {share!r}")
     classes = config.class_paste_classes
     if classes is not None and not (
             isinstance(classes, list) and classes and all(
