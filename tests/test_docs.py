@@ -69,8 +69,9 @@ Python ``epochs=N``, ``steps_per_epoch=N``,                 ``1``, ``2``, ``2``,
                                                             its data in ``runs/<name>/synthetic_data``)
 ``photo.png``, ``photos/``                                  generated 48x64 scenes
 ``train[0001TP]``, ``train[-0001TP]`` (CamVid's sequence;   ``train[train_00000]``,
-``0006R0`` likewise)                                        ``train[-train_00000]``
-                                                            (``train_00001`` for ``0006R0``)
+``0006R0`` likewise; frame prefixes ``0001TP_0076``, as     ``train[-train_00000]``
+in fold T)                                                  (``train_00001`` for ``0006R0``,
+                                                            ``train_00002`` for ``0001TP_NNNN``)
 ``saved_models/*``                                          the shipped files (copies)
 ==========================================================  =======================================
 
@@ -130,6 +131,9 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     # CamVid's held-out sequences in a split selector -> a generated training scene
     (r"\[(-?)0001TP\]", r"[\1train_00000]"),
     (r"\[(-?)0006R0\]", r"[\1train_00001]"),
+    # fold T's selectors: 0006R0 and frame prefixes of 0001TP (docs/training.md)
+    (r"\[(-?)0006R0,", r"[\1train_00001,"),
+    (r"\b0001TP_\d+", "train_00002"),
     # Weizmann Horse's object class -> a generated scene's class
     (r"--largest-component horse\b", "--largest-component disc"),
     # big presets -> small ones
