@@ -152,6 +152,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "VGG16 blocks 1-3 (pretrained weights load), 3x3 fc 128, half-width "
         "decoder: the shipped CamVid/Horse models",
     },
+    "deconvnet_vgg16_compact_k7": {
+        "blocks": ((64, 2), (128, 2), (256, 3)),
+        "fc_filters": 128,
+        "fc_kernel": 7,
+        "decoder_width": 0.5,
+        "description": "deconvnet_vgg16_compact with the paper's 7x7 fc6 (more context per "
+        "pixel): a CamVid dev-fold lever, docs/results.md",
+    },
     "deconvnet_vgg16_b4_compact": {
         "blocks": _REDUCED_BLOCKS,
         "fc_filters": 128,

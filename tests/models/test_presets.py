@@ -23,6 +23,7 @@ TEST_SIZES = {
     "deconvnet_vgg16_slim": (72, 80),
     "deconvnet_small": (72, 80),
     "deconvnet_vgg16_compact": (40, 48),
+    "deconvnet_vgg16_compact_k7": (56, 64),
     "deconvnet_vgg16_b4_compact": (40, 48),
     "deconvnet_vgg16_b5_compact": (72, 80),
     "fcn8s_vgg16_compact": (40, 48),
@@ -187,6 +188,17 @@ def test_paper_network_trains_and_round_trips(tmp_path, rng, paper_network):
         np.asarray(loaded.get_layer("fc6_deconv").kernel), np.asarray(model.get_layer("fc6_deconv").kernel)
     )
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-4)
+
+
+def test_compact_k7_differs_from_compact_only_in_fc6_kernel():
+    """The dev-fold lever changes one thing: fc6 (and its mirror) is 7x7 as in the paper."""
+    k7 = get_architecture("deconvnet_vgg16_compact_k7")
+    compact = get_architecture("deconvnet_vgg16_compact")
+    assert (k7.fc_kernel, compact.fc_kernel) == (7, 3)
+    assert k7 == compact.replace(fc_kernel=7, description=k7.description)
+    model = deconvnet_tf.build_model(k7, num_classes=5, input_shape=(56, 64, 3))
+    assert model.get_layer("fc6").kernel.shape == (7, 7, 256, 128)
+    assert model.get_layer("fc6_deconv").kernel.shape == (7, 7, 256, 128)
 
 
 def test_paper_decoder_widths_from_architecture():
