@@ -40,7 +40,8 @@ weizmann_horse,dataset}``, ``camvid_360x480``,              folder layout, 8 tra
 ``camvid/...``, ``--data VOCdevkit``                        of 48x64, 5 classes
                                                             (``deconvnet_tf.data.synthetic``)
 presets ``deconvnet_vgg16``, ``deconvnet_vgg16_slim``,      ``deconvnet_vgg16_compact`` (VGG16
-``deconvnet_vgg16_b4_compact``/``_b5_compact``              layers, loads the ``hed`` weights)
+``deconvnet_vgg16_b4_compact``/``_b5_compact``/             layers, loads the ``hed`` weights)
+``_compact_k7`` (its 49-pixel minimum is above the crops);
 ``deconvnet_small``/``deconvnet_mobile``;                   ``deconvnet_tiny``; ``fcn8s_tiny``
 ``fcn8s_vgg16``/``fcn32s_vgg16``/``fcn8s_small``
 image sizes ``360, 480``/``360x480``; ``224`` (``224x224``, ``48, 64``; ``32``; ``48x64``
@@ -137,7 +138,8 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     # Weizmann Horse's object class -> a generated scene's class
     (r"--largest-component horse\b", "--largest-component disc"),
     # big presets -> small ones
-    (r"\bdeconvnet_vgg16(?:_slim|_b4_compact|_b5_compact)?\b", "deconvnet_vgg16_compact"),
+    (r"\bdeconvnet_vgg16(?:_slim|_b4_compact|_b5_compact|_compact_k7)?\b",
+     "deconvnet_vgg16_compact"),
     (r"\bdeconvnet_(?:small|mobile)\b", "deconvnet_tiny"),
     (r"\b(?:fcn8s_vgg16|fcn32s_vgg16|fcn8s_small)\b", "fcn8s_tiny"),
     # image sizes
@@ -612,3 +614,7 @@ def test_substitutions_make_tiny_commands():
                         'x = np.zeros((1, 360, 480, 3))\n', shell=False)
     assert python == ('m = build_model("deconvnet_vgg16_compact")\nm.fit(t, epochs=1)\n'
                       'x = np.zeros((1, 48, 64, 3))\n')
+    # the 7x7-fc6 lever runs as the compact preset (its minimum input is above the tiny crops)
+    lever = substitute('build_model("deconvnet_vgg16_compact_k7"); "deconvnet_vgg16_compact"',
+                       shell=False)
+    assert lever == 'build_model("deconvnet_vgg16_compact"); "deconvnet_vgg16_compact"'
