@@ -158,7 +158,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fc_kernel": 7,
         "decoder_width": 0.5,
         "description": "deconvnet_vgg16_compact with the paper's 7x7 fc6 (more context per "
-        "pixel): a CamVid dev-fold lever, docs/results.md",
+        "pixel): level on the CamVid test-like dev fold, not used (docs/results.md)",
     },
     "deconvnet_vgg16_b4_compact": {
         "blocks": _REDUCED_BLOCKS,
