@@ -135,6 +135,8 @@ class TrainConfig:
         focal_gamma: Multiply each pixel's cross-entropy by ``(1 - p)**focal_gamma``, ``p``
             the predicted probability of its class (the focal loss, Lin et al. 2017; class
             weights still apply). ``0`` (default): plain cross-entropy.
+        label_smoothing: Spread this share of each pixel's target uniformly over the classes
+            (Szegedy et al. 2016); ``0`` (default): one-hot targets. In ``[0, 1)``.
         ema_decay: Keep an exponential moving average of the weights, updated after every
             step with this decay (:class:`deconvnet_tf.training.averaging.WeightEMA`, with
             warm-up), and save it as ``model.keras``; the trained weights stay in
@@ -210,6 +212,7 @@ class TrainConfig:
     class_weighting: str = "none"
     lovasz_weight: float = 0.0
     focal_gamma: float = 0.0
+    label_smoothing: float = 0.0
     ema_decay: float = 0.0
     num_classes: int | None = None
     encoder_weights: str | None = None
@@ -300,6 +303,10 @@ class TrainConfig:
             if not (isinstance(value, (int, float)) and not isinstance(value, bool)
                     and math.isfinite(value) and value >= 0):
                 fail(name, f"must be a finite number >= 0, got {value!r}")
+        smoothing = self.label_smoothing
+        if not (isinstance(smoothing, (int, float)) and not isinstance(smoothing, bool)
+                and math.isfinite(smoothing) and 0 <= smoothing < 1):
+            fail("label_smoothing", f"must be a number in [0, 1), got {smoothing!r}")
         if not (isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
                 and math.isfinite(self.ema_decay) and 0 <= self.ema_decay < 1):
             fail("ema_decay", f"must be a number with 0 <= ema_decay < 1, got {self.ema_decay!r}")

@@ -1,6 +1,6 @@
 """Segmentation loss: sparse softmax cross-entropy that ignores the void label, with optional
-class weights, an optional focal modulation and an optional Lovasz-softmax term
-(backend-agnostic ``keras.ops``)."""
+class weights, optional label smoothing, an optional focal modulation and an optional
+Lovasz-softmax term (backend-agnostic ``keras.ops``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     With ``focal_gamma > 0`` each pixel's cross-entropy is multiplied by ``(1 - p)**focal_gamma``,
     ``p`` the softmax probability of its true class (the focal loss, Lin et al. 2017: easy,
     confident pixels count less); the denominator stays the sum of the class weights.
+    With ``label_smoothing = e > 0`` each pixel's target is ``1 - e`` on its class plus ``e``
+    spread uniformly over all ``num_classes`` classes (Szegedy et al. 2016), i.e. its term is
+    ``(1 - e) * -log p_y + e * mean_c(-log p_c)``; class weights and the focal factor (of
+    ``p_y``) still multiply it.
     With ``lovasz_weight > 0`` the batch's Lovasz-softmax loss (:func:`lovasz_softmax`, a
     surrogate of 1 - mean IoU) times ``lovasz_weight`` is added.
 
@@ -34,6 +38,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         lovasz_weight: Weight of the added Lovasz-softmax term (``0``: cross-entropy only).
         focal_gamma: Focusing parameter of the focal modulation (``0``: plain cross-entropy;
             Lin et al. use 2).
+        label_smoothing: Share ``e`` in ``[0, 1)`` of each pixel's target spread uniformly
+            over the classes (``0``: one-hot targets).
         name: Loss name.
         **kwargs: ``keras.losses.Loss`` arguments.
 
@@ -51,6 +57,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         from_logits: bool = True,
         lovasz_weight: float = 0.0,
         focal_gamma: float = 0.0,
+        label_smoothing: float = 0.0,
         name: str = "segmentation_cross_entropy",
         **kwargs,
     ):
@@ -70,6 +77,10 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         self.focal_gamma = float(focal_gamma)
         if not (np.isfinite(self.focal_gamma) and self.focal_gamma >= 0):
             raise ValueError(f"focal_gamma must be a finite number >= 0, got {focal_gamma!r}")
+        self.label_smoothing = float(label_smoothing)
+        if not (np.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            raise ValueError(
+                f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
@@ -84,8 +95,12 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         pixel_loss = keras.losses.sparse_categorical_crossentropy(
             safe, y_pred, from_logits=self.from_logits
         )
-        if self.focal_gamma > 0:
-            pixel_loss = pixel_loss * _focal_factor(pixel_loss, self.focal_gamma)
+        focal = _focal_factor(pixel_loss, self.focal_gamma) if self.focal_gamma > 0 else None
+        if self.label_smoothing > 0:
+            pixel_loss = ((1.0 - self.label_smoothing) * pixel_loss
+                          + self.label_smoothing * self._uniform_cross_entropy(y_pred))
+        if focal is not None:
+            pixel_loss = pixel_loss * focal
         weights = ops.cast(valid, "float32")
         if self.class_weights is not None:
             table = ops.convert_to_tensor(self.class_weights, dtype="float32")
@@ -101,6 +116,15 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         # result is the weighted mean over labelled pixels of the whole batch.
         return ops.ones((ops.shape(y_pred)[0],), "float32") * value
 
+    def _uniform_cross_entropy(self, y_pred):
+        """``mean_c(-log p_c)`` per pixel: the cross-entropy against the uniform target."""
+        if self.from_logits:
+            log_p = y_pred - ops.logsumexp(y_pred, axis=-1, keepdims=True)
+        else:
+            probabilities = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+            log_p = ops.log(ops.clip(probabilities, keras.backend.epsilon(), 1.0))
+        return -ops.mean(log_p, axis=-1)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -111,6 +135,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
                 "from_logits": self.from_logits,
                 "lovasz_weight": self.lovasz_weight,
                 "focal_gamma": self.focal_gamma,
+                "label_smoothing": self.label_smoothing,
             }
         )
         return config

@@ -573,7 +573,8 @@ def _build_and_compile(config: TrainConfig, num_classes: int, ignore: int, class
         optimizer=_optimizer(config),
         loss=SegmentationCrossEntropy(num_classes, ignore, class_weights,
                                       lovasz_weight=config.lovasz_weight,
-                                      focal_gamma=config.focal_gamma),
+                                      focal_gamma=config.focal_gamma,
+                                      label_smoothing=config.label_smoothing),
         metrics=[mean_iou_metric(num_classes, ignore)],
         jit_compile=jit_compile,
     )

@@ -90,7 +90,8 @@ def test_cross_entropy_plus_lovasz_weight_in_the_loss_and_its_config(rng):
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
 
-@pytest.mark.parametrize("field, value", [("lovasz_weight", 0.5), ("focal_gamma", 1)])
+@pytest.mark.parametrize("field, value", [("lovasz_weight", 0.5), ("focal_gamma", 1),
+                                          ("label_smoothing", 0.5)])
 def test_loss_config_fields_are_checked(field, value):
     assert getattr(TrainConfig(**{field: float(value)}), field) == value
     assert getattr(TrainConfig.from_dict({field: value}), field) == value
@@ -99,10 +100,12 @@ def test_loss_config_fields_are_checked(field, value):
             TrainConfig(**{field: bad})
 
 
-@pytest.mark.parametrize("field, value", [("lovasz_weight", 1), ("focal_gamma", 2)])
+@pytest.mark.parametrize("field, value", [("lovasz_weight", 1), ("focal_gamma", 2),
+                                          ("label_smoothing", 0.1)])
 def test_the_documented_loss_flags_reach_the_compiled_loss(field, value):
     """docs/training.md: ``--set lovasz_weight=1`` adds the Lovasz term to the run's loss,
-    ``--set focal_gamma=2`` makes its cross-entropy focal; without them both are off."""
+    ``--set focal_gamma=2`` makes its cross-entropy focal, ``--set label_smoothing=0.1``
+    smooths its targets; without them all are off."""
     from deconvnet_tf.cli import train as train_cli
     from deconvnet_tf.training.train import _build_and_compile
 
