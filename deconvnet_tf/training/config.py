@@ -298,17 +298,8 @@ class TrainConfig:
             fail("momentum", f"must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             fail("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
-        for name in ("lovasz_weight", "focal_gamma"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and math.isfinite(value) and value >= 0):
-                fail(name, f"must be a finite number >= 0, got {value!r}")
-        smoothing = self.label_smoothing
-        if not (isinstance(smoothing, (int, float)) and not isinstance(smoothing, bool)
-                and math.isfinite(smoothing) and 0 <= smoothing < 1):
-            fail("label_smoothing", f"must be a number in [0, 1), got {smoothing!r}")
-        if not (isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
-                and math.isfinite(self.ema_decay) and 0 <= self.ema_decay < 1):
+        self._validate_loss(fail)
+        if not (_is_real(self.ema_decay) and 0 <= self.ema_decay < 1):
             fail("ema_decay", f"must be a number with 0 <= ema_decay < 1, got {self.ema_decay!r}")
         if self.frozen_blocks < 0:
             fail("frozen_blocks", f"must be >= 0, got {self.frozen_blocks!r}")
@@ -324,6 +315,15 @@ class TrainConfig:
             fail("unpooling", f"must be argmax, switch or null, got {self.unpooling!r}")
         if self.jit_compile and self.unpooling == "argmax":
             fail("unpooling", "argmax pooling has no XLA kernel: use switch with jit_compile")
+
+    def _validate_loss(self, fail) -> None:
+        """The loss settings: ``lovasz_weight``, ``focal_gamma``, ``label_smoothing``."""
+        for name in ("lovasz_weight", "focal_gamma"):
+            value = getattr(self, name)
+            if not (_is_real(value) and value >= 0):
+                fail(name, f"must be a finite number >= 0, got {value!r}")
+        if not (_is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            fail("label_smoothing", f"must be a number in [0, 1), got {self.label_smoothing!r}")
 
     # ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -452,6 +452,12 @@ def _check_augmentation(config, fail) -> None:
                 for c in classes)):
         fail("class_paste_classes", f"must be null (the classes rarer than the median) or a "
              f"non-empty list of class ids in [0, 255], got {classes!r}")
+
+
+def _is_real(value) -> bool:
+    """A finite int or float that is not a bool."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def _check_types(config: TrainConfig, fail) -> None:
