@@ -13,7 +13,7 @@ here (the argmax layers import it when they are built).
 
 from deconvnet_tf.layers.argmax_pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from deconvnet_tf.layers.deconv import Deconv2D
-from deconvnet_tf.layers.blocks import CropToReference, conv_block, deconv_block
+from deconvnet_tf.layers.blocks import CropToReference, conv_block, deconv_block, fc_dropout
 from deconvnet_tf.layers.preprocessing import DECONVNET_BGR_MEAN, VGGPreprocessing
 from deconvnet_tf.layers.switch_pooling import SwitchMaxPooling2D, SwitchUnpooling2D
 
@@ -28,4 +28,5 @@ __all__ = [
     "VGGPreprocessing",
     "conv_block",
     "deconv_block",
+    "fc_dropout",
 ]

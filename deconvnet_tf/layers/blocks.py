@@ -7,7 +7,7 @@ from keras import ops
 
 from deconvnet_tf.layers.deconv import Deconv2D
 
-__all__ = ["conv_block", "deconv_block", "CropToReference"]
+__all__ = ["conv_block", "deconv_block", "fc_dropout", "CropToReference"]
 
 
 def conv_block(
@@ -46,6 +46,19 @@ def conv_block(
     if activation:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x
+
+
+def fc_dropout(x, rate: float, name: str):
+    """``keras.layers.Dropout(rate, name=name)(x)``, or ``x`` itself when ``rate`` is 0.
+
+    Used after fc6 and fc7 (``Architecture.fc_dropout``): a rate of 0 adds no layer, so models
+    without dropout keep their layer list (and their saved files) unchanged.
+    """
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"dropout rate of {name!r} must be in [0, 1), got {rate!r}")
+    if float(rate) == 0.0:
+        return x
+    return keras.layers.Dropout(float(rate), name=name)(x)
 
 
 def deconv_block(

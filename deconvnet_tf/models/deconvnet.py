@@ -18,6 +18,7 @@ from deconvnet_tf.layers import (
     VGGPreprocessing,
     conv_block,
     deconv_block,
+    fc_dropout,
 )
 from deconvnet_tf.models.base import SegmentationModel, built_channels_last
 from deconvnet_tf.models.presets import Architecture
@@ -102,7 +103,9 @@ class DeconvNet(SegmentationModel):
         )
         bn = arch.batchnorm
         x = conv_block(x, arch.fc_filters, arch.fc_kernel, padding="valid", name="fc6", batchnorm=bn, bn_momentum=arch.bn_momentum)
+        x = fc_dropout(x, arch.fc_dropout, "fc6_dropout")
         x = conv_block(x, arch.fc_filters, 1, name="fc7", batchnorm=bn, bn_momentum=arch.bn_momentum)
+        x = fc_dropout(x, arch.fc_dropout, "fc7_dropout")
         x = deconv_block(
             x, arch.encoder_filters()[-1], arch.fc_kernel, padding="valid", name="fc6_deconv",
             batchnorm=bn, bn_momentum=arch.bn_momentum,

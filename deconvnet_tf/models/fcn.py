@@ -14,6 +14,7 @@ from deconvnet_tf.layers import (
     CropToReference,
     VGGPreprocessing,
     conv_block,
+    fc_dropout,
 )
 from deconvnet_tf.models.base import SegmentationModel, built_channels_last
 from deconvnet_tf.models.presets import Architecture
@@ -114,7 +115,9 @@ class FCN(SegmentationModel):
             lambda n: keras.layers.MaxPooling2D(2, 2, padding=arch.pool_padding, name=n),
         )
         x = conv_block(x, arch.fc_filters, arch.fc_kernel, name="fc6", batchnorm=bn, bn_momentum=arch.bn_momentum)
+        x = fc_dropout(x, arch.fc_dropout, "fc6_dropout")
         x = conv_block(x, arch.fc_filters, 1, name="fc7", batchnorm=bn, bn_momentum=arch.bn_momentum)
+        x = fc_dropout(x, arch.fc_dropout, "fc7_dropout")
         score = keras.layers.Conv2D(classes, 1, name="score_fr")(x)
 
         n_skips = {"fcn32s": 0, "fcn16s": 1, "fcn8s": 2}[arch.family]

@@ -31,6 +31,9 @@ class Architecture:
         fc_filters: Channels of fc6 and fc7 (4096 in the paper).
         fc_kernel: Kernel of fc6 (7 in the paper: a 7x7 valid conv on pool5) and of
             ``fc6_deconv``.
+        fc_dropout: Dropout rate after fc6 and fc7 (layers ``fc6_dropout``, ``fc7_dropout``;
+            VGG16 and FCN use 0.5 there, the paper's BatchNorm DeconvNet none); ``0`` (the
+            default) adds no layer. In ``[0, 1)``; active only in training.
         num_classes: Output classes (21 for PASCAL VOC).
         encoder_width: Multiplier of the encoder's filters (1.0 keeps VGG16, needed for
             pretrained weights).
@@ -49,6 +52,7 @@ class Architecture:
     blocks: tuple[tuple[int, int], ...] = VGG16_BLOCKS
     fc_filters: int = 4096
     fc_kernel: int = 7
+    fc_dropout: float = 0.0
     num_classes: int = 21
     encoder_width: float = 1.0
     decoder_width: float = 1.0
@@ -79,6 +83,8 @@ class Architecture:
         for name in ("encoder_width", "decoder_width"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.fc_dropout) < 1.0:
+            raise ValueError(f"fc_dropout must be in [0, 1), got {self.fc_dropout!r}")
         if not 0.0 <= float(self.bn_momentum) < 1.0:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum!r}")
         if self.pool_padding not in ("same", "valid"):

@@ -146,6 +146,8 @@ class TrainConfig:
         encoder_weights: ``None``, ``"imagenet"``, ``"hed"`` or a path.
         frozen_blocks: Freeze this many leading encoder blocks.
         bn_momentum: BatchNorm momentum (``None``: the preset's).
+        fc_dropout: Dropout rate after fc6 and fc7 (``None``: the preset's, 0 for every
+            shipped one; :class:`deconvnet_tf.models.presets.Architecture`). In ``[0, 1)``.
         unpooling: ``"argmax"``/``"switch"``/``None`` (default of the backend; ``jit_compile``
             forces ``"switch"``).
         mixed_precision: ``True``: bfloat16 on CPUs and on GPUs with native bfloat16 (compute
@@ -218,6 +220,7 @@ class TrainConfig:
     encoder_weights: str | None = None
     frozen_blocks: int = 0
     bn_momentum: float | None = None
+    fc_dropout: float | None = None
     unpooling: str | None = None
     mixed_precision: bool | None = None
     jit_compile: bool | None = None
@@ -305,6 +308,9 @@ class TrainConfig:
             fail("frozen_blocks", f"must be >= 0, got {self.frozen_blocks!r}")
         if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:
             fail("bn_momentum", f"must be in [0, 1) or null, got {self.bn_momentum!r}")
+        dropout = self.fc_dropout
+        if dropout is not None and not (_is_real(dropout) and 0 <= dropout < 1):
+            fail("fc_dropout", f"must be a number in [0, 1) or null, got {self.fc_dropout!r}")
         if self.lr_decay_epochs < 0 or not 0 < self.lr_decay_factor <= 1:
             fail("lr_decay_epochs", "needs lr_decay_epochs >= 0 and 0 < lr_decay_factor <= 1")
         if self.lr_schedule not in ("step", "poly", "cosine"):

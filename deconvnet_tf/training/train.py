@@ -733,7 +733,8 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
 def _model_for(config: TrainConfig, strategy, inputs: _Inputs, jit_compile: bool):
     """The compiled model, built in the strategy's scope (synchronised BatchNorm under it)."""
     unpooling = config.unpooling or ("switch" if jit_compile else None)
-    overrides = {} if config.bn_momentum is None else {"bn_momentum": config.bn_momentum}
+    overrides = {name: getattr(config, name) for name in ("bn_momentum", "fc_dropout")
+                 if getattr(config, name) is not None}
     if unpooling is not None and not config.preset.startswith("fcn"):
         overrides["unpooling"] = unpooling
     args = (config, inputs.num_classes, inputs.ignore, inputs.class_weights, jit_compile, overrides)
