@@ -34,7 +34,8 @@ def build_model(
             offline) or a path to a Keras VGG16 weights file.
         **overrides: Architecture fields (``num_classes``, ``encoder_width``,
             ``decoder_width``, ``fc_filters``, ``fc_kernel``, ``fc_dropout``, ``blocks``,
-            ``batchnorm``, ``bn_momentum``, ``pool_padding``) and model options: ``input_shape`` (default ``(None, None, 3)``),
+            ``batchnorm``, ``bn_momentum``, ``pool_padding``) and model options:
+            ``input_shape`` (default ``(None, None, 3)``),
             ``unpooling`` (``"argmax"``/``"switch"``, DeconvNet only; default ``"argmax"`` on
             TensorFlow, ``"switch"`` elsewhere), ``output_activation`` (``None`` = logits,
             ``"softmax"``), ``mean``, ``frozen_blocks``, ``name``.

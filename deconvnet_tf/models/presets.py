@@ -18,6 +18,16 @@ VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 
 FAMILIES = ("deconvnet", "fcn32s", "fcn16s", "fcn8s")
 
 
+def _as_float(value: Any) -> float:
+    """``float(value)`` for a real number (not a bool), else NaN (which fails every range check)."""
+    if isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 @dataclass(frozen=True)
 class Architecture:
     """Everything that defines a network of the DeconvNet/FCN family.
@@ -83,10 +93,9 @@ class Architecture:
         for name in ("encoder_width", "decoder_width"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not 0.0 <= float(self.fc_dropout) < 1.0:
-            raise ValueError(f"fc_dropout must be in [0, 1), got {self.fc_dropout!r}")
-        if not 0.0 <= float(self.bn_momentum) < 1.0:
-            raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum!r}")
+        for name in ("fc_dropout", "bn_momentum"):
+            if not 0.0 <= _as_float(getattr(self, name)) < 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1), got {getattr(self, name)!r}")
         if self.pool_padding not in ("same", "valid"):
             raise ValueError(f"pool_padding must be 'same' or 'valid', got {self.pool_padding!r}")
 

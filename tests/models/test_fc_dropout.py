@@ -50,7 +50,7 @@ def test_saved_model_keeps_its_dropout(tmp_path, rng):
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 2.0, float("nan")])
 def test_bad_rates_name_the_field(bad):
-    with pytest.raises(ValueError, match=r"fc_dropout must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"fc_dropout must be a number in \[0, 1\)"):
         get_architecture("deconvnet_tiny", fc_dropout=bad)
     with pytest.raises(ConfigError, match=r"config field .fc_dropout.: must be a"):
         TrainConfig(fc_dropout=bad)
@@ -70,3 +70,10 @@ def test_training_builds_the_configured_dropout(tmp_path):
     model = deconvnet_tf.load_model(result.model_path)
     assert model.architecture.fc_dropout == 0.5 and _dropout_names(model) == DROPOUT_LAYERS
     assert TrainConfig.load(tmp_path / "run" / "config.json").fc_dropout == 0.5
+
+
+@pytest.mark.parametrize("field", ["fc_dropout", "bn_momentum"])
+@pytest.mark.parametrize("bad", ["abc", None, True, [0.5]])
+def test_non_numbers_name_the_field(field, bad):
+    with pytest.raises(ValueError, match=rf"{field} must be a number in \[0, 1\), got"):
+        deconvnet_tf.build_model("deconvnet_tiny", **{field: bad})
