@@ -411,6 +411,8 @@ def serving_function(model, *, split_preprocessing: bool = False,
             if pre.bgr:
                 x = tf.concat([x[..., 2:3], x[..., 1:2], x[..., 0:1]], axis=-1)
             x = x - tf.constant(pre.mean, tf.float32)
+            if getattr(pre, "scale", 1.0) != 1.0:
+                x = x * tf.constant(pre.scale, tf.float32)
         outputs = body(x, training=False)
         outputs = tf.cast(outputs, tf.float32)
         probabilities = outputs if softmax_inside else tf.nn.softmax(outputs, axis=-1)

@@ -1,10 +1,12 @@
-"""The paper's input preprocessing as a layer: RGB -> BGR and subtract the VGG mean."""
+"""The paper's input preprocessing as a layer: RGB -> BGR and subtract the VGG mean (and, for
+encoders trained on scaled inputs, multiply by a scale)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = ["VGGPreprocessing", "DECONVNET_BGR_MEAN"]
@@ -23,6 +25,8 @@ class VGGPreprocessing(keras.layers.Layer):
         mean: Per-channel mean to subtract, in the order of the *output* channels (BGR when
             ``bgr=True``). Defaults to DeconvNet's (104.008, 116.669, 122.675).
         bgr: Reverse the channel order (RGB -> BGR) before subtracting the mean.
+        scale: Multiplies the result (1: VGG16's Caffe input; ``1/128`` with mean 127 and
+            ``bgr=False``: the ``[-1, 1]`` input of EfficientNet-Lite).
         **kwargs: Base ``keras.layers.Layer`` arguments.
 
     Input shape:
@@ -37,19 +41,24 @@ class VGGPreprocessing(keras.layers.Layer):
     """
 
     def __init__(
-        self, mean: Sequence[float] = DECONVNET_BGR_MEAN, bgr: bool = True, **kwargs
+        self, mean: Sequence[float] = DECONVNET_BGR_MEAN, bgr: bool = True,
+        scale: float = 1.0, **kwargs
     ):
         super().__init__(**kwargs)
         self.mean = tuple(float(m) for m in mean)
         if len(self.mean) != 3:
             raise ValueError(f"`mean` must have 3 values (one per channel), got {mean!r}")
         self.bgr = bool(bgr)
+        self.scale = float(scale)
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"`scale` must be a finite number > 0, got {scale!r}")
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
         if self.bgr:
             x = ops.flip(x, axis=-1)
-        return x - ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
+        x = x - ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
+        return x if self.scale == 1.0 else x * ops.cast(self.scale, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -60,4 +69,6 @@ class VGGPreprocessing(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"mean": self.mean, "bgr": self.bgr})
+        if self.scale != 1.0:  # the VGG models' saved configs stay as they were
+            config["scale"] = self.scale
         return config

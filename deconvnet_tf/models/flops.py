@@ -16,7 +16,8 @@ def _spatial(shape) -> int:
 def count_flops(model: keras.Model, input_size: tuple[int, int] | None = None) -> int:
     """Counts the FLOPs of one forward pass of one image (2 x multiply-adds).
 
-    Counts convolutions and transposed convolutions (everything else is negligible here).
+    Counts convolutions, depthwise convolutions and transposed convolutions (everything else
+    is negligible here).
 
     Args:
         model: A model of this package (or any model built from Conv2D/Conv2DTranspose).
@@ -39,6 +40,10 @@ def count_flops(model: keras.Model, input_size: tuple[int, int] | None = None) -
             kh, kw = layer.kernel_size
             cin, cout = layer.input.shape[-1], layer.filters
             flops += 2 * _spatial(layer.input.shape) * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            cout = layer.input.shape[-1] * layer.depth_multiplier
+            flops += 2 * _spatial(layer.output.shape) * kh * kw * cout
         elif isinstance(layer, keras.layers.Conv2D):
             kh, kw = layer.kernel_size
             cin, cout = layer.input.shape[-1], layer.filters

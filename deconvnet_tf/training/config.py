@@ -143,11 +143,14 @@ class TrainConfig:
             ``checkpoints/last.keras``, which validation during training and ``best.keras``
             use. ``0`` (default): no average.
         num_classes: Override the dataset's class count (``None``: from the dataset).
-        encoder_weights: ``None``, ``"imagenet"``, ``"hed"`` or a path.
+        encoder_weights: ``None``, ``"imagenet"``, ``"hed"``, a path (VGG16), or
+            ``"efficientnet_lite0"`` (preset ``deconvnet_efficientnet_lite0``).
         frozen_blocks: Freeze this many leading encoder blocks.
         bn_momentum: BatchNorm momentum (``None``: the preset's).
         fc_dropout: Dropout rate after fc6 and fc7 (``None``: the preset's, 0 for every
             shipped one; :class:`deconvnet_tf.models.presets.Architecture`). In ``[0, 1)``.
+        decoder_width: Multiplier of the decoder's widths (``None``: the preset's; an
+            :class:`~deconvnet_tf.models.presets.Architecture` field). ``> 0``.
         unpooling: ``"argmax"``/``"switch"``/``None`` (default of the backend; ``jit_compile``
             forces ``"switch"``).
         mixed_precision: ``True``: bfloat16 on CPUs and on GPUs with native bfloat16 (compute
@@ -221,6 +224,7 @@ class TrainConfig:
     frozen_blocks: int = 0
     bn_momentum: float | None = None
     fc_dropout: float | None = None
+    decoder_width: float | None = None
     unpooling: str | None = None
     mixed_precision: bool | None = None
     jit_compile: bool | None = None
@@ -311,6 +315,9 @@ class TrainConfig:
         dropout = self.fc_dropout
         if dropout is not None and not (_is_real(dropout) and 0 <= dropout < 1):
             fail("fc_dropout", f"must be a number in [0, 1) or null, got {self.fc_dropout!r}")
+        width = self.decoder_width
+        if width is not None and not (_is_real(width) and 0 < width < float("inf")):
+            fail("decoder_width", f"must be a number > 0 or null, got {width!r}")
         if self.lr_decay_epochs < 0 or not 0 < self.lr_decay_factor <= 1:
             fail("lr_decay_epochs", "needs lr_decay_epochs >= 0 and 0 < lr_decay_factor <= 1")
         if self.lr_schedule not in ("step", "poly", "cosine"):

@@ -29,6 +29,7 @@ from deconvnet_tf.models import (
     get_architecture,
     load_encoder_weights,
 )
+from deconvnet_tf.models.weights import ENCODER_WEIGHTS
 from deconvnet_tf.training.atomic import atomic_path, write_text_atomic
 from deconvnet_tf.training.averaging import WeightEMA
 from deconvnet_tf.training.callbacks import TimeEstimate
@@ -459,7 +460,7 @@ def _check_files(config: TrainConfig) -> None:
     do not exist."""
 
     def check(field: str, value: str | None, expected: str) -> None:
-        if value is None or (field == "encoder_weights" and value in ("imagenet", "hed")):
+        if value is None or (field == "encoder_weights" and value in ENCODER_WEIGHTS):
             return
         path = Path(value)
         if path.is_dir():
@@ -469,7 +470,8 @@ def _check_files(config: TrainConfig) -> None:
 
     check("init_from", config.init_from, "a .keras model saved by this package")
     check("encoder_weights", config.encoder_weights,
-          "'imagenet', 'hed', null or the path of a Keras VGG16 weights file")
+          "'imagenet', 'hed', 'efficientnet_lite0', null or the path of a Keras VGG16 "
+          "weights file")
 
 
 def _begin_run(output: Path, config: TrainConfig, overwrite: bool, resume: bool):
@@ -733,9 +735,10 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
 def _model_for(config: TrainConfig, strategy, inputs: _Inputs, jit_compile: bool):
     """The compiled model, built in the strategy's scope (synchronised BatchNorm under it)."""
     unpooling = config.unpooling or ("switch" if jit_compile else None)
-    overrides = {name: getattr(config, name) for name in ("bn_momentum", "fc_dropout")
+    overrides = {name: getattr(config, name)
+                 for name in ("bn_momentum", "fc_dropout", "decoder_width")
                  if getattr(config, name) is not None}
-    if unpooling is not None and not config.preset.startswith("fcn"):
+    if unpooling is not None and get_architecture(config.preset).family == "deconvnet":
         overrides["unpooling"] = unpooling
     args = (config, inputs.num_classes, inputs.ignore, inputs.class_weights, jit_compile, overrides)
     with _scope(strategy):

@@ -20,6 +20,7 @@ from tests.conftest import BACKEND, requires_tf
 # A small input each preset accepts (>= its minimum size), used to keep the suite fast.
 TEST_SIZES = {
     "deconvnet_vgg16": (224, 224),
+    "deconvnet_efficientnet_lite0": (32, 48),
     "deconvnet_vgg16_slim": (72, 80),
     "deconvnet_small": (72, 80),
     "deconvnet_vgg16_compact": (40, 48),
