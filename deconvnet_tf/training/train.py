@@ -407,6 +407,7 @@ def train(
     >>> result = train(TrainConfig(preset="deconvnet_tiny", output="runs/shapes", epochs=2))
     """
     _check_files(config)
+    _check_crop_size(config)
     # MultiWorkerMirroredStrategy must exist before other TensorFlow work in the process.
     strategy = _strategy(config.strategy)
     if not config.two_stage:
@@ -453,6 +454,14 @@ def _train_two_stage(config: TrainConfig, strategy, verbose, callbacks, overwrit
     return TrainResult(output, model_path, dict(result2.history), result2.class_names,
                        result2.ignore_label, result2.replicas, stages, result2.epochs_done,
                        result2.initial_epoch, result1.already_finished and result2.already_finished)
+
+
+def _check_crop_size(config: TrainConfig) -> None:
+    """Fails early on crops smaller than the preset takes (the model is built at that size)."""
+    minimum = get_architecture(config.preset).min_input_size()
+    if min(config.crop_size) < minimum:
+        raise ConfigError(f"config field 'crop_size': {list(config.crop_size)} is smaller than "
+                          f"{config.preset}'s minimum input size {minimum}x{minimum}")
 
 
 def _check_files(config: TrainConfig) -> None:

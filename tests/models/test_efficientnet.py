@@ -282,3 +282,15 @@ def test_decoder_width_setting_is_checked(bad):
 
     with pytest.raises(ConfigError, match=r"config field .decoder_width.: (must be a|expected a)"):
         TrainConfig(decoder_width=bad)
+
+
+@pytest.mark.parametrize("preset, crop", [(PRESET, [16, 64]), ("deconvnet_tiny", [16, 16])])
+def test_crops_below_the_presets_minimum_fail_before_the_run_starts(tmp_path, preset, crop):
+    from deconvnet_tf.training.config import ConfigError
+    from deconvnet_tf.training.train import train
+
+    config = TrainConfig(preset=preset, output=str(tmp_path / "run"), epochs=1, crop_size=crop)
+    with pytest.raises(ConfigError, match=r"config field 'crop_size': \[16, \d+\] is smaller "
+                                          rf"than {preset}'s minimum input size"):
+        train(config, verbose=0)
+    assert not (tmp_path / "run").exists()  # nothing written
