@@ -312,12 +312,7 @@ class TrainConfig:
             fail("frozen_blocks", f"must be >= 0, got {self.frozen_blocks!r}")
         if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:
             fail("bn_momentum", f"must be in [0, 1) or null, got {self.bn_momentum!r}")
-        dropout = self.fc_dropout
-        if dropout is not None and not (_is_real(dropout) and 0 <= dropout < 1):
-            fail("fc_dropout", f"must be a number in [0, 1) or null, got {self.fc_dropout!r}")
-        width = self.decoder_width
-        if width is not None and not (_is_real(width) and 0 < width < float("inf")):
-            fail("decoder_width", f"must be a number > 0 or null, got {width!r}")
+        _check_architecture_overrides(self, fail)
         if self.lr_decay_epochs < 0 or not 0 < self.lr_decay_factor <= 1:
             fail("lr_decay_epochs", "needs lr_decay_epochs >= 0 and 0 < lr_decay_factor <= 1")
         if self.lr_schedule not in ("step", "poly", "cosine"):
@@ -465,6 +460,16 @@ def _check_augmentation(config, fail) -> None:
                 for c in classes)):
         fail("class_paste_classes", f"must be null (the classes rarer than the median) or a "
              f"non-empty list of class ids in [0, 255], got {classes!r}")
+
+
+def _check_architecture_overrides(config: TrainConfig, fail) -> None:
+    """The architecture fields a run may override (``null``: the preset's)."""
+    dropout = config.fc_dropout
+    if dropout is not None and not (_is_real(dropout) and 0 <= dropout < 1):
+        fail("fc_dropout", f"must be a number in [0, 1) or null, got {config.fc_dropout!r}")
+    width = config.decoder_width
+    if width is not None and not (_is_real(width) and 0 < width < float("inf")):
+        fail("decoder_width", f"must be a number > 0 or null, got {width!r}")
 
 
 def _is_real(value) -> bool:
