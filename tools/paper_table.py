@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="test-time augmentation for every network (mirrored image "
                         "averaged); default: each model's own setting (a Segmenter's "
                         "test_time_flip)")
+    parser.add_argument("--color-target", metavar="SPLIT|off", default=None,
+                        help="test-time colour normalisation of every network to the "
+                        "per-channel mean / std of this split of --data (e.g. the models' "
+                        "training split), instead of each model's own setting; 'off': none")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.output and Path(args.output).exists() and not args.overwrite:
@@ -87,13 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.largest_component:
             options.largest_component = _class_indices(args.data, args.largest_component)
         deconvnet, fcn = args.deconvnet, args.fcn
-        if args.flip is not None:
+        if args.flip is not None or args.color_target is not None:
             import dataclasses
 
+            from deconvnet_tf.data.sources import open_source
             from deconvnet_tf.inference.predict import load_predictor
+            from multiscale_table import color_target_arg  # the tools' shared flag
 
-            deconvnet = dataclasses.replace(load_predictor(deconvnet), flip=args.flip)
-            fcn = dataclasses.replace(load_predictor(fcn), flip=args.flip) if fcn else None
+            target = color_target_arg(open_source(args.data), args.color_target)
+            flip = {} if args.flip is None else {"flip": args.flip}
+            deconvnet = dataclasses.replace(
+                load_predictor(deconvnet, color_target=target), **flip)
+            fcn = (dataclasses.replace(load_predictor(fcn, color_target=target), **flip)
+                   if fcn else None)
         result = compare_methods(deconvnet, args.data, args.split, fcn=fcn,
                                  methods=args.methods, limit=args.limit, options=options,
                                  progress=not args.quiet)

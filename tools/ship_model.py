@@ -8,14 +8,18 @@ dataset it was trained on, this writes
   ``meta.json``) and palette (the registry entry of ``<name>`` when there is one, else the
   default), so ``Segmenter.from_preset`` and ``deconvnet-predict --model`` use them;
 * ``<out>/<name>.tflite`` and ``<name>_int8.tflite`` (+ ``.json`` sidecars with class names and
-  palette): builtins-only LiteRT models, int8 calibrated on the training split;
+  palette): builtins-only LiteRT models, int8 calibrated on the training split (``--litert
+  int8`` leaves the fp32 file out, e.g. for the size budget; the card names the command that
+  writes it);
 * ``<out>/<name>.md``: the model card (data and its terms, preset, training command, training
   wall time, the dev-split score of ``--dev-run`` (the recipe chosen on data that is not
   reported), metrics of the Keras model and of both LiteRT files on the validation split (or
   ``--split``: selectors and unions; images the model trained on are named as such), sizes).
 
-Existing files are never replaced unless ``--overwrite`` is given; every file is written
-atomically. ``--update-settings`` changes the Segmenter settings of a shipped model without
+Test-time settings go into every file: ``--test-time-flip``, ``--default-crf`` and
+``--color-target SPLIT`` (colour normalisation to that split's statistics). Existing files are
+never replaced unless ``--overwrite`` is given, and a left-out variant's file from an earlier
+ship is refused, not left next to the new model; every file is written atomically. ``--update-settings`` changes the Segmenter settings of a shipped model without
 retraining it (``--test-time-flip``, ``--default-crf``; see :func:`update_settings`).
 
     python tools/ship_model.py --run runs/camvid --data /path/to/camvid_180x240 --name camvid_compact \
@@ -34,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: ``ship(color_target=...)`` not given: the run's own statistics or the registry entry's.
+_UNSET = object()
+
 
 def _confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore) -> np.ndarray:
     keep = label != ignore if ignore is not None else np.ones(label.shape, bool)
@@ -42,10 +49,22 @@ def _confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore) ->
     return np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def shipped_files(out: Path, name: str) -> list[Path]:
-    """Every file :func:`ship` writes for ``name`` into ``out``."""
-    return [out / f"{name}{ending}" for ending in (
-        ".keras", ".tflite", ".json", "_int8.tflite", "_int8.json", ".md")]
+#: The LiteRT variants a ship can write (``--litert``) and their file-name suffixes.
+LITERT_SUFFIX = {"none": "", "int8": "_int8"}
+
+
+def shipped_files(out: Path, name: str, litert=tuple(LITERT_SUFFIX)) -> list[Path]:
+    """Every file :func:`ship` writes for ``name`` into ``out`` with the LiteRT variants
+    ``litert`` (``"none"``: fp32, ``"int8"``)."""
+    tflite = [out / f"{name}{LITERT_SUFFIX[q]}{ending}" for q in litert
+              for ending in (".tflite", ".json")]
+    return [out / f"{name}.keras", *tflite, out / f"{name}.md"]
+
+
+def shipped_litert(out: Path, name: str) -> list[str]:
+    """The LiteRT variants of ``name`` shipped in ``out`` (their ``.tflite`` files exist)."""
+    return [q for q, suffix in LITERT_SUFFIX.items()
+            if (out / f"{name}{suffix}.tflite").is_file()]
 
 
 def dev_split_score(dev_run: Path) -> dict:
@@ -81,9 +100,9 @@ def training_minutes(run: Path) -> float:
 def measure(model, tflite: dict, data: Path, split: str, *,
             flip: bool | None = None, color_target="model") -> tuple[dict, dict]:
     """``(reports, agreement)``: the Keras model's report on ``split`` and those of its LiteRT
-    files (``tflite``: ``{"none": path, "int8": path}``, run with their sidecar's settings, or
-    with ``flip`` / ``color_target`` when given), with the share of their labels equal to the
-    Keras model's."""
+    files (``tflite``: ``{"none": path, "int8": path}`` or one of them, run with their
+    sidecar's settings, or with ``flip`` / ``color_target`` when given), with the share of
+    their labels equal to the Keras model's."""
     from deconvnet_tf.data.sources import load_record, open_source
     from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
     from deconvnet_tf.evaluation.metrics import report_from_confusion
@@ -94,6 +113,8 @@ def measure(model, tflite: dict, data: Path, split: str, *,
     reports = {"Keras (.keras)": evaluate(model, source=source, split=split, progress=False)}
     agreement = {}
     for key, label_name in (("none", "LiteRT fp32"), ("int8", "LiteRT int8")):
+        if key not in tflite:
+            continue
         segmenter = LiteSegmenter(tflite[key], threads=2, flip=flip, color_target=color_target)
         confusion = np.zeros((info.num_classes,) * 2, np.int64)
         same = total = 0
@@ -175,7 +196,9 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
         raise ValueError(f"settings to change: some of {sorted(allowed)}, got {sorted(settings)}")
     if not reason.strip():
         raise ValueError("a reason (the held-out evidence for the change) is required")
-    missing = [str(p) for p in shipped_files(out, name) if not p.is_file()]
+    litert = shipped_litert(out, name)
+    missing = [str(p) for p in shipped_files(out, name, litert or tuple(LITERT_SUFFIX))
+               if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"not shipped: {', '.join(missing)}")
     model = load_segmenter(out / f"{name}.keras")
@@ -185,7 +208,7 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     if unchanged:
         raise ValueError(f"{name} already has {', '.join(f'{k}={getattr(model, k)}' for k in unchanged)}")
     model = model.with_options(**settings)
-    tflite = {"none": out / f"{name}.tflite", "int8": out / f"{name}_int8.tflite"}
+    tflite = {q: out / f"{name}{LITERT_SUFFIX[q]}.tflite" for q in litert}
     # measured first: nothing is written when the model or the data fail
     reports, agreement = measure(model, tflite, data, split, flip=model.test_time_flip,
                                  color_target=model.color_target)
@@ -211,13 +234,18 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
 def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms: str = "",
          command: str = "", notes: str = "", split: str = "val", dev_run: Path | None = None,
          overwrite: bool = False, default_crf: bool = False,
-         test_time_flip: bool = False) -> dict:
+         test_time_flip: bool = False, color_target=_UNSET,
+         litert=tuple(LITERT_SUFFIX)) -> dict:
     """Writes the shipped files of one model; returns the measured numbers.
 
     ``default_crf``: the shipped Segmenter's ``deconvnet-predict`` refines with the dense CRF
     unless ``--no-crf`` (choose it on a dev split; the card says so). ``test_time_flip``: every
     prediction of the shipped model (Keras, SavedModel and LiteRT runtimes) averages with the
-    mirrored image unless ``--no-flip``; the card's metrics include it.
+    mirrored image unless ``--no-flip``; the card's metrics include it. ``color_target``:
+    the test-time colour normalisation of every runtime (``{"mean", "std"}``, ``None``: off;
+    not given: the run's own, if it trained with ``color_norm``, else the registry entry's);
+    the card's metrics include it. ``litert``: the LiteRT variants to write (``"none"``: fp32,
+    ``"int8"``); the card names the ``deconvnet-export`` command for one left out.
 
     Raises:
         FileExistsError: A file to write exists and ``overwrite`` is false (nothing written).
@@ -231,7 +259,15 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     from deconvnet_tf.training.atomic import write_text_atomic
     from deconvnet_tf.training.checkpointing import save_model_atomic
 
-    existing = [str(p) for p in shipped_files(out, name) if p.exists()]
+    unknown = [q for q in litert if q not in LITERT_SUFFIX]
+    if unknown or not litert:
+        raise ValueError(f"LiteRT variants: some of {list(LITERT_SUFFIX)}, got {list(litert)}")
+    left_out = [str(p) for p in shipped_files(out, name) if p.exists()
+                and p not in shipped_files(out, name, litert)]
+    if left_out:  # a stale file of an earlier ship next to the new model: never silently
+        raise FileExistsError(f"{', '.join(left_out)} exist(s) and --litert leaves that "
+                              "variant out: remove it (an earlier ship's file) or ship it too")
+    existing = [str(p) for p in shipped_files(out, name, litert) if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite to replace "
                               "the shipped files")
@@ -244,16 +280,17 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     # a run trained with color_norm: load_segmenter gives the model its statistics (the card
     # says so)
     run_target = run_color_target(run / "model.keras")
+    target = {} if color_target is _UNSET else {"color_target": color_target}
     model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
                            image_size=input_size, class_names=list(info.class_names),
                            void_label=info.ignore_label, default_crf=default_crf,
-                           test_time_flip=test_time_flip)
+                           test_time_flip=test_time_flip, **target)
     out.mkdir(parents=True, exist_ok=True)
     # the LiteRT files first: their export checks every path before any work and writes
     # nothing on failure, so a failed ship leaves the shipped .keras as it was
     start = time.perf_counter()
     tflite = export_tflite_variants(
-        model, {"none": out / f"{name}.tflite", "int8": out / f"{name}_int8.tflite"},
+        model, {q: out / f"{name}{LITERT_SUFFIX[q]}.tflite" for q in litert},
         input_size=input_size, representative_data=data, class_names=list(info.class_names))
     export_seconds = time.perf_counter() - start
     keras_path = save_model_atomic(model, out / f"{name}.keras")
@@ -289,7 +326,11 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
              "Test-time flip: " + ("on: every runtime averages each image's probabilities with "
                                   "its mirror image's (twice the cost; `--no-flip` skips it); "
                                   "the metrics below include it." if test_time_flip else
-                                  "off (`--flip` adds it)."), ""]
+                                  "off (`--flip` adds it).")
+             + (" Test-time colour normalisation: each image's channels are brought to "
+                f"{_describe(model.color_target)} before the network, in every runtime "
+                "(`--no-color-norm` skips it); the metrics below include it."
+                if model.color_target else ""), ""]
     if dev is not None:
         lines += ["## How the recipe was chosen", "",
                   f"On a dev split that is not reported: trained on `{dev['train_split']}`, "
@@ -313,10 +354,15 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     lines += ["", f"LiteRT files: builtin ops only (stock `ai-edge-litert`), input uint8 RGB "
               f"{'of any size' if input_size is None else 'of %dx%d' % tuple(input_size)}; "
               f"outputs `probabilities` and `labels`; class names and palette in the `.json` "
-              f"sidecars. Export took {export_seconds:.0f} s.", "",
-              "    deconvnet-predict --model saved_models/%s.keras --input IMG --output out/" % name,
-              "    deconvnet-lite-predict --model saved_models/%s_int8.tflite --input IMG --output out/"
-              % name, ""]
+              f"sidecars. Export took {export_seconds:.0f} s."
+              + ("" if "none" in litert else " The fp32 LiteRT file is not shipped (the size "
+                 "budget of `saved_models/`); this writes it (same graph and settings):"), ""]
+    if "none" not in litert:
+        lines += [f"    deconvnet-export --model saved_models/{name}.keras --output "
+                  f"{name}.tflite", ""]
+    lines += ["    deconvnet-predict --model saved_models/%s.keras --input IMG --output out/" % name,
+              "    deconvnet-lite-predict --model saved_models/%s%s.tflite --input IMG --output "
+              "out/" % (name, LITERT_SUFFIX["int8" if "int8" in litert else "none"]), ""]
     card = write_text_atomic(out / f"{name}.md", "\n".join(lines))
     return {"card": card, "reports": {k: r.to_dict() for k, r in reports.items()},
             "agreement": agreement, "sizes": sizes, "dev": dev}
@@ -361,9 +407,14 @@ def _parser() -> argparse.ArgumentParser:
                         "reduces to their largest connected region after the CRF unless "
                         "--no-largest-component (Segmenter largest_component); 'off' removes it")
     parser.add_argument("--color-target", metavar="SPLIT|off", default=None,
-                        help="--update-settings: test-time colour normalisation to the "
-                        "per-channel mean / std of this split of --data (e.g. train: the "
-                        "training images; Segmenter color_target); 'off' removes it")
+                        help="test-time colour normalisation to the per-channel mean / std of "
+                        "this split of --data (e.g. train: the training images; Segmenter "
+                        "color_target); 'off' removes it (default: a ship keeps the run's "
+                        "own, an update leaves it as it is)")
+    parser.add_argument("--litert", nargs="+", choices=list(LITERT_SUFFIX),
+                        default=list(LITERT_SUFFIX),
+                        help="the LiteRT variants a ship writes (default: none int8, i.e. fp32 "
+                        "and int8); the card names the export command of one left out")
     return parser
 
 
@@ -397,11 +448,14 @@ def main(argv=None) -> int:
     if args.dev_run is not None and not (args.dev_run / "log.csv").is_file():
         parser.error(f"--dev-run {str(args.dev_run)!r} has no log.csv")
     try:
+        target = ({} if args.color_target is None
+                  else {"color_target": _color_target(args.data, args.color_target)})
         result = ship(args.run, args.data, args.name, args.output, input_size=size,
                       terms=args.terms, command=args.command, notes=args.notes,
                       split=args.split, dev_run=args.dev_run, overwrite=args.overwrite,
                       default_crf=bool(args.default_crf),
-                      test_time_flip=bool(args.test_time_flip))
+                      test_time_flip=bool(args.test_time_flip), litert=args.litert,
+                      **target)
     except (FileExistsError, ValueError) as err:
         parser.error(str(err))
     print(result["card"].read_text())

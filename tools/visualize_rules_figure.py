@@ -6,7 +6,7 @@ then the projection with the exact deconvnet rule (``ties="exact"``, the paper),
 ``ties="skip"`` (nothing unpooled into all-zero pooling windows) and with guided
 backpropagation. Every projection is contrast-normalised on its own (zero = mid-grey).
 
-    python tools/visualize_rules_figure.py --model saved_models/camvid_compact.keras \
+    python tools/visualize_rules_figure.py --model saved_models/horse_compact.keras \
         --output docs/visualize_rules.png --overwrite
 
 Default images: the two CamVid photos in the first column of docs/camvid_prediction.png
@@ -68,7 +68,7 @@ def rules_figure(model, layer: str, images: np.ndarray, *, channels: int = 3,
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="saved_models/camvid_compact.keras",
+    parser.add_argument("--model", default="saved_models/horse_compact.keras",
                         help=".keras model (default: the shipped CamVid model)")
     parser.add_argument("--layer", default="block3_conv3_relu", help="layer to project")
     parser.add_argument("--channels", type=int, default=3,

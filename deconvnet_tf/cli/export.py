@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "or as TFLite that runs on the stock LiteRT interpreter (builtin ops only).",
     )
     parser.add_argument("--model", required=True,
-                        help=".keras model file or a training run folder (with model.keras)")
+                        help=".keras model file, a training run folder (with model.keras) or a "
+                        "shipped model's name (camvid_compact, horse_compact)")
     parser.add_argument("--format", choices=("saved_model", "tflite"), default="tflite",
                         help="export format (default: tflite)")
     parser.add_argument("--output", default=None,
@@ -70,8 +71,17 @@ def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"--representative-data {args.representative_data!r} is not a folder "
                      "(expected a dataset folder or a folder of images)")
     if not Path(args.model).exists():
-        parser.error(f"--model {args.model!r}: no such file (expected a .keras model or a "
-                     "training run folder with model.keras)")
+        # pure Python (no Keras): a shipped model's name is looked up like deconvnet-predict's
+        from deconvnet_tf.models import registry
+
+        if args.model not in registry.REGISTRY:
+            parser.error(f"--model {args.model!r}: no such file (expected a .keras model, a "
+                         "training run folder with model.keras or a shipped model's name: "
+                         f"{', '.join(registry.list_models())})")
+        try:
+            args.model = str(registry.resolve(args.model)[0])
+        except (OSError, ValueError) as err:
+            parser.error(f"--model {args.model!r}: {err}")
     if args.meta is not None and not Path(args.meta).is_file():
         parser.error(f"--meta {args.meta!r}: no such file (expected a meta.json with 'classes')")
     if args.class_names is not None:

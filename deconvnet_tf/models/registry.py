@@ -44,18 +44,19 @@ _CAMVID_COLOURS = [[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128]
 REGISTRY: dict[str, dict[str, Any]] = {
     "camvid_compact": {
         "file": "camvid_compact.keras",
-        "sha256": "346aef2547179b207063093050940775f55643a606b087b4ca22d0a45bf575a3",
+        "sha256": "91dc56fb7cdc54f54183796898d6ef2763dd5d70b9a83c268513e6c9114a3ab7",
         "card": "camvid_compact.md",
         "url": None,
+        # int8 only: the fp32 LiteRT file does not fit the size budget of saved_models/
+        # (deconvnet-export --model camvid_compact writes it; resolve_tflite says so)
         "tflite": {
-            "none": ["camvid_compact.tflite",
-                     "bd6743168388f392ac3769aa69d255872f20a9019d60487631b7d2b56a778438"],
             "int8": ["camvid_compact_int8.tflite",
-                     "8828bc573e3b2ca17b01b340a0ad87dcf392c0eff69c4a53156a94a5c3328dc8"],
+                     "120e9cf5b4b8136e6e45fe7e2d1759666f6037865ff15ef3d48fe8d49d80137c"],
         },
-        "description": "CamVid 11 classes, deconvnet_vgg16_compact, trained on 180x240 frames",
+        "description": "CamVid 11 classes, deconvnet_efficientnet_lite0 (ImageNet "
+                       "EfficientNet-Lite0 encoder), trained on native 360x480 frames",
         "metadata": {
-            "image_size": [180, 240],
+            "image_size": [360, 480],
             "class_names": _CAMVID_CLASSES,
             "void_label": 11,
             "palette": dict(zip(_CAMVID_CLASSES, _CAMVID_COLOURS)),
@@ -244,12 +245,13 @@ def resolve(handle: str | os.PathLike) -> tuple[Path, dict[str, Any] | None]:
 
 def resolve_tflite(handle: str | os.PathLike) -> Path:
     """The local ``.tflite`` file of a handle: an existing path, or a registered name
-    (``camvid_compact``: fp32; ``camvid_compact_int8``: int8) looked up in the cache folder,
+    (``horse_compact``: fp32; ``camvid_compact_int8``: int8) looked up in the cache folder,
     then the source tree's ``saved_models/`` (checked against the registry's sha256).
 
     Raises:
-        FileNotFoundError: Neither a file nor a registered LiteRT model, or its file is in
-            neither place.
+        FileNotFoundError: Neither a file nor a registered LiteRT model, its file is in
+            neither place, or the registered model does not ship that variant
+            (``camvid_compact``'s fp32 file: the message names the export command).
         ValueError: A hash mismatch.
     """
     text = os.fspath(handle)
@@ -260,6 +262,13 @@ def resolve_tflite(handle: str | os.PathLike) -> Path:
     if text not in REGISTRY and text.endswith("_int8") and text[:-5] in REGISTRY:
         name, quantize = text[:-5], "int8"
     files = REGISTRY.get(name, {}).get("tflite", {}) if "/" not in text else {}
+    if files and quantize not in files:
+        shipped = ", ".join(name + ("" if q == "none" else f"_{q}") for q in files)
+        raise FileNotFoundError(
+            f"Model {text!r}: its {'fp32' if quantize == 'none' else quantize} LiteRT file is "
+            f"not shipped (the size budget of saved_models/); shipped: {shipped}. Write it "
+            f"with: deconvnet-export --model {name} --output {name}.tflite, then pass "
+            f"--model {name}.tflite")
     if quantize not in files:
         return path  # not a name: the caller reports the missing file
     file, sha = files[quantize]

@@ -243,3 +243,43 @@ def test_paper_table_scores_the_post_processed_outputs(segmenter, tmp_path, caps
                              "--split", "val", "--methods", "deconvnet_whole", "--quiet",
                              "--largest-component", "zebra"]) == 2
     assert "--largest-component zebra: not a class of" in capsys.readouterr().err
+
+
+@requires_tf
+def test_paper_table_color_target_scores_with_that_splits_statistics(tmp_path):
+    """--color-target SPLIT: every image is normalised to that split's statistics before the
+    network (as a Segmenter with that color_target scores); 'off' is the plain network."""
+    import paper_table  # tools/ (pytest's pythonpath)
+    from PIL import Image
+
+    from deconvnet_tf.data.sources import open_source
+    from deconvnet_tf.data.stats import color_statistics
+    from deconvnet_tf.data.synthetic import write_synthetic_dataset
+
+    root = tmp_path / "data"
+    write_synthetic_dataset(root, num_train=2, num_val=3, height=40, width=48, seed=4)
+    for record in open_source(root).records("train"):  # dim training frames: a far target
+        image = np.asarray(Image.open(record.image))
+        Image.fromarray((image * 0.2).astype(np.uint8)).save(record.image)
+    names = list(open_source(root).info.class_names)
+    keras.utils.set_random_seed(6)
+    network = deconvnet_tf.build_model("deconvnet_tiny", num_classes=len(names))
+    plain = Segmenter(network, image_size=None, class_names=names)
+    plain.save(tmp_path / "plain.keras")
+    target = color_statistics(open_source(root), "train")
+    plain.with_options(color_target=target).save(tmp_path / "normed.keras")
+
+    outputs = iter(range(100))
+
+    def score(model, *flags):
+        out = tmp_path / f"table{next(outputs)}.json"
+        assert paper_table.main(["--deconvnet", str(tmp_path / model), "--data", str(root),
+                                 "--split", "val", "--methods", "deconvnet_whole", "--quiet",
+                                 "--output", str(out), *flags]) == 0
+        return json.loads(out.read_text())["methods"]["deconvnet_whole"]["per_class_iou"]
+
+    assert score("plain.keras") != score("normed.keras")  # the normalisation matters here
+    assert score("plain.keras", "--color-target", "train") == score("normed.keras")
+    assert score("normed.keras", "--color-target", "off") == score("plain.keras")
+    assert score("plain.keras", "--color-target", "train", "--flip") == score(
+        "normed.keras", "--flip")

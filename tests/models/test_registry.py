@@ -51,7 +51,7 @@ def test_shipped_entries_match_the_files():
         for file, sha in entry["tflite"].values():
             assert sha256_of(SOURCE_MODELS / file) == sha, file
     camvid = REGISTRY["camvid_compact"]["metadata"]
-    assert camvid["image_size"] == [180, 240] and camvid["void_label"] == 11
+    assert camvid["image_size"] == [360, 480] and camvid["void_label"] == 11
     assert camvid["palette"]["Sky"] == [128, 128, 128]
     assert camvid["palette"]["Bicyclist"] == [0, 128, 192]
     assert REGISTRY["horse_compact"]["metadata"]["image_size"] is None
@@ -78,7 +78,11 @@ def test_resolution_order_path_then_home_then_source_tree(home, tmp_path):
     with pytest.raises(ValueError, match="does not match the sha256"):
         resolve("horse_compact")
     assert resolve_tflite("horse_compact_int8") == SOURCE_MODELS / "horse_compact_int8.tflite"
-    assert resolve_tflite("camvid_compact") == SOURCE_MODELS / "camvid_compact.tflite"
+    assert resolve_tflite("horse_compact") == SOURCE_MODELS / "horse_compact.tflite"
+    # camvid_compact ships no fp32 LiteRT file (size budget): the name says how to write it
+    with pytest.raises(FileNotFoundError, match="'camvid_compact': its fp32 LiteRT file is not "
+                       "shipped .*shipped: camvid_compact_int8. Write it with: deconvnet-export"):
+        resolve_tflite("camvid_compact")
 
 
 def test_unknown_names_and_missing_files(home, monkeypatch, tmp_path, scratch_entry):
@@ -141,7 +145,7 @@ def test_shipped_models_load_by_name_with_their_metadata(home):
 
     camvid = Segmenter.from_preset("camvid_compact")
     assert isinstance(camvid, Segmenter)
-    assert camvid.image_size == (180, 240) and camvid.void_label == 11
+    assert camvid.image_size == (360, 480) and camvid.void_label == 11
     assert camvid.class_names[3] == "Road" and camvid.palette["Road"] == (128, 64, 128)
     horse = Segmenter.from_preset("horse_compact")
     assert horse.image_size is None and horse.class_names == ["background", "horse"]
@@ -210,10 +214,16 @@ def test_lite_predict_cli_takes_a_registry_name_and_input_size(tmp_path, home, c
     assert main(["--model", "camvid_compact_int8", "--input", str(photo), "--output",
                  str(tmp_path / "a")]) == 0, capsys.readouterr().err
     assert (tmp_path / "a" / "photo_labels.png").is_file()
-    # a fixed 180x240 export cannot run natively: one clear line
-    assert main(["--model", "camvid_compact", "--input", str(photo), "--output",
+    # a fixed 360x480 export cannot run natively: one clear line
+    assert main(["--model", "camvid_compact_int8", "--input", str(photo), "--output",
                  str(tmp_path / "b"), "--input-size", "native"]) != 0
-    assert "fixed 180x240 input" in capsys.readouterr().err
+    assert "fixed 360x480 input" in capsys.readouterr().err
+    # a variant that is not shipped: one clear line naming the export command
+    assert main(["--model", "camvid_compact", "--input", str(photo), "--output",
+                 str(tmp_path / "d")]) != 0
+    err = capsys.readouterr().err
+    assert "fp32 LiteRT file is not shipped" in err and "deconvnet-export --model" in err
+    assert not (tmp_path / "d").exists()
     # a dynamic export runs at the size asked for
     assert main(["--model", "horse_compact", "--input", str(photo), "--output",
                  str(tmp_path / "c"), "--input-size", "32x48"]) == 0

@@ -164,3 +164,47 @@ def test_the_card_says_when_its_split_is_training_data(run_and_data, tmp_path, c
                          "--output", str(out), "--split", "train[9/3]"])
     assert caught.value.code == 2 and "needs 0 <= K < N" in capsys.readouterr().err
     assert not list(out.glob("bad*"))
+
+
+@pytest.mark.slow
+def test_ship_int8_only_with_a_colour_target_and_no_stale_variant(run_and_data, tmp_path,
+                                                                   capsys):
+    """--litert int8 writes no fp32 file and the card names the command that writes it;
+    --color-target SPLIT at ship time goes into the .keras file, the sidecar and the card's
+    metrics; a variant left out whose file exists from an earlier ship is refused (not
+    deleted, not left next to a new model)."""
+    import deconvnet_tf
+    from deconvnet_tf.data.sources import open_source
+    from deconvnet_tf.data.stats import color_statistics
+    from deconvnet_tf.lite import read_metadata
+
+    run, data, _ = run_and_data
+    out = tmp_path / "shipped"
+    argv = ["--run", str(run), "--data", str(data), "--name", "toy", "--output", str(out),
+            "--input-size", "48x64", "--litert", "int8", "--color-target", "train"]
+    assert ship_model.main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in ship_model.shipped_files(out, "toy", ["int8"])) == [
+        "toy.keras", "toy.md", "toy_int8.json", "toy_int8.tflite"]
+    target = color_statistics(open_source(data), "train")
+    assert deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras")).color_target == target
+    assert read_metadata(out / "toy_int8.tflite").color_target == target
+    card = (out / "toy.md").read_text()
+    assert "Test-time colour normalisation: each image's channels are brought to mean" in card
+    assert "The fp32 LiteRT file is not shipped" in card
+    assert "    deconvnet-export --model saved_models/toy.keras --output toy.tflite" in card
+    assert "| LiteRT int8 |" in card and "| LiteRT fp32 |" not in card
+    assert ship_model.shipped_litert(out, "toy") == ["int8"]
+    # --update-settings works on the int8-only ship
+    assert ship_model.main(["--update-settings", "--name", "toy", "--output", str(out),
+                            "--data", str(data), "--test-time-flip", "--reason", "r"]) == 0
+    assert read_metadata(out / "toy_int8.tflite").test_time_flip is True
+    # an fp32 file of an earlier ship next to an int8-only re-ship: refused, nothing written
+    (out / "toy.tflite").write_bytes(b"an earlier ship's fp32 file")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        ship_model.main([*argv, "--overwrite"])
+    assert caught.value.code == 2
+    assert "toy.tflite exist(s) and --litert leaves that variant out" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -80,7 +80,7 @@ def test_precedence_recipe_then_config_then_flags_then_set(tmp_path):
     config.write_text(json.dumps({"learning_rate": 0.05, "epochs": 7}))
     got = resolve(["--recipe", "camvid_compact", "--data", "d", "--config", str(config),
                    "--epochs", "9", "--set", "momentum=0.5"])
-    assert got.preset == "deconvnet_vgg16_compact" and got.optimizer == "adam"  # recipe
+    assert got.preset == "deconvnet_efficientnet_lite0" and got.optimizer == "adam"  # recipe
     assert got.learning_rate == 0.05  # --config over the recipe
     assert got.epochs == 9  # flag over --config
     assert got.momentum == 0.5  # --set
@@ -89,7 +89,7 @@ def test_precedence_recipe_then_config_then_flags_then_set(tmp_path):
 
 def test_unknown_recipe_and_missing_data_are_one_line_errors(capsys):
     for argv, needle in ((["--recipe", "nope"], "unknown recipe 'nope'; available: "
-                                                "camvid_compact, horse_compact"),
+                                                "camvid_compact, camvid_vgg16, horse_compact"),
                          (["--recipe", "horse_compact"], "needs --data: Weizmann Horse")):
         with pytest.raises(SystemExit) as exit_:
             resolve(argv)
