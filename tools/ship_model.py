@@ -19,8 +19,9 @@ dataset it was trained on, this writes
 Test-time settings go into every file: ``--test-time-flip``, ``--default-crf`` and
 ``--color-target SPLIT`` (colour normalisation to that split's statistics). Existing files are
 never replaced unless ``--overwrite`` is given, and a left-out variant's file from an earlier
-ship is refused, not left next to the new model; every file is written atomically. ``--update-settings`` changes the Segmenter settings of a shipped model without
-retraining it (``--test-time-flip``, ``--default-crf``; see :func:`update_settings`).
+ship is refused, not left next to the new model; every file is written atomically.
+``--update-settings`` changes the Segmenter settings of a shipped model without retraining it
+(``--test-time-flip``, ``--default-crf``; see :func:`update_settings`).
 
     python tools/ship_model.py --run runs/camvid --data /path/to/camvid_180x240 --name camvid_compact \
         --input-size 180x240 --terms "CamVid ... CC BY-NC 4.0" --command "deconvnet-train ..."
