@@ -50,22 +50,28 @@ def _confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore) ->
     return np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-#: The LiteRT variants a ship can write (``--litert``) and their file-name suffixes.
-LITERT_SUFFIX = {"none": "", "int8": "_int8"}
+#: The LiteRT variants a ship can write (``--litert``; ``"none"``: fp32).
+LITERT = ("none", "int8")
 
 
-def shipped_files(out: Path, name: str, litert=tuple(LITERT_SUFFIX)) -> list[Path]:
+def litert_path(out: Path, name: str, quantize: str) -> Path:
+    """The shipped ``.tflite`` file of one variant (the export's own naming)."""
+    from deconvnet_tf.export import tflite_name  # cheap: TensorFlow loads on use
+
+    return out / tflite_name(name, quantize)
+
+
+def shipped_files(out: Path, name: str, litert=LITERT) -> list[Path]:
     """Every file :func:`ship` writes for ``name`` into ``out`` with the LiteRT variants
-    ``litert`` (``"none"``: fp32, ``"int8"``)."""
-    tflite = [out / f"{name}{LITERT_SUFFIX[q]}{ending}" for q in litert
+    ``litert``."""
+    tflite = [litert_path(out, name, q).with_suffix(ending) for q in litert
               for ending in (".tflite", ".json")]
     return [out / f"{name}.keras", *tflite, out / f"{name}.md"]
 
 
 def shipped_litert(out: Path, name: str) -> list[str]:
     """The LiteRT variants of ``name`` shipped in ``out`` (their ``.tflite`` files exist)."""
-    return [q for q, suffix in LITERT_SUFFIX.items()
-            if (out / f"{name}{suffix}.tflite").is_file()]
+    return [q for q in LITERT if litert_path(out, name, q).is_file()]
 
 
 def dev_split_score(dev_run: Path) -> dict:
@@ -198,7 +204,7 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     if not reason.strip():
         raise ValueError("a reason (the held-out evidence for the change) is required")
     litert = shipped_litert(out, name)
-    missing = [str(p) for p in shipped_files(out, name, litert or tuple(LITERT_SUFFIX))
+    missing = [str(p) for p in shipped_files(out, name, litert or LITERT)
                if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"not shipped: {', '.join(missing)}")
@@ -209,7 +215,7 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     if unchanged:
         raise ValueError(f"{name} already has {', '.join(f'{k}={getattr(model, k)}' for k in unchanged)}")
     model = model.with_options(**settings)
-    tflite = {q: out / f"{name}{LITERT_SUFFIX[q]}.tflite" for q in litert}
+    tflite = {q: litert_path(out, name, q) for q in litert}
     # measured first: nothing is written when the model or the data fail
     reports, agreement = measure(model, tflite, data, split, flip=model.test_time_flip,
                                  color_target=model.color_target)
@@ -236,7 +242,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
          command: str = "", notes: str = "", split: str = "val", dev_run: Path | None = None,
          overwrite: bool = False, default_crf: bool = False,
          test_time_flip: bool = False, color_target=_UNSET,
-         litert=tuple(LITERT_SUFFIX)) -> dict:
+         litert=LITERT) -> dict:
     """Writes the shipped files of one model; returns the measured numbers.
 
     ``default_crf``: the shipped Segmenter's ``deconvnet-predict`` refines with the dense CRF
@@ -260,9 +266,9 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     from deconvnet_tf.training.atomic import write_text_atomic
     from deconvnet_tf.training.checkpointing import save_model_atomic
 
-    unknown = [q for q in litert if q not in LITERT_SUFFIX]
+    unknown = [q for q in litert if q not in LITERT]
     if unknown or not litert:
-        raise ValueError(f"LiteRT variants: some of {list(LITERT_SUFFIX)}, got {list(litert)}")
+        raise ValueError(f"LiteRT variants: some of {list(LITERT)}, got {list(litert)}")
     left_out = [str(p) for p in shipped_files(out, name) if p.exists()
                 and p not in shipped_files(out, name, litert)]
     if left_out:  # a stale file of an earlier ship next to the new model: never silently
@@ -291,7 +297,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     # nothing on failure, so a failed ship leaves the shipped .keras as it was
     start = time.perf_counter()
     tflite = export_tflite_variants(
-        model, {q: out / f"{name}{LITERT_SUFFIX[q]}.tflite" for q in litert},
+        model, {q: litert_path(out, name, q) for q in litert},
         input_size=input_size, representative_data=data, class_names=list(info.class_names))
     export_seconds = time.perf_counter() - start
     keras_path = save_model_atomic(model, out / f"{name}.keras")
@@ -362,8 +368,8 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
         lines += [f"    deconvnet-export --model saved_models/{name}.keras --output "
                   f"{name}.tflite", ""]
     lines += ["    deconvnet-predict --model saved_models/%s.keras --input IMG --output out/" % name,
-              "    deconvnet-lite-predict --model saved_models/%s%s.tflite --input IMG --output "
-              "out/" % (name, LITERT_SUFFIX["int8" if "int8" in litert else "none"]), ""]
+              "    deconvnet-lite-predict --model saved_models/%s --input IMG --output out/"
+              % litert_path(out, name, "int8" if "int8" in litert else "none").name, ""]
     card = write_text_atomic(out / f"{name}.md", "\n".join(lines))
     return {"card": card, "reports": {k: r.to_dict() for k, r in reports.items()},
             "agreement": agreement, "sizes": sizes, "dev": dev}
@@ -412,8 +418,7 @@ def _parser() -> argparse.ArgumentParser:
                         "this split of --data (e.g. train: the training images; Segmenter "
                         "color_target); 'off' removes it (default: a ship keeps the run's "
                         "own, an update leaves it as it is)")
-    parser.add_argument("--litert", nargs="+", choices=list(LITERT_SUFFIX),
-                        default=list(LITERT_SUFFIX),
+    parser.add_argument("--litert", nargs="+", choices=list(LITERT), default=list(LITERT),
                         help="the LiteRT variants a ship writes (default: none int8, i.e. fp32 "
                         "and int8); the card names the export command of one left out")
     return parser

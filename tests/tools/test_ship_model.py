@@ -194,6 +194,7 @@ def test_ship_int8_only_with_a_colour_target_and_no_stale_variant(run_and_data, 
     assert "The fp32 LiteRT file is not shipped" in card
     assert "    deconvnet-export --model saved_models/toy.keras --output toy.tflite" in card
     assert "| LiteRT int8 |" in card and "| LiteRT fp32 |" not in card
+    assert "deconvnet-lite-predict --model saved_models/toy_int8.tflite" in card
     assert ship_model.shipped_litert(out, "toy") == ["int8"]
     # --update-settings works on the int8-only ship
     assert ship_model.main(["--update-settings", "--name", "toy", "--output", str(out),
