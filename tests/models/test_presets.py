@@ -21,6 +21,7 @@ from tests.conftest import BACKEND, requires_tf
 TEST_SIZES = {
     "deconvnet_vgg16": (224, 224),
     "deconvnet_efficientnet_lite0": (32, 48),
+    "fcn8s_efficientnet_lite0": (32, 48),
     "deconvnet_vgg16_slim": (72, 80),
     "deconvnet_small": (72, 80),
     "deconvnet_vgg16_compact": (40, 48),
