@@ -19,7 +19,8 @@ from deconvnet_tf.models.base import SegmentationModel, built_channels_last
 from deconvnet_tf.models.efficientnet import efficientnet_lite_encoder, stage_prefixes
 from deconvnet_tf.models.presets import Architecture
 
-__all__ = ["EfficientDeconvNet", "EFFICIENTNET_MEAN", "EFFICIENTNET_SCALE"]
+__all__ = ["EfficientDeconvNet", "EFFICIENTNET_MEAN", "EFFICIENTNET_SCALE",
+           "efficientnet_trunk"]
 
 #: EfficientNet-Lite's input: (RGB - 127) / 128.
 EFFICIENTNET_MEAN = (127.0, 127.0, 127.0)
@@ -32,6 +33,26 @@ def decoder_filters(arch: Architecture) -> list[int]:
     skip_stages = (4, 2, 1, 0)  # the stage before each stride-2 stage, coarsest first
     return [arch._scale(max(32, 2 * arch.blocks[i][0]), arch.decoder_width)
             for i in skip_stages]
+
+
+def efficientnet_trunk(arch: Architecture, shape: tuple, mean: Sequence[float]):
+    """The part shared by the EfficientNet families: the input, ``preprocessing`` ((RGB -
+    mean) / 128), the encoder, ``fc6`` and ``fc7`` (with their dropout, if any).
+
+    Returns:
+        ``(inputs, image, x, skips)``: the ``keras.Input``, the preprocessed image, fc7's output
+        at 1/32 and the encoder's features at 1/2, 1/4, 1/8 and 1/16 (finest first).
+    """
+    bn = {"batchnorm": arch.batchnorm, "bn_momentum": arch.bn_momentum}
+    inputs = keras.Input(shape, name="image")
+    image = VGGPreprocessing(mean, bgr=False, scale=EFFICIENTNET_SCALE,
+                             name="preprocessing")(inputs)
+    x, skips = efficientnet_lite_encoder(image, arch)
+    x = conv_block(x, arch.fc_filters, arch.fc_kernel, name="fc6", **bn)
+    x = fc_dropout(x, arch.fc_dropout, "fc6_dropout")
+    x = conv_block(x, arch.fc_filters, 1, name="fc7", **bn)
+    x = fc_dropout(x, arch.fc_dropout, "fc7_dropout")
+    return inputs, image, x, skips
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
@@ -86,14 +107,7 @@ class EfficientDeconvNet(SegmentationModel):
         shape = self._check_input_shape(arch, input_shape, name)
         bn = {"batchnorm": arch.batchnorm, "bn_momentum": arch.bn_momentum}
 
-        inputs = keras.Input(shape, name="image")
-        image = VGGPreprocessing(mean, bgr=False, scale=EFFICIENTNET_SCALE,
-                                 name="preprocessing")(inputs)
-        x, skips = efficientnet_lite_encoder(image, arch)
-        x = conv_block(x, arch.fc_filters, arch.fc_kernel, name="fc6", **bn)
-        x = fc_dropout(x, arch.fc_dropout, "fc6_dropout")
-        x = conv_block(x, arch.fc_filters, 1, name="fc7", **bn)
-        x = fc_dropout(x, arch.fc_dropout, "fc7_dropout")
+        inputs, image, x, skips = efficientnet_trunk(arch, shape, mean)
         widths = decoder_filters(arch)
         for level, skip, filters in zip((4, 3, 2, 1), reversed(skips), widths):
             x = deconv_block(x, filters, 4, strides=2, name=f"up{level}_deconv", **bn)

@@ -10,10 +10,10 @@ from typing import Any
 
 import keras
 
-from deconvnet_tf.layers import CropToReference, VGGPreprocessing, conv_block, fc_dropout
+from deconvnet_tf.layers import CropToReference
 from deconvnet_tf.models.base import SegmentationModel, built_channels_last
-from deconvnet_tf.models.deconvnet_efficientnet import EFFICIENTNET_MEAN, EFFICIENTNET_SCALE
-from deconvnet_tf.models.efficientnet import efficientnet_lite_encoder, stage_prefixes
+from deconvnet_tf.models.deconvnet_efficientnet import EFFICIENTNET_MEAN, efficientnet_trunk
+from deconvnet_tf.models.efficientnet import stage_prefixes
 from deconvnet_tf.models.fcn import upsample
 from deconvnet_tf.models.presets import Architecture
 
@@ -74,17 +74,8 @@ class EfficientFCN(SegmentationModel):
             raise ValueError(f"EfficientFCN needs family 'fcn8s_efficientnet', got "
                              f"{arch.family!r}")
         shape = self._check_input_shape(arch, input_shape, name)
-        bn = {"batchnorm": arch.batchnorm, "bn_momentum": arch.bn_momentum}
         classes = arch.num_classes
-
-        inputs = keras.Input(shape, name="image")
-        image = VGGPreprocessing(mean, bgr=False, scale=EFFICIENTNET_SCALE,
-                                 name="preprocessing")(inputs)
-        x, skips = efficientnet_lite_encoder(image, arch)
-        x = conv_block(x, arch.fc_filters, arch.fc_kernel, name="fc6", **bn)
-        x = fc_dropout(x, arch.fc_dropout, "fc6_dropout")
-        x = conv_block(x, arch.fc_filters, 1, name="fc7", **bn)
-        x = fc_dropout(x, arch.fc_dropout, "fc7_dropout")
+        inputs, image, x, skips = efficientnet_trunk(arch, shape, mean)
         score = keras.layers.Conv2D(classes, 1, name="score_fr")(x)
         for up_name, scale, skip in (("upscore2", 16, skips[3]), ("upscore4", 8, skips[2])):
             up = upsample(score, classes, 2, name=up_name)

@@ -15,6 +15,7 @@ import deconvnet_tf
 from deconvnet_tf.layers import VGGPreprocessing
 from deconvnet_tf.models import (
     EfficientDeconvNet,
+    EfficientFCN,
     count_flops,
     get_architecture,
     load_encoder_weights,
@@ -178,14 +179,16 @@ def test_bundled_weights_fill_every_encoder_layer():
 
 # --- the model ----------------------------------------------------------------------------------
 @pytest.mark.jax
-def test_any_size_from_32_comes_back_at_its_size(rng):
-    model = deconvnet_tf.build_model(PRESET, num_classes=4)
-    assert isinstance(model, EfficientDeconvNet) and model.min_input_size == 32
+@pytest.mark.parametrize("preset, cls", [(PRESET, EfficientDeconvNet),
+                                         ("fcn8s_efficientnet_lite0", EfficientFCN)])
+def test_any_size_from_32_comes_back_at_its_size(rng, preset, cls):
+    model = deconvnet_tf.build_model(preset, num_classes=4)
+    assert isinstance(model, cls) and model.min_input_size == 32
     for h, w in [(32, 32), (33, 47), (70, 97)]:
         out = np.asarray(model(rng.integers(0, 256, size=(1, h, w, 3)).astype("uint8")))
         assert out.shape == (1, h, w, 4) and np.all(np.isfinite(out))
     with pytest.raises(ValueError, match=r"downsamples 32x; the minimum input size is 32x32"):
-        deconvnet_tf.build_model(PRESET, input_shape=(31, 64, 3))
+        deconvnet_tf.build_model(preset, input_shape=(31, 64, 3))
 
 
 @pytest.mark.jax
