@@ -19,8 +19,8 @@ from deconvnet_tf.models.base import SegmentationModel, built_channels_last
 from deconvnet_tf.models.efficientnet import efficientnet_lite_encoder, stage_prefixes
 from deconvnet_tf.models.presets import Architecture
 
-__all__ = ["EfficientDeconvNet", "EFFICIENTNET_MEAN", "EFFICIENTNET_SCALE",
-           "efficientnet_trunk"]
+__all__ = ["EfficientDeconvNet", "EfficientNetModel", "EFFICIENTNET_MEAN",
+           "EFFICIENTNET_SCALE", "efficientnet_trunk"]
 
 #: EfficientNet-Lite's input: (RGB - 127) / 128.
 EFFICIENTNET_MEAN = (127.0, 127.0, 127.0)
@@ -55,8 +55,19 @@ def efficientnet_trunk(arch: Architecture, shape: tuple, mean: Sequence[float]):
     return inputs, image, x, skips
 
 
+class EfficientNetModel(SegmentationModel):
+    """Base of the EfficientNet families: ``frozen_blocks`` freezes the stem and leading
+    stages; the config is the base one."""
+
+    def _frozen_prefixes(self, blocks: int) -> tuple[str, ...]:
+        return stage_prefixes(blocks)
+
+    def get_config(self):
+        return self._base_config()
+
+
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
-class EfficientDeconvNet(SegmentationModel):
+class EfficientDeconvNet(EfficientNetModel):
     """EfficientNet-Lite encoder + DeconvNet-style decoder of learned deconvolutions.
 
     EfficientNet downsamples with strided convolutions, so there are no pooling switches to
@@ -127,9 +138,3 @@ class EfficientDeconvNet(SegmentationModel):
             output_activation=output_activation, mean=mean, frozen_blocks=frozen_blocks,
             name=name, **kwargs,
         )
-
-    def _frozen_prefixes(self, blocks: int) -> tuple[str, ...]:
-        return stage_prefixes(blocks)
-
-    def get_config(self):
-        return self._base_config()

@@ -11,9 +11,12 @@ from typing import Any
 import keras
 
 from deconvnet_tf.layers import CropToReference
-from deconvnet_tf.models.base import SegmentationModel, built_channels_last
-from deconvnet_tf.models.deconvnet_efficientnet import EFFICIENTNET_MEAN, efficientnet_trunk
-from deconvnet_tf.models.efficientnet import stage_prefixes
+from deconvnet_tf.models.base import built_channels_last
+from deconvnet_tf.models.deconvnet_efficientnet import (
+    EFFICIENTNET_MEAN,
+    EfficientNetModel,
+    efficientnet_trunk,
+)
 from deconvnet_tf.models.fcn import upsample
 from deconvnet_tf.models.presets import Architecture
 
@@ -21,7 +24,7 @@ __all__ = ["EfficientFCN"]
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
-class EfficientFCN(SegmentationModel):
+class EfficientFCN(EfficientNetModel):
     """FCN-8s on an EfficientNet-Lite encoder.
 
     ``fc6`` (``fc_kernel`` x ``fc_kernel``, 'same') and ``fc7`` (1x1) sit on ``top_conv`` at
@@ -94,9 +97,3 @@ class EfficientFCN(SegmentationModel):
             output_activation=output_activation, mean=mean, frozen_blocks=frozen_blocks,
             name=name, **kwargs,
         )
-
-    def _frozen_prefixes(self, blocks: int) -> tuple[str, ...]:
-        return stage_prefixes(blocks)
-
-    def get_config(self):
-        return self._base_config()
