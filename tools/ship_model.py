@@ -137,6 +137,39 @@ def measure(model, tflite: dict, data: Path, split: str, *,
     return reports, agreement
 
 
+def _ensemble(model, runs: list[Path]):
+    """``model`` (a Segmenter) with its network averaged with the networks of ``runs``."""
+    import deconvnet_tf
+    from deconvnet_tf.models import EnsembleNetwork
+
+    others = []
+    for run in runs:
+        if not (run / "model.keras").is_file():
+            raise ValueError(f"--member {str(run)!r} has no model.keras")
+        other = deconvnet_tf.load_model(run / "model.keras")
+        others.append(getattr(other, "network", other))
+    config = model.get_config()
+    for key in ("network", "image_converter", "trainable", "name"):
+        config.pop(key, None)
+    return deconvnet_tf.Segmenter(EnsembleNetwork([model.network, *others]), **config)
+
+
+def _resolved_config(config: dict, run_target, minutes: float, label: str = "") -> str:
+    """The card's sentence on one run's resolved config and training time."""
+    return (f"Resolved config{' ' + label if label else ''}: encoder weights `{config.get('encoder_weights')}`, "
+            f"frozen blocks {config.get('frozen_blocks')}, {config.get('epochs')} epochs, batch "
+            f"{config.get('batch_size')}, crops {config.get('crop_size')}, optimizer "
+            f"{config.get('optimizer')} lr {config.get('learning_rate')}, class weighting "
+            f"{config.get('class_weighting')}, scale range "
+            f"{config.get('scale_range', [0.75, 1.25])}, colour jitter "
+            f"{config.get('color_jitter', 0.2)}"
+            + (", colour normalisation of every image to the training split's statistics "
+               f"(mean {run_target['mean']}, std {run_target['std']}; the model's "
+               "`color_target`, applied by every runtime)" if run_target else "")
+            + f". Training took {minutes:.1f} min wall (run folder's config.json to "
+            "model.keras).")
+
+
 def _metrics_table(reports: dict, agreement: dict) -> list[str]:
     lines = ["| model file | mean IoU | pixel acc. | class-avg acc. | labels equal to Keras |",
              "|---|---:|---:|---:|---:|"]
@@ -242,7 +275,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
          command: str = "", notes: str = "", split: str = "val", dev_run: Path | None = None,
          overwrite: bool = False, default_crf: bool = False,
          test_time_flip: bool = False, color_target=_UNSET,
-         litert=LITERT) -> dict:
+         litert=LITERT, members=(), weights_storage: str = "float32") -> dict:
     """Writes the shipped files of one model; returns the measured numbers.
 
     ``default_crf``: the shipped Segmenter's ``deconvnet-predict`` refines with the dense CRF
@@ -253,6 +286,11 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     not given: the run's own, if it trained with ``color_norm``, else the registry entry's);
     the card's metrics include it. ``litert``: the LiteRT variants to write (``"none"``: fp32,
     ``"int8"``); the card names the ``deconvnet-export`` command for one left out.
+    ``members``: further run folders whose networks are averaged with ``run``'s
+    (EDeconvNet: an :class:`~deconvnet_tf.models.EnsembleNetwork` of all of them, equal
+    weights; ``command`` then lists one training command per run, in order).
+    ``weights_storage``: ``"float16"`` stores the ``.keras`` file's weights in half precision
+    (the card's metrics are measured on the file as written).
 
     Raises:
         FileExistsError: A file to write exists and ``overwrite`` is false (nothing written).
@@ -291,7 +329,11 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     model = load_segmenter(run / "model.keras", registry_entry=REGISTRY.get(name),
                            image_size=input_size, class_names=list(info.class_names),
                            void_label=info.ignore_label, default_crf=default_crf,
-                           test_time_flip=test_time_flip, **target)
+                           test_time_flip=test_time_flip, weights_storage=weights_storage,
+                           **target)
+    runs = [run, *map(Path, members)]
+    if members:
+        model = _ensemble(model, runs[1:])
     out.mkdir(parents=True, exist_ok=True)
     # the LiteRT files first: their export checks every path before any work and writes
     # nothing on failure, so a failed ship leaves the shipped .keras as it was
@@ -301,29 +343,32 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
         input_size=input_size, representative_data=data, class_names=list(info.class_names))
     export_seconds = time.perf_counter() - start
     keras_path = save_model_atomic(model, out / f"{name}.keras")
+    if weights_storage != "float32":  # measured as shipped: the weights rounded on saving
+        model = load_segmenter(keras_path)
 
     reports, agreement = measure(model, tflite, data, split)
     sizes = {p.name: p.stat().st_size for p in [keras_path, *map(Path, tflite.values())]}
 
+    configs = [json.loads((r / "config.json").read_text()) for r in runs]
+    presets = " + ".join(f"`{c['preset']}`" for c in configs)
+    commands = [command] if isinstance(command, str) else list(command)
     lines = [f"# Model card: `{name}`", "",
-             f"DeconvNet-family segmentation model trained with deconvnet-tf, preset "
-             f"`{config['preset']}` ({model.count_params():,} parameters), "
+             (f"DeconvNet-family segmentation model trained with deconvnet-tf, preset "
+              f"{presets}" if not members else
+              f"EDeconvNet (DeconvNet-family ensemble) trained with deconvnet-tf: the mean of "
+              f"the class probabilities of {len(runs)} networks, presets {presets}")
+             + f" ({model.count_params():,} parameters), "
              f"{info.num_classes} classes: {', '.join(info.class_names)}"
              + (f"; label {info.ignore_label} (void) is ignored." if info.ignore_label is not None
                 else "."), "",
              "## Data and terms", "", terms or "(see the dataset's own terms)", "",
-             "## Training", "", f"    {command}" if command else "(command not recorded)", "",
-             f"Resolved config: encoder weights `{config.get('encoder_weights')}`, frozen blocks "
-             f"{config.get('frozen_blocks')}, {config.get('epochs')} epochs, batch "
-             f"{config.get('batch_size')}, crops {config.get('crop_size')}, optimizer "
-             f"{config.get('optimizer')} lr {config.get('learning_rate')}, class weighting "
-             f"{config.get('class_weighting')}, scale range {config.get('scale_range', [0.75, 1.25])}, "
-             f"colour jitter {config.get('color_jitter', 0.2)}"
-             + (", colour normalisation of every image to the training split's statistics "
-                f"(mean {run_target['mean']}, std {run_target['std']}; the model's "
-                "`color_target`, applied by every runtime)" if run_target else "")
-             + ". Training took "
-             f"{training_minutes(run):.1f} min wall (run folder's config.json to model.keras).",
+             "## Training", "",
+             *([f"    {c}" for c in commands if c] or ["(command not recorded)"]), "",
+             *[_resolved_config(c, run_target if i == 0 else None, training_minutes(r),
+                                f"`{c['preset']}`" if members else "")
+               for i, (c, r) in enumerate(zip(configs, runs))],
+             *([f"Training took {sum(training_minutes(r) for r in runs):.1f} min wall in all "
+                f"({len(runs)} runs, one after the other)."] if members else []),
              "", "Working resolution: " + (f"{model.image_size[0]}x{model.image_size[1]} (images "
              "are resized to it and the labels mapped back)" if model.image_size else
              "native (each image at its own size)") + ".", "",
@@ -394,7 +439,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="HxW working resolution of the model and its LiteRT input "
                         "(default: native / dynamic)")
     parser.add_argument("--terms", default="", help="data source and licence line")
-    parser.add_argument("--command", default="", help="the training command, for the card")
+    parser.add_argument("--command", action="append", default=[],
+                        help="the training command, for the card (once per run: --run's, "
+                        "then each --member's)")
+    parser.add_argument("--member", action="append", type=Path, default=[], metavar="RUN",
+                        help="a further run folder whose network is averaged with --run's "
+                        "(EDeconvNet, e.g. the FCN-8s run; repeatable)")
+    parser.add_argument("--weights-storage", choices=["float32", "float16"],
+                        default="float32",
+                        help="dtype of the .keras file's weights (float16: half the size; "
+                        "the card's metrics are measured on the file as written)")
     parser.add_argument("--notes", default="", help="extra paragraph for the card")
     parser.add_argument("--reason", default="",
                         help="--update-settings: the held-out evidence for the change (card)")
@@ -451,6 +505,9 @@ def main(argv=None) -> int:
             size = tuple(int(v) for v in args.input_size.lower().split("x"))
         except ValueError:
             parser.error(f"--input-size must look like 180x240, got {args.input_size!r}")
+    for member in args.member:
+        if not (member / "model.keras").is_file():
+            parser.error(f"--member {str(member)!r} has no model.keras")
     if args.dev_run is not None and not (args.dev_run / "log.csv").is_file():
         parser.error(f"--dev-run {str(args.dev_run)!r} has no log.csv")
     try:
@@ -461,7 +518,7 @@ def main(argv=None) -> int:
                       split=args.split, dev_run=args.dev_run, overwrite=args.overwrite,
                       default_crf=bool(args.default_crf),
                       test_time_flip=bool(args.test_time_flip), litert=args.litert,
-                      **target)
+                      members=args.member, weights_storage=args.weights_storage, **target)
     except (FileExistsError, ValueError) as err:
         parser.error(str(err))
     print(result["card"].read_text())

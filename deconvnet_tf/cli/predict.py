@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     add_prediction_output_flags(parser)
     parser.add_argument("--input-size", type=_input_size, metavar="native|HxW",
                         help="resolution the model runs at: default the model's working "
-                        "resolution (e.g. 180x240 for camvid_compact; native for a model "
+                        "resolution (e.g. 360x480 for camvid_compact; native for a model "
                         "without one); 'native': each image at its own size; HxW. (A bare "
                         "number N is the instance-mode crop size, as --crop-size N.)")
     parser.add_argument("--mode", choices=["whole", "instance"], default="whole",
@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="mean of probabilities (paper text) or product (released code)")
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                         help="dense-CRF post-processing (default: the model's own default, "
-                        "e.g. on for horse_compact, off for camvid_compact)")
+                        "e.g. on for horse_compact and camvid_compact)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="test-time augmentation: average with the mirrored image's scores "
                         "(default: the model's own setting, e.g. on for camvid_compact)")

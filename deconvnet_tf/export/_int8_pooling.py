@@ -88,18 +88,28 @@ def with_int8_safe_pooling(model: keras.Model) -> keras.Model:
     layers is returned as is.
 
     Args:
-        model: A functional Keras model (e.g. a DeconvNet rebuilt with ``unpooling="switch"``).
+        model: A functional Keras model (e.g. a DeconvNet rebuilt with ``unpooling="switch"``,
+            or an ensemble of such networks: nested models are rebuilt too).
 
     Returns:
         The rebuilt model (or ``model``).
     """
-    if not any(type(layer) is SwitchMaxPooling2D for layer in model.layers):
+    if not _has_switch_pooling(model):
         return model
 
     def clone(layer):
         if type(layer) is SwitchMaxPooling2D:
             return ArgMaxSwitchPooling2D.from_config(layer.get_config())
+        if isinstance(layer, keras.Model) and _has_switch_pooling(layer):
+            return with_int8_safe_pooling(layer)  # a nested network (an ensemble's member)
         return layer
 
     functional = keras.Model(model.inputs, model.outputs, name=model.name)
     return keras.models.clone_model(functional, clone_function=clone)
+
+
+def _has_switch_pooling(model: keras.Model) -> bool:
+    """True when ``model`` or a model nested in it has a switch pooling layer."""
+    return any(type(layer) is SwitchMaxPooling2D
+               or (isinstance(layer, keras.Model) and _has_switch_pooling(layer))
+               for layer in model.layers)

@@ -366,10 +366,11 @@ def export_tflite_variants(
         size = parse_input_size(tuple(info["image_size"]), model)  # the working resolution
 
     # Keras: deconvnet_tf.models imports Keras; importing deconvnet_tf.export stays cheap
-    from deconvnet_tf.models import DeconvNet, with_unpooling
+    from deconvnet_tf.models import DeconvNet, EnsembleNetwork, with_unpooling
 
     unpooling = None
-    if isinstance(model, DeconvNet):
+    if isinstance(model, DeconvNet) or (isinstance(model, EnsembleNetwork)
+                                        and model.unpooling is not None):
         unpooling = "argmax" if allow_flex else "switch"
         model = with_unpooling(model, unpooling)
     minimum = int(getattr(model, "min_input_size", 1))

@@ -62,7 +62,7 @@ from deconvnet_tf.io import (
     make_temp_file,
 )
 from deconvnet_tf.lite.metadata import CAMVID_PALETTE, default_palette
-from deconvnet_tf.models.io import load_model
+from deconvnet_tf.models.io import WEIGHTS_STORAGE, load_model, store_weights
 from deconvnet_tf.models.registry import resolve
 
 __all__ = ["CAMVID_PALETTE", "Segmenter", "default_palette", "load_model", "load_segmenter",
@@ -194,6 +194,9 @@ class Segmenter(keras.Model):
             one object of the class per image. ``()`` (default): none. The network's own
             outputs (``predict``, ``predict_proba``) never include it;
             ``--no-largest-component`` skips it.
+        weights_storage: The dtype of the weights in the ``.keras`` file :meth:`save` writes:
+            ``"float32"`` (default) or ``"float16"`` (half the file; loads into float32
+            variables, each weight rounded to float16, :func:`deconvnet_tf.models.store_weights`).
 
     Example:
 
@@ -220,6 +223,7 @@ class Segmenter(keras.Model):
         test_time_flip: bool = False,
         color_target: Mapping[str, Sequence[float]] | None = None,
         largest_component: Sequence[str] = (),
+        weights_storage: str = "float32",
         name: str | None = None,
         **kwargs,
     ):
@@ -257,6 +261,9 @@ class Segmenter(keras.Model):
                 raise ValueError(f"Segmenter: {flag} must be true or false, got {value!r}")
         color_target = check_color_target(color_target, "Segmenter: color_target")
         largest_component = _check_component_names(largest_component, names)
+        if weights_storage not in WEIGHTS_STORAGE:
+            raise ValueError(f"Segmenter: weights_storage must be one of {WEIGHTS_STORAGE}, "
+                             f"got {weights_storage!r}")
         colours = _check_palette(palette, names)
         mean_bgr = tuple(float(v) for v in (mean if mean is not None else
                                               getattr(network, "mean", _DEFAULT_MEAN_BGR)))
@@ -282,6 +289,7 @@ class Segmenter(keras.Model):
         self.test_time_flip = bool(test_time_flip)
         self.color_target = color_target
         self.largest_component = largest_component
+        self.weights_storage = weights_storage
         self.min_input_size = minimum
         self.output_activation = getattr(network, "output_activation", None)
 
@@ -325,6 +333,7 @@ class Segmenter(keras.Model):
             "test_time_flip": self.test_time_flip,
             "color_target": self.color_target,
             "largest_component": list(self.largest_component),
+            "weights_storage": self.weights_storage,
             "image_converter": self.image_converter,  # descriptive; rebuilt from the above
         }
 
@@ -371,7 +380,8 @@ class Segmenter(keras.Model):
         return load_segmenter(path, registry_entry=entry, **overrides)
 
     def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
-        """Saves the ``.keras`` file atomically (a temporary file next to it, then a rename).
+        """Saves the ``.keras`` file atomically (a temporary file next to it, then a rename),
+        its weights in ``weights_storage``'s dtype.
 
         Raises:
             ValueError: ``filepath`` does not end in ``.keras``, or exists and ``overwrite``
@@ -390,6 +400,7 @@ class Segmenter(keras.Model):
         os.close(fd)
         try:
             super().save(tmp, overwrite=True, **kwargs)
+            store_weights(tmp, self.weights_storage)
             if overwrite:
                 os.replace(tmp, path)
             else:
@@ -577,7 +588,7 @@ def run_color_target(model_path: str | os.PathLike) -> dict | None:
 
 _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette", "mean",
               "interpolation", "default_crf", "test_time_flip", "color_target",
-              "largest_component", "name")
+              "largest_component", "weights_storage", "name")
 
 
 def load_segmenter(path: str | os.PathLike, *, registry_entry: Mapping | None = None,

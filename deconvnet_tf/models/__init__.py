@@ -13,10 +13,11 @@ import warnings
 from deconvnet_tf.models.builder import build_model, with_unpooling
 from deconvnet_tf.models.deconvnet import UNPOOLING_CHOICES, DeconvNet, default_unpooling
 from deconvnet_tf.models.deconvnet_efficientnet import EfficientDeconvNet
+from deconvnet_tf.models.ensemble import EnsembleNetwork
 from deconvnet_tf.models.fcn import FCN, BilinearUpsampling
 from deconvnet_tf.models.fcn_efficientnet import EfficientFCN
 from deconvnet_tf.models.flops import count_flops
-from deconvnet_tf.models.io import load_model
+from deconvnet_tf.models.io import load_model, store_weights
 from deconvnet_tf.models.presets import PRESETS, Architecture, get_architecture, list_presets
 from deconvnet_tf.models.registry import list_models
 from deconvnet_tf.models.weights import load_encoder_weights, vgg16_conv_arrays
@@ -29,6 +30,7 @@ __all__ = [
     "DeconvNet",
     "EfficientDeconvNet",
     "EfficientFCN",
+    "EnsembleNetwork",
     "FCN",
     "build_model",
     "count_flops",
@@ -38,6 +40,7 @@ __all__ = [
     "list_presets",
     "load_encoder_weights",
     "load_model",
+    "store_weights",
     "vgg16_conv_arrays",
     "with_unpooling",
 ]

@@ -10,6 +10,7 @@ import keras
 
 from deconvnet_tf.models.deconvnet import DeconvNet
 from deconvnet_tf.models.deconvnet_efficientnet import EfficientDeconvNet
+from deconvnet_tf.models.ensemble import EnsembleNetwork
 from deconvnet_tf.models.fcn import FCN
 from deconvnet_tf.models.fcn_efficientnet import EfficientFCN
 from deconvnet_tf.models.presets import Architecture, get_architecture
@@ -89,11 +90,15 @@ def with_unpooling(model: keras.Model, unpooling: str) -> keras.Model:
     outputs are identical. Used by export (TFLite needs ``"switch"``) and ``jit_compile``.
 
     Args:
-        model: A :class:`~deconvnet_tf.models.DeconvNet`.
+        model: A :class:`~deconvnet_tf.models.DeconvNet` (or an
+            :class:`~deconvnet_tf.models.EnsembleNetwork`: its DeconvNet members).
         unpooling: ``"argmax"`` or ``"switch"``.
     """
+    if isinstance(model, EnsembleNetwork):
+        return model.with_member_unpooling(unpooling)
     if not isinstance(model, DeconvNet):
-        raise TypeError(f"with_unpooling needs a DeconvNet model, got {type(model).__name__}")
+        raise TypeError(f"with_unpooling needs a DeconvNet model (or an EnsembleNetwork), got "
+                        f"{type(model).__name__}")
     if model.unpooling == unpooling:
         return model
     config = dict(model.get_config())

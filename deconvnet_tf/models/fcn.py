@@ -110,9 +110,9 @@ class FCN(SegmentationModel):
         bn = arch.batchnorm
 
         inputs = keras.Input(shape, name="image")
-        x = VGGPreprocessing(mean, name="preprocessing")(inputs)
+        image = VGGPreprocessing(mean, name="preprocessing")(inputs)
         x, pools = vgg_encoder(
-            x,
+            image,
             arch,
             lambda n: keras.layers.MaxPooling2D(2, 2, padding=arch.pool_padding, name=n),
         )
@@ -135,7 +135,10 @@ class FCN(SegmentationModel):
             score = keras.layers.Add(name=f"fuse_pool{block}")([up, skip])
         factor = 2 ** (n_blocks - n_skips)
         up = upsample(score, classes, factor, name=f"upscore{factor}")
-        x = CropToReference(name="score", dtype="float32")([up, inputs])
+        # cropped to the preprocessed image (same size), so the network after the
+        # preprocessing layer is a sub-model of its own (the int8 TFLite export and
+        # EnsembleNetwork need that)
+        x = CropToReference(name="score", dtype="float32")([up, image])
         outputs = self._output_head(x, output_activation)
 
         self._init_functional(

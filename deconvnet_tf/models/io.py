@@ -8,13 +8,19 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 import deconvnet_tf.layers  # noqa: F401  (registers the custom layers)
 from deconvnet_tf.models.builder import with_unpooling
 from deconvnet_tf.models.deconvnet import DeconvNet
 from deconvnet_tf.models.fcn import FCN
 
-__all__ = ["load_model"]
+__all__ = ["WEIGHTS_STORAGE", "load_model", "store_weights"]
+
+#: The dtypes a ``.keras`` file can hold its float weights in (:func:`store_weights`).
+WEIGHTS_STORAGE = ("float32", "float16")
+#: The largest finite float16.
+_FLOAT16_MAX = 65504.0
 
 
 def load_model(
@@ -63,3 +69,78 @@ def _saved_class(path: Path) -> str | None:
             return json.loads(archive.read("config.json")).get("class_name")
     except (KeyError, ValueError, OSError, zipfile.BadZipFile):
         return None
+
+
+def store_weights(path: str | os.PathLike, dtype: str = "float16") -> dict[str, float]:
+    """Rewrites the float32 weights of a ``.keras`` file in ``dtype``, in place.
+
+    ``"float16"`` halves the file; every backend loads it into the model's float32 variables
+    (the weights rounded to float16's 11 significant bits, a relative change <= 2**-11).
+    Integer arrays (counters, seeds) stay as they are. Write to a temporary file and rename
+    it (as ``Segmenter.save`` does): this function does not keep the old file.
+
+    Args:
+        path: A ``.keras`` archive written by ``model.save``.
+        dtype: ``"float16"`` or ``"float32"`` (no change).
+
+    Returns:
+        ``{"arrays": number converted, "max_relative_error": of the largest weights}``.
+
+    Raises:
+        ValueError: Not a ``.keras`` archive, an unknown ``dtype``, or a weight beyond
+            float16's range (+-65504; the error names it).
+    """
+    import io
+
+    import h5py
+
+    if dtype not in WEIGHTS_STORAGE:
+        raise ValueError(f"store_weights: dtype must be one of {WEIGHTS_STORAGE}, got {dtype!r}")
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{str(path)!r} is not a .keras model file (a zip archive)")
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    names = [info.filename for info, _ in entries]
+    if "model.weights.h5" not in names:
+        raise ValueError(f"{str(path)!r} has no model.weights.h5 (not a .keras model file)")
+    stats = {"arrays": 0, "max_relative_error": 0.0}
+    if dtype == "float32":
+        return stats
+    weights = dict(zip(names, (data for _, data in entries)))["model.weights.h5"]
+    out = io.BytesIO()
+    with h5py.File(io.BytesIO(weights), "r") as src, h5py.File(out, "w") as dst:
+        _copy_attrs(src, dst)
+
+        def copy(name, obj):
+            if isinstance(obj, h5py.Group):
+                _copy_attrs(obj, dst.require_group(name))
+                return
+            data = obj[()]
+            if isinstance(data, np.ndarray) and data.dtype == np.float32:
+                finite = data[np.isfinite(data)]
+                if finite.size and np.abs(finite).max() > _FLOAT16_MAX:
+                    raise ValueError(f"{str(path)!r}: weight {name!r} holds "
+                                     f"{np.abs(finite).max():.4g}, beyond float16's range")
+                half = data.astype(np.float16)
+                big = np.abs(data) >= 1e-3
+                if big.any():
+                    error = np.abs(half[big].astype(np.float32) - data[big]) / np.abs(data[big])
+                    stats["max_relative_error"] = max(stats["max_relative_error"],
+                                                      float(error.max()))
+                stats["arrays"] += 1
+                data = half
+            dst.create_dataset(name, data=data)
+            _copy_attrs(obj, dst[name])
+
+        src.visititems(copy)
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            archive.writestr(info, out.getvalue() if info.filename == "model.weights.h5"
+                             else data)
+    return stats
+
+
+def _copy_attrs(src, dst) -> None:
+    for key, value in src.attrs.items():
+        dst.attrs[key] = value

@@ -209,3 +209,43 @@ def test_ship_int8_only_with_a_colour_target_and_no_stale_variant(run_and_data, 
     assert caught.value.code == 2
     assert "toy.tflite exist(s) and --litert leaves that variant out" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_ship_an_ensemble_of_two_runs_with_float16_weights(run_and_data, tmp_path, capsys):
+    """--member RUN: the shipped network averages both runs' probabilities (EDeconvNet);
+    --weights-storage float16 halves the .keras weights and the card's metrics are those of
+    the file as written; a --member without model.keras is refused before anything is
+    written."""
+    import deconvnet_tf
+    from deconvnet_tf.models import EnsembleNetwork
+
+    run, data, dev = run_and_data
+    out = tmp_path / "shipped"
+    argv = ["--run", str(run), "--member", str(dev), "--data", str(data), "--name", "toy",
+            "--output", str(out), "--input-size", "48x64", "--litert", "int8",
+            "--weights-storage", "float16", "--default-crf", "--command", "train one",
+            "--command", "train two"]
+    with pytest.raises(SystemExit) as caught:
+        ship_model.main([*argv[:2], "--member", str(tmp_path), *argv[2:]])
+    assert caught.value.code == 2 and "has no model.keras" in capsys.readouterr().err
+    assert not out.exists()
+    assert ship_model.main(argv) == 0
+    seg = deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras"))
+    assert isinstance(seg.network, EnsembleNetwork) and len(seg.network.member_names) == 2
+    assert seg.weights_storage == "float16" and seg.default_crf is True
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(out / "toy.keras") as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+    kinds = set()
+    weights.visititems(lambda _, obj: kinds.add(str(obj.dtype)) if isinstance(
+        obj, h5py.Dataset) and obj.dtype.kind == "f" else None)
+    assert kinds == {"float16"}
+    card = (out / "toy.md").read_text()
+    assert "EDeconvNet" in card and "    train one\n    train two\n" in card
+    assert "min wall in all (2 runs, one after the other)" in card
+    assert "| LiteRT int8 |" in card
