@@ -243,8 +243,13 @@ def _target_tensor(model, layer_name: str):
     names = _layer_names(model)
     if layer_name not in names:
         valid = invertible_layer_names(model)
+        nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)
+                  and layer_name in _layer_names(layer)]
+        hint = (f" ({layer_name!r} is a layer of the nested network {nested[0]!r}, e.g. a "
+                "member of an ensemble: visualise that network on its own, e.g. its training "
+                "run's model.keras)" if nested else "")
         raise UnknownLayerError(
-            f"Model {model.name!r} has no layer named {layer_name!r}. Layers that can be "
+            f"Model {model.name!r} has no layer named {layer_name!r}{hint}. Layers that can be "
             f"projected: {', '.join(valid) if valid else '(none)'}"
         )
     layer = model.get_layer(layer_name)

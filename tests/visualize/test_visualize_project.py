@@ -357,6 +357,15 @@ def test_unknown_layer_lists_the_valid_ones():
     assert "block1_conv1" in message and "block3_conv2_relu" in message and "'image'" not in message
 
 
+def test_a_layer_of_an_ensemble_member_names_the_member():
+    from deconvnet_tf.models import EnsembleNetwork
+
+    members = [deconvnet_tf.build_model(p, num_classes=3) for p in ("deconvnet_tiny", "fcn8s_tiny")]
+    with pytest.raises(UnknownLayerError, match="'block1_conv1' is a layer of the nested "
+                       "network 'member0_deconvnet_tiny'.*visualise that network on its own"):
+        Projector(EnsembleNetwork(members), "block1_conv1")
+
+
 def test_layers_it_cannot_invert_are_named():
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
