@@ -17,6 +17,7 @@ import pytest
 
 SHARED_CACHE_GROUPS = {
     "export_artifacts": (
+        "tests/export/test_ensemble_export.py",
         "tests/export/test_export_cli.py",
         "tests/export/test_export_parity.py",
         "tests/export/test_export_saved_model.py",

@@ -133,6 +133,16 @@ def _check_component_names(value, names: list[str]) -> tuple[str, ...]:
     return out
 
 
+def _check_flags(*, default_crf, test_time_flip, weights_storage) -> None:
+    """The Segmenter's on/off settings are booleans; ``weights_storage`` a known dtype."""
+    for flag, value in (("default_crf", default_crf), ("test_time_flip", test_time_flip)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"Segmenter: {flag} must be true or false, got {value!r}")
+    if weights_storage not in WEIGHTS_STORAGE:
+        raise ValueError(f"Segmenter: weights_storage must be one of {WEIGHTS_STORAGE}, "
+                         f"got {weights_storage!r}")
+
+
 def _check_names(class_names, void_label, num_classes: int) -> tuple[list[str], int | None]:
     """The class names (``class_0``... when ``None``) and the void label, validated against the
     network's number of classes."""
@@ -256,14 +266,10 @@ class Segmenter(keras.Model):
             raise ValueError(f"Segmenter: interpolation must be one of {_INTERPOLATIONS}, got "
                              f"{interpolation!r}")
         names, void_label = _check_names(class_names, void_label, num_classes)
-        for flag, value in (("default_crf", default_crf), ("test_time_flip", test_time_flip)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"Segmenter: {flag} must be true or false, got {value!r}")
+        _check_flags(default_crf=default_crf, test_time_flip=test_time_flip,
+                     weights_storage=weights_storage)
         color_target = check_color_target(color_target, "Segmenter: color_target")
         largest_component = _check_component_names(largest_component, names)
-        if weights_storage not in WEIGHTS_STORAGE:
-            raise ValueError(f"Segmenter: weights_storage must be one of {WEIGHTS_STORAGE}, "
-                             f"got {weights_storage!r}")
         colours = _check_palette(palette, names)
         mean_bgr = tuple(float(v) for v in (mean if mean is not None else
                                               getattr(network, "mean", _DEFAULT_MEAN_BGR)))

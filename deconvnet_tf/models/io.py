@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 import deconvnet_tf.layers  # noqa: F401  (registers the custom layers)
+from deconvnet_tf.io import write_bytes
 from deconvnet_tf.models.builder import with_unpooling
 from deconvnet_tf.models.deconvnet import DeconvNet
 from deconvnet_tf.models.fcn import FCN
@@ -76,8 +77,10 @@ def store_weights(path: str | os.PathLike, dtype: str = "float16") -> dict[str, 
 
     ``"float16"`` halves the file; every backend loads it into the model's float32 variables
     (the weights rounded to float16's 11 significant bits, a relative change <= 2**-11).
-    Integer arrays (counters, seeds) stay as they are. Write to a temporary file and rename
-    it (as ``Segmenter.save`` does): this function does not keep the old file.
+    Integer arrays (counters, seeds) stay as they are. The file is replaced atomically (a
+    crash leaves the old file or the new one); the float32 weights are not kept: copy the file
+    first to keep them. ``Segmenter.save`` calls this on its temporary file when its
+    ``weights_storage`` is ``"float16"``.
 
     Args:
         path: A ``.keras`` archive written by ``model.save``.
@@ -87,6 +90,7 @@ def store_weights(path: str | os.PathLike, dtype: str = "float16") -> dict[str, 
         ``{"arrays": number converted, "max_relative_error": of the largest weights}``.
 
     Raises:
+        FileNotFoundError: ``path`` is not a file.
         ValueError: Not a ``.keras`` archive, an unknown ``dtype``, or a weight beyond
             float16's range (+-65504; the error names it).
     """
@@ -97,6 +101,8 @@ def store_weights(path: str | os.PathLike, dtype: str = "float16") -> dict[str, 
     if dtype not in WEIGHTS_STORAGE:
         raise ValueError(f"store_weights: dtype must be one of {WEIGHTS_STORAGE}, got {dtype!r}")
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file not found: {str(path)!r}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{str(path)!r} is not a .keras model file (a zip archive)")
     with zipfile.ZipFile(path) as archive:
@@ -134,10 +140,12 @@ def store_weights(path: str | os.PathLike, dtype: str = "float16") -> dict[str, 
             _copy_attrs(obj, dst[name])
 
         src.visititems(copy)
-    with zipfile.ZipFile(path, "w") as archive:
+    archive_bytes = io.BytesIO()
+    with zipfile.ZipFile(archive_bytes, "w") as archive:
         for info, data in entries:
             archive.writestr(info, out.getvalue() if info.filename == "model.weights.h5"
                              else data)
+    write_bytes(path, archive_bytes.getvalue())  # atomic: the old file or the new one
     return stats
 
 

@@ -104,6 +104,8 @@ def test_store_weights_float32_is_a_no_op_and_errors_are_clear(members, tmp_path
     assert path.read_bytes() == before
     with pytest.raises(ValueError, match="dtype must be one of"):
         store_weights(path, "bfloat16")
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        store_weights(tmp_path / "missing.keras")
     (tmp_path / "photo.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="photo.keras.*not a .keras model file"):
         store_weights(tmp_path / "photo.keras")
