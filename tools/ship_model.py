@@ -156,7 +156,8 @@ def _ensemble(model, runs: list[Path]):
 
 def _resolved_config(config: dict, run_target, minutes: float, label: str = "") -> str:
     """The card's sentence on one run's resolved config and training time."""
-    return (f"Resolved config{' ' + label if label else ''}: encoder weights `{config.get('encoder_weights')}`, "
+    label = f" {label}" if label else ""
+    return (f"Resolved config{label}: encoder weights `{config.get('encoder_weights')}`, "
             f"frozen blocks {config.get('frozen_blocks')}, {config.get('epochs')} epochs, batch "
             f"{config.get('batch_size')}, crops {config.get('crop_size')}, optimizer "
             f"{config.get('optimizer')} lr {config.get('learning_rate')}, class weighting "

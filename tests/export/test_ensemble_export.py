@@ -38,6 +38,7 @@ def test_argmax_members_are_rebuilt_with_the_switch_pair(ensemble_segmenter, rng
     np.testing.assert_allclose(np.asarray(switch(image)), np.asarray(network(image)), atol=1e-6)
 
 
+@pytest.mark.slow  # a SavedModel and two LiteRT conversions of two networks (~30 s on 2 cores)
 def test_savedmodel_litert_and_int8_of_an_ensemble(ensemble_segmenter, tmp_path):
     import tensorflow as tf
 

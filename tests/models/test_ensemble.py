@@ -43,7 +43,6 @@ def test_the_weighted_mean_of_the_members_probabilities(members, rng, weights):
     assert ensemble.count_params() == sum(m.count_params() for m in members)
 
 
-@pytest.mark.jax
 def test_odd_sizes(members):
     ensemble = EnsembleNetwork(list(members))
     for size in ((17, 23), (33, 17)):
