@@ -369,12 +369,11 @@ def _split_preprocessing(model):
     """
     import keras
 
-    from deconvnet_tf.layers import VGGPreprocessing  # Keras: the layers import Keras
+    from deconvnet_tf.layers import leading_preprocessing  # Keras: the layers import Keras
 
-    layers = [layer for layer in model.layers if isinstance(layer, VGGPreprocessing)]
-    if len(layers) != 1 or not model.layers or model.layers[1] is not layers[0]:
+    pre = leading_preprocessing(model)
+    if pre is None:
         return None, model
-    pre = layers[0]
     return pre, keras.Model(pre.output, model.output, name=f"{model.name}_body")
 
 

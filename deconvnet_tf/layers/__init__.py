@@ -14,7 +14,11 @@ here (the argmax layers import it when they are built).
 from deconvnet_tf.layers.argmax_pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from deconvnet_tf.layers.deconv import Deconv2D
 from deconvnet_tf.layers.blocks import CropToReference, conv_block, deconv_block, fc_dropout
-from deconvnet_tf.layers.preprocessing import DECONVNET_BGR_MEAN, VGGPreprocessing
+from deconvnet_tf.layers.preprocessing import (
+    DECONVNET_BGR_MEAN,
+    VGGPreprocessing,
+    leading_preprocessing,
+)
 from deconvnet_tf.layers.switch_pooling import SwitchMaxPooling2D, SwitchUnpooling2D
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "SwitchMaxPooling2D",
     "SwitchUnpooling2D",
     "VGGPreprocessing",
+    "leading_preprocessing",
     "conv_block",
     "deconv_block",
     "fc_dropout",

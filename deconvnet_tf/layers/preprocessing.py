@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["VGGPreprocessing", "DECONVNET_BGR_MEAN"]
+__all__ = ["VGGPreprocessing", "DECONVNET_BGR_MEAN", "leading_preprocessing"]
 
 #: BGR mean of the original DeconvNet/VGG16 Caffe models.
 DECONVNET_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
@@ -72,3 +72,13 @@ class VGGPreprocessing(keras.layers.Layer):
         if self.scale != 1.0:  # the VGG models' saved configs stay as they were
             config["scale"] = self.scale
         return config
+
+
+def leading_preprocessing(model) -> VGGPreprocessing | None:
+    """The model's :class:`VGGPreprocessing` when it is its only one and its first layer after
+    the input (the networks of this package), else ``None``. The rest of such a network is a
+    sub-network of its own (the int8 TFLite export and ``EnsembleNetwork`` split it there)."""
+    layers = [layer for layer in model.layers if isinstance(layer, VGGPreprocessing)]
+    if len(layers) != 1 or len(model.layers) < 2 or model.layers[1] is not layers[0]:
+        return None
+    return layers[0]

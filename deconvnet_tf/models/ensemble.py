@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from deconvnet_tf.layers import VGGPreprocessing
+from deconvnet_tf.layers import VGGPreprocessing, leading_preprocessing
 
 __all__ = ["EnsembleNetwork", "MeanProbabilities"]
 
@@ -72,11 +72,11 @@ class MeanProbabilities(keras.layers.Layer):
 
 def _preprocessing(member: keras.Model) -> VGGPreprocessing:
     """The member's preprocessing layer (its first layer after the input), checked."""
-    layers = [layer for layer in member.layers if isinstance(layer, VGGPreprocessing)]
-    if len(layers) != 1 or len(member.layers) < 2 or member.layers[1] is not layers[0]:
+    layer = leading_preprocessing(member)
+    if layer is None:
         raise ValueError(f"EnsembleNetwork: member {member.name!r} must be a network of this "
                          "package whose first layer is its preprocessing (VGGPreprocessing)")
-    return layers[0]
+    return layer
 
 
 @keras.saving.register_keras_serializable(package="deconvnet_tf")
