@@ -46,3 +46,20 @@ def test_deconv2d_dynamic_shapes_and_config(rng):
     clone = Deconv2D.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert isinstance(clone, keras.layers.Conv2DTranspose)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("hw,cin,cout,kernel,strides,padding", CASES)
+def test_deconv2d_empty_batch_like_conv2d_transpose(hw, cin, cout, kernel, strides, padding):
+    """An empty batch gives the reference's empty output, eagerly (static batch 0) and in a
+    traced model (batch unknown until it runs): TensorFlow's oneDNN convolution alone returns
+    the input's channels for it, which the stride-1 "same" path must not pass on."""
+    x = np.zeros((0, *hw, cin), "float32")
+    ref = keras.layers.Conv2DTranspose(cout, kernel, strides=strides, padding=padding)
+    ours = Deconv2D(cout, kernel, strides=strides, padding=padding)
+    expected = tuple(ref(x).shape)
+    assert expected[0] == 0 and expected[-1] == cout
+    assert tuple(ours(x).shape) == expected
+    inp = keras.Input((*hw, cin))
+    model = keras.Model(inp, ours(inp))
+    assert model.predict_on_batch(x).shape == expected
