@@ -63,3 +63,27 @@ def test_deconv2d_empty_batch_like_conv2d_transpose(hw, cin, cout, kernel, strid
     inp = keras.Input((*hw, cin))
     model = keras.Model(inp, ours(inp))
     assert model.predict_on_batch(x).shape == expected
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64", "mixed_float16"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[5]])
+def test_deconv2d_dtypes_and_non_finite_like_conv2d_transpose(rng, dtype, case):
+    """Other dtypes (policies) and NaN / +-inf inputs: the reference's values, NaNs where it
+    has them."""
+    hw, cin, cout, kernel, strides, padding = case
+    x = rng.normal(size=(2, *hw, cin)).astype("float32")
+    x[0, 0, 0, 0], x[1, -1, -1, 0] = np.nan, np.inf
+    ref = keras.layers.Conv2DTranspose(cout, kernel, strides=strides, padding=padding,
+                                       dtype=dtype)
+    ours = Deconv2D(cout, kernel, strides=strides, padding=padding, dtype=dtype)
+    ref.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights(ref.get_weights())
+    expected = np.asarray(keras.ops.convert_to_numpy(ref(x)), np.float64)
+    got = np.asarray(keras.ops.convert_to_numpy(ours(x)), np.float64)
+    assert got.shape == expected.shape and np.isnan(expected).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=5e-2, atol=5e-2)
