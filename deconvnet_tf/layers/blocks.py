@@ -121,9 +121,21 @@ class CropToReference(keras.layers.Layer):
 
     def call(self, inputs):
         x, reference = inputs
+        self._check_shapes(tuple(x.shape), tuple(reference.shape))
         shape = ops.shape(reference)
         return x[:, : shape[1], : shape[2]]
 
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = input_shape
+        self._check_shapes(tuple(x_shape), tuple(ref_shape))
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+    def _check_shapes(self, x_shape, ref_shape) -> None:
+        """A clear error for what the crop cannot do (known sizes only)."""
+        if len(x_shape) != 4 or len(ref_shape) != 4:
+            raise ValueError(f"{self.name}: expected [x, reference], both 4D, got shapes "
+                             f"{x_shape} and {ref_shape}")
+        for axis, what in ((1, "height"), (2, "width")):
+            if None not in (x_shape[axis], ref_shape[axis]) and x_shape[axis] < ref_shape[axis]:
+                raise ValueError(f"{self.name}: x {x_shape} is smaller than the reference "
+                                 f"{ref_shape} in {what}; it can only be cropped, not padded")

@@ -60,3 +60,24 @@ def test_bilinear_upsampling_kernel_interpolates():
     x2 = np.zeros((1, 4, 4, 2), "float32")
     x2[..., 0] = 1
     assert np.all(np.asarray(layer(x2))[..., 1] == 0)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("x_shape,ref_shape,match", [
+    ((1, 4, 8, 2), (1, 5, 6, 1), "smaller than the reference .* in height"),
+    ((1, 8, 4, 2), (1, 5, 6, 1), "smaller than the reference .* in width"),
+    ((8, 8, 2), (1, 5, 6, 1), "both 4D"),
+])
+def test_crop_to_reference_refuses_what_it_cannot_crop(x_shape, ref_shape, match):
+    with pytest.raises(ValueError, match=match):
+        CropToReference(name="crop")([np.zeros(x_shape), np.zeros(ref_shape)])
+
+
+@pytest.mark.jax
+def test_crop_to_reference_empty_batch_and_unknown_sizes():
+    out = CropToReference()([np.zeros((0, 8, 9, 2)), np.zeros((0, 5, 7, 1))])
+    assert tuple(out.shape) == (0, 5, 7, 2)
+    x, ref = keras.Input((None, None, 2)), keras.Input((None, None, 1))
+    model = keras.Model([x, ref], CropToReference()([x, ref]))
+    out = model.predict_on_batch([np.ones((1, 6, 7, 2)), np.zeros((1, 3, 4, 1))])
+    assert out.shape == (1, 3, 4, 2)
