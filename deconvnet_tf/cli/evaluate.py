@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="test-time augmentation: average with the mirrored image's scores "
                         "(default: the model's own setting, a Segmenter's test_time_flip)")
+    parser.add_argument("--scales", type=float, nargs="+", metavar="S",
+                        help="test-time multi-scale: also run the network at these multiples "
+                        "of the working size and average the probabilities, e.g. --scales 1 "
+                        "1.5; --scales 1: the working size only (default: the model's own "
+                        "setting, a Segmenter's test_time_scales)")
     parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
                         help="skip the model's test-time colour normalisation (a Segmenter's "
                         "color_target, e.g. camvid_compact's, or the statistics a run trained "
@@ -74,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.input_size is not None and min(args.input_size) < 1:
         height, width = args.input_size
         parser.error(f"--input-size must be positive, got {height} {width}")
+    if args.scales is not None:
+        from deconvnet_tf.inference.predict import check_scales  # NumPy only
+
+        try:
+            check_scales(args.scales, "--scales")
+        except ValueError as err:
+            parser.error(str(err))
     select_backend(args.backend, verbose=args.verbose)
 
     from deconvnet_tf._backend import BackendUnavailableError, check_keras
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                              manual_dir=args.tfds_manual_dir)
         report = evaluate(model, split=args.split, source=source, limit=args.limit,
                           input_size=input_size, flip=args.flip, color_norm=args.color_norm,
-                          color_target=run_target,
+                          color_target=run_target, scales=args.scales,
                           exact_classes=True)
         if input_size is not None:
             print(f"Network input {input_size[0]}x{input_size[1]}, scores resized back "

@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size / 2**20:.2f} MiB), "
                   f"input {meta.input_shape}, {len(meta.ops)} op kinds, {stock}")
             print(f"metadata: {path.with_suffix('.json')}")
+        scales = tuple(getattr(model, "test_time_scales", (1.0,)))
+        if scales != (1.0,):
+            print(f"note: the model's test-time scales {', '.join(f'{v:g}' for v in scales)} "
+                  "are not part of the export: its runtime runs the working size only "
+                  "(with the flip and colour normalisation, if the model has them)")
     except (ExportError, OSError) as err:
         text = str(err).strip() or type(err).__name__
         parser.error(text.splitlines()[0])

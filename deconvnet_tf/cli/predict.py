@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="test-time augmentation: average with the mirrored image's scores "
                         "(default: the model's own setting, e.g. on for camvid_compact)")
+    parser.add_argument("--scales", type=float, nargs="+", metavar="S",
+                        help="test-time multi-scale: also run the network at these multiples "
+                        "of the working size and average the probabilities, e.g. --scales 1 "
+                        "1.5 (a Keras model only); --scales 1: the working size only "
+                        "(default: the model's own setting)")
     parser.add_argument("--no-color-norm", dest="color_norm", action="store_false",
                         help="skip the model's test-time colour normalisation (its "
                         "color_target, e.g. camvid_compact's): images as they are")
@@ -145,11 +150,11 @@ def _model_post_processing(args, model, options):
 
 def _load_predictors(args, image_size):
     """The model's and the ``--ensemble`` model's predictors (``None`` without one), with
-    ``--flip`` / ``--no-flip`` and ``--no-color-norm`` applied (else each model's own
-    ``test_time_flip`` and ``color_target``)."""
+    ``--flip`` / ``--no-flip``, ``--scales`` and ``--no-color-norm`` applied (else each
+    model's own ``test_time_flip``, ``test_time_scales`` and ``color_target``)."""
     import dataclasses
 
-    from deconvnet_tf.inference.predict import load_predictor
+    from deconvnet_tf.inference.predict import check_multiscale, load_predictor
 
     # --no-color-norm: a run's color_target.json is not even read
     color = "model" if args.color_norm else None
@@ -158,7 +163,16 @@ def _load_predictors(args, image_size):
     if args.flip is not None:
         predictors = [p if p is None else dataclasses.replace(p, flip=args.flip)
                       for p in predictors]
+    if args.scales is not None:
+        predictors = [p if p is None else dataclasses.replace(p, scales=args.scales)
+                      for p in predictors]
+    for predictor in predictors:
+        if predictor is not None:
+            check_multiscale(predictor)
     model = predictors[0]
+    if args.scales is None and model.scales != (1.0,):
+        print(f"{PROG}: test-time scales {', '.join(f'{v:g}' for v in model.scales)} (the "
+              "model's default); --scales 1 to skip them", file=sys.stderr, flush=True)
     if args.flip is None and model.flip:
         print(f"{PROG}: test-time flip on (the model's default); --no-flip to skip it",
               file=sys.stderr, flush=True)
@@ -179,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--input-size N and --crop-size N both give the crop size; use one")
         args.crop_size, working, crop_flag = working, None, "--input-size"
     crop_size = args.crop_size if args.crop_size is not None else 224
+    if args.scales is not None:
+        from deconvnet_tf.inference.predict import check_scales  # NumPy only
+
+        try:
+            check_scales(args.scales, "--scales")
+        except ValueError as err:
+            parser.error(str(err))
     select_backend(args.backend, verbose=args.verbose)
     report = Reporter(PROG)
 

@@ -14,7 +14,7 @@ import numpy as np
 from deconvnet_tf.data.folder import DatasetError
 from deconvnet_tf.data.sources import open_source
 from deconvnet_tf.evaluation.metrics import SegmentationReport, report_from_confusion
-from deconvnet_tf.inference.predict import as_predictor
+from deconvnet_tf.inference.predict import as_predictor, check_scales, predict_images
 from deconvnet_tf.inference.segmenter import load_model
 from deconvnet_tf.io import check_color_target, check_creatable, write_bytes
 from deconvnet_tf.models.registry import list_models, resolve
@@ -134,7 +134,7 @@ def check_report_output(output: str | os.PathLike, *, overwrite: bool = False,
 def predict_native(model: keras.Model, image: np.ndarray,
                    input_size: tuple[int, int] | None = None, *,
                    flip: bool | None = None, color_norm: bool = True,
-                   color_target=None) -> np.ndarray:
+                   color_target=None, scales=None) -> np.ndarray:
     """Class scores ``(H, W, C)`` of one RGB image at its own size.
 
     The network runs on the image as it is, or resized (bilinear) to ``input_size`` (or to
@@ -156,6 +156,10 @@ def predict_native(model: keras.Model, image: np.ndarray,
         color_target: ``{"mean": [r, g, b], "std": [r, g, b]}`` to normalise to instead of
             the model's own (e.g. the ``color_target`` of a run trained with ``color_norm``,
             whose ``model.keras`` is a bare network); ignored when ``color_norm`` is False.
+        scales: Test-time multi-scale (multiples of the working size, the probabilities
+            averaged, :class:`~deconvnet_tf.inference.predict.Predictor`); ``None``: the
+            model's own setting (a Segmenter's ``test_time_scales``). The scores are then the
+            log of the mean probabilities for a logits model (the same argmax).
 
     Returns:
         ``(H, W, C)`` float32 scores.
@@ -172,6 +176,13 @@ def predict_native(model: keras.Model, image: np.ndarray,
     elif color_target is not None:
         predictor = dataclasses.replace(
             predictor, color_target=check_color_target(color_target, "color_target"))
+    if scales is not None:
+        predictor = dataclasses.replace(predictor, scales=scales)
+    if predictor.scales != (1.0,):
+        probs = predict_images(predictor, [image])[0]
+        if predictor.outputs == "probabilities":
+            return probs
+        return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
     net_input, back = predictor.prepare(image)
     return back(predictor.scores(net_input[None])[0])
 
@@ -188,6 +199,7 @@ def evaluate(
     input_size: tuple[int, int] | None = None,
     flip: bool | None = None,
     color_norm: bool = True, color_target=None,
+    scales=None,
     exact_classes: bool = False,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
@@ -209,6 +221,9 @@ def evaluate(
             ``color_target``); ``False``: images as they are.
         color_target: Normalise to these statistics instead of the model's own
             (:func:`predict_native`).
+        scales: Test-time multi-scale, multiples of the working size whose probabilities are
+            averaged (e.g. ``(1.0, 1.5)``); ``None``: the model's own setting (a Segmenter's
+            ``test_time_scales``).
         exact_classes: Require the model's class count to equal the dataset's (what
             ``deconvnet-evaluate`` does). Otherwise a model with more outputs than the dataset
             has classes (trained with a ``num_classes`` override) is scored, its extra classes
@@ -236,6 +251,7 @@ def evaluate(
         model, _ = load_model_file(model, "model")
     input_size = check_input_size(model, input_size)
     color_target = check_color_target(color_target, "color_target")
+    scales = None if scales is None else check_scales(scales, "scales")
     if source is None:
         source = open_source(data, tfds=tfds)
     info = source.info
@@ -248,7 +264,8 @@ def evaluate(
     for i, (image, label) in enumerate(source.numpy_examples(split, limit=limit), 1):
         _check_label_values(label, source, split, records, i - 1)
         pred = predict_native(model, image, input_size, flip=flip, color_norm=color_norm,
-                              color_target=color_target).argmax(-1).astype(np.int32)
+                              color_target=color_target,
+                              scales=scales).argmax(-1).astype(np.int32)
         metric.update_state(label.astype(np.int32), pred)
         if bar is not None:
             bar.update(i)

@@ -110,6 +110,11 @@ class Predictor:
             brought to this ``{"mean": [r, g, b], "std": [r, g, b]}``
             (:func:`deconvnet_tf.io.normalize_colors`, at the image's own size, before
             resizing); ``None``: images as they are.
+        scales: Test-time multi-scale: the network also runs on each image resized to these
+            multiples of its working size (the size :meth:`plan` gives it), and the class
+            probabilities of every scale, each resized back to the image, are averaged
+            (:func:`predict_images`); ``(1.0,)`` (default): the working size only. Needs a
+            network that takes any size (a Keras model, not a fixed-size export).
         largest_component: Class indices that ``deconvnet-predict`` reduces to their largest
             connected region after the CRF by default (a Segmenter's ``largest_component``;
             :func:`deconvnet_tf.inference.postprocess.keep_largest_component`); the
@@ -135,9 +140,11 @@ class Predictor:
     default_crf: bool = False
     color_target: dict | None = None
     largest_component: tuple = ()
+    scales: tuple = (1.0,)
 
     def __post_init__(self):
         self.color_target = check_color_target(self.color_target, "Predictor.color_target")
+        self.scales = check_scales(self.scales, "Predictor.scales")
         # cycle-free: postprocess imports NumPy only
         from deconvnet_tf.inference.postprocess import check_component_classes
 
@@ -231,6 +238,63 @@ class Predictor:
         if plan.identity:
             return model_image, lambda scores: scores
         return model_image, lambda scores: _restore_scores(scores, plan)
+
+
+def check_scales(scales, what: str = "scales") -> tuple[float, ...]:
+    """``scales`` as a tuple of floats, each finite and > 0, at least one, no repeats.
+
+    Raises:
+        ValueError: Naming ``what`` and the value.
+    """
+    try:
+        values = tuple(float(v) for v in ([scales] if np.isscalar(scales) else scales))
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be numbers such as (1.0, 1.5), got {scales!r}") from None
+    if not values or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{what} must be one or more finite numbers > 0, got {scales!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} repeats a scale: {scales!r}")
+    return values
+
+
+def check_multiscale(predictor: "Predictor") -> None:
+    """Raises ``ValueError`` when ``predictor`` has test-time ``scales`` but its network
+    cannot take other sizes (an export, a network with a fixed input)."""
+    if predictor.scales == (1.0,):
+        return
+    network = getattr(predictor.fn, "network", None)
+    shape = tuple(getattr(network, "input_shape", None) or (None, 1, 1))[1:3]
+    if not isinstance(predictor.fn, KerasForward) or None not in shape:
+        raise ValueError(f"{predictor.name}: test-time scales {predictor.scales} need a Keras "
+                         "network that takes any size (not an export, not a fixed input)")
+
+
+def _scaled_size(size: tuple[int, int], scale: float, minimum: int) -> tuple[int, int]:
+    return tuple(max(int(minimum), int(round(v * scale))) for v in size)  # type: ignore
+
+
+def _predict_multiscale(predictor: "Predictor", images, batch_size: int) -> list[np.ndarray]:
+    """:func:`predict_images` of a predictor with ``scales``: the mean of the probabilities
+    at every scale of each image's working size (each at the image's own size)."""
+    check_multiscale(predictor)
+    single = dataclasses.replace(predictor, scales=(1.0,))
+    sums: list[np.ndarray | None] = [None] * len(images)
+    for scale in predictor.scales:
+        if single.input_size is not None:  # every image at one working size: batched
+            groups = [(list(range(len(images))), single.input_size)]
+        else:  # each image's own planned size
+            groups = [([i], single.plan(*np.shape(image)[:2]).scaled)
+                      for i, image in enumerate(images)]
+        for indices, size in groups:
+            at_scale = dataclasses.replace(
+                single, input_size=_scaled_size(size, scale, single.min_input_size),
+                max_pixels=None)
+            probs = predict_images(at_scale, [images[i] for i in indices],
+                                   batch_size=batch_size)
+            for i, p in zip(indices, probs):
+                sums[i] = p if sums[i] is None else sums[i] + p
+    count = np.float32(len(predictor.scales))
+    return [np.asarray(total / count, np.float32) for total in sums]  # type: ignore
 
 
 def _resize_scores(scores: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -505,6 +569,7 @@ def predict_images(
     """Class probabilities of several RGB images, each at its own size.
 
     Images that reach the model at the same size are batched together (``batch_size`` at a time).
+    A predictor with ``scales`` runs every image at each of them and averages the probabilities.
 
     Args:
         model: A :class:`Predictor`, a Keras model or a model path.
@@ -518,6 +583,8 @@ def predict_images(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     predictor = as_predictor(model)
+    if predictor.scales != (1.0,):
+        return _predict_multiscale(predictor, list(images), batch_size)
     prepared = [predictor.prepare(im) for im in images]
     results: list[np.ndarray | None] = [None] * len(prepared)
     groups: dict[tuple[int, int], list[int]] = {}

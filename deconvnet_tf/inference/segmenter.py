@@ -17,6 +17,10 @@ In the manner of a KerasHub task, a :class:`Segmenter` is a Keras model that wra
   mirror image (test-time augmentation, twice the cost), in ``predict`` / ``predict_proba``,
   ``deconvnet-predict`` and ``deconvnet-evaluate`` (``--no-flip`` there skips it) and in the
   SavedModel / LiteRT runtimes of its exports (chosen on held-out data: ``camvid_compact``: on);
+* ``test_time_scales``: test-time multi-scale, multiples of the working size the network also
+  runs at, the probabilities averaged (``(1.0,)``: off), in ``predict`` / ``predict_proba``,
+  ``deconvnet-predict`` and ``deconvnet-evaluate`` (``--scales 1`` there skips it); the
+  SavedModel / LiteRT exports run the working size only;
 * ``color_target``: test-time colour normalisation, the per-channel mean and standard
   deviation every image is brought to before the network
   (:func:`deconvnet_tf.io.normalize_colors`; ``None``: off), in the same places (chosen on
@@ -53,7 +57,7 @@ import keras
 import numpy as np
 
 import deconvnet_tf.models  # noqa: F401  (registers the layers and networks for .keras loading)
-from deconvnet_tf.inference.predict import KerasForward, Predictor, predict_images
+from deconvnet_tf.inference.predict import KerasForward, Predictor, check_scales, predict_images
 from deconvnet_tf.io import (
     DEFAULT_MAX_PIXELS,
     RUN_COLOR_TARGET,
@@ -190,6 +194,13 @@ class Segmenter(keras.Model):
             ``deconvnet-evaluate``, and its SavedModel / LiteRT exports' runtimes), at twice the
             cost. A setting of the model, like its working resolution: ``--no-flip`` (or
             ``predictor(flip=False)``) skips it for one call.
+        test_time_scales: Test-time multi-scale: the network also runs on each image resized
+            to these multiples of the working size, and the class probabilities of every
+            scale (each resized back to the image, with the flip if on) are averaged, in
+            ``predict``, ``predict_proba``, :meth:`predictor`, ``deconvnet-predict`` and
+            ``deconvnet-evaluate`` (``--scales 1`` skips it for one call); ``(1.0,)``
+            (default): the working size only. The SavedModel / LiteRT exports run the
+            working size only.
         color_target: Test-time colour normalisation: ``{"mean": [r, g, b], "std": [r, g,
             b]}``; each channel of every image is first shifted and scaled to this mean and
             standard deviation (:func:`deconvnet_tf.io.normalize_colors`), in every
@@ -231,6 +242,7 @@ class Segmenter(keras.Model):
         interpolation: str = "bilinear",
         default_crf: bool = False,
         test_time_flip: bool = False,
+        test_time_scales: Sequence[float] = (1.0,),
         color_target: Mapping[str, Sequence[float]] | None = None,
         largest_component: Sequence[str] = (),
         weights_storage: str = "float32",
@@ -269,6 +281,7 @@ class Segmenter(keras.Model):
         _check_flags(default_crf=default_crf, test_time_flip=test_time_flip,
                      weights_storage=weights_storage)
         color_target = check_color_target(color_target, "Segmenter: color_target")
+        scales = check_scales(test_time_scales, "Segmenter: test_time_scales")
         largest_component = _check_component_names(largest_component, names)
         colours = _check_palette(palette, names)
         mean_bgr = tuple(float(v) for v in (mean if mean is not None else
@@ -293,6 +306,7 @@ class Segmenter(keras.Model):
         self.interpolation = interpolation
         self.default_crf = bool(default_crf)
         self.test_time_flip = bool(test_time_flip)
+        self.test_time_scales = scales
         self.color_target = color_target
         self.largest_component = largest_component
         self.weights_storage = weights_storage
@@ -337,6 +351,7 @@ class Segmenter(keras.Model):
             "interpolation": self.interpolation,
             "default_crf": self.default_crf,
             "test_time_flip": self.test_time_flip,
+            "test_time_scales": list(self.test_time_scales),
             "color_target": self.color_target,
             "largest_component": list(self.largest_component),
             "weights_storage": self.weights_storage,
@@ -420,11 +435,13 @@ class Segmenter(keras.Model):
                 os.unlink(tmp)
 
     # ---------------------------------------------------------------------- prediction
-    def predictor(self, *, flip: bool | None = None, uint8: bool = True,
+    def predictor(self, *, flip: bool | None = None, scales: Sequence[float] | None = None,
+                  uint8: bool = True,
                   jit_compile: bool | None = None, color_target: Any = "model"):
         """This model as a :class:`deconvnet_tf.inference.predict.Predictor` (the rule of
         :func:`deconvnet_tf.io.plan_size` with this Segmenter's converter settings; ``flip``:
-        mirrored-image averaging, default this Segmenter's ``test_time_flip``; images are
+        mirrored-image averaging, default this Segmenter's ``test_time_flip``; ``scales``:
+        test-time multi-scale, default its ``test_time_scales``; images are
         handled as uint8 pixels, values rounded to 0..255; ``uint8=False`` resizes and pads
         them as float32, the way a bare Keras network is fed; ``jit_compile=True`` runs the
         network XLA-compiled, see :class:`~deconvnet_tf.inference.predict.KerasForward`;
@@ -444,6 +461,7 @@ class Segmenter(keras.Model):
             pad_rgb=tuple(self.mean[::-1]),
             name=self.name,
             flip=self.test_time_flip if flip is None else bool(flip),
+            scales=self.test_time_scales if scales is None else scales,
             max_pixels=None if self.image_size is not None else self.max_pixels,
             class_names=tuple(self.class_names),
             palette=self.palette_array(),
@@ -593,7 +611,7 @@ def run_color_target(model_path: str | os.PathLike) -> dict | None:
 
 
 _OVERRIDES = ("image_size", "max_pixels", "class_names", "void_label", "palette", "mean",
-              "interpolation", "default_crf", "test_time_flip", "color_target",
+              "interpolation", "default_crf", "test_time_flip", "test_time_scales", "color_target",
               "largest_component", "weights_storage", "name")
 
 
