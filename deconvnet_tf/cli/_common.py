@@ -201,3 +201,15 @@ class Reporter:
               f"skipped (listed above): {', '.join(repr(p) for p, _ in self.skipped[:3])}"
               f"{' ...' if len(self.skipped) > 3 else ''}", file=sys.stderr, flush=True)
         return 1
+
+
+def check_scales_flag(parser, scales) -> None:
+    """``--scales``: finite numbers > 0, no repeats (else ``parser.error``, exit 2)."""
+    if scales is None:
+        return
+    from deconvnet_tf.inference.predict import check_scales  # NumPy only
+
+    try:
+        check_scales(scales, "--scales")
+    except ValueError as err:
+        parser.error(str(err))

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deconvnet_tf.cli._common import add_verbose_flag, select_backend, plain_text
+from deconvnet_tf.cli._common import (
+    add_verbose_flag,
+    check_scales_flag,
+    plain_text,
+    select_backend,
+)
 
 __all__ = ["main"]
 
@@ -35,7 +40,7 @@ def _run_target(model, model_path, color_norm: bool):
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__))
     parser.add_argument("--model", required=True,
                         help=".keras model file (or a training run folder with model.keras)")
@@ -73,19 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["tensorflow", "jax"],
                         help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
     add_verbose_flag(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.input_size is not None and min(args.input_size) < 1:
         height, width = args.input_size
         parser.error(f"--input-size must be positive, got {height} {width}")
-    if args.scales is not None:
-        from deconvnet_tf.inference.predict import check_scales  # NumPy only
-
-        try:
-            check_scales(args.scales, "--scales")
-        except ValueError as err:
-            parser.error(str(err))
+    check_scales_flag(parser, args.scales)
     select_backend(args.backend, verbose=args.verbose)
 
     from deconvnet_tf._backend import BackendUnavailableError, check_keras

@@ -24,6 +24,7 @@ from deconvnet_tf.cli._common import (
     Reporter,
     add_prediction_output_flags,
     add_verbose_flag,
+    check_scales_flag,
     plain_text,
     positive_int,
     select_backend,
@@ -193,13 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--input-size N and --crop-size N both give the crop size; use one")
         args.crop_size, working, crop_flag = working, None, "--input-size"
     crop_size = args.crop_size if args.crop_size is not None else 224
-    if args.scales is not None:
-        from deconvnet_tf.inference.predict import check_scales  # NumPy only
-
-        try:
-            check_scales(args.scales, "--scales")
-        except ValueError as err:
-            parser.error(str(err))
+    check_scales_flag(parser, args.scales)
     select_backend(args.backend, verbose=args.verbose)
     report = Reporter(PROG)
 

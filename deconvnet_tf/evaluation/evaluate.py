@@ -198,8 +198,7 @@ def evaluate(
     progress: bool = True,
     input_size: tuple[int, int] | None = None,
     flip: bool | None = None,
-    color_norm: bool = True, color_target=None,
-    scales=None,
+    color_norm: bool = True, color_target=None, scales=None,
     exact_classes: bool = False,
 ) -> SegmentationReport:
     """Predicts every image of ``split`` at native resolution and scores it.
@@ -221,9 +220,8 @@ def evaluate(
             ``color_target``); ``False``: images as they are.
         color_target: Normalise to these statistics instead of the model's own
             (:func:`predict_native`).
-        scales: Test-time multi-scale, multiples of the working size whose probabilities are
-            averaged (e.g. ``(1.0, 1.5)``); ``None``: the model's own setting (a Segmenter's
-            ``test_time_scales``).
+        scales: Test-time multi-scale, e.g. ``(1.0, 1.5)`` (:func:`predict_native`); ``None``:
+            the model's own setting (a Segmenter's ``test_time_scales``).
         exact_classes: Require the model's class count to equal the dataset's (what
             ``deconvnet-evaluate`` does). Otherwise a model with more outputs than the dataset
             has classes (trained with a ``num_classes`` override) is scored, its extra classes
@@ -243,15 +241,11 @@ def evaluate(
     per-class IoU, global pixel accuracy and class-average accuracy.
 
     Example:
-
-    >>> report = evaluate("runs/camvid/model.keras", "/data/camvid_360x480", "val")
-    >>> print(report.table())
+        >>> report = evaluate("runs/camvid/model.keras", "/data/camvid_360x480", "val")
+        >>> print(report.table())
     """
-    if not isinstance(model, keras.Model):
-        model, _ = load_model_file(model, "model")
-    input_size = check_input_size(model, input_size)
-    color_target = check_color_target(color_target, "color_target")
-    scales = None if scales is None else check_scales(scales, "scales")
+    model, input_size, color_target, scales = _checked_settings(model, input_size, color_target,
+                                                                scales)
     if source is None:
         source = open_source(data, tfds=tfds)
     info = source.info
@@ -273,6 +267,16 @@ def evaluate(
     # the dataset's classes are errors, not dropped).
     confusion = np.asarray(metric.total_cm)[: info.num_classes]
     return report_from_confusion(confusion, info.class_names)
+
+
+def _checked_settings(model, input_size, color_target, scales):
+    """:func:`evaluate`'s model (loaded from a path), ``input_size``, ``color_target`` and
+    ``scales``, each checked before any image is read."""
+    if not isinstance(model, keras.Model):
+        model, _ = load_model_file(model, "model")
+    return (model, check_input_size(model, input_size),
+            check_color_target(color_target, "color_target"),
+            None if scales is None else check_scales(scales, "scales"))
 
 
 def _check_class_count(model: keras.Model, source, exact_classes: bool) -> int:

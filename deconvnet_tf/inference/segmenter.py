@@ -137,6 +137,20 @@ def _check_component_names(value, names: list[str]) -> tuple[str, ...]:
     return out
 
 
+def _check_network(network) -> int:
+    """The class count of a network a Segmenter can wrap (a ValueError otherwise)."""
+    if not isinstance(network, keras.Model):
+        raise ValueError(f"Segmenter: network must be a keras.Model, got "
+                         f"{type(network).__name__}")
+    if isinstance(network, Segmenter):
+        raise ValueError("Segmenter: the network is already a Segmenter")
+    out_shape = tuple(network.output_shape) if hasattr(network, "output_shape") else ()
+    if len(out_shape) != 4 or out_shape[-1] is None:
+        raise ValueError(f"Segmenter: the network must output (batch, height, width, "
+                         f"classes), got {out_shape}")
+    return int(out_shape[-1])
+
+
 def _check_flags(*, default_crf, test_time_flip, weights_storage) -> None:
     """The Segmenter's on/off settings are booleans; ``weights_storage`` a known dtype."""
     for flag, value in (("default_crf", default_crf), ("test_time_flip", test_time_flip)):
@@ -249,16 +263,7 @@ class Segmenter(keras.Model):
         name: str | None = None,
         **kwargs,
     ):
-        if not isinstance(network, keras.Model):
-            raise ValueError(f"Segmenter: network must be a keras.Model, got "
-                             f"{type(network).__name__}")
-        if isinstance(network, Segmenter):
-            raise ValueError("Segmenter: the network is already a Segmenter")
-        out_shape = tuple(network.output_shape) if hasattr(network, "output_shape") else ()
-        if len(out_shape) != 4 or out_shape[-1] is None:
-            raise ValueError(f"Segmenter: the network must output (batch, height, width, "
-                             f"classes), got {out_shape}")
-        num_classes = int(out_shape[-1])
+        num_classes = _check_network(network)
         in_shape = tuple(network.input_shape)[1:]
         fixed = (tuple(int(d) for d in in_shape[:2])
                  if len(in_shape) == 3 and None not in in_shape[:2] else None)
