@@ -68,12 +68,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="test-time augmentation for every network (mirrored image "
                         "averaged); default: each model's own setting (a Segmenter's "
                         "test_time_flip)")
+    parser.add_argument("--scales", type=float, nargs="+", metavar="S",
+                        help="test-time multi-scale for every whole-image network: also run "
+                        "it at these multiples of its working size and average the "
+                        "probabilities (e.g. --scales 1 1.5; --scales 1: the working size "
+                        "only); default: each model's own setting (test_time_scales)")
     parser.add_argument("--color-target", metavar="SPLIT|off", default=None,
                         help="test-time colour normalisation of every network to the "
                         "per-channel mean / std of this split of --data (e.g. the models' "
                         "training split), instead of each model's own setting; 'off': none")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.scales:
+        from deconvnet_tf.inference.predict import check_scales  # NumPy only
+
+        try:
+            check_scales(args.scales, "--scales")
+        except ValueError as err:
+            parser.error(str(err))
     if args.output and Path(args.output).exists() and not args.overwrite:
         parser.error(f"--output {args.output!r} exists; name a new file or pass --overwrite")
 
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.largest_component:
             options.largest_component = _class_indices(args.data, args.largest_component)
         deconvnet, fcn = args.deconvnet, args.fcn
-        if args.flip is not None or args.color_target is not None:
+        if args.flip is not None or args.color_target is not None or args.scales:
             import dataclasses
 
             from deconvnet_tf.data.sources import open_source
@@ -100,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
             target = color_target_arg(open_source(args.data), args.color_target)
             flip = {} if args.flip is None else {"flip": args.flip}
+            flip.update({"scales": args.scales} if args.scales else {})
             deconvnet = dataclasses.replace(
                 load_predictor(deconvnet, color_target=target), **flip)
             fcn = (dataclasses.replace(load_predictor(fcn, color_target=target), **flip)

@@ -148,3 +148,28 @@ def test_export_says_the_scales_are_not_in_it(net, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "test-time scales 1, 1.5 are not part of the export" in out
     assert (tmp_path / "sm" / "saved_model.pb").is_file()
+
+
+def test_paper_table_scales_score_like_a_model_saved_with_them(net, tmp_path, capsys):
+    import paper_table  # tools/ (pytest's pythonpath)
+
+    data = write_synthetic_dataset(tmp_path / "ds", num_train=1, num_val=2, height=32, width=40)
+    seg = Segmenter(net, image_size=(32, 40), class_names=NAMES)
+    seg.save(tmp_path / "plain.keras")
+    seg.with_options(test_time_scales=(1.0, 0.75)).save(tmp_path / "multi.keras")
+
+    outputs = iter(range(100))
+
+    def score(model, *flags):
+        out = tmp_path / f"table{next(outputs)}.json"
+        assert paper_table.main(["--deconvnet", str(tmp_path / model), "--data", str(data),
+                                 "--methods", "deconvnet_whole", "--quiet", "--output",
+                                 str(out), *flags]) == 0
+        return json.loads(out.read_text())["methods"]["deconvnet_whole"]["per_class_iou"]
+
+    assert score("plain.keras") != score("multi.keras")  # the scale shows
+    assert score("plain.keras", "--scales", "1", "0.75") == score("multi.keras")
+    assert score("multi.keras", "--scales", "1") == score("plain.keras")
+    with pytest.raises(SystemExit):
+        paper_table.main(["--deconvnet", "m", "--data", str(data), "--scales", "-1"])
+    assert "--scales must be one or more finite numbers > 0" in capsys.readouterr().err
