@@ -79,13 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                         "training split), instead of each model's own setting; 'off': none")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    if args.scales:
-        from deconvnet_tf.inference.predict import check_scales  # NumPy only
+    from deconvnet_tf.cli._common import check_scales_flag  # the CLIs' --scales rule
 
-        try:
-            check_scales(args.scales, "--scales")
-        except ValueError as err:
-            parser.error(str(err))
+    check_scales_flag(parser, args.scales)
     if args.output and Path(args.output).exists() and not args.overwrite:
         parser.error(f"--output {args.output!r} exists; name a new file or pass --overwrite")
 

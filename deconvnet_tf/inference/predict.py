@@ -264,7 +264,7 @@ def check_multiscale(predictor: "Predictor") -> None:
         return
     network = getattr(predictor.fn, "network", None)
     shape = tuple(getattr(network, "input_shape", None) or (None, 1, 1))[1:3]
-    if not isinstance(predictor.fn, KerasForward) or None not in shape:
+    if not isinstance(predictor.fn, KerasForward) or any(d is not None for d in shape):
         raise ValueError(f"{predictor.name}: test-time scales {predictor.scales} need a Keras "
                          "network that takes any size (not an export, not a fixed input)")
 
