@@ -21,7 +21,7 @@ Test-time settings go into every file: ``--test-time-flip``, ``--default-crf`` a
 never replaced unless ``--overwrite`` is given, and a left-out variant's file from an earlier
 ship is refused, not left next to the new model; every file is written atomically.
 ``--update-settings`` changes the Segmenter settings of a shipped model without retraining it
-(``--test-time-flip``, ``--default-crf``; see :func:`update_settings`).
+(``--test-time-flip``, ``--default-crf``, ``--scales``, ...; see :func:`update_settings`).
 
     python tools/ship_model.py --run runs/camvid --data /path/to/camvid_180x240 --name camvid_compact \
         --input-size 180x240 --terms "CamVid ... CC BY-NC 4.0" --command "deconvnet-train ..."
@@ -189,8 +189,8 @@ def _describe(value) -> str:
         return "on" if value else "off"
     if value is None or value == ():
         return "off"
-    if isinstance(value, tuple):
-        return ", ".join(value)
+    if isinstance(value, tuple):  # class names, or test-time scales
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     return (f"mean {', '.join(f'{v:.1f}' for v in value['mean'])}, "
             f"std {', '.join(f'{v:.1f}' for v in value['std'])} (RGB)")
 
@@ -217,7 +217,10 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     Args:
         settings: Segmenter options to change: ``test_time_flip`` and/or ``default_crf``
             (true / false), ``color_target`` (``{"mean": [r, g, b], "std": [r, g, b]}`` or
-            ``None``), ``largest_component`` (class names; ``[]``: none).
+            ``None``), ``largest_component`` (class names; ``[]``: none),
+            ``test_time_scales`` (multiples of the working size, e.g. ``(1.0, 1.5)``; the Keras
+            runtime only: the LiteRT files keep running the working size, and the card's
+            agreement column shows what that changes).
 
     Raises:
         FileNotFoundError: a shipped file of ``name`` is missing.
@@ -227,12 +230,14 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     import datetime
     import hashlib
 
+    from deconvnet_tf.inference.predict import check_scales
     from deconvnet_tf.inference.segmenter import load_segmenter
     from deconvnet_tf.lite import read_metadata, write_metadata
     from deconvnet_tf.training.atomic import write_text_atomic
     from deconvnet_tf.training.checkpointing import save_model_atomic
 
-    allowed = {"test_time_flip", "default_crf", "color_target", "largest_component"}
+    allowed = {"test_time_flip", "default_crf", "color_target", "largest_component",
+               "test_time_scales"}
     if not settings or set(settings) - allowed:
         raise ValueError(f"settings to change: some of {sorted(allowed)}, got {sorted(settings)}")
     if not reason.strip():
@@ -244,6 +249,7 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
         raise FileNotFoundError(f"not shipped: {', '.join(missing)}")
     model = load_segmenter(out / f"{name}.keras")
     settings = {k: v if k == "color_target" else tuple(v) if k == "largest_component"
+                else check_scales(v, "test_time_scales") if k == "test_time_scales"
                 else bool(v) for k, v in settings.items()}
     unchanged = [k for k, v in settings.items() if getattr(model, k) == v]
     if unchanged:
@@ -428,7 +434,8 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--update-settings", action="store_true",
                       help="change Segmenter settings of the shipped model --name (same "
                       "weights): --test-time-flip / --default-crf (or their --no- forms), "
-                      "with --reason; its card gets a dated section with the new metrics")
+                      "--scales, --largest-component, --color-target, with --reason; its card "
+                      "gets a dated section with the new metrics")
     parser.add_argument("--data", required=True, type=Path, help="dataset root (folder layout)")
     parser.add_argument("--split", default="val",
                         help="split the card's metrics are measured on (default: val; "
@@ -464,6 +471,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                         help="the shipped model averages each image with its mirror image in "
                         "every runtime unless --no-flip (Segmenter test_time_flip)")
+    parser.add_argument("--scales", nargs="+", type=float, metavar="S", default=None,
+                        help="--update-settings: test-time multi-scale of the Keras runtime, "
+                        "multiples of the working size whose probabilities are averaged, e.g. "
+                        "1 1.5 (Segmenter test_time_scales; 1 alone: off)")
     parser.add_argument("--largest-component", nargs="+", metavar="CLASS", default=None,
                         help="--update-settings: class names whose pixels deconvnet-predict "
                         "reduces to their largest connected region after the CRF unless "
@@ -482,10 +493,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from deconvnet_tf.cli._common import check_scales_flag  # the CLIs' --scales rule
+
+    check_scales_flag(parser, args.scales)
+    if args.scales is not None and not args.update_settings:
+        parser.error("--scales changes a shipped model (--update-settings); a ship keeps the "
+                     "working size alone")
     if args.update_settings:
         settings = {k: v for k, v in (("test_time_flip", args.test_time_flip),
                                       ("default_crf", args.default_crf)) if v is not None}
         try:
+            if args.scales is not None:
+                settings["test_time_scales"] = tuple(args.scales)
             if args.largest_component is not None:
                 settings["largest_component"] = ([] if args.largest_component == ["off"]
                                                  else args.largest_component)

@@ -123,6 +123,22 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
     assert "largest_component must name distinct classes" in capsys.readouterr().err
     assert ship_model.main([*common, "--largest-component", "off", "--reason", "undo"]) == 0
     assert deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras")).largest_component == ()
+    # test-time multi-scale (the Keras runtime's setting): checked like the CLIs' --scales
+    assert ship_model.main([*common, "--scales", "1", "1.5", "--reason", "fold E"]) == 0
+    scaled = deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras"))
+    assert scaled.test_time_scales == (1.0, 1.5)
+    for a, b in zip(before.get_weights(), scaled.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert "`test_time_scales` 1, 1.5. fold E" in (out / "toy.md").read_text()
+    capsys.readouterr()
+    for bad in (["0"], ["1", "1"], ["nan"]):
+        with pytest.raises(SystemExit) as exit_info:
+            ship_model.main([*common, "--scales", *bad, "--reason", "x"])
+        assert exit_info.value.code == 2 and "--scales" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a ship keeps the working size alone
+        ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy2",
+                         "--output", str(out), "--scales", "1", "1.5"])
+    assert "--update-settings" in capsys.readouterr().err and not (out / "toy2.keras").exists()
 
 
 @pytest.mark.slow
