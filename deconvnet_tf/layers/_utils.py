@@ -11,6 +11,7 @@ __all__ = [
     "BasePooling2D",
     "check_rank4",
     "init_pooling_layer",
+    "mark_built",
     "normalize_data_format",
     "normalize_pair",
     "normalize_padding",
@@ -112,6 +113,16 @@ def init_pooling_layer(layer: keras.layers.Layer, kwargs: dict) -> None:
                       else policy.compute_dtype != policy.variable_dtype)
 
 
+def mark_built(layer: keras.layers.Layer) -> None:
+    """Marks a layer without weights as built when it is made, as Keras' pooling layers are
+    (``count_params()`` works at once; a subclass that overrides ``build`` keeps it)."""
+    build_at_init = getattr(layer, "_build_at_init", None)
+    if build_at_init is not None:
+        build_at_init()
+    elif type(layer).build is keras.layers.Layer.build:
+        layer.built = True
+
+
 def check_rank4(layer: str, what: str, shape) -> None:
     """Raises ``ValueError`` naming ``layer`` unless ``shape`` is 4D (or of unknown rank)."""
     dims = shape_tuple(shape)
@@ -163,6 +174,7 @@ class BasePooling2D(keras.layers.Layer):
         self.strides = normalize_pair(strides if strides is not None else pool_size, "strides")
         self.padding = normalize_padding(padding)
         self.data_format = normalize_data_format(data_format)
+        mark_built(self)
 
     def call(self, inputs):
         self.check_input(inputs)

@@ -29,6 +29,7 @@ from deconvnet_tf.layers._utils import (
     check_dtype,
     check_rank4,
     init_pooling_layer,
+    mark_built,
     normalize_data_format,
     normalize_pair,
     normalize_padding,
@@ -53,8 +54,9 @@ class MaxPoolingWithArgmax2D(BasePooling2D):
     (float32 is exact only up to 2**24). Among equal values the first maximum of the window in
     row-major order is recorded; a NaN is recorded only as a window's first element (TensorFlow's
     kernel; ``[1, nan, 3, 2]`` pools to 3). The gradient of the pooled values flows only to the
-    switch position. Every real dtype is kept (outside mixed precision the layer does not autocast); an empty batch gives
-    empty outputs (the TensorFlow op alone raises).
+    switch position. Every real dtype is kept (outside mixed precision the layer does not
+    autocast); an empty input (no images, no rows, no channels) gives empty outputs, with zero
+    gradients (the TensorFlow op alone raises).
 
     TensorFlow backend only; on another backend the constructor raises and names the portable
     alternative, :class:`SwitchMaxPooling2D`.
@@ -92,7 +94,7 @@ class MaxPoolingWithArgmax2D(BasePooling2D):
     def __init__(
         self,
         pool_size: int | Sequence[int] = (2, 2),
-        strides: int | Sequence[int] | None = (2, 2),
+        strides: int | Sequence[int] | None = None,
         padding: str = "valid",
         data_format: str | None = None,
         **kwargs,
@@ -131,7 +133,9 @@ class MaxPoolingWithArgmax2D(BasePooling2D):
                 out_h = tf.maximum((shape[1] - kh) // sh + 1, 0)
                 out_w = tf.maximum((shape[2] - kw) // sw + 1, 0)
             out = tf.stack([shape[0], out_h, out_w, shape[3]])
-            return tf.zeros(out, inputs.dtype), tf.zeros(out, tf.int64)
+            # a slice of the (empty) input, never larger than it: the gradient is zeros of
+            # the input's shape, as keras.layers.MaxPooling2D gives, not None
+            return inputs[:, :out_h, :out_w, :], tf.zeros(out, tf.int64)
 
         size = inputs.shape.num_elements()
         if size is not None:  # static: no branch in the graph
@@ -179,8 +183,9 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     Args:
         pool_size: int or pair, the pooling window (default 2).
-        strides: int or pair (default 2, as :class:`MaxPoolingWithArgmax2D` and
-            ``tfa.layers.MaxUnpooling2D``; give the pooling's strides when they differ).
+        strides: int or pair (default 2, as ``tfa.layers.MaxUnpooling2D`` and the default
+            2x2 pooling of :class:`MaxPoolingWithArgmax2D`; give the pooling's strides when
+            they differ, e.g. after ``MaxPoolingWithArgmax2D(3)``, whose strides are 3).
         padding: ``"valid"``, ``"same"`` or ``None`` (default: whichever fits the reference).
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras'
             ``image_data_format()``): the layout of all three inputs and the output; the
@@ -225,6 +230,18 @@ class MaxUnpooling2D(keras.layers.Layer):
                                       "strides")
         self.padding = None if padding is None else normalize_padding(padding)
         self.data_format = normalize_data_format(data_format)
+        # Keras would autocast every float input under mixed precision, float switches
+        # (tfa's convention) included: 4095 -> 4096 in bfloat16. call() casts the values only.
+        self._convert_input_args = False
+        mark_built(self)
+
+    def __call__(self, *args, **kwargs):
+        # NumPy inputs become tensors of their own dtype here (Keras' own conversion is off:
+        # see __init__); call() then casts the values alone under mixed precision
+        args, kwargs = keras.tree.map_structure(
+            lambda x: keras.ops.convert_to_tensor(x) if isinstance(x, (np.ndarray, np.generic))
+            else x, (args, kwargs))
+        return super().__call__(*args, **kwargs)
 
     def _last(self, x):
         """A tensor or shape of the layer's layout in ``channels_last``."""
@@ -272,8 +289,21 @@ class MaxUnpooling2D(keras.layers.Layer):
                          max(n - 1, 0) * s + k if self.padding == "valid" and n else n * s)
         return (values[0], *sizes, values[3])
 
+    def _values_dtype(self, dtype) -> str:
+        """The output dtype for values of ``dtype``: the compute dtype under autocast (mixed
+        precision) for floats, else ``dtype``."""
+        dtype = keras.backend.standardize_dtype(dtype)
+        if self.autocast and "float" in dtype:
+            return self.compute_dtype
+        return dtype
+
     def call(self, inputs, argmax=None, reference=None):
         values, argmax, reference = _unpack(inputs, argmax, reference)
+        policy = self.dtype_policy  # only the values are cast (see __init__)
+        values = policy.convert_input(values, self.autocast, self.compute_dtype)
+        argmax = policy.convert_input(argmax, False, self.compute_dtype)
+        if reference is not None:
+            reference = policy.convert_input(reference, False, self.compute_dtype)
         name = type(self).__name__
         check_rank4(name, "values", values.shape)
         check_rank4(name, "switches", argmax.shape)
@@ -365,6 +395,12 @@ class MaxUnpooling2D(keras.layers.Layer):
             )
 
     def compute_output_shape(self, input_shape):
+        if (not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (2, 3)
+                or not all(s is None or isinstance(s, (list, tuple)) or hasattr(s, "as_list")
+                           for s in input_shape)):
+            raise ValueError(f"{type(self).__name__}.compute_output_shape expects the shapes "
+                             "[values, argmax] or [values, argmax, reference], got "
+                             f"{input_shape!r}")
         reference = input_shape[2] if len(input_shape) == 3 else None
         for shape, what in ((input_shape[0], "values"), (reference, "a reference")):
             if shape is not None:
@@ -377,7 +413,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         values, argmax, reference = _unpack(inputs, argmax, reference)
         shape = self.compute_output_shape(
             [values.shape, argmax.shape] + ([] if reference is None else [reference.shape]))
-        return keras.KerasTensor(shape, dtype=values.dtype)
+        return keras.KerasTensor(shape, dtype=self._values_dtype(values.dtype))
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from deconvnet_tf.layers._utils import mark_built
 from deconvnet_tf.layers.deconv import Deconv2D
 
 __all__ = ["conv_block", "deconv_block", "fc_dropout", "CropToReference"]
@@ -118,6 +119,10 @@ class CropToReference(keras.layers.Layer):
     >>> CropToReference()([np.zeros((1, 8, 8, 2)), np.zeros((1, 5, 6, 1))]).shape
     (1, 5, 6, 2)
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        mark_built(self)
 
     def call(self, inputs):
         x, reference = inputs

@@ -80,12 +80,13 @@ class Deconv2D(keras.layers.Conv2DTranspose):
             return super().call(inputs)
         kernel = ops.cast(self.kernel, self.compute_dtype)
         if path == "conv":
-            if inputs.shape[0] == 0:  # an empty batch: see _empty_batch_shape
+            leading = tuple(inputs.shape)[:3]
+            if 0 in leading:  # no images, rows or columns: see _empty_batch_shape
                 return super().call(inputs)
             flipped = ops.transpose(ops.flip(ops.flip(kernel, 0), 1), (0, 1, 3, 2))
             outputs = ops.conv(inputs, flipped, strides=1, padding="same",
                                data_format="channels_last")  # not the global default
-            if inputs.shape[0] is None:
+            if None in leading:
                 outputs = self._empty_batch_shape(outputs, inputs)
         else:
             outputs = self._gemm_overlap_add(inputs, kernel)
@@ -97,9 +98,9 @@ class Deconv2D(keras.layers.Conv2DTranspose):
 
     def _empty_batch_shape(self, outputs, inputs):
         """``outputs`` reshaped to ``(batch, H, W, filters)``: a no-op, except on an empty
-        batch of unknown size under TensorFlow, whose oneDNN CPU convolution (TF 2.21) returns
-        the input's shape ``(0, H, W, in_channels)`` (``keras.layers.Conv2D`` fails there too;
-        ``Conv2DTranspose`` does not)."""
+        input (a batch, height or width of 0 not known while tracing) under TensorFlow, whose
+        oneDNN CPU convolution (TF 2.21) returns the input's shape ``(0, H, W, in_channels)``
+        (``keras.layers.Conv2D`` fails there too; ``Conv2DTranspose`` does not)."""
         if backend_name() != "tensorflow":
             return outputs
         shape = ops.shape(inputs)

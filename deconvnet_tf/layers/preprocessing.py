@@ -9,6 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from deconvnet_tf.layers._utils import mark_built
+
 __all__ = ["VGGPreprocessing", "DECONVNET_BGR_MEAN", "leading_preprocessing"]
 
 #: BGR mean of the original DeconvNet/VGG16 Caffe models.
@@ -48,12 +50,22 @@ class VGGPreprocessing(keras.layers.Layer):
         self.mean = tuple(float(m) for m in mean)
         if len(self.mean) != 3:
             raise ValueError(f"`mean` must have 3 values (one per channel), got {mean!r}")
+        if not isinstance(bgr, (bool, np.bool_)):
+            raise ValueError(f"`bgr` must be True or False, got {bgr!r}")
         self.bgr = bool(bgr)
         self.scale = float(scale)
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"`scale` must be a finite number > 0, got {scale!r}")
+        mark_built(self)
+
+    def _check_channels(self, shape) -> None:
+        channels = tuple(shape)[-1] if shape is not None and len(tuple(shape)) else None
+        if channels is not None and channels != 3:
+            raise ValueError(f"{self.name}: expected RGB images (..., height, width, 3), got "
+                             f"shape {tuple(shape)} ({channels} channels)")
 
     def call(self, inputs):
+        self._check_channels(getattr(inputs, "shape", None))
         x = ops.cast(inputs, self.compute_dtype)
         if self.bgr:
             x = ops.flip(x, axis=-1)
@@ -61,6 +73,7 @@ class VGGPreprocessing(keras.layers.Layer):
         return x if self.scale == 1.0 else x * ops.cast(self.scale, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
+        self._check_channels(input_shape)
         return tuple(input_shape)
 
     def compute_output_spec(self, inputs):

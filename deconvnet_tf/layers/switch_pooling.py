@@ -31,6 +31,7 @@ from deconvnet_tf.layers._utils import (
     check_dtype,
     check_rank4,
     init_pooling_layer,
+    mark_built,
     normalize_data_format,
     normalize_pair,
     shape_tuple,
@@ -66,6 +67,25 @@ def _is_concrete(x) -> bool:
 
         return not isinstance(x, jax.core.Tracer)
     return backend == "numpy"
+
+
+def _where(condition, x, y):
+    """``ops.where`` that keeps uint64 (``keras.ops.where`` returns uint32 for it, cutting
+    values above 2**32 - 1)."""
+    if keras.backend.standardize_dtype(x.dtype) != "uint64":
+        return ops.where(condition, x, y)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.where(condition, x, tf.cast(y, x.dtype))
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.where(condition, x, jnp.asarray(y, x.dtype))
+    import numpy as np
+
+    return np.where(condition, x, np.asarray(y, x.dtype))
 
 
 def _crop_or_pad_end(x, height, width, pad_value: str):
@@ -208,19 +228,22 @@ class SwitchMaxPooling2D(BasePooling2D):
             out_h, out_w = (height + kh - 1) // kh, (width + kw - 1) // kw
         else:
             out_h, out_w = height // kh, width // kw
-        if _is_static(batch, out_h, out_w) and batch * out_h * out_w == 0:
-            # Nothing to pool (empty batch, or smaller than a window): empty values (a slice, so
-            # gradients are zeros, not None), zero mask.
+        if _is_static(batch, out_h, out_w, channels) and batch * out_h * out_w * channels == 0:
+            # Nothing to pool (empty batch, no channels, or smaller than a window): empty values
+            # (a slice, so gradients are zeros, not None), zero mask.
             return inputs[:, :out_h, :out_w, :], ops.zeros_like(inputs)
         x = _crop_or_pad_end(inputs, out_h * kh, out_w * kw, "edge")
         # (batch * out_h, kh, out_w, kw, channels): window rows on axis 1, columns on axis 3.
         # Every size is explicit (no -1), so an empty batch reshapes too.
         x5 = ops.reshape(x, (batch * out_h, kh, out_w, kw, channels))
         switch = _first_max_mask(ops.stop_gradient(x5))
-        picked = ops.where(switch, x5, ops.zeros((), dtype=x5.dtype))
-        pooled = ops.sum(picked, axis=(1, 3))  # one non-zero term per window: exact
-        if pooled.dtype != inputs.dtype:  # integer sums are widened by the backends
-            pooled = ops.cast(pooled, inputs.dtype)
+        # exactly one switch per window: select it (a sum would turn -0.0 into +0.0); the
+        # window's last element is taken when no earlier one is the switch
+        pooled = x5[:, kh - 1, :, kw - 1, :]
+        for a in reversed(range(kh)):
+            for b in reversed(range(kw)):
+                if (a, b) != (kh - 1, kw - 1):
+                    pooled = _where(switch[:, a, :, b, :], x5[:, a, :, b, :], pooled)
         pooled = ops.reshape(pooled, (batch, out_h, out_w, channels))
         mask5 = ops.cast(switch, inputs.dtype)
         mask = ops.reshape(mask5, (batch, out_h * kh, out_w * kw, channels))
@@ -282,6 +305,7 @@ class SwitchUnpooling2D(keras.layers.Layer):
         init_pooling_layer(self, kwargs)
         self.pool_size = normalize_pair(pool_size, "pool_size")
         self.data_format = normalize_data_format(data_format)
+        mark_built(self)
 
     def call(self, inputs):
         values, mask = self._unpack(inputs)
@@ -298,7 +322,7 @@ class SwitchUnpooling2D(keras.layers.Layer):
         kh, kw = self.pool_size
         batch, out_h, out_w, channels = _dims(values, (0, 1, 2, 3))
         height, width = _dims(mask, (1, 2))
-        if _is_static(batch, out_h, out_w) and batch * out_h * out_w == 0:
+        if _is_static(batch, out_h, out_w, channels) and batch * out_h * out_w * channels == 0:
             # No values: zeros of the mask's shape, kept connected to the (empty) values.
             return ops.zeros(ops.shape(mask), dtype=values.dtype) + ops.cast(
                 ops.sum(values), values.dtype)
@@ -308,7 +332,7 @@ class SwitchUnpooling2D(keras.layers.Layer):
         if _is_concrete(values):
             self._check_switches(switch, switch5)
         values5 = ops.reshape(values, (batch * out_h, 1, out_w, 1, channels))
-        y = ops.where(switch5, values5, ops.zeros((), dtype=values.dtype))
+        y = _where(switch5, values5, ops.zeros((), dtype=values.dtype))
         y = ops.reshape(y, (batch, out_h * kh, out_w * kw, channels))
         return _crop_or_pad_end(y, height, width, "zeros")
 
