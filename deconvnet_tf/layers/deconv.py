@@ -78,6 +78,10 @@ class Deconv2D(keras.layers.Conv2DTranspose):
         path = self._fast_path()
         if path is None:
             return super().call(inputs)
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if "float" not in dtype:  # Conv2DTranspose refuses it too (a ValueError)
+            raise ValueError(f"{self.name}: expects a float input, as Conv2DTranspose (cast "
+                             f"integer images first), got {dtype}")
         kernel = ops.cast(self.kernel, self.compute_dtype)
         if path == "conv":
             leading = tuple(inputs.shape)[:3]

@@ -165,3 +165,14 @@ def test_unpooling_output_shape_of_a_bare_shape_is_a_clear_error():
         MaxUnpooling2D().compute_output_shape((1, 2, 2, 1))
     assert MaxUnpooling2D().compute_output_shape(
         [(1, 2, 2, 1), (1, 2, 2, 1), (1, 5, 5, 1)]) == (1, 5, 5, 1)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_deconv_of_an_integer_input_is_a_value_error_as_in_the_reference(padding):
+    x = np.ones((1, 4, 4, 3), "int32")
+    if BACKEND == "tensorflow":  # the reference's own refusal
+        with pytest.raises(ValueError):
+            keras.layers.Conv2DTranspose(4, 3, padding=padding)(x)
+    with pytest.raises(ValueError, match="expects a float input.*int32"):
+        Deconv2D(4, 3, padding=padding)(x)
