@@ -70,8 +70,9 @@ Python ``epochs=N``, ``steps_per_epoch=N``,                 ``1``, ``2``, ``2``,
                                                             its data in ``runs/<name>/synthetic_data``)
 ``photo.png``, ``photos/``                                  generated 48x64 scenes
 ``train[0001TP]``, ``train[-0001TP]`` (CamVid's sequence;   ``train[train_00000]``,
-``0006R0`` likewise; frame prefixes ``0001TP_0076``, as     ``train[-train_00000]``
-in fold T)                                                  (``train_00001`` for ``0006R0``,
+``0006R0``, ``0016E5`` likewise; frame prefixes             ``train[-train_00000]``
+``0001TP_0076``, as in fold T)                              (``train_00001`` for ``0006R0``,
+                                                            ``train_00003`` for ``0016E5``,
                                                             ``train_00002`` for ``0001TP_NNNN``)
 ``saved_models/*``                                          the shipped files (copies)
 ==========================================================  =======================================
@@ -132,6 +133,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     # CamVid's held-out sequences in a split selector -> a generated training scene
     (r"\[(-?)0001TP\]", r"[\1train_00000]"),
     (r"\[(-?)0006R0\]", r"[\1train_00001]"),
+    (r"\[(-?)0016E5\]", r"[\1train_00003]"),  # fold E (docs/results.md)
     # fold T's selectors: 0006R0 and frame prefixes of 0001TP (docs/training.md)
     (r"\[(-?)0006R0,", r"[\1train_00001,"),
     (r"\b0001TP_\d+", "train_00002"),
