@@ -175,7 +175,8 @@ class MaxUnpooling2D(keras.layers.Layer):
     accepted, as ``tfa.layers.MaxUnpooling2D`` does.
 
     ``tfa.layers.MaxUnpooling2D``'s conventions work too: the call ``layer(values, argmax)``
-    (separate arguments; ``layer(values, argmax, reference)`` likewise), switches of any
+    (separate arguments; ``layer(values, argmax, reference)`` likewise; the switches also as
+    tfa's keyword, ``layer(values, mask=argmax)``), switches of any
     number dtype (cast to int64), and switches counted within each image
     (``tf.nn.max_pool_with_argmax``'s default ``include_batch_in_index=False``) as well as
     across the batch (``True``, what :class:`MaxPoolingWithArgmax2D` records). Each value goes
@@ -235,7 +236,14 @@ class MaxUnpooling2D(keras.layers.Layer):
         self._convert_input_args = False
         mark_built(self)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args, mask=None, **kwargs):
+        # tfa.layers.MaxUnpooling2D's call(updates, mask): the switches as mask= (renamed here,
+        # before Keras would take them for a Keras mask)
+        if mask is not None:
+            if "argmax" in kwargs or len(args) > 1:
+                raise ValueError("MaxUnpooling2D: the switches are given twice (as argmax and as "
+                                 "tfa's mask=); pass them once")
+            kwargs["argmax"] = mask
         # NumPy inputs become tensors of their own dtype here (Keras' own conversion is off:
         # see __init__); call() then casts the values alone under mixed precision
         args, kwargs = keras.tree.map_structure(

@@ -176,3 +176,26 @@ def test_deconv_of_an_integer_input_is_a_value_error_as_in_the_reference(padding
             keras.layers.Conv2DTranspose(4, 3, padding=padding)(x)
     with pytest.raises(ValueError, match="expects a float input.*int32"):
         Deconv2D(4, 3, padding=padding)(x)
+
+
+@requires_tf
+def test_tfa_mask_keyword_gives_the_switches(tmp_path):
+    """``tfa.layers.MaxUnpooling2D``'s ``call(updates, mask)``: ``mask=`` names the switches
+    (not a Keras mask: no warning), eagerly and in a saved functional model."""
+    import warnings
+
+    values = np.array([13, 4], np.float32).reshape(1, 1, 2, 1)
+    switches = np.array([1, 6]).reshape(1, 1, 2, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = MaxUnpooling2D()(values, mask=switches)
+    np.testing.assert_array_equal(np.asarray(got).ravel(), [0, 13, 0, 0, 0, 0, 4, 0])
+    with pytest.raises(ValueError, match="given twice"):
+        MaxUnpooling2D()(values, switches, mask=switches)
+    inputs = keras.Input((4, 4, 1))
+    pooled, argmax = MaxPoolingWithArgmax2D()(inputs)
+    model = keras.Model(inputs, MaxUnpooling2D()(pooled, mask=argmax, reference=inputs))
+    x = np.random.default_rng(4).normal(size=(2, 4, 4, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))
