@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from deconvnet_tf.layers._utils import mark_built
+from deconvnet_tf.layers._utils import mark_built, shape_tuple
 
 __all__ = ["VGGPreprocessing", "DECONVNET_BGR_MEAN", "leading_preprocessing"]
 
@@ -59,10 +59,11 @@ class VGGPreprocessing(keras.layers.Layer):
         mark_built(self)
 
     def _check_channels(self, shape) -> None:
-        channels = tuple(shape)[-1] if shape is not None and len(tuple(shape)) else None
+        dims = shape_tuple(shape)  # None: unknown rank
+        channels = dims[-1] if dims else None
         if channels is not None and channels != 3:
             raise ValueError(f"{self.name}: expected RGB images (..., height, width, 3), got "
-                             f"shape {tuple(shape)} ({channels} channels)")
+                             f"shape {dims} ({channels} channels)")
 
     def call(self, inputs):
         self._check_channels(getattr(inputs, "shape", None))
