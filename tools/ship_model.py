@@ -21,7 +21,9 @@ Test-time settings go into every file: ``--test-time-flip``, ``--default-crf`` a
 never replaced unless ``--overwrite`` is given, and a left-out variant's file from an earlier
 ship is refused, not left next to the new model; every file is written atomically.
 ``--update-settings`` changes the Segmenter settings of a shipped model without retraining it
-(``--test-time-flip``, ``--default-crf``, ``--scales``, ...; see :func:`update_settings`).
+(``--test-time-flip``, ``--default-crf``, ``--scales``, ...; see :func:`update_settings`); the
+card's settings paragraph then states the current settings (``--refresh-card`` rewrites it from
+the shipped ``.keras`` file alone).
 
     python tools/ship_model.py --run runs/camvid --data /path/to/camvid_180x240 --name camvid_compact \
         --input-size 180x240 --terms "CamVid ... CC BY-NC 4.0" --command "deconvnet-train ..."
@@ -195,6 +197,75 @@ def _describe(value) -> str:
             f"std {', '.join(f'{v:.1f}' for v in value['std'])} (RGB)")
 
 
+SETTINGS_LINE = "Default post-processing in `deconvnet-predict`: "
+CURRENT_LINE = "Current settings (since "
+
+
+def current_settings(model, since: str) -> str:
+    """The card's paragraph of a shipped model's settings after a change (``since``: the date),
+    in place of the paragraph written at shipping: what every runtime does now."""
+    scales = tuple(model.test_time_scales or (1.0,))
+    parts = [
+        "post-processing in `deconvnet-predict`: " + (
+            "the dense CRF (`--no-crf` skips it)" if model.default_crf
+            else "none (`--crf` adds the dense CRF)") + ".",
+        "Test-time flip: " + ("on, in every runtime (`--no-flip` skips it)."
+                              if model.test_time_flip else "off (`--flip` adds it)."),
+        *([f"Test-time scales: {_describe(scales)} of the working size, probabilities averaged "
+           "(the Keras runtime; the LiteRT files run the working size; `--scales 1` skips "
+           "them)."] if scales != (1.0,) else []),
+        *([f"Test-time colour normalisation to {_describe(model.color_target)}, in every "
+           "runtime (`--no-color-norm` skips it)."] if model.color_target else []),
+        *([f"Largest connected region kept for: {_describe(tuple(model.largest_component))}."]
+          if model.largest_component else []),
+    ]
+    return (f"{CURRENT_LINE}{since}; the first metrics table below was measured with the "
+            "settings at shipping, each dated section at the end with its own): "
+            + " ".join(parts))
+
+
+def with_current_settings(card: str, paragraph: str) -> str:
+    """``card`` with its settings paragraph (written at shipping, or by an earlier change)
+    replaced by ``paragraph``; a card without one gets it before its first section."""
+    lines = card.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith((SETTINGS_LINE, CURRENT_LINE)):
+            lines[i] = paragraph
+            return "\n".join(lines)
+    first = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    return "\n".join(lines[:first] + [paragraph, ""] + lines[first:])
+
+
+def refresh_card(name: str, out: Path, *, today: str | None = None) -> Path:
+    """Rewrites the settings paragraph of ``<out>/<name>.md`` from the shipped
+    ``<out>/<name>.keras`` (its date: ``today``, else the last dated section's); nothing else
+    of the card, and no model file, changes.
+
+    Raises:
+        FileNotFoundError: the card or the ``.keras`` file is missing.
+        ValueError: no ``today`` and no dated section (the settings are those of shipping).
+    """
+    import re
+
+    from deconvnet_tf.inference.segmenter import load_segmenter
+    from deconvnet_tf.training.atomic import write_text_atomic
+
+    card, keras_path = out / f"{name}.md", out / f"{name}.keras"
+    missing = [str(p) for p in (card, keras_path) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"not shipped: {', '.join(missing)}")
+    text = card.read_text()
+    dates = re.findall(r"^## Settings changed after training \((\S+)\)$", text, re.M)
+    if not dates and today is None:
+        raise ValueError(f"{card} has no section 'Settings changed after training': its "
+                         "settings paragraph is the one written at shipping")
+    since = today or dates[-1]
+    new = with_current_settings(text, current_settings(load_segmenter(keras_path), since))
+    if new != text:
+        write_text_atomic(card, new)
+    return card
+
+
 def _color_target(data: Path, split: str) -> dict | None:
     """``--color-target``: ``None`` for ``off``, else the statistics of ``split`` of ``data``."""
     if split == "off":
@@ -268,7 +339,8 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
     today = today or datetime.date.today().isoformat()
     change = ", ".join(f"`{k}` {_describe(v)}" for k, v in settings.items())
     card = out / f"{name}.md"
-    lines = [card.read_text().rstrip("\n"), "", f"## Settings changed after training ({today})",
+    head = with_current_settings(card.read_text().rstrip("\n"), current_settings(model, today))
+    lines = [head, "", f"## Settings changed after training ({today})",
              "", f"Same weights; {change}. {reason.strip()}", "",
              f"Metrics on the `{split}` split with the new settings (every runtime):", "",
              *_metrics_table(reports, agreement), ""]
@@ -379,7 +451,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
              "", "Working resolution: " + (f"{model.image_size[0]}x{model.image_size[1]} (images "
              "are resized to it and the labels mapped back)" if model.image_size else
              "native (each image at its own size)") + ".", "",
-             "Default post-processing in `deconvnet-predict`: " + (
+             SETTINGS_LINE + (
                  "the dense CRF (`--no-crf` skips it)" if default_crf else
                  "none (`--crf` adds the dense CRF)") + "; the metrics below are without it. "
              "Test-time flip: " + ("on: every runtime averages each image's probabilities with "
@@ -436,7 +508,12 @@ def _parser() -> argparse.ArgumentParser:
                       "weights): --test-time-flip / --default-crf (or their --no- forms), "
                       "--scales, --largest-component, --color-target, with --reason; its card "
                       "gets a dated section with the new metrics")
-    parser.add_argument("--data", required=True, type=Path, help="dataset root (folder layout)")
+    mode.add_argument("--refresh-card", action="store_true",
+                      help="rewrite the settings paragraph of the card of --name from its "
+                      "shipped .keras file (nothing else changes; no --data)")
+    parser.add_argument("--data", type=Path,
+                        help="dataset root (folder layout); required with --run and "
+                        "--update-settings")
     parser.add_argument("--split", default="val",
                         help="split the card's metrics are measured on (default: val; "
                         "selectors and + unions as in deconvnet-evaluate --split)")
@@ -496,6 +573,15 @@ def main(argv=None) -> int:
     from deconvnet_tf.cli._common import check_scales_flag  # the CLIs' --scales rule
 
     check_scales_flag(parser, args.scales)
+    if args.refresh_card:
+        try:
+            card = refresh_card(args.name, args.output)
+        except (FileNotFoundError, ValueError) as err:
+            parser.error(str(err))
+        print(card.read_text())
+        return 0
+    if args.data is None:
+        parser.error("--data is required with --run and --update-settings")
     if args.scales is not None and not args.update_settings:
         parser.error("--scales changes a shipped model (--update-settings); a ship keeps the "
                      "working size alone")

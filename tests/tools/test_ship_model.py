@@ -92,6 +92,10 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
     tflite_bytes = (out / "toy_int8.tflite").read_bytes()
     card_before = (out / "toy.md").read_text()
     capsys.readouterr()
+    with pytest.raises(SystemExit):  # nothing changed after shipping: nothing to refresh
+        ship_model.main(["--refresh-card", "--name", "toy", "--output", str(out)])
+    assert "the one written at shipping" in capsys.readouterr().err
+    assert (out / "toy.md").read_text() == card_before
     common = ["--update-settings", "--name", "toy", "--output", str(out), "--data", str(data)]
     with pytest.raises(SystemExit):  # no reason: nothing written
         ship_model.main([*common, "--test-time-flip"])
@@ -107,7 +111,14 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
     assert read_metadata(out / "toy_int8.tflite").test_time_flip is True
     assert (out / "toy_int8.tflite").read_bytes() == tflite_bytes  # the graphs are untouched
     card = (out / "toy.md").read_text()
-    assert card.startswith(card_before.rstrip("\n"))
+    # the head is the shipped card's but for its settings paragraph, which now states the
+    # current settings (a reader of the first lines is not told the old ones)
+    head = card_before.rstrip("\n").split("\n")
+    settings_at = next(i for i, line in enumerate(head) if line.startswith(
+        "Default post-processing in `deconvnet-predict`:"))
+    now = card.split("\n")[settings_at]
+    assert now.startswith("Current settings (since ") and "Test-time flip: on" in now
+    assert card.split("\n")[:len(head)] == head[:settings_at] + [now] + head[settings_at + 1:]
     assert "Settings changed after training" in card and "`test_time_flip` on. dev split: +1.8" in card
     assert card.count("| LiteRT int8 |") == 2 and "sha256 of toy.keras" in printed
     with pytest.raises(SystemExit):  # already on
@@ -129,7 +140,22 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
     assert scaled.test_time_scales == (1.0, 1.5)
     for a, b in zip(before.get_weights(), scaled.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert "`test_time_scales` 1, 1.5. fold E" in (out / "toy.md").read_text()
+    card = (out / "toy.md").read_text()
+    assert "`test_time_scales` 1, 1.5. fold E" in card
+    assert card.count("Current settings (since ") == 1 and "Test-time scales: 1, 1.5" in card
+    assert "Default post-processing in `deconvnet-predict`:" not in card
+    # --refresh-card: the paragraph from the .keras file alone; an up-to-date card is kept
+    (out / "toy.md").write_text(card.replace("Test-time scales: 1, 1.5", "Test-time scales: 9"))
+    keras_bytes = (out / "toy.keras").read_bytes()
+    assert ship_model.main(["--refresh-card", "--name", "toy", "--output", str(out)]) == 0
+    assert (out / "toy.md").read_text() == card and (out / "toy.keras").read_bytes() == keras_bytes
+    with pytest.raises(SystemExit):
+        ship_model.main(["--refresh-card", "--name", "nothere", "--output", str(out)])
+    assert "not shipped" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the other modes still need the data
+        ship_model.main(["--update-settings", "--name", "toy", "--output", str(out),
+                         "--no-test-time-flip", "--reason", "x"])
+    assert "--data is required" in capsys.readouterr().err
     capsys.readouterr()
     for bad in (["0"], ["1", "1"], ["nan"]):
         with pytest.raises(SystemExit) as exit_info:
