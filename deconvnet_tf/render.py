@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deconvnet_tf.io import OutputError, list_images, mark_png, save_npy, write_bytes
+from deconvnet_tf.io import (
+    OutputError,
+    check_pixels,
+    list_images,
+    mark_png,
+    save_npy,
+    write_bytes,
+)
 
 __all__ = ["PREDICTION_SUFFIXES", "TITLE_HEIGHT", "check_outputs", "colorize", "figure_grid",
            "legend", "make_palette", "overlay", "plan_predictions", "prediction_paths",
@@ -25,7 +32,14 @@ def make_palette(num_classes: int = 256) -> np.ndarray:
 
     Args:
         num_classes: Number of colours to return (at most 256).
+
+    Raises:
+        ValueError: ``num_classes`` is not an integer >= 0.
     """
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(
+            num_classes, (int, np.integer)) or num_classes < 0:
+        raise ValueError(f"make_palette: num_classes must be an integer >= 0, got "
+                         f"{num_classes!r}")
     palette = np.zeros((256, 3), np.uint8)
     for index in range(256):
         c, r, g, b = index, 0, 0, 0
@@ -39,20 +53,44 @@ def make_palette(num_classes: int = 256) -> np.ndarray:
 
 
 def colorize(label: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
-    """Maps a ``(H, W)`` class-index map to an ``(H, W, 3)`` uint8 RGB image."""
+    """Maps a ``(H, W)`` class-index map to an ``(H, W, 3)`` uint8 RGB image (ids below 0 take
+    the first colour, ids past the palette its last).
+
+    Raises:
+        ValueError: ``label`` is not a ``(H, W)`` map of finite numbers, or ``palette`` is not
+            ``(K, 3)`` colours, ``K >= 1``.
+    """
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"colorize expects a (H, W) label map, got shape {label.shape}")
+    if label.dtype.kind not in "biuf" or (label.dtype.kind == "f"
+                                          and not np.isfinite(label).all()):
+        raise ValueError(f"colorize: label must hold finite class ids, got dtype {label.dtype}"
+                         + (" with NaN or infinite values" if label.dtype.kind == "f" else ""))
     palette = make_palette() if palette is None else np.asarray(palette, np.uint8)
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < 1:
+        raise ValueError(f"colorize: palette must be (K, 3) RGB colours, got shape "
+                         f"{palette.shape}")
     return palette[np.clip(label, 0, len(palette) - 1).astype(np.intp)]
 
 
 def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5, palette=None) -> np.ndarray:
-    """Blends the colourised ``label`` over an RGB ``image`` (background class 0 left clear)."""
-    image = np.asarray(image, np.uint8)
+    """Blends the colourised ``label`` over an RGB ``image`` (background class 0 left clear).
+
+    Raises:
+        ValueError: ``image`` is not ``(H, W, 3)`` pixel values 0..255
+            (:func:`deconvnet_tf.io.check_pixels`; floats are rounded), ``label`` not of its
+            size, or ``alpha`` not in ``[0, 1]``.
+    """
+    image = check_pixels(image, "overlay: image")
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(image.astype(np.float32)), 0, 255).astype(np.uint8)
     label = np.asarray(label)
     if image.shape[:2] != label.shape:
         raise ValueError(f"overlay: image {image.shape[:2]} and label {np.shape(label)} differ")
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(
+            alpha, (int, float, np.integer, np.floating)) or not 0 <= alpha <= 1:
+        raise ValueError(f"overlay: alpha must be a number in [0, 1], got {alpha!r}")
     out = image.copy()
     rows = max(1, (1 << 20) // max(1, image.shape[1]))  # strips of ~1M pixels: bounded memory
     for top in range(0, image.shape[0], rows):
@@ -65,7 +103,21 @@ def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5, palette=No
 
 
 def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
-    """Concatenates RGB (or 2-D grey) images of equal height horizontally with white gaps."""
+    """Concatenates RGB (or 2-D grey) images of equal height horizontally with white gaps.
+
+    Raises:
+        ValueError: No image, an image neither ``(H, W)`` nor ``(H, W, 3)``, heights that
+            differ, or ``gap`` not an integer >= 0.
+    """
+    if not images:
+        raise ValueError("side_by_side: no images")
+    if isinstance(gap, (bool, np.bool_)) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise ValueError(f"side_by_side: gap must be an integer >= 0, got {gap!r}")
+    images = tuple(np.asarray(im) for im in images)
+    for i, im in enumerate(images):
+        if im.ndim not in (2, 3) or (im.ndim == 3 and im.shape[-1] != 3):
+            raise ValueError(f"side_by_side: image {i} must be (H, W, 3) or (H, W), got shape "
+                             f"{im.shape}")
     rgb = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im for im in images]
     height = rgb[0].shape[0]
     if any(im.shape[0] != height for im in rgb):
@@ -244,13 +296,20 @@ def save_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = Tr
             :class:`~deconvnet_tf.io.OutputError` naming it instead.
         mark: Tag the PNG as an output of this project (:func:`deconvnet_tf.io.mark_png`), so
             that folder inputs skip it when the output folder is read again.
+
+    Raises:
+        ValueError: ``image`` is empty or neither ``(H, W)`` nor ``(H, W, 3)``.
     """
     import cv2
 
     path = Path(path)
     array = np.asarray(image)
-    if array.ndim == 3:
-        array = cv2.cvtColor(array.astype(np.uint8), cv2.COLOR_RGB2BGR)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3) or not array.size:
+        raise ValueError(f"save_png({str(path)!r}): expected a non-empty (H, W, 3) or (H, W) "
+                         f"image, got shape {array.shape}")
+    if array.ndim == 3:  # 16-bit RGB stays 16-bit (a cast would wrap it)
+        array = cv2.cvtColor(array if array.dtype in (np.uint8, np.uint16)
+                             else array.astype(np.uint8), cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", array)
     if not ok:
         raise ValueError(f"Could not encode an array of shape {array.shape} as PNG for {path}")

@@ -579,7 +579,13 @@ def predict_images(
 
     Returns:
         One ``(H, W, C)`` float32 probability map per image (sums to 1 along the class axis).
+
+    Raises:
+        TypeError: ``batch_size`` is not an integer.
+        ValueError: ``batch_size`` is below 1, or an image is not ``(H, W, 3)`` pixel values.
     """
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     predictor = as_predictor(model)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,6 +63,7 @@ from deconvnet_tf.io import (
     DEFAULT_MAX_PIXELS,
     RUN_COLOR_TARGET,
     check_color_target,
+    check_pixels,
     find_class_names,
     make_temp_file,
 )
@@ -161,9 +163,35 @@ def _check_flags(*, default_crf, test_time_flip, weights_storage) -> None:
                          f"got {weights_storage!r}")
 
 
+def _check_integer(value, what: str) -> int:
+    """``value`` as an int: an integer or an integral float (a JSON ``11.0``), not a bool,
+    text, a fraction or a non-finite number (a ``ValueError`` naming ``what``)."""
+    if (isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not float(value).is_integer()):
+        raise ValueError(f"Segmenter: {what} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _check_mean(mean, network) -> tuple[float, float, float]:
+    """The preprocessing mean (BGR): ``mean``, else the network's, as three finite floats."""
+    given = mean if mean is not None else getattr(network, "mean", _DEFAULT_MEAN_BGR)
+    try:
+        if isinstance(given, (str, bytes)):
+            raise TypeError
+        mean_bgr = tuple(float(v) for v in given)
+    except (TypeError, ValueError):
+        mean_bgr = ()
+    if len(mean_bgr) != 3 or not all(np.isfinite(mean_bgr)):
+        raise ValueError(f"Segmenter: mean must be 3 finite numbers (BGR), got {given!r}")
+    return mean_bgr  # type: ignore[return-value]
+
+
 def _check_names(class_names, void_label, num_classes: int) -> tuple[list[str], int | None]:
     """The class names (``class_0``... when ``None``) and the void label, validated against the
     network's number of classes."""
+    if isinstance(class_names, (str, bytes)):
+        raise ValueError(f"Segmenter: class_names must be a list of names, got {class_names!r}")
     names = ([f"class_{i}" for i in range(num_classes)] if class_names is None
              else [str(n) for n in class_names])
     if len(names) != num_classes:
@@ -172,7 +200,7 @@ def _check_names(class_names, void_label, num_classes: int) -> tuple[list[str], 
     if len(set(names)) != len(names):
         raise ValueError(f"Segmenter: class names must be unique, got {names}")
     if void_label is not None:
-        void_label = int(void_label)
+        void_label = _check_integer(void_label, "void_label")
         if 0 <= void_label < num_classes:
             raise ValueError(f"Segmenter: void_label {void_label} is one of the "
                              f"{num_classes} classes; it must lie outside 0..{num_classes - 1}")
@@ -277,7 +305,7 @@ class Segmenter(keras.Model):
         if size is not None and min(size) < minimum:
             raise ValueError(f"Segmenter: image_size {size[0]}x{size[1]} is below the "
                              f"network's minimum input size {minimum}x{minimum}")
-        if max_pixels is not None and int(max_pixels) < 1:
+        if max_pixels is not None and _check_integer(max_pixels, "max_pixels") < 1:
             raise ValueError(f"Segmenter: max_pixels must be >= 1 or None, got {max_pixels}")
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(f"Segmenter: interpolation must be one of {_INTERPOLATIONS}, got "
@@ -289,10 +317,7 @@ class Segmenter(keras.Model):
         scales = check_scales(test_time_scales, "Segmenter: test_time_scales")
         largest_component = _check_component_names(largest_component, names)
         colours = _check_palette(palette, names)
-        mean_bgr = tuple(float(v) for v in (mean if mean is not None else
-                                              getattr(network, "mean", _DEFAULT_MEAN_BGR)))
-        if len(mean_bgr) != 3:
-            raise ValueError(f"Segmenter: mean must be 3 numbers (BGR), got {mean_bgr}")
+        mean_bgr = _check_mean(mean, network)
 
         # The Segmenter is the network's own graph (same layers, same weights): layer access
         # (``get_layer("block3_conv3")``), visualisation and training work on it unchanged.
@@ -451,7 +476,15 @@ class Segmenter(keras.Model):
         them as float32, the way a bare Keras network is fed; ``jit_compile=True`` runs the
         network XLA-compiled, see :class:`~deconvnet_tf.inference.predict.KerasForward`;
         ``color_target``: ``"model"`` (default) this Segmenter's, ``None`` off, or another
-        target, see :func:`deconvnet_tf.io.normalize_colors`)."""
+        target, see :func:`deconvnet_tf.io.normalize_colors`).
+
+        Raises:
+            ValueError: ``flip`` is neither ``None`` nor a bool, ``uint8`` not a bool, or a
+                bad ``scales`` / ``color_target``.
+        """
+        for option, value in (("flip", True if flip is None else flip), ("uint8", uint8)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"predictor: {option} must be true or false, got {value!r}")
         fn = KerasForward(self.network, jit_compile)
 
         # input_dtype "uint8": images are resized and padded as uint8 pixels (the mean colour
@@ -476,37 +509,56 @@ class Segmenter(keras.Model):
                              and color_target == "model" else color_target),
         )
 
-    def predict_proba(self, images, batch_size: int = 1) -> list[np.ndarray] | np.ndarray:
+    def predict_proba(self, images, batch_size: int | None = 1) -> list[np.ndarray] | np.ndarray:
         """Class probabilities of RGB images at each image's own size.
 
         Args:
             images: One ``(H, W, 3)`` image, an ``(N, H, W, 3)`` array, or a list of images of
-                any sizes (uint8, or numbers 0..255).
-            batch_size: Images per network call (same-size images only).
+                any sizes (uint8, or numbers 0..255; NumPy arrays, tensors or PIL images).
+            batch_size: Images per network call (same-size images only; ``None``: 1).
 
         Returns:
             ``(H, W, C)`` float32 for one image, ``(N, H, W, C)`` for an array, a list for a
             list.
+
+        Raises:
+            ValueError: No images, or an image that is not ``(H, W, 3)`` pixel values 0..255
+                (:func:`deconvnet_tf.io.check_pixels`; the message names it, e.g.
+                ``images[2]``), or ``batch_size`` below 1.
+            TypeError: ``batch_size`` is not an integer.
         """
         items, kind = _as_images(images)
-        probs = predict_images(self.predictor(), items, batch_size=batch_size)
+        probs = predict_images(self.predictor(), items,
+                               batch_size=1 if batch_size is None else batch_size)
         return _shape_like(probs, kind)
 
-    def predict(self, images, batch_size: int = 1, **_ignored) -> list[np.ndarray] | np.ndarray:
+    def predict(self, images, batch_size: int | None = 1, verbose: Any = None,
+                steps: Any = None, callbacks: Any = None) -> list[np.ndarray] | np.ndarray:
         """Label maps (class ids) at each input's own size.
 
         Args:
             images: As :meth:`predict_proba`.
-            batch_size: Images per network call.
+            batch_size: Images per network call (``None``: 1).
+            verbose, steps, callbacks: Accepted for ``keras.Model.predict`` callers and
+                ignored (``steps`` and ``callbacks`` only as ``None``).
 
         Returns:
             ``(H, W)`` (uint8, int32 above 256 classes) for one image, ``(N, H, W)`` for an
             array, a list of label maps for a list.
+
+        Raises:
+            As :meth:`predict_proba`; ``TypeError`` for ``steps`` / ``callbacks`` other than
+            ``None`` (this predict takes every image it is given and runs no callbacks).
         """
+        for option, value in (("steps", steps), ("callbacks", callbacks)):
+            if value is not None:
+                raise TypeError(f"Segmenter.predict: {option} is not supported (got "
+                                f"{value!r}); pass the images to predict")
         items, kind = _as_images(images)
         dtype = np.uint8 if self.num_classes <= 256 else np.int32
         labels = [p.argmax(-1).astype(dtype)
-                  for p in predict_images(self.predictor(), items, batch_size=batch_size)]
+                  for p in predict_images(self.predictor(), items,
+                                          batch_size=1 if batch_size is None else batch_size)]
         return _shape_like(labels, kind)
 
 
@@ -518,16 +570,28 @@ def _as_images(images) -> tuple[list[np.ndarray], str]:
     if isinstance(images, (list, tuple)):
         if not images:
             raise ValueError("predict: no images (an empty list)")
-        return [np.asarray(im) for im in images], "list"
+        return _checked([np.asarray(im) for im in images], "images[{}]"), "list"
     array = np.asarray(images)
+    if array.dtype == object or array.ndim == 0:  # None, a number, a dict, a generator...
+        shape = f" of shape {array.shape}" if isinstance(images, np.ndarray) else ""
+        raise ValueError(f"predict: expected an (H, W, 3) image, an (N, H, W, 3) array or a "
+                         f"list of images, got {type(images).__name__}{shape}")
     if array.ndim == 3:
-        return [array], "single"
+        return _checked([array], "image"), "single"
     if array.ndim == 4:
         if array.shape[0] == 0:
             raise ValueError("predict: no images (an empty batch)")
-        return list(array), "batch"
+        return _checked(list(array), "images[{}]"), "batch"
     raise ValueError(f"predict: expected an (H, W, 3) image, an (N, H, W, 3) array or a list of "
                      f"images, got shape {array.shape}")
+
+
+def _checked(images: list[np.ndarray], what: str) -> list[np.ndarray]:
+    """``images`` after :func:`~deconvnet_tf.io.check_pixels`, so that an error names the
+    image (``what`` formatted with its index); the prediction itself warns of 0..1 floats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return [check_pixels(image, what.format(i)) for i, image in enumerate(images)]
 
 
 def _shape_like(results: list[np.ndarray], kind: str):

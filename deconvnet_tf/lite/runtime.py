@@ -66,6 +66,23 @@ def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return resize_channels(array, height, width)
 
 
+def _check_options(threads, max_pixels, flip) -> None:
+    """``threads`` an integer >= 1, ``max_pixels`` one or ``None``, ``flip`` a bool or ``None``.
+
+    Raises:
+        ValueError: Naming the option and the value.
+    """
+    for name, value in (("threads", threads), ("max_pixels", max_pixels)):
+        if value is None and name == "max_pixels":
+            continue
+        if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+                or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1{' or None' * (name != 'threads')}"
+                             f", got {value!r}")
+    if flip is not None and not isinstance(flip, (bool, np.bool_)):
+        raise ValueError(f"flip must be true, false or None, got {flip!r}")
+
+
 class LiteSegmenter:
     """Semantic segmentation with an exported ``.tflite`` model on the LiteRT interpreter.
 
@@ -108,16 +125,18 @@ class LiteSegmenter:
     def __init__(self, model_path: str | os.PathLike, threads: int = 2,
                  metadata: ModelMetadata | None = None, max_pixels: int | None = None,
                  flip: bool | None = None, color_target: dict | None | str = "model"):
+        if not isinstance(model_path, (str, os.PathLike)):
+            raise TypeError(f"LiteSegmenter: model_path must be a path, got "
+                            f"{type(model_path).__name__}")
+        if not os.fspath(model_path):
+            raise ValueError("LiteSegmenter: model_path is empty; expected a .tflite file")
         path = Path(model_path)
         if path.is_dir():
             raise ValueError(f"TFLite model {str(path)!r} is a folder; expected a .tflite file "
                              "(a SavedModel folder runs with deconvnet-predict)")
         if not path.is_file():
             raise FileNotFoundError(f"TFLite model not found: {str(path)!r}")
-        if int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        if max_pixels is not None and int(max_pixels) < 1:
-            raise ValueError(f"max_pixels must be >= 1 or None, got {max_pixels}")
+        _check_options(threads, max_pixels, flip)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as err:
@@ -191,13 +210,24 @@ class LiteSegmenter:
 
         Returns:
             ``{"probabilities": float32 [1, H, W, C], "labels": int32 [1, H, W]}`` (dequantised).
+
+        Raises:
+            ValueError: Not ``[1, H, W, 3]`` pixel values 0..255 (other dtypes than uint8 are
+                checked and rounded), not the model's fixed size, or a side below its minimum.
         """
         batch = np.asarray(batch)
         if batch.ndim != 4 or batch.shape[0] != 1 or batch.shape[-1] != 3:
             raise ValueError(f"run expects a [1, H, W, 3] batch, got shape {batch.shape}")
+        if batch.dtype != np.uint8:  # the pixels checked and rounded, as predict does
+            pixels = check_pixels(batch[0], "run")
+            batch = np.clip(np.round(pixels.astype(np.float32)), 0, 255).astype(np.uint8)[None]
         if self.fixed_size is not None and tuple(batch.shape[1:3]) != self.fixed_size:
             raise ValueError(f"{self.path.name} takes {self.fixed_size[0]}x{self.fixed_size[1]} "
                              f"images, got {batch.shape[1]}x{batch.shape[2]}")
+        if min(batch.shape[1:3]) < max(1, self.min_input_size):
+            side = max(1, self.min_input_size)
+            raise ValueError(f"{self.path.name} takes images of at least {side}x{side}, got "
+                             f"{batch.shape[1]}x{batch.shape[2]}; predict() pads smaller ones")
         outputs = self._runner(**{self.input_name: _quantize_input(batch, self._input)})
         result = {"probabilities": _dequantize(outputs["probabilities"],
                                                self._outputs["probabilities"])}

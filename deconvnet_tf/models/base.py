@@ -62,11 +62,16 @@ class SegmentationModel(keras.Model):
 
     @staticmethod
     def _check_input_shape(arch: Architecture, input_shape, preset_name: str) -> tuple:
-        shape = tuple(None if d is None else int(d) for d in input_shape)
+        try:
+            if isinstance(input_shape, (str, bytes)):
+                raise TypeError
+            shape = tuple(None if d is None else int(d) for d in input_shape)
+        except (TypeError, ValueError):
+            shape = ()
         if len(shape) != 3 or shape[-1] not in (None, 3):
             raise ValueError(
                 f"input_shape must be (height, width, 3) with height/width None or ints, got "
-                f"{tuple(input_shape)}"
+                f"{input_shape!r}"
             )
         minimum = arch.min_input_size()
         for axis, size in zip(("height", "width"), shape[:2]):

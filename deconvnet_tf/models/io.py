@@ -40,10 +40,15 @@ def load_model(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a ``.keras`` archive, or holds a ``Segmenter`` while the
-            Segmenter task (one layer up, :mod:`deconvnet_tf.inference.segmenter`) is not
-            imported: ``deconvnet_tf.load_model`` loads those.
+        TypeError: ``path`` is not a string or a path.
+        ValueError: ``path`` is empty or not a ``.keras`` archive, or holds a ``Segmenter``
+            while the Segmenter task (one layer up, :mod:`deconvnet_tf.inference.segmenter`)
+            is not imported: ``deconvnet_tf.load_model`` loads those.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load_model: path must be a .keras file path, got {type(path).__name__}")
+    if not os.fspath(path):
+        raise ValueError("load_model: path is empty; expected a .keras file path")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"Model file not found: {str(path)!r}")

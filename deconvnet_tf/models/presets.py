@@ -7,6 +7,7 @@ validated dataclass. Add a preset by adding an entry to :data:`PRESETS`.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +32,26 @@ EFFICIENTNET_FAMILIES = ("deconvnet_efficientnet", "fcn8s_efficientnet")
 
 
 def _as_float(value: Any) -> float:
-    """``float(value)`` for a real number (not a bool), else NaN (which fails every range check)."""
-    if isinstance(value, bool):
+    """``float(value)`` for a real number (not a bool or text), else NaN (which fails every
+    range check)."""
+    if isinstance(value, (bool, str, bytes)):
         return float("nan")
     try:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
+
+
+def _as_int(value: Any, name: str) -> int:
+    """``int(value)`` for an integer or an integral float (not a bool, text or a fraction).
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    number = _as_float(value) if isinstance(value, numbers.Real) else float("nan")
+    if not number.is_integer():  # also a bool (NaN from _as_float), NaN or infinity
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -88,9 +102,14 @@ class Architecture:
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
-        object.__setattr__(
-            self, "blocks", tuple((int(f), int(n)) for f, n in self.blocks)
-        )
+        try:
+            blocks = tuple((_as_int(f, "blocks"), _as_int(n, "blocks")) for f, n in self.blocks)
+        except (TypeError, ValueError):
+            raise ValueError(f"blocks must be a sequence of (filters, convs) integer pairs, got "
+                             f"{self.blocks!r}") from None
+        object.__setattr__(self, "blocks", blocks)
+        for name in ("fc_filters", "fc_kernel", "num_classes"):
+            object.__setattr__(self, name, _as_int(getattr(self, name), name))
         self.validate()
 
     def validate(self) -> None:
@@ -114,7 +133,7 @@ class Architecture:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("encoder_width", "decoder_width"):
-            if not float(getattr(self, name)) > 0:
+            if not _as_float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("fc_dropout", "bn_momentum"):
             if not 0.0 <= _as_float(getattr(self, name)) < 1.0:

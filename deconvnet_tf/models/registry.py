@@ -218,10 +218,14 @@ def resolve(handle: str | os.PathLike) -> tuple[Path, dict[str, Any] | None]:
         FileNotFoundError: A name that is neither a file nor registered, or a registered model
             whose file is in none of the places and has no URL (the message says where to put
             it).
-        ValueError: A hash mismatch or a failed download.
+        ValueError: An empty handle, a hash mismatch or a failed download.
+        TypeError: ``handle`` is neither a string nor a path.
     """
+    if not isinstance(handle, (str, os.PathLike)):
+        raise TypeError(f"model handle must be a path, a registered name or a URL, got "
+                        f"{type(handle).__name__}")
     text = os.fspath(handle)
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not text.strip():
         raise ValueError(f"model handle must be a path, a name or a URL, got {handle!r}")
     path = Path(text).expanduser()
     if path.exists():

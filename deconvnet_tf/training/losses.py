@@ -18,7 +18,14 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     """Pixel-wise sparse softmax cross-entropy over logits, ignoring ``ignore_label`` pixels.
 
     The loss of an image batch is the (class-weighted) sum over labelled pixels divided by the
-    sum of their weights, so void pixels change neither the numerator nor the denominator.
+    sum of their weights, so void pixels change neither the numerator nor the denominator (nor
+    do their scores, even NaN or infinite ones).
+    A Keras ``sample_weight`` (one weight per image ``(N,)``, or per pixel ``(N, H, W)`` /
+    ``(N, H, W, 1)``) multiplies each pixel's cross-entropy term in the numerator only, as
+    ``keras.losses.SparseCategoricalCrossentropy(ignore_class=...)`` weights its pixels (the
+    same value when there are no class weights; a Lovasz term is not weighted). Labels may
+    come as ``(N, H, W)`` or
+    ``(N, H, W, 1)``; eager calls check that every label is a class or ``ignore_label``.
     With ``focal_gamma > 0`` each pixel's cross-entropy is multiplied by ``(1 - p)**focal_gamma``,
     ``p`` the softmax probability of its true class (the focal loss, Lin et al. 2017: easy,
     confident pixels count less); the denominator stays the sum of the class weights.
@@ -63,9 +70,12 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     ):
         kwargs.setdefault("reduction", "sum_over_batch_size")
         super().__init__(name=name, **kwargs)
-        self.num_classes = int(num_classes)
-        self.ignore_label = None if ignore_label is None else int(ignore_label)
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.num_classes = _as_int(num_classes, "num_classes")
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
+        self.ignore_label = None if ignore_label is None else _as_int(ignore_label,
+                                                                      "ignore_label")
+        self.class_weights = _check_class_weights(class_weights)
         if self.class_weights is not None and len(self.class_weights) != self.num_classes:
             raise ValueError(
                 f"class_weights has {len(self.class_weights)} values for {self.num_classes} classes"
@@ -82,16 +92,29 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             raise ValueError(
                 f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # Keras would multiply the per-image batch value by the sample weights; ``call`` folds
+        # them into the pixel weights instead (the reference's weighting).
+        inputs = y_true if sample_weight is None else (y_true, sample_weight)
+        out = super().__call__(inputs, y_pred)
+        if self.reduction not in (None, "none") and tuple(out.shape) == (0,):  # empty batch
+            return ops.zeros((), out.dtype)  # as the reference: 0, not an empty array
+        return out
+
     def call(self, y_true, y_pred):
+        sample_weight = None
+        if isinstance(y_true, tuple):  # (labels, sample weights) from __call__
+            y_true, sample_weight = y_true
         y_pred = ops.cast(y_pred, "float32")
-        labels = ops.cast(y_true, "int32")
-        if len(labels.shape) == len(y_pred.shape):
-            labels = ops.squeeze(labels, -1)
+        labels = _label_map(ops.cast(y_true, "int32"), y_pred)
         if self.ignore_label is not None:
             valid = ops.not_equal(labels, self.ignore_label)
         else:
             valid = ops.ones_like(labels, dtype="bool")
+        _check_label_values(labels, self.num_classes, self.ignore_label)
         safe = ops.where(valid, labels, ops.zeros_like(labels))
+        # void pixels' scores count nowhere, not even as NaN or infinity (NaN * 0 is NaN)
+        y_pred = ops.where(ops.expand_dims(valid, -1), y_pred, ops.ones_like(y_pred))
         pixel_loss = keras.losses.sparse_categorical_crossentropy(
             safe, y_pred, from_logits=self.from_logits
         )
@@ -105,8 +128,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         if self.class_weights is not None:
             table = ops.convert_to_tensor(self.class_weights, dtype="float32")
             weights = weights * ops.take(table, safe)
-        total = ops.sum(pixel_loss * weights)
         denominator = ops.maximum(ops.sum(weights), 1e-6)
+        total = _weighted_sum(pixel_loss * weights, sample_weight, labels)
         value = total / denominator
         if self.lovasz_weight > 0:
             probabilities = ops.softmax(y_pred, axis=-1) if self.from_logits else y_pred
@@ -139,6 +162,110 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             }
         )
         return config
+
+
+def _as_int(value, name: str) -> int:
+    """An integer argument (an integral float too, not a bool or text), or a ``ValueError``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)) and float(value).is_integer()
+    if not ok:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _check_class_weights(class_weights) -> list[float] | None:
+    """``class_weights`` as a list of finite floats >= 0 (``None`` stays ``None``)."""
+    if class_weights is None:
+        return None
+    try:
+        if isinstance(class_weights, (str, bytes)):
+            raise TypeError
+        weights = [float(w) for w in class_weights]
+    except (TypeError, ValueError):
+        weights = [float("nan")]
+    if not all(np.isfinite(w) and w >= 0 for w in weights):
+        raise ValueError(f"class_weights must be finite numbers >= 0, one per class, got "
+                         f"{class_weights!r}")
+    return weights
+
+
+def _static_shape(x) -> tuple | None:
+    """The static shape of a tensor as a tuple (``None`` for an unknown rank)."""
+    try:
+        return tuple(x.shape)
+    except ValueError:  # TensorFlow: "Cannot take the length of shape with unknown rank"
+        return None
+
+
+def _fits(shape: tuple, wanted: tuple) -> bool:
+    return len(shape) == len(wanted) and all(
+        a is None or b is None or a == b for a, b in zip(shape, wanted))
+
+
+def _label_map(labels, y_pred):
+    """``y_true`` as ``(N, H, W)`` labels of ``(N, H, W, C)`` scores: a trailing axis of 1
+    dropped, an unknown rank (a ``tf.data`` map without shapes) taken from ``y_pred``.
+
+    Raises:
+        ValueError: The static shapes do not fit (naming both).
+    """
+    shape, scores = _static_shape(labels), _static_shape(y_pred)
+    if shape is None or scores is None:
+        return ops.reshape(labels, ops.shape(y_pred)[:-1])
+    if len(shape) == len(scores) and shape[-1] in (1, None):
+        labels, shape = ops.squeeze(labels, -1), shape[:-1]
+    if not _fits(shape, scores[:-1]):
+        raise ValueError(f"y_true of shape {shape} does not fit y_pred of shape {scores}: "
+                         "expected labels (N, H, W) or (N, H, W, 1) for scores (N, H, W, C)")
+    return labels
+
+
+def _check_label_values(labels, num_classes: int, ignore_label: int | None) -> None:
+    """In eager calls, a ``ValueError`` for a label that is neither a class nor the ignore
+    label (compiled steps leave it to the backend: TensorFlow raises, on the CPU)."""
+    try:
+        values = np.asarray(ops.convert_to_numpy(labels))
+    except Exception:  # a symbolic tensor (tf.function, jax.jit): no values to check
+        return
+    bad = (values < 0) | (values >= num_classes)
+    if ignore_label is not None:
+        bad &= values != ignore_label
+    if bad.any():
+        found = sorted(set(values[bad].tolist()))
+        raise ValueError(f"y_true holds label(s) {found[:5]} outside the classes "
+                         f"0..{num_classes - 1} (ignore_label={ignore_label})")
+
+
+def _weighted_sum(pixel_terms, sample_weight, labels):
+    """``sum(pixel_terms)``, each term times its Keras sample weight when there are some: a
+    scalar, one per image ``(N,)`` / ``(N, 1)``, or one per pixel ``(N, H, W)`` /
+    ``(N, H, W, 1)``.
+
+    Raises:
+        ValueError: ``sample_weight`` of another shape (static shapes).
+    """
+    if sample_weight is None:
+        return ops.sum(pixel_terms)
+    weights = ops.cast(sample_weight, "float32")
+    shape, wanted = _static_shape(weights), _static_shape(labels)
+    if shape == ():
+        return ops.sum(pixel_terms) * weights
+    if shape is not None and wanted is not None and not any(
+            _fits(shape, form) for form in (wanted[:1], wanted[:1] + (1,), wanted,
+                                             wanted + (1,))):
+        raise ValueError(f"sample_weight of shape {shape} does not fit labels of shape "
+                         f"{wanted}: expected (N,), (N, H, W) or (N, H, W, 1)")
+    # per image: (N, 1) or (N, H*W) weights against (N, H*W) terms
+    n = ops.shape(pixel_terms)[0]
+    return ops.sum(_per_image(pixel_terms, n) * _per_image(weights, n))
+
+
+def _per_image(x, n):
+    """``x`` as ``(n, values per image)``, without ``-1`` (``n`` may be 0)."""
+    shape = _static_shape(x)
+    if shape is not None and None not in shape:
+        return ops.reshape(x, (shape[0], int(np.prod(shape[1:], dtype=np.int64))))
+    return ops.reshape(x, (n, ops.size(x) // ops.maximum(n, 1)))  # dynamic shapes (graph)
 
 
 def _focal_factor(cross_entropy, gamma: float):
