@@ -88,7 +88,8 @@ class Record:
     Attributes:
         image: Image file (JPEG/PNG, RGB after decoding).
         label: Label file.
-        label_format: ``"png"`` (8-bit greyscale class indices), ``"index_png"`` (palette or
+        label_format: ``"png"`` (8-bit greyscale class indices; a palette PNG is read as its
+            indices, any other PNG or file is an error naming it), ``"index_png"`` (palette or
             greyscale PNG read as raw indices, e.g. VOC) or ``"sbd_mat"`` (SBD ``GTcls``).
         instances: Instance-id file or ``None`` (0 = no instance).
         instances_format: ``"png16"`` (8/16-bit greyscale ids), ``"index_png"`` (VOC
@@ -103,11 +104,83 @@ class Record:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    """Decodes an image fully (a truncated or corrupt file is an error naming it)."""
+    """Decodes an image fully (a truncated or corrupt file is an error naming it), and checks
+    that tf.data would decode it to the same pixels (:func:`_check_image_file`)."""
     try:
-        return read_image(path)
+        image = read_image(path)
     except ImageReadError as err:
         raise DatasetError(str(err)) from None
+    _check_image_file(path)
+    return image
+
+
+#: What ``tf.io.decode_image`` reads (PIL's names; MPO: a camera JPEG with a preview).
+_TF_IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")
+_ORIENTATIONS = {2: "mirrored", 3: "turned 180 degrees", 4: "flipped upside down",
+                 5: "transposed", 6: "turned 90 degrees", 7: "transversed",
+                 8: "turned 270 degrees"}
+
+
+def _check_image_file(path: Path) -> None:
+    """Raises for an image that OpenCV (this reader, evaluation) and TensorFlow (the training
+    pipeline) would decode differently: a format TensorFlow does not read (TIFF...), or an EXIF
+    orientation (OpenCV turns the image, TensorFlow does not). Reads the header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            kind, exif = im.format, im.info.get("exif")
+    except Exception:  # a format PIL does not know either
+        kind, exif = None, None
+    if kind not in _TF_IMAGE_FORMATS:
+        raise DatasetError(f"Image {str(path)!r} is {f'a {kind}' if kind else 'not a JPEG or PNG'}"
+                           " file: expected a JPEG or PNG image (TensorFlow's decoder reads "
+                           "JPEG, PNG, GIF, BMP and WebP)")
+    orientation = 1
+    if exif:
+        tags = Image.Exif()
+        try:
+            tags.load(exif)
+            orientation = int(tags.get(0x0112, 1))
+        except Exception:  # an unreadable EXIF block: OpenCV ignores it too
+            orientation = 1
+    if orientation in _ORIENTATIONS:
+        raise DatasetError(f"Image {str(path)!r} has EXIF orientation {orientation} (shown "
+                           f"{_ORIENTATIONS[orientation]}): it is ambiguous whether its label "
+                           "matches the stored or the shown pixels; save the image as shown "
+                           "without the tag (PIL.ImageOps.exif_transpose) and its label to match")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOURS = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}
+
+
+def _read_label_png(path: Path, what: str) -> np.ndarray:
+    """A label PNG of the folder layout as class indices: an 8-bit greyscale PNG as stored, a
+    palette PNG as its raw indices (as VOC's); any other file is an error naming it (decoders
+    would turn it into other values: colours, 16 or 1-bit depth, JPEG artefacts)."""
+    try:
+        array = read_image(path, what=what, unchanged=True)
+        with open(path, "rb") as file:
+            head = file.read(26)
+    except ImageReadError as err:
+        raise DatasetError(str(err)) from None
+    name = f"{what.capitalize()} {str(path)!r}"
+    if head[:8] != _PNG_SIGNATURE:
+        kind = "a JPEG" if head[:2] == b"\xff\xd8" else "not a PNG"
+        raise DatasetError(f"{name} is {kind}: expected a PNG of class indices (lossless: JPEG "
+                           "compression changes the values along every edge)")
+    depth, colour = head[24], head[25]
+    if colour == 3:
+        return read_index_png(path)
+    if colour == 0 and depth == 8:
+        return array
+    hint = (" (a colour-coded label? map its colours to class indices)" if colour in (2, 6)
+            else " (its values decode scaled; save it with 8 bits, e.g. PIL mode 'L')"
+            if colour == 0 else "")
+    article = "an" if depth == 8 else "a"
+    raise DatasetError(f"{name} is {article} {depth}-bit {_PNG_COLOURS.get(colour, '?')} PNG: "
+                       f"expected 8-bit greyscale (or palette) class indices{hint}")
 
 
 def _read_indices(path: Path, fmt: str, what: str) -> np.ndarray:
@@ -115,6 +188,8 @@ def _read_indices(path: Path, fmt: str, what: str) -> np.ndarray:
         return read_index_png(path)
     if fmt == "sbd_mat":
         return read_sbd_mat(path, "GTcls" if what == "label" else "GTinst")
+    if fmt == "png":
+        return _read_label_png(path, what)
     try:
         array = read_image(path, what=what, unchanged=True)
     except ImageReadError as err:
@@ -182,8 +257,10 @@ def validate_records(records: list[Record], info: DatasetInfo) -> tuple[np.ndarr
 def records_dataset(records: list[Record]):
     """``tf.data.Dataset`` of ``(image uint8 (H, W, 3), label uint8 (H, W))`` over records.
 
-    8-bit greyscale PNG labels decode in TensorFlow; palette PNG / ``.mat`` labels go through
-    NumPy (PIL / SciPy) in parallel ``tf.numpy_function`` calls.
+    8-bit greyscale PNG labels decode in TensorFlow; any other label file (palette PNG,
+    ``.mat``, or a file :func:`load_record` refuses) goes through the NumPy reader in parallel
+    ``tf.numpy_function`` calls, so labels are the values validation saw (or its error). An
+    image and label of different sizes stop the pipeline with an error naming both files.
     """
     import tensorflow as tf
 
@@ -196,13 +273,26 @@ def records_dataset(records: list[Record]):
     def read_label_np(path, fmt):
         return _read_indices(Path(path.decode()), fmt.decode(), "label").astype(np.uint8)
 
+    def read_label(label_path, fmt):
+        def numpy():
+            return tf.numpy_function(read_label_np, [label_path, fmt], tf.uint8, stateful=False)
+
+        if formats != {"png"}:
+            return numpy()
+        data = tf.io.read_file(label_path)
+        head = tf.strings.join([tf.strings.substr(data, 0, 26), b"\0" * 26])
+        plain = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 8), _PNG_SIGNATURE),
+                               tf.equal(tf.strings.substr(head, 24, 2), b"\x08\x00"))
+        return tf.cond(plain, lambda: tf.io.decode_png(data, channels=1)[..., 0], numpy)
+
     def decode(image_path, label_path, fmt):
         image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-        if formats == {"png"}:
-            label = tf.io.decode_png(tf.io.read_file(label_path), channels=1)[..., 0]
-        else:
-            label = tf.numpy_function(read_label_np, [label_path, fmt], tf.uint8, stateful=False)
-        return tf.ensure_shape(image, (None, None, 3)), tf.ensure_shape(label, (None, None))
+        image = tf.ensure_shape(image, (None, None, 3))
+        label = tf.ensure_shape(read_label(label_path, fmt), (None, None))
+        same = tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.shape(label))),
+                                   ["Size mismatch: image", image_path, "label", label_path])
+        with tf.control_dependencies([same]):
+            return tf.identity(image), tf.identity(label)
 
     fmts = tf.constant([r.label_format for r in records])
     return tf.data.Dataset.from_tensor_slices((images, labels, fmts)).map(

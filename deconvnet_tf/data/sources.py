@@ -48,8 +48,11 @@ __all__ = ["DatasetError", "DatasetInfo", "Record", "RecordSource", "Source", "l
 def _folder_records(root: Path, split: str) -> list[Record]:
     records = []
     for image, label in list_examples(root, split):
-        inst = root / split / "instances" / label.name
-        records.append(Record(image, label, "png", inst if inst.is_file() else None, "png16"))
+        # the instances of stem "a/b" are instances/a/b.png (not instances/b.png)
+        stem = label.relative_to(root / split / "labels").with_suffix("")
+        inst = next((p for p in (root / split / "instances" / f"{stem}{suffix}"
+                                 for suffix in (".png", ".PNG")) if p.is_file()), None)
+        records.append(Record(image, label, "png", inst, "png16"))
     return records
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from deconvnet_tf.data.sources import open_source
+from deconvnet_tf.data.sources import label_statistics, open_source
 from deconvnet_tf.inference import crf, instance
 from deconvnet_tf.inference.ensemble import combine_probabilities
 from deconvnet_tf.inference.pipeline import InferenceOptions
@@ -142,7 +142,10 @@ def compare_methods(
     seconds: dict[str, float] = {}
     bar = keras.utils.Progbar(total, unit_name="image") if progress else None
     crf_kwargs = dict(preset=options.crf_preset, **options.crf_overrides)
+    records = source.records(split)
     for index, (image, label) in enumerate(source.numpy_examples(split, limit), 1):
+        # label values outside the classes (not void) raise, naming the file, as in evaluate
+        label_statistics(label, info, str(records[index - 1].label))
         probs = _method_probabilities(image, methods, deconvnet, fcn, options, crf_kwargs,
                                       seconds)
         _update_metrics(metrics, methods, probs, label, info, data)
