@@ -574,6 +574,16 @@ def main(argv=None) -> int:
 
     check_scales_flag(parser, args.scales)
     if args.refresh_card:
+        given = [flag for flag, value in (
+            ("--default-crf", args.default_crf), ("--test-time-flip", args.test_time_flip),
+            ("--scales", args.scales), ("--largest-component", args.largest_component),
+            ("--color-target", args.color_target), ("--reason", args.reason or None),
+            ("--member", args.member or None), ("--input-size", args.input_size))
+            if value is not None]
+        if given:
+            parser.error(f"--refresh-card rewrites the card from the shipped model and takes "
+                         f"--name and --output only, not {', '.join(given)} (settings change "
+                         "with --update-settings)")
         try:
             card = refresh_card(args.name, args.output)
         except (FileNotFoundError, ValueError) as err:

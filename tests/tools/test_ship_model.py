@@ -152,6 +152,10 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
     with pytest.raises(SystemExit):
         ship_model.main(["--refresh-card", "--name", "nothere", "--output", str(out)])
     assert "not shipped" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a setting with --refresh-card: refused, nothing written
+        ship_model.main(["--refresh-card", "--name", "toy", "--output", str(out), "--scales",
+                         "1", "2"])
+    assert "not --scales" in capsys.readouterr().err and (out / "toy.md").read_text() == card
     with pytest.raises(SystemExit):  # the other modes still need the data
         ship_model.main(["--update-settings", "--name", "toy", "--output", str(out),
                          "--no-test-time-flip", "--reason", "x"])
