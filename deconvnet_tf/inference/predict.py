@@ -240,8 +240,13 @@ class Predictor:
         return model_image, lambda scores: _restore_scores(scores, plan)
 
 
+#: The largest test-time scale: 4 times the side is 16 times the pixels (and the memory).
+MAX_SCALE = 4.0
+
+
 def check_scales(scales, what: str = "scales") -> tuple[float, ...]:
-    """``scales`` as a tuple of floats, each finite and > 0, at least one, no repeats.
+    """``scales`` as a tuple of floats, each finite, > 0 and <= :data:`MAX_SCALE`, at least
+    one, no repeats.
 
     Raises:
         ValueError: Naming ``what`` and the value.
@@ -252,6 +257,9 @@ def check_scales(scales, what: str = "scales") -> tuple[float, ...]:
         raise ValueError(f"{what} must be numbers such as (1.0, 1.5), got {scales!r}") from None
     if not values or not all(np.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"{what} must be one or more finite numbers > 0, got {scales!r}")
+    if max(values) > MAX_SCALE:
+        raise ValueError(f"{what} must be at most {MAX_SCALE:g} each (a scale s runs the "
+                         f"network on s^2 times the pixels), got {scales!r}")
     if len(set(values)) != len(values):
         raise ValueError(f"{what} repeats a scale: {scales!r}")
     return values

@@ -74,10 +74,10 @@ def test_scales_round_trip_and_bad_values(net, tmp_path):
     assert Segmenter(net, class_names=NAMES).test_time_scales == (1.0,)
     for bad, match in (((), "one or more"), ((0,), "one or more"), ((1, -2), "one or more"),
                        ((float("inf"),), "one or more"), (("x",), "numbers such as"),
-                       ((1, 1.0), "repeats")):
+                       ((1, 1.0), "repeats"), ((1, 4.5), "at most 4")):
         with pytest.raises(ValueError, match=f"test_time_scales (must be )?{match}"):
             Segmenter(net, test_time_scales=bad)
-    assert check_scales(2) == (2.0,)
+    assert check_scales(2) == (2.0,) and check_scales((1, 4)) == (1.0, 4.0)
 
 
 def test_scales_need_a_network_that_takes_any_size(images):
@@ -136,6 +136,9 @@ def test_predict_cli_scales_flag_and_the_models_default(net, tmp_path, capsys):
     bad = run_main(predict_cli.main, ["--model", "m", "--input", "x", "--output", "o",
                                       "--scales", "1", "1"])
     assert_one_line_error(bad, "--scales repeats a scale")
+    huge = run_main(predict_cli.main, ["--model", "m", "--input", "x", "--output", "o",
+                                       "--scales", "1", "1000"])  # 10^6 times the pixels
+    assert_one_line_error(huge, "--scales must be at most 4")
 
 
 def test_export_says_the_scales_are_not_in_it(net, tmp_path, capsys):
