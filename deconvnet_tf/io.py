@@ -764,10 +764,10 @@ def upscale_labels(probabilities: np.ndarray, height: int, width: int) -> np.nda
 # ------------------------------------------------------------------ run-folder metadata
 def classes_from_meta(path: str | os.PathLike) -> list[str] | None:
     """The non-empty ``classes`` list of a dataset ``meta.json`` as strings, or ``None`` (no
-    such file, not JSON, no such list)."""
+    such file, not UTF-8 JSON, no such list)."""
     try:
-        meta = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     classes = meta.get("classes") if isinstance(meta, dict) else None
     if isinstance(classes, list) and classes:

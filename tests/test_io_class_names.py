@@ -28,6 +28,10 @@ def test_classes_from_meta_reads_only_a_non_empty_list(tmp_path):
     (tmp_path / "d" / "meta.json").write_text("{broken")
     assert classes_from_meta(tmp_path / "d" / "meta.json") is None
     assert classes_from_meta(tmp_path / "missing.json") is None
+    (tmp_path / "d" / "meta.json").write_bytes(b'{"classes": ["\xe9t\xe9"]}')  # Latin-1
+    assert classes_from_meta(tmp_path / "d" / "meta.json") is None
+    (tmp_path / "d" / "meta.json").write_bytes(b'\xef\xbb\xbf{"classes": ["sky"]}')  # a BOM
+    assert classes_from_meta(tmp_path / "d" / "meta.json") == ["sky"]
 
 
 def test_meta_next_to_the_model_wins(tmp_path):
