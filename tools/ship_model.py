@@ -354,7 +354,8 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
          command: str = "", notes: str = "", split: str = "val", dev_run: Path | None = None,
          overwrite: bool = False, default_crf: bool = False,
          test_time_flip: bool = False, color_target=_UNSET,
-         litert=LITERT, members=(), weights_storage: str = "float32") -> dict:
+         litert=LITERT, members=(), weights_storage: str = "float32",
+         test_time_scales=(1.0,)) -> dict:
     """Writes the shipped files of one model; returns the measured numbers.
 
     ``default_crf``: the shipped Segmenter's ``deconvnet-predict`` refines with the dense CRF
@@ -369,7 +370,10 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     (EDeconvNet: an :class:`~deconvnet_tf.models.EnsembleNetwork` of all of them, equal
     weights; ``command`` then lists one training command per run, in order).
     ``weights_storage``: ``"float16"`` stores the ``.keras`` file's weights in half precision
-    (the card's metrics are measured on the file as written).
+    (the card's metrics are measured on the file as written). ``test_time_scales``: the Keras
+    runtime's test-time multi-scale (multiples of the working size; the LiteRT files run the
+    working size); like the other settings it is never taken from the registry entry of
+    ``name``, so a re-ship states it (the card's metrics include it).
 
     Raises:
         FileExistsError: A file to write exists and ``overwrite`` is false (nothing written).
@@ -378,6 +382,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     from deconvnet_tf.data.sources import open_source
     from deconvnet_tf.inference.segmenter import run_color_target
     from deconvnet_tf.export import export_tflite_variants
+    from deconvnet_tf.inference.predict import check_scales
     from deconvnet_tf.inference.segmenter import load_segmenter
     from deconvnet_tf.models.registry import REGISTRY
     from deconvnet_tf.training.atomic import write_text_atomic
@@ -395,6 +400,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite to replace "
                               "the shipped files")
+    test_time_scales = check_scales(test_time_scales, "test_time_scales")
     dev = dev_split_score(dev_run) if dev_run is not None else None
     info = read_meta(data)
     config = json.loads((run / "config.json").read_text())
@@ -409,7 +415,7 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
                            image_size=input_size, class_names=list(info.class_names),
                            void_label=info.ignore_label, default_crf=default_crf,
                            test_time_flip=test_time_flip, weights_storage=weights_storage,
-                           **target)
+                           test_time_scales=test_time_scales, **target)
     runs = [run, *map(Path, members)]
     if members:
         model = _ensemble(model, runs[1:])
@@ -458,6 +464,10 @@ def ship(run: Path, data: Path, name: str, out: Path, *, input_size=None, terms:
                                   "its mirror image's (twice the cost; `--no-flip` skips it); "
                                   "the metrics below include it." if test_time_flip else
                                   "off (`--flip` adds it).")
+             + (f" Test-time scales: {_describe(test_time_scales)} of the working size, "
+                "probabilities averaged (the Keras runtime; the LiteRT files run the working "
+                "size; `--scales 1` skips them); the Keras metrics below include them."
+                if test_time_scales != (1.0,) else "")
              + (" Test-time colour normalisation: each image's channels are brought to "
                 f"{_describe(model.color_target)} before the network, in every runtime "
                 "(`--no-color-norm` skips it); the metrics below include it."
@@ -549,9 +559,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="the shipped model averages each image with its mirror image in "
                         "every runtime unless --no-flip (Segmenter test_time_flip)")
     parser.add_argument("--scales", nargs="+", type=float, metavar="S", default=None,
-                        help="--update-settings: test-time multi-scale of the Keras runtime, "
-                        "multiples of the working size whose probabilities are averaged, e.g. "
-                        "1 1.5 (Segmenter test_time_scales; 1 alone: off)")
+                        help="test-time multi-scale of the Keras runtime, multiples of the working "
+                        "size whose probabilities are averaged, e.g. 1 1.5 (Segmenter "
+                        "test_time_scales; 1 alone: off): a ship's setting (default 1; never "
+                        "taken from the registry), or a change with --update-settings")
     parser.add_argument("--largest-component", nargs="+", metavar="CLASS", default=None,
                         help="--update-settings: class names whose pixels deconvnet-predict "
                         "reduces to their largest connected region after the CRF unless "
@@ -592,9 +603,6 @@ def main(argv=None) -> int:
         return 0
     if args.data is None:
         parser.error("--data is required with --run and --update-settings")
-    if args.scales is not None and not args.update_settings:
-        parser.error("--scales changes a shipped model (--update-settings); a ship keeps the "
-                     "working size alone")
     if args.update_settings:
         settings = {k: v for k, v in (("test_time_flip", args.test_time_flip),
                                       ("default_crf", args.default_crf)) if v is not None}
@@ -626,6 +634,12 @@ def main(argv=None) -> int:
             parser.error(f"--member {str(member)!r} has no model.keras")
     if args.dev_run is not None and not (args.dev_run / "log.csv").is_file():
         parser.error(f"--dev-run {str(args.dev_run)!r} has no log.csv")
+    from deconvnet_tf.inference.predict import check_scales
+
+    try:
+        scales = check_scales(args.scales or (1.0,), "--scales")
+    except ValueError as err:
+        parser.error(str(err))
     try:
         target = ({} if args.color_target is None
                   else {"color_target": _color_target(args.data, args.color_target)})
@@ -634,7 +648,8 @@ def main(argv=None) -> int:
                       split=args.split, dev_run=args.dev_run, overwrite=args.overwrite,
                       default_crf=bool(args.default_crf),
                       test_time_flip=bool(args.test_time_flip), litert=args.litert,
-                      members=args.member, weights_storage=args.weights_storage, **target)
+                      members=args.member, weights_storage=args.weights_storage,
+                      test_time_scales=scales, **target)
     except (FileExistsError, ValueError) as err:
         parser.error(str(err))
     print(result["card"].read_text())

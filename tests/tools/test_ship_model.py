@@ -30,8 +30,13 @@ def run_and_data(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_and_data, tmp_path):
+def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_and_data, tmp_path,
+                                                                           monkeypatch):
     import deconvnet_tf
+    from deconvnet_tf.models.registry import REGISTRY
+
+    # the registry entry of a re-shipped name does not set the ship's test-time scales
+    monkeypatch.setitem(REGISTRY, "toy", {"metadata": {"test_time_scales": [1.0, 1.5]}})
 
     run, data, dev = run_and_data
     out = tmp_path / "shipped"
@@ -48,13 +53,14 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
     assert segmenter.image_size == (48, 64) and segmenter.class_names == names
     assert segmenter.default_crf is True  # --default-crf
     assert segmenter.test_time_flip is True  # --test-time-flip, in every runtime's files
+    assert segmenter.test_time_scales == (1.0,)  # no --scales: the working size alone
     from deconvnet_tf.lite import read_metadata
 
     assert read_metadata(out / "toy.tflite").test_time_flip is True
     assert read_metadata(out / "toy_int8.tflite").test_time_flip is True
     card = (out / "toy.md").read_text()
     assert "Default post-processing in `deconvnet-predict`: the dense CRF" in card
-    assert "Test-time flip: on" in card
+    assert "Test-time flip: on" in card and "Test-time scales" not in card
     dev_log = (dev / "log.csv").read_text().strip().splitlines()[-1].split(",")
     assert f"{100 * float(dev_log[-1]):.1f} mean IoU" in card
     assert "trained on `train[-0/3]`, scored on `train[0/3]`" in card
@@ -165,10 +171,11 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
         with pytest.raises(SystemExit) as exit_info:
             ship_model.main([*common, "--scales", *bad, "--reason", "x"])
         assert exit_info.value.code == 2 and "--scales" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # a ship keeps the working size alone
+    with pytest.raises(SystemExit):  # a ship's scales are checked before anything is written
         ship_model.main(["--run", str(run), "--data", str(data), "--name", "toy2",
-                         "--output", str(out), "--scales", "1", "1.5"])
-    assert "--update-settings" in capsys.readouterr().err and not (out / "toy2.keras").exists()
+                         "--output", str(out), "--scales", "1", "0"])
+    assert "--scales must be one or more finite numbers > 0" in capsys.readouterr().err
+    assert not (out / "toy2.keras").exists()
 
 
 @pytest.mark.slow
@@ -258,20 +265,26 @@ def test_ship_int8_only_with_a_colour_target_and_no_stale_variant(run_and_data, 
 
 
 @pytest.mark.slow
-def test_ship_an_ensemble_of_two_runs_with_float16_weights(run_and_data, tmp_path, capsys):
+def test_ship_an_ensemble_of_two_runs_with_float16_weights(run_and_data, tmp_path, capsys,
+                                                           monkeypatch):
     """--member RUN: the shipped network averages both runs' probabilities (EDeconvNet);
     --weights-storage float16 halves the .keras weights and the card's metrics are those of
     the file as written; a --member without model.keras is refused before anything is
-    written."""
+    written. A ship's test-time scales are its --scales, never the registry entry's."""
     import deconvnet_tf
     from deconvnet_tf.models import EnsembleNetwork
+    from deconvnet_tf.models.registry import REGISTRY
+
+    # a registered name whose entry has other settings: a re-ship states its own
+    monkeypatch.setitem(REGISTRY, "toy", {"metadata": {"test_time_scales": [1.0, 1.25],
+                                                       "default_crf": False}})
 
     run, data, dev = run_and_data
     out = tmp_path / "shipped"
     argv = ["--run", str(run), "--member", str(dev), "--data", str(data), "--name", "toy",
             "--output", str(out), "--input-size", "48x64", "--litert", "int8",
             "--weights-storage", "float16", "--default-crf", "--command", "train one",
-            "--command", "train two"]
+            "--command", "train two", "--scales", "1", "1.5"]
     with pytest.raises(SystemExit) as caught:
         ship_model.main([*argv[:2], "--member", str(tmp_path), *argv[2:]])
     assert caught.value.code == 2 and "has no model.keras" in capsys.readouterr().err
@@ -280,6 +293,7 @@ def test_ship_an_ensemble_of_two_runs_with_float16_weights(run_and_data, tmp_pat
     seg = deconvnet_tf.Segmenter.from_preset(str(out / "toy.keras"))
     assert isinstance(seg.network, EnsembleNetwork) and len(seg.network.member_names) == 2
     assert seg.weights_storage == "float16" and seg.default_crf is True
+    assert seg.test_time_scales == (1.0, 1.5)
     import io
     import zipfile
 
@@ -295,3 +309,4 @@ def test_ship_an_ensemble_of_two_runs_with_float16_weights(run_and_data, tmp_pat
     assert "EDeconvNet" in card and "    train one\n    train two\n" in card
     assert "min wall in all (2 runs, one after the other)" in card
     assert "| LiteRT int8 |" in card
+    assert "Test-time scales: 1, 1.5 of the working size" in card
