@@ -5,8 +5,8 @@ The TensorFlow executor of the training augmentation (the tf.data pipeline,
 NumPy executor (the PyDataset pipeline). The spec, every random parameter of it, lives in
 :mod:`deconvnet_tf.data.augment_spec`: the random ops here draw their parameters from it
 through ``tf.numpy_function`` and apply them with TF ops, so the same key gives the same
-scale, crop window and flip as the NumPy executor (labels identical) and the same colour jitter
-(images within one grey level).
+scale, crop window and flip as the NumPy executor (labels identical) and the same colour jitter,
+tone curve and greyscale choice (images within one grey level).
 
 Labels are only ever resampled with nearest neighbour; padding fills the image with 0 and the
 label with the ignore label. Random ops take a ``seed``: a ``[2]`` integer tensor (or pair)
@@ -170,6 +170,16 @@ def _gamma_float(x, gamma):
     return tf.pow(tf.clip_by_value(x / 255.0, 0.0, 1.0), gamma) * 255.0
 
 
+def _grayscale_float(x):
+    """The luma ``0.2989 R + 0.5870 G + 0.1140 B`` (:data:`augment_spec.LUMA_WEIGHTS`) of a
+    float image of 0..255 values (clipped to the range first; not rounded), in all three
+    channels."""
+    tf = _tf()
+    weights = tf.constant(spec.LUMA_WEIGHTS, tf.float32)
+    luma = tf.reduce_sum(tf.clip_by_value(x, 0.0, 255.0) * weights, axis=-1, keepdims=True)
+    return tf.tile(luma, [1, 1, 3])
+
+
 def adjust_colors(image, brightness=None, contrast=None, saturation=None):
     """Brightness delta, contrast factor, saturation factor (``None`` skips a step), in that
     order, on the 0..1 scale, then round and clip (uint8 in, uint8 out)."""
@@ -194,13 +204,13 @@ def color_jitter(image, seed, brightness: float = 0.2, contrast: float = 0.2, sa
 
 def draw_params(seed, image, *, crop_size, scale=(0.75, 1.25), flip: bool = True,
                 jitter: bool | float = True, gamma: float = 0.0, class_uniform: float = 0.0,
-                label=None, ignore_label: int = 255):
+                label=None, ignore_label: int = 255, grayscale: float = 0.0):
     """:func:`deconvnet_tf.data.augment_spec.draw` for ``image``'s size, as tensors
     (``label`` is read only for class-uniform crops, ``class_uniform > 0``).
 
     Returns:
         ``(sizes, colours)``: int32 ``[height, width, top, left, flip]`` and float32
-        ``[brightness delta, contrast factor, saturation factor, gamma]``.
+        ``[brightness delta, contrast factor, saturation factor, gamma, greyscale (1 or 0)]``.
     """
     tf = _tf()
     shape = tf.shape(image)
@@ -210,9 +220,10 @@ def draw_params(seed, image, *, crop_size, scale=(0.75, 1.25), flip: bool = True
         p = spec.draw(key, height, width, crop_size=crop_size, scale=scale, flip=flip,
                       jitter=jitter, gamma=gamma, class_uniform=class_uniform,
                       label=source_label[0] if source_label else None,
-                      ignore_label=ignore_label)
+                      ignore_label=ignore_label, grayscale=grayscale)
         return (np.array([p.height, p.width, p.top, p.left, p.flip], np.int32),
-                np.array([p.brightness, p.contrast, p.saturation, p.gamma], np.float32))
+                np.array([p.brightness, p.contrast, p.saturation, p.gamma, p.grayscale],
+                         np.float32))
 
     inputs = [_seed(seed), shape[0], shape[1]]
     if class_uniform > 0:
@@ -220,14 +231,15 @@ def draw_params(seed, image, *, crop_size, scale=(0.75, 1.25), flip: bool = True
             raise ValueError("draw_params: class_uniform crops need the label")
         inputs.append(label)
     sizes, colours = tf.numpy_function(draw, inputs, (tf.int32, tf.float32), stateful=False)
-    return tf.ensure_shape(sizes, [5]), tf.ensure_shape(colours, [4])
+    return tf.ensure_shape(sizes, [5]), tf.ensure_shape(colours, [5])
 
 
 def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.25),
             flip: bool = True, jitter: bool | float = True, gamma: float = 0.0,
-            class_uniform: float = 0.0):
+            class_uniform: float = 0.0, grayscale: float = 0.0):
     """The training augmentation: random scale, crop (with padding), flip, colour jitter,
-    random gamma (off by default); class-uniform crop windows (off by default).
+    random gamma and random greyscale (both off by default); class-uniform crop windows (off
+    by default).
 
     The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
     :func:`deconvnet_tf.data.augment_np.augment` draws for the same key.
@@ -237,15 +249,17 @@ def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.
     random tone curve ``x ** g``, ``g`` in ``[1/(1+t), 1+t]`` (0: off). ``class_uniform``: the
     probability that the crop window is placed around a pixel of a class drawn uniformly
     among those in the label (:func:`deconvnet_tf.data.augment_spec.class_crop_offset`; 0:
-    off).
+    off). ``grayscale``: the probability that the crop becomes its luma in all three channels,
+    after the tone curve (0: off).
     """
     tf = _tf()
     strength = spec.jitter_strength(jitter)
     gamma = spec.gamma_strength(gamma)
+    grayscale = spec.grayscale_strength(grayscale)
     height, width = int(crop_size[0]), int(crop_size[1])
     sizes, colours = draw_params(seed, image, crop_size=(height, width), scale=scale, flip=flip,
                                  jitter=strength, gamma=gamma, class_uniform=class_uniform,
-                                 label=label, ignore_label=ignore_label)
+                                 label=label, ignore_label=ignore_label, grayscale=grayscale)
     # Float from the resize to the end, rounded once (as the NumPy executor).
     if scale is not None:
         x, label = _resize_float(image, label, sizes[:2])
@@ -258,6 +272,8 @@ def augment(image, label, seed, *, crop_size, ignore_label: int, scale=(0.75, 1.
         x = _jitter_float(x, colours[0], colours[1], colours[2])
     if gamma:
         x = _gamma_float(x, colours[3])
+    if grayscale:
+        x = tf.cond(colours[4] > 0, lambda: _grayscale_float(x), lambda: x)
     return _to_uint8(x), label
 
 

@@ -28,12 +28,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from deconvnet_tf.data import augment_spec as spec
-from deconvnet_tf.data.augment_spec import gamma_strength, jitter_strength
+from deconvnet_tf.data.augment_spec import gamma_strength, grayscale_strength, jitter_strength
 
 __all__ = ["random_scale", "resize", "pad_to_size", "random_crop", "crop_at", "center_crop",
            "random_flip", "adjust_brightness", "adjust_contrast", "adjust_saturation",
-           "adjust_colors", "color_jitter", "jitter_strength", "gamma_strength", "apply_params",
-           "augment", "paste_classes"]
+           "adjust_colors", "color_jitter", "jitter_strength", "gamma_strength",
+           "grayscale_strength", "apply_params", "augment", "paste_classes"]
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
@@ -178,6 +178,15 @@ def _gamma_float(x: np.ndarray, gamma: float) -> np.ndarray:
     return np.power(np.clip(x / np.float32(255.0), 0, 1), np.float32(gamma)) * np.float32(255.0)
 
 
+def _grayscale_float(x: np.ndarray) -> np.ndarray:
+    """The luma ``0.2989 R + 0.5870 G + 0.1140 B`` (:data:`augment_spec.LUMA_WEIGHTS`) of a
+    float image of 0..255 values (clipped to the range first; not rounded), in all three
+    channels."""
+    weights = np.asarray(spec.LUMA_WEIGHTS, np.float32)
+    luma = (np.clip(x, 0, 255).astype(np.float32) * weights).sum(axis=-1, keepdims=True)
+    return np.repeat(luma, 3, axis=-1)
+
+
 def adjust_colors(image: np.ndarray, brightness: float | None, contrast: float | None,
                   saturation: float | None) -> np.ndarray:
     """Brightness delta, contrast factor, saturation factor (``None`` skips a step), in that
@@ -202,7 +211,7 @@ def color_jitter(image: np.ndarray, seed, brightness: float = 0.2,
 def apply_params(image: np.ndarray, label: np.ndarray, params: spec.AugmentParams, *,
                  crop_size: Sequence[int], ignore_label: int):
     """The augmentation with drawn parameters: resize, crop (with padding), flip, jitter,
-    gamma.
+    gamma, greyscale.
 
     The image stays float from the resize to the end and is rounded once, as in
     :func:`deconvnet_tf.data.augment.augment` (so the executors differ by at most one grey
@@ -217,15 +226,19 @@ def apply_params(image: np.ndarray, label: np.ndarray, params: spec.AugmentParam
         x = _jitter_float(x, params.brightness, params.contrast, params.saturation)
     if params.gamma != 1.0:
         x = _gamma_float(x, params.gamma)
+    if params.grayscale:
+        x = _grayscale_float(x)
     return _to_uint8(x), np.ascontiguousarray(label)
 
 
 def augment(image: np.ndarray, label: np.ndarray, seed, *,
             crop_size: Sequence[int], ignore_label: int,
             scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
-            jitter: bool | float = True, gamma: float = 0.0, class_uniform: float = 0.0):
+            jitter: bool | float = True, gamma: float = 0.0, class_uniform: float = 0.0,
+            grayscale: float = 0.0):
     """The training augmentation: random scale, crop (with padding), flip, colour jitter,
-    random gamma (off by default); class-uniform crop windows (off by default).
+    random gamma and random greyscale (both off by default); class-uniform crop windows (off
+    by default).
 
     The parameters are :func:`deconvnet_tf.data.augment_spec.draw`'s, the same as
     :func:`deconvnet_tf.data.augment.augment` draws for the same key.
@@ -246,18 +259,21 @@ def augment(image: np.ndarray, label: np.ndarray, seed, *,
         class_uniform: Probability that the crop window is placed around a pixel of a class
             drawn uniformly among those in the label
             (:func:`deconvnet_tf.data.augment_spec.class_crop_offset`; 0, the default: off).
+        grayscale: Probability that the crop becomes its luma ``0.2989 R + 0.5870 G +
+            0.1140 B`` in all three channels, after the tone curve (0, the default: off).
 
     Returns:
         ``(image uint8 (h, w, 3), label uint8 (h, w))``, contiguous.
 
     Raises:
         ValueError: If the image/label shapes do not match, or on a bad
-            ``jitter``/``gamma``/``class_uniform``/``seed``.
+            ``jitter``/``gamma``/``class_uniform``/``grayscale``/``seed``.
     """
     _check_pair(image, label)
     params = spec.draw(spec.as_key(seed), image.shape[0], image.shape[1], crop_size=crop_size,
                        scale=scale, flip=flip, jitter=jitter, gamma=gamma,
-                       class_uniform=class_uniform, label=label, ignore_label=ignore_label)
+                       class_uniform=class_uniform, label=label, ignore_label=ignore_label,
+                       grayscale=grayscale)
     return apply_params(image, label, params, crop_size=crop_size, ignore_label=ignore_label)
 
 

@@ -20,7 +20,10 @@ The spec, in order (see :func:`draw`):
    contrast factor and saturation factor uniform in ``[1 - s, 1 + s)``, applied in that order;
 5. gamma of strength ``t`` (off by default): ``x -> x ** g`` on the 0..1 scale (clipped to
    ``[0, 1]`` first), with ``log g`` uniform in ``[-log(1 + t), log(1 + t))``: a random tone
-   curve, brighter or darker in the shadows, that an affine jitter cannot make.
+   curve, brighter or darker in the shadows, that an affine jitter cannot make;
+6. greyscale with probability ``p`` (off by default): the crop becomes its luma
+   ``0.2989 R + 0.5870 G + 0.1140 B`` (the weights of ``tf.image.rgb_to_grayscale``, on the
+   values clipped to ``[0, 255]``, in float before the final rounding) in all three channels.
 
 Class-uniform crops (off by default; :func:`class_crop_offset`): with probability ``p`` the
 crop window of step 2 is instead placed around one pixel drawn class-uniformly from the scaled
@@ -33,15 +36,15 @@ rescaled image (``tools/crop_class_share.py`` measures it).
 Class paste (off by default; :func:`class_paste`): a batch-level step after the crops. With
 probability ``p`` (drawn from the example's key), the crop at row ``i`` of a batch receives
 the pixels of a set of classes from the crop at row ``i - 1`` (the last row from the first;
-both as they left steps 1-5): image and label both, wherever the other crop's label is one of
+both as they left steps 1-6): image and label both, wherever the other crop's label is one of
 those classes. The executors are ``augment_np.paste_classes`` and ``augment.paste_classes``.
 
 Randomness is counter based: a key is a pair of integers ``(seed, index)`` and every parameter
 is a SplitMix64 hash of ``(seed, index, stream)`` with one stream per parameter. So a draw
 depends on nothing but the key (not on call order, threads, workers or the NumPy version), and
 the single-step draws (:func:`scaled_size`, :func:`crop_offset`, :func:`flip`,
-:func:`jitter_factors`, :func:`gamma_factor`) give the same numbers as the corresponding
-fields of :func:`draw`.
+:func:`jitter_factors`, :func:`gamma_factor`, :func:`to_grayscale`) give the same numbers as
+the corresponding fields of :func:`draw`.
 No TensorFlow here.
 
 Example:
@@ -58,14 +61,19 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["AugmentParams", "as_key", "uniform", "randint", "scale_factor", "scaled_size",
-           "crop_offset", "flip", "jitter_factors", "gamma_factor", "nearest_indices",
-           "jitter_strength", "gamma_strength", "class_uniform_strength", "class_crop_offset",
-           "class_paste_strength", "class_paste_setting", "class_paste", "draw"]
+           "crop_offset", "flip", "jitter_factors", "gamma_factor", "to_grayscale",
+           "nearest_indices", "jitter_strength", "gamma_strength", "grayscale_strength",
+           "class_uniform_strength", "class_crop_offset", "class_paste_strength",
+           "class_paste_setting", "class_paste", "draw", "LUMA_WEIGHTS"]
 
 # One stream per random parameter.
 SCALE, CROP_TOP, CROP_LEFT, FLIP, BRIGHTNESS, CONTRAST, SATURATION, GAMMA = range(1, 9)
 CLASS_CROP, CLASS_PICK, PIXEL_PICK = range(9, 12)
 CLASS_PASTE = 12
+GRAYSCALE = 13
+
+# The luma weights of the greyscale step (those of ``tf.image.rgb_to_grayscale``).
+LUMA_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 # The largest gamma strength: g in [1/4, 4] (beyond, a tone curve flattens the image).
 MAX_GAMMA_STRENGTH = 3.0
@@ -180,6 +188,13 @@ def gamma_factor(key, strength: float = 0.0) -> float:
     return float(np.exp(uniform(as_key(key), GAMMA, -bound, bound)))
 
 
+def to_grayscale(key, probability: float = 0.0) -> bool:
+    """Whether the crop becomes greyscale (probability ``probability``; never for 0, and then
+    nothing is drawn)."""
+    probability = grayscale_strength(probability)
+    return probability > 0 and uniform(as_key(key), GRAYSCALE) < probability
+
+
 def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
     """Source rows (or columns) of nearest-neighbour resampling ``in_size -> out_size``.
 
@@ -222,6 +237,12 @@ def _probability(value, name: str, meaning: str) -> float:
     if not 0 <= checked <= 1:
         raise ValueError(f"{name} must be a probability in [0, 1] ({meaning}), got {value!r}")
     return checked
+
+
+def grayscale_strength(probability: float) -> float:
+    """The probability of a greyscale crop (``augment(grayscale=...)``, config
+    ``grayscale_prob``), checked: a number in ``[0, 1]`` (0: off)."""
+    return _probability(probability, "grayscale", "the share of crops turned to greyscale")
 
 
 def class_uniform_strength(probability: float) -> float:
@@ -332,6 +353,7 @@ class AugmentParams:
         contrast: Contrast factor (1 without jitter).
         saturation: Saturation factor (1 without jitter).
         gamma: Exponent of the tone curve ``x ** gamma`` on the 0..1 scale (1: off).
+        grayscale: Replace the crop by its luma in all three channels, after the gamma step.
     """
 
     scale: float
@@ -345,12 +367,14 @@ class AugmentParams:
     contrast: float
     saturation: float
     gamma: float = 1.0
+    grayscale: bool = False
 
 
 def draw(key, height: int, width: int, *, crop_size: Sequence[int],
          scale: tuple[float, float] | None = (0.75, 1.25), flip: bool = True,
          jitter: bool | float = True, gamma: float = 0.0, class_uniform: float = 0.0,
-         label: np.ndarray | None = None, ignore_label: int = 255) -> AugmentParams:
+         label: np.ndarray | None = None, ignore_label: int = 255,
+         grayscale: float = 0.0) -> AugmentParams:
     """All parameters of the training augmentation of one ``height x width`` example.
 
     Args:
@@ -368,6 +392,8 @@ def draw(key, height: int, width: int, *, crop_size: Sequence[int],
         label: The example's source label ``(height, width)`` (read only for class-uniform
             crops).
         ignore_label: The label value class-uniform crops never draw.
+        grayscale: Probability of a greyscale crop (0, the default: off; see
+            :func:`to_grayscale`).
 
     Returns:
         The :class:`AugmentParams`.
@@ -391,7 +417,8 @@ def draw(key, height: int, width: int, *, crop_size: Sequence[int],
     return AugmentParams(scale=factor, height=size[0], width=size[1], top=top, left=left,
                          flip=bool(mirrored), jitter=strength > 0, brightness=delta,
                          contrast=contrast, saturation=saturation,
-                         gamma=gamma_factor(key, gamma))
+                         gamma=gamma_factor(key, gamma),
+                         grayscale=to_grayscale(key, grayscale))
 
 
 def _crop_window(key, size, crop, source, class_uniform, label, ignore_label):

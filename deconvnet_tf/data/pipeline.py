@@ -39,6 +39,7 @@ def make_pipeline(
     flip: bool = True,
     jitter: bool | float = True,
     gamma: float = 0.0,
+    grayscale: float = 0.0,
     class_uniform: float = 0.0,
     class_paste: float = 0.0,
     class_paste_classes: Sequence[int] = (),
@@ -63,6 +64,8 @@ def make_pipeline(
         scale, flip, jitter, gamma: Augmentation options of ``"crop"`` training (``jitter``: a
             bool or the colour-jitter strength; ``gamma``: the strength of a random tone curve,
             0 for none; see :func:`deconvnet_tf.data.augment.augment`).
+        grayscale: Probability that a ``"crop"`` training crop becomes greyscale (its luma in
+            all three channels, after the tone curve; 0: never).
         class_uniform: Probability that a ``"crop"`` training window is placed around a pixel
             of a class drawn uniformly among those in the label (0: never; see
             :func:`deconvnet_tf.data.augment_spec.class_crop_offset`).
@@ -82,6 +85,7 @@ def make_pipeline(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     gamma = aug.spec.gamma_strength(gamma)  # checked here, not inside the traced map
+    grayscale = aug.spec.grayscale_strength(grayscale)
     class_uniform = aug.spec.class_uniform_strength(class_uniform)
     paste = aug.spec.class_paste_setting(class_paste, class_paste_classes,
                                          mode == "crop" and training)
@@ -90,7 +94,7 @@ def make_pipeline(
     # The example at stream position p is augmented with the key (seed, p), as in the
     # PyDataset pipeline (deconvnet_tf.data.pydataset): the spec is one function of the key.
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
-    augmentation = dict(scale=scale, flip=flip, jitter=jitter, gamma=gamma,
+    augmentation = dict(scale=scale, flip=flip, jitter=jitter, gamma=gamma, grayscale=grayscale,
                         class_uniform=class_uniform) if mode == "crop" and training else None
     ds = ds.map(_transform(seed, (int(crop_size[0]), int(crop_size[1])), ignore_label,
                            augmentation, paste),

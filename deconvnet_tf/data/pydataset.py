@@ -69,6 +69,8 @@ class FolderPyDataset(keras.utils.PyDataset):
         jitter: Random colour jitter in ``"crop"`` training.
         gamma: Strength of a random tone curve in ``"crop"`` training (0: none; see
             :func:`deconvnet_tf.data.augment_np.augment`).
+        grayscale: Probability that a ``"crop"`` training crop becomes greyscale (its luma in
+            all three channels, after the tone curve; 0: never).
         class_uniform: Probability that a ``"crop"`` training window is placed around a pixel
             of a class drawn uniformly among those in the label (0: never; see
             :func:`deconvnet_tf.data.augment_spec.class_crop_offset`).
@@ -116,6 +118,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         flip: bool = True,
         jitter: bool | float = True,
         gamma: float = 0.0,
+        grayscale: float = 0.0,
         class_uniform: float = 0.0,
         class_paste: float = 0.0,
         class_paste_classes: Sequence[int] = (),
@@ -150,6 +153,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         self.flip = bool(flip)
         self.jitter = jitter if isinstance(jitter, bool) else aug.jitter_strength(jitter)
         self.gamma = aug.gamma_strength(gamma)
+        self.grayscale = aug.grayscale_strength(grayscale)
         self.class_uniform = aug.spec.class_uniform_strength(class_uniform)
         # (probability, classes) or None: the same check as make_pipeline's
         self.paste = aug.spec.class_paste_setting(class_paste, class_paste_classes,
@@ -232,7 +236,7 @@ class FolderPyDataset(keras.utils.PyDataset):
         if self.mode == "crop":
             return aug.augment(image, label, (self.seed, position), crop_size=self.crop_size,
                                ignore_label=self.ignore_label, scale=self.scale, flip=self.flip,
-                               jitter=self.jitter, gamma=self.gamma,
+                               jitter=self.jitter, gamma=self.gamma, grayscale=self.grayscale,
                                class_uniform=self.class_uniform)
         return aug.center_crop(image, label, height, width, self.ignore_label)
 
@@ -285,9 +289,9 @@ def make_pydataset(
         shuffle_buffer: Ignored (full shuffle).
         **kwargs: The keyword arguments of :class:`FolderPyDataset` (``source``, ``mode``,
             ``batch_size``, ``crop_size``, ``training``, ``ignore_label``, ``seed``, ``scale``,
-            ``flip``, ``jitter``, ``gamma``, ``class_uniform``, ``color_target``, ``cache``,
-            ``validate``, ``workers``, ``use_multiprocessing``, ``max_queue_size``); an unknown
-            one is a ``TypeError`` naming it.
+            ``flip``, ``jitter``, ``gamma``, ``grayscale``, ``class_uniform``,
+            ``color_target``, ``cache``, ``validate``, ``workers``, ``use_multiprocessing``,
+            ``max_queue_size``); an unknown one is a ``TypeError`` naming it.
 
     Returns:
         A ``keras.utils.PyDataset`` of ``(images uint8 (B, h, w, 3), labels int32 (B, h, w))``.

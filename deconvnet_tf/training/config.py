@@ -95,6 +95,11 @@ class TrainConfig:
             log(1 + t))`` (``t = 0.5``: ``g`` in ``[0.67, 1.5]``), after the colour jitter; 0
             (the default) turns it off. A non-linear change of exposure that the affine jitter
             and the test-time colour normalisation do not cover.
+        grayscale_prob: Probability that a ``"crop"`` training crop becomes greyscale: its
+            luma ``0.2989 R + 0.5870 G + 0.1140 B`` (the weights of
+            ``tf.image.rgb_to_grayscale``) in all three channels, after the colour jitter and
+            the tone curve; a number in ``[0, 1]``, 0 (the default) turns it off. For test
+            sets with grey images (Weizmann Horse) that a colour-trained model has not seen.
         class_uniform_crops: Probability that a ``"crop"`` training crop is placed around a
             pixel drawn class-uniformly (a class present in the rescaled label picked with
             equal chance, then one of its pixels; the crop window uniform among those holding
@@ -202,6 +207,7 @@ class TrainConfig:
     scale_range: list[float] = field(default_factory=lambda: [0.75, 1.25])
     color_jitter: float = 0.2
     gamma_jitter: float = 0.0
+    grayscale_prob: float = 0.0
     class_uniform_crops: float = 0.0
     class_paste: float = 0.0
     class_paste_classes: list[int] | None = None
@@ -288,7 +294,7 @@ class TrainConfig:
                 fail("input_mode", f"{self.input_mode} need a file-based dataset (data), not tfds")
             if self.color_norm:
                 fail("color_norm", f"applies to input_mode crop or whole, not {self.input_mode}")
-            for name in ("gamma_jitter", "class_uniform_crops", "class_paste"):
+            for name in ("gamma_jitter", "grayscale_prob", "class_uniform_crops", "class_paste"):
                 if getattr(self, name):
                     fail(name, f"applies to input_mode crop, not {self.input_mode}")
             if max(int(v) for v in self.crop_size) > self.window_size:
@@ -438,8 +444,8 @@ def _apply_legacy_stage(config: TrainConfig, value: Any, source: str) -> None:
 
 def _check_augmentation(config, fail) -> None:
     """The strengths of the training augmentation (``scale_range``, ``color_jitter``,
-    ``gamma_jitter``, ``class_uniform_crops``, ``class_paste``, ``class_paste_classes``);
-    ``fail(name, message)`` raises."""
+    ``gamma_jitter``, ``grayscale_prob``, ``class_uniform_crops``, ``class_paste``,
+    ``class_paste_classes``); ``fail(name, message)`` raises."""
     if len(config.scale_range) != 2 or not 0 < config.scale_range[0] <= config.scale_range[1]:
         fail("scale_range", f"must be [min, max] with 0 < min <= max, got {config.scale_range!r}")
     if not 0 <= config.color_jitter < 1:
@@ -448,7 +454,7 @@ def _check_augmentation(config, fail) -> None:
     if not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
             and 0 <= gamma <= MAX_GAMMA_STRENGTH):
         fail("gamma_jitter", f"must be a number in [0, {MAX_GAMMA_STRENGTH:g}], got {gamma!r}")
-    for name in ("class_uniform_crops", "class_paste"):
+    for name in ("grayscale_prob", "class_uniform_crops", "class_paste"):
         share = getattr(config, name)
         if not (isinstance(share, (int, float)) and not isinstance(share, bool)
                 and 0 <= share <= 1):

@@ -673,7 +673,8 @@ def _inputs(config: TrainConfig, strategy) -> _Inputs:
                          ignore_label=ignore, seed=config.seed, deterministic=config.deterministic,
                          color_target=color_target)
     augmentation = dict(scale=tuple(config.scale_range), jitter=config.color_jitter,
-                        gamma=config.gamma_jitter, class_uniform=config.class_uniform_crops,
+                        gamma=config.gamma_jitter, grayscale=config.grayscale_prob,
+                        class_uniform=config.class_uniform_crops,
                         class_paste=config.class_paste, class_paste_classes=paste_classes)
     records = windows = None
     window_stage = WINDOW_STAGES.get(config.input_mode)  # the paper's stage of window inputs

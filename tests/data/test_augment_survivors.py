@@ -170,11 +170,13 @@ def test_tf_draw_params_defaults_and_flip_off():
     assert np.asarray(sizes).tolist() == [params.height, params.width, 0, 0, 1]
     np.testing.assert_array_equal(
         np.asarray(colours),
-        np.float32([params.brightness, params.contrast, params.saturation, 1.0]))
+        np.float32([params.brightness, params.contrast, params.saturation, 1.0, 0.0]))
     sizes, _ = augment.draw_params(_tf_key(FLIP_KEY), image, crop_size=(4, 5), flip=False)
     assert np.asarray(sizes)[4] == 0
     _, colours = augment.draw_params(_tf_key(FLIP_KEY), image, crop_size=(4, 5), gamma=0.5)
     assert np.asarray(colours)[3] == np.float32(spec.gamma_factor(FLIP_KEY, 0.5))
+    _, colours = augment.draw_params(_tf_key(FLIP_KEY), image, crop_size=(4, 5), grayscale=1.0)
+    assert np.asarray(colours)[4] == 1.0
 
 
 @requires_tf
@@ -194,7 +196,7 @@ def test_tf_static_shapes_in_graph_mode():
                 for t in tf.nest.flatten(out)]
 
     assert shapes(lambda s, i: augment.draw_params(s, i, crop_size=(4, 5)),
-                  key_spec, image_spec) == [[5], [4]]
+                  key_spec, image_spec) == [[5], [5]]
     assert shapes(augment.color_jitter, image_spec, key_spec) == [[6, 7, 3]]
     assert shapes(augment.random_flip, image_spec, label_spec, key_spec) == [[6, 7, 3], [6, 7]]
     assert shapes(augment.random_scale, image_spec, label_spec, key_spec) == [

@@ -56,6 +56,12 @@ def test_augmentation_fields_parse_as_floats_and_default_to_the_old_augmentation
         ("gamma_jitter=true", "gamma_jitter"),
         ('gamma_jitter="0.5"', "gamma_jitter"),
         ("gamma_jitter=NaN", "'gamma_jitter'"),
+        ("grayscale_prob=-0.1", r"'grayscale_prob'.*probability in \[0, 1\]"),
+        ("grayscale_prob=1.5", r"'grayscale_prob'.*probability in \[0, 1\]"),
+        ("grayscale_prob=true", "grayscale_prob"),
+        ('grayscale_prob="0.2"', "grayscale_prob"),
+        ("grayscale_prob=NaN", "'grayscale_prob'.*finite number"),
+        ("grayscale_prob=Infinity", "'grayscale_prob'.*finite number"),
         ("class_uniform_crops=-0.1", "'class_uniform_crops'"),
         ("class_uniform_crops=1.5", "'class_uniform_crops'"),
         ("class_uniform_crops=true", "class_uniform_crops"),
@@ -187,8 +193,8 @@ def test_a_run_folder_of_an_older_version_resumes_under_the_new_names(tmp_path):
         check_settings(state, TrainConfig(output=str(tmp_path), data="d"))
 
 
-@pytest.mark.parametrize("field, value", [("gamma_jitter", 0.5), ("class_uniform_crops", 1.0),
-                                          ("class_paste", 0.5)])
+@pytest.mark.parametrize("field, value", [("gamma_jitter", 0.5), ("grayscale_prob", 0.2),
+                                          ("class_uniform_crops", 1.0), ("class_paste", 0.5)])
 def test_crop_augmentation_fields_are_off_by_default_and_only_for_crop_training(field, value):
     assert getattr(TrainConfig(), field) == 0.0
     assert getattr(TrainConfig().with_overrides([f"{field}={value:g}"]), field) == value
@@ -197,6 +203,18 @@ def test_crop_augmentation_fields_are_off_by_default_and_only_for_crop_training(
         with pytest.raises(ConfigError, match=f"'{field}'.*applies to input_mode crop"):
             TrainConfig(data="d").with_overrides([f"input_mode={mode}", *extra,
                                                   f"{field}={value:g}"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (-0.1, r"probability in \[0, 1\], got -0.1"), (1.5, r"probability in \[0, 1\], got 1.5"),
+    (float("nan"), "finite number, got nan"), (float("inf"), "finite number, got inf"),
+    (True, "expected a number, got True"), ("0.2", "expected a number, got '0.2'")])
+def test_grayscale_prob_is_a_probability(bad, message):
+    """A number in [0, 1] (an integral one becomes a float); anything else names the field."""
+    assert TrainConfig(grayscale_prob=1).grayscale_prob == 1.0
+    assert isinstance(TrainConfig(grayscale_prob=1).grayscale_prob, float)
+    with pytest.raises(ConfigError, match=f"config field 'grayscale_prob': .*{message}"):
+        TrainConfig(grayscale_prob=bad)
 
 
 def test_class_paste_classes_default_to_the_rare_ones_and_take_a_list():

@@ -305,13 +305,13 @@ def test_augmentation_fields_reach_the_training_pipeline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "make_pipeline", recording)
     config = tiny_config(tmp_path, epochs=1, steps_per_epoch=1, scale_range=[0.5, 2.0],
-                         color_jitter=0.0, gamma_jitter=0.5, class_uniform_crops=0.25,
-                         class_paste=0.5)
+                         color_jitter=0.0, gamma_jitter=0.5, grayscale_prob=0.2,
+                         class_uniform_crops=0.25, class_paste=0.5)
     train(config, verbose=0)
     training_calls = [c for c in calls if c.get("training")]
     assert training_calls, "the training pipeline was not built with make_pipeline"
     assert all(c["scale"] == (0.5, 2.0) and c["jitter"] == 0.0 and c["gamma"] == 0.5
-               and c["class_uniform"] == 0.25 and c["class_paste"] == 0.5
+               and c["grayscale"] == 0.2 and c["class_uniform"] == 0.25 and c["class_paste"] == 0.5
                for c in training_calls)
     # class_paste_classes null: the classes rarer than the median of the training split
     from deconvnet_tf.training.losses import rare_classes
