@@ -44,14 +44,14 @@ _CAMVID_COLOURS = [[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128]
 REGISTRY: dict[str, dict[str, Any]] = {
     "camvid_compact": {
         "file": "camvid_compact.keras",
-        "sha256": "57d60cbef1025b4a45fee19f8d0d02b9142a6bd0270843b6eac5253adeca86c7",
+        "sha256": "a36068adb7a52dcd60ab08f4307092fbc25eb27460e982905b2e5d0f964d068f",
         "card": "camvid_compact.md",
         "url": None,
         # int8 only: the fp32 LiteRT file does not fit the size budget of saved_models/
         # (deconvnet-export --model camvid_compact writes it; resolve_tflite says so)
         "tflite": {
             "int8": ["camvid_compact_int8.tflite",
-                     "77994fe166e4db2f8ab513fe578ba36980a44da04621000abcac743761f81b7a"],
+                     "0d0d51f08d2113222271cbbf8fe808b96f29488dacc3ba982a83c3d7f2985586"],
         },
         "description": "CamVid 11 classes, EDeconvNet: deconvnet_efficientnet_lite0 + "
                        "fcn8s_efficientnet_lite0 (ImageNet EfficientNet-Lite0 encoders), the "

@@ -48,6 +48,17 @@ def test_recipe_reproduces_the_shipped_models_card_command(name):
     card = card_command(name)
     if "--recipe" in card:  # the card names the recipe itself (camvid_compact since 2026-12-07)
         assert card[card.index("--recipe") + 1] == name
+        # and the shipped runs were trained as the recipe says (the card's resolved configs,
+        # written by tools/ship_model.py from each run's config.json)
+        text = (ROOT / "saved_models" / f"{name}.md").read_text()
+        resolved = re.findall(r"^Resolved config[^:]*: encoder weights `([^`]+)`, frozen blocks "
+                              r"(\d+), (\d+) epochs, batch (\d+), crops \[(\d+), (\d+)\]", text,
+                              re.M)
+        assert resolved, f"{name}'s card has no resolved config"
+        for weights, frozen, epochs, batch, *crop in resolved:
+            assert (weights, int(frozen), int(epochs), int(batch), [int(c) for c in crop]) == (
+                from_recipe["encoder_weights"], from_recipe["frozen_blocks"],
+                from_recipe["epochs"], from_recipe["batch_size"], from_recipe["crop_size"])
     else:  # the expanded command the model was trained with, in bfloat16
         assert from_card["mixed_precision"] is True
 
