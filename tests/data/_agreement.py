@@ -10,6 +10,15 @@ IGNORE = 255
 KEYS = [(0, 0), (0, 1), (3, 1000), (12345, 42), (-1, 5), (2**40, 2**33)]
 
 
+def random_pair(height: int = 23, width: int = 31, seed: int = 0, num_classes: int = 11):
+    """A random uint8 ``(height, width, 3)`` image and ``(height, width)`` label with classes
+    ``0 .. num_classes - 1`` (an odd default size, so that crops and resizes round)."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3)).astype(np.uint8)
+    label = rng.integers(0, num_classes, (height, width)).astype(np.uint8)
+    return image, label
+
+
 def executors_worst_difference(make_pair, keys, cases, options) -> int:
     """For every key and ``((height, width), crop)`` case, the labels of both executors are
     identical; returns the largest image difference in grey levels."""

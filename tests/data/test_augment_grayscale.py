@@ -17,13 +17,7 @@ from deconvnet_tf.data import augment_spec as spec
 from tests.conftest import requires_tf
 from tests.data._agreement import (IGNORE, KEYS, assert_pipelines_refuse,
                                    executors_worst_difference, pipelines_agree)
-
-
-def _pair(height=23, width=31, seed=0):
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, (height, width, 3)).astype(np.uint8)
-    label = rng.integers(0, 11, (height, width)).astype(np.uint8)
-    return image, label
+from tests.data._agreement import random_pair as _pair
 
 
 def _luma(image):
