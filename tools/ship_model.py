@@ -54,6 +54,8 @@ def _confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore) ->
 
 #: The LiteRT variants a ship can write (``--litert``; ``"none"``: fp32).
 LITERT = ("none", "int8")
+# the key suffix of the agreement with the Keras model run at the working size alone
+AT_WORKING_SIZE = "(Keras at the working size)"
 
 
 def litert_path(out: Path, name: str, quantize: str) -> Path:
@@ -111,7 +113,10 @@ def measure(model, tflite: dict, data: Path, split: str, *,
     """``(reports, agreement)``: the Keras model's report on ``split`` and those of its LiteRT
     files (``tflite``: ``{"none": path, "int8": path}`` or one of them, run with their
     sidecar's settings, or with ``flip`` / ``color_target`` when given), with the share of
-    their labels equal to the Keras model's."""
+    their labels equal to the Keras model's. A model with test-time scales other than the
+    working size alone (which the LiteRT files do not run) also gets the share equal to the
+    Keras model at the working size, under ``f"{label} {AT_WORKING_SIZE}"``: the conversion's
+    own effect, without the scales'."""
     from deconvnet_tf.data.sources import load_record, open_source
     from deconvnet_tf.evaluation.evaluate import evaluate, predict_native
     from deconvnet_tf.evaluation.metrics import report_from_confusion
@@ -121,21 +126,26 @@ def measure(model, tflite: dict, data: Path, split: str, *,
     info = source.info
     reports = {"Keras (.keras)": evaluate(model, source=source, split=split, progress=False)}
     agreement = {}
+    scaled = tuple(getattr(model, "test_time_scales", None) or (1.0,)) != (1.0,)
     for key, label_name in (("none", "LiteRT fp32"), ("int8", "LiteRT int8")):
         if key not in tflite:
             continue
         segmenter = LiteSegmenter(tflite[key], threads=2, flip=flip, color_target=color_target)
         confusion = np.zeros((info.num_classes,) * 2, np.int64)
-        same = total = 0
+        same = same_working = total = 0
         for record in source.records(split):
             image, label = load_record(record)
             pred, _ = segmenter.predict(image)
-            keras_pred = predict_native(model, image).argmax(-1)
-            same += int((pred == keras_pred).sum())
+            same += int((pred == predict_native(model, image).argmax(-1)).sum())
+            if scaled:
+                working = predict_native(model, image, scales=(1.0,)).argmax(-1)
+                same_working += int((pred == working).sum())
             total += pred.size
             confusion += _confusion(pred, label, info.num_classes, info.ignore_label)
         reports[label_name] = report_from_confusion(confusion, info.class_names)
         agreement[label_name] = same / total
+        if scaled:
+            agreement[f"{label_name} {AT_WORKING_SIZE}"] = same_working / total
     return reports, agreement
 
 
@@ -174,13 +184,21 @@ def _resolved_config(config: dict, run_target, minutes: float, label: str = "") 
 
 
 def _metrics_table(reports: dict, agreement: dict) -> list[str]:
-    lines = ["| model file | mean IoU | pixel acc. | class-avg acc. | labels equal to Keras |",
-             "|---|---:|---:|---:|---:|"]
+    """The card's metrics table; with a column of the agreement with Keras at the working
+    size when :func:`measure` gave one (a model with test-time scales)."""
+    working = any(k.endswith(AT_WORKING_SIZE) for k in agreement)
+    lines = ["| model file | mean IoU | pixel acc. | class-avg acc. | labels equal to Keras |"
+             + (" labels equal to Keras at the working size |" if working else ""),
+             "|---|---:|---:|---:|---:|" + ("---:|" if working else "")]
+
+    def cell(agree) -> str:
+        return "-" if agree is None else f"{100 * agree:.2f}%"
+
     for key, report in reports.items():
-        agree = agreement.get(key)
         lines.append(f"| {key} | {100 * report.mean_iou:.1f} | {100 * report.pixel_accuracy:.1f} "
-                     f"| {100 * report.mean_class_accuracy:.1f} | "
-                     f"{'-' if agree is None else f'{100 * agree:.2f}%'} |")
+                     f"| {100 * report.mean_class_accuracy:.1f} | {cell(agreement.get(key))} |"
+                     + (f" {cell(agreement.get(f'{key} {AT_WORKING_SIZE}'))} |" if working
+                        else ""))
     return lines
 
 
@@ -290,8 +308,9 @@ def update_settings(name: str, out: Path, data: Path, *, split: str = "val",
             (true / false), ``color_target`` (``{"mean": [r, g, b], "std": [r, g, b]}`` or
             ``None``), ``largest_component`` (class names; ``[]``: none),
             ``test_time_scales`` (multiples of the working size, e.g. ``(1.0, 1.5)``; the Keras
-            runtime only: the LiteRT files keep running the working size, and the card's
-            agreement column shows what that changes).
+            runtime only: the LiteRT files keep running the working size; the card's
+            agreement columns show what that changes, and the LiteRT files' agreement with
+            the Keras model at the working size).
 
     Raises:
         FileNotFoundError: a shipped file of ``name`` is missing.

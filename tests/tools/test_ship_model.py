@@ -61,6 +61,7 @@ def test_ship_writes_a_segmenter_litert_files_and_a_card_with_the_dev_score(run_
     card = (out / "toy.md").read_text()
     assert "Default post-processing in `deconvnet-predict`: the dense CRF" in card
     assert "Test-time flip: on" in card and "Test-time scales" not in card
+    assert "at the working size" not in card  # no scales: one agreement column
     dev_log = (dev / "log.csv").read_text().strip().splitlines()[-1].split(",")
     assert f"{100 * float(dev_log[-1]):.1f} mean IoU" in card
     assert "trained on `train[-0/3]`, scored on `train[0/3]`" in card
@@ -148,6 +149,12 @@ def test_update_settings_changes_the_flip_of_a_shipped_model_without_retraining(
         np.testing.assert_array_equal(a, b)
     card = (out / "toy.md").read_text()
     assert "`test_time_scales` 1, 1.5. fold E" in card
+    # the LiteRT files run the working size: the new section also shows their agreement with
+    # Keras there, the conversion's own effect (fp32: as good as exact)
+    section = card.split("## Settings changed after training")[-1]
+    assert "labels equal to Keras at the working size |" in section
+    fp32_row = next(line for line in section.splitlines() if line.startswith("| LiteRT fp32 |"))
+    assert float(fp32_row.rstrip(" |").rsplit("|", 1)[-1].strip(" %")) >= 99.9, fp32_row
     assert card.count("Current settings (since ") == 1 and "Test-time scales: 1, 1.5" in card
     assert "Default post-processing in `deconvnet-predict`:" not in card
     # --refresh-card: the paragraph from the .keras file alone; an up-to-date card is kept
@@ -310,3 +317,20 @@ def test_ship_an_ensemble_of_two_runs_with_float16_weights(run_and_data, tmp_pat
     assert "min wall in all (2 runs, one after the other)" in card
     assert "| LiteRT int8 |" in card
     assert "Test-time scales: 1, 1.5 of the working size" in card
+
+
+def test_the_metrics_table_has_a_working_size_column_only_when_measured():
+    """A model with test-time scales gets a second agreement column (the LiteRT files run the
+    working size alone); the Keras row has none of either."""
+    from types import SimpleNamespace
+
+    report = SimpleNamespace(mean_iou=0.5, pixel_accuracy=0.9, mean_class_accuracy=0.6)
+    reports = {"Keras (.keras)": report, "LiteRT int8": report}
+    plain = ship_model._metrics_table(reports, {"LiteRT int8": 0.97391})
+    assert plain[0].count("labels equal") == 1 and plain[1].count("---:") == 4
+    assert plain[2].endswith("| - |") and plain[3].endswith("| 97.39% |")
+    both = ship_model._metrics_table(reports, {
+        "LiteRT int8": 0.97391, f"LiteRT int8 {ship_model.AT_WORKING_SIZE}": 0.99254})
+    assert both[0].endswith("| labels equal to Keras at the working size |")
+    assert both[1].count("---:") == 5
+    assert both[2].endswith("| - | - |") and both[3].endswith("| 97.39% | 99.25% |")
