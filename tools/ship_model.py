@@ -166,6 +166,12 @@ def _ensemble(model, runs: list[Path]):
     return deconvnet_tf.Segmenter(EnsembleNetwork([model.network, *others]), **config)
 
 
+# training settings that are off by default: on the card only when a run set them
+_AUGMENT_EXTRAS = (("gamma_jitter", "tone-curve jitter"), ("grayscale_prob", "greyscale crops p"),
+                   ("class_uniform_crops", "class-uniform crops p"),
+                   ("class_paste", "class paste p"))
+
+
 def _resolved_config(config: dict, run_target, minutes: float, label: str = "") -> str:
     """The card's sentence on one run's resolved config and training time."""
     label = f" {label}" if label else ""
@@ -176,6 +182,8 @@ def _resolved_config(config: dict, run_target, minutes: float, label: str = "") 
             f"{config.get('class_weighting')}, scale range "
             f"{config.get('scale_range', [0.75, 1.25])}, colour jitter "
             f"{config.get('color_jitter', 0.2)}"
+            + "".join(f", {text} {config[key]}" for key, text in _AUGMENT_EXTRAS
+                      if config.get(key))
             + (", colour normalisation of every image to the training split's statistics "
                f"(mean {run_target['mean']}, std {run_target['std']}; the model's "
                "`color_target`, applied by every runtime)" if run_target else "")

@@ -334,3 +334,13 @@ def test_the_metrics_table_has_a_working_size_column_only_when_measured():
     assert both[0].endswith("| labels equal to Keras at the working size |")
     assert both[1].count("---:") == 5
     assert both[2].endswith("| - | - |") and both[3].endswith("| 97.39% | 99.25% |")
+
+
+def test_the_resolved_config_names_augmentation_that_is_off_by_default_only_when_set():
+    config = {"encoder_weights": "hed", "frozen_blocks": 2, "epochs": 40, "batch_size": 8,
+              "crop_size": [224, 224], "grayscale_prob": 0.0, "gamma_jitter": 0.0}
+    plain = ship_model._resolved_config(config, None, 61.3)
+    assert "colour jitter 0.2. Training took 61.3 min wall" in plain and "greyscale" not in plain
+    grey = ship_model._resolved_config({**config, "grayscale_prob": 0.2}, None, 61.3)
+    assert "colour jitter 0.2, greyscale crops p 0.2. Training took" in grey
+    assert "tone-curve" not in grey
