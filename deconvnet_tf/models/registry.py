@@ -75,24 +75,25 @@ REGISTRY: dict[str, dict[str, Any]] = {
     },
     "horse_compact": {
         "file": "horse_compact.keras",
-        "sha256": "b5c1a231b01633ed3ab5a34cffa78219e3e41ed0e0821e43af329d9f4a235f2f",
+        "sha256": "614b35cbbbb66bdf4d1f1dd12fe8d8fb6522b90cb74dda0bd69a308e2666bd52",
         "card": "horse_compact.md",
         "url": None,
         "tflite": {
             "none": ["horse_compact.tflite",
-                     "5af57672d46efbbdf18b90d751b87ceffccdbc29206c01dfd406237562849519"],
+                     "87dca217b38a95f38739563e9217ca593975aff6f0869670752c7c117421828b"],
             "int8": ["horse_compact_int8.tflite",
-                     "8b3d1c2d78a1b49a9c3a5ecf666ed4d66015bda6194f33ffd6c5cc1b6eef283d"],
+                     "94907a8d5870ac41c5b8a2fdf81c035dd73164eb7b764cb4ad7fe847c768ca86"],
         },
         "description": "Weizmann Horse, binary, deconvnet_vgg16_compact, trained on 224x224 "
-                       "crops of native-resolution images of train + val (runs at native "
-                       "resolution)",
+                       "crops of native-resolution images of train + val, a fifth of them "
+                       "greyscale (runs at native resolution)",
         "metadata": {
             "image_size": None,
             "class_names": ["background", "horse"],
             "void_label": None,
             "palette": {"background": [0, 0, 0], "horse": [128, 0, 0]},
             "default_crf": True,
+            "test_time_flip": True,
         },
     },
 }
