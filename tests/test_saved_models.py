@@ -39,7 +39,8 @@ FIGURE = SAVED.parent / "docs" / "camvid_prediction.png"
 # 98.66%, 98.89%; the EfficientNet-Lite0 DeconvNet before that: 98.64%; the VGG16 one: 98.10%),
 # horse_compact 96.32% / 99.03%, 97.68% over both (the model shipped 2026-12-08, with test-time
 # flip; the one of 2026-12-04: 96.97% / 98.63%, 97.80%; the one before: 97.85% / 99.00%; CamVid
-# photos are not horse data; its card: 99.77% on the Horse val split). The bars leave ~0.5 points for runtime noise.
+# photos are not horse data; its card: 99.77% on the Horse val split). The bars leave ~0.5
+# points for runtime noise.
 INT8_AGREEMENT = {"camvid_compact": 0.975, "horse_compact": 0.973}
 
 

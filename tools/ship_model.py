@@ -127,18 +127,23 @@ def measure(model, tflite: dict, data: Path, split: str, *,
     reports = {"Keras (.keras)": evaluate(model, source=source, split=split, progress=False)}
     agreement = {}
     scaled = tuple(getattr(model, "test_time_scales", None) or (1.0,)) != (1.0,)
+    records = list(source.records(split)) if tflite else []
+    # the Keras labels once per image (as set, and at the working size), for every LiteRT file
+    keras_labels = [
+        (predict_native(model, image).argmax(-1),
+         predict_native(model, image, scales=(1.0,)).argmax(-1) if scaled else None)
+        for image, _ in map(load_record, records)]
     for key, label_name in (("none", "LiteRT fp32"), ("int8", "LiteRT int8")):
         if key not in tflite:
             continue
         segmenter = LiteSegmenter(tflite[key], threads=2, flip=flip, color_target=color_target)
         confusion = np.zeros((info.num_classes,) * 2, np.int64)
         same = same_working = total = 0
-        for record in source.records(split):
+        for record, (keras_pred, working) in zip(records, keras_labels):
             image, label = load_record(record)
             pred, _ = segmenter.predict(image)
-            same += int((pred == predict_native(model, image).argmax(-1)).sum())
+            same += int((pred == keras_pred).sum())
             if scaled:
-                working = predict_native(model, image, scales=(1.0,)).argmax(-1)
                 same_working += int((pred == working).sum())
             total += pred.size
             confusion += _confusion(pred, label, info.num_classes, info.ignore_label)
